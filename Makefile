@@ -1,0 +1,36 @@
+# dolphin: the two set-up commands are `make run` (main job, embedded default) and `make test`.
+SHELL := /bin/bash
+PYTHON ?= $(shell command -v python3.12 2>/dev/null || ls -d /root/.pyenv/versions/3.12.*/bin/python3.12 2>/dev/null | tail -n 1)
+VENV := .venv
+PY := $(VENV)/bin/python
+
+.PHONY: run test test-slow bench venv clean
+
+$(VENV)/.installed: requirements.lock pyproject.toml
+	@test -n "$(PYTHON)" || { echo "error: python3.12 not found (install it with pyenv: pyenv install 3.12)"; exit 1; }
+	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet -r requirements.lock
+	$(PY) -m pip install --quiet --no-deps --no-build-isolation -e . || $(PY) -m pip install --quiet --no-deps -e .
+	@touch $@
+
+venv: $(VENV)/.installed
+
+## The main job on the embedded default (no external services needed).
+run: venv
+	$(VENV)/bin/dolphin run
+
+## The test suite (starts and stops the services the tests need).
+test: venv
+	bash scripts/test.sh
+
+## Slow suites, kept out of `make test`.
+test-slow: venv
+	bash scripts/test.sh -m slow
+
+## All benchmarks; each writes bench/results/<area>.json.
+bench: venv
+	bash scripts/bench.sh
+
+clean:
+	rm -rf $(VENV) var

@@ -1,0 +1,238 @@
+"""One typed, frozen configuration tree for dolphin.
+
+Loading order: defaults in the structs below -> a TOML file -> environment overrides
+``DOLPHIN__SECTION__KEY=value`` (double underscore separates levels; the value is parsed
+as TOML so ``DOLPHIN__SCAN__WINDOWS=[50,150]`` works).
+
+Unknown keys and out-of-range values are rejected at load with a :class:`ConfigError`
+that names the key, the value and what is allowed. Secrets never live in the file: they
+come from the environment only (:class:`Secrets`) and are masked in every repr/str.
+
+Each plane defines its own ``XxxConfig`` struct next to its code and adds one field to
+:class:`DolphinConfig`.
+"""
+
+from __future__ import annotations
+
+import os
+import tomllib
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Annotated, Any, ClassVar, Literal, Mapping
+
+import msgspec
+
+__all__ = [
+    "ConfigError",
+    "ConfigStruct",
+    "DataConfig",
+    "DolphinConfig",
+    "NonNegFloat",
+    "NonNegInt",
+    "PosFloat",
+    "PosInt",
+    "Fraction",
+    "SecretStr",
+    "Secrets",
+    "load_config",
+]
+
+PosInt = Annotated[int, msgspec.Meta(gt=0)]
+NonNegInt = Annotated[int, msgspec.Meta(ge=0)]
+PosFloat = Annotated[float, msgspec.Meta(gt=0.0)]
+NonNegFloat = Annotated[float, msgspec.Meta(ge=0.0)]
+Fraction = Annotated[float, msgspec.Meta(ge=0.0, le=1.0)]
+
+ENV_PREFIX = "DOLPHIN__"
+
+
+class ConfigError(ValueError):
+    """Raised when configuration cannot be loaded; the message names key, value and rule."""
+
+
+class ConfigStruct(msgspec.Struct, kw_only=True, frozen=True, forbid_unknown_fields=True):
+    """Base for every config section: keyword-only, immutable, unknown keys rejected."""
+
+    def validate(self) -> None:  # pragma: no cover - overridden where cross-field rules exist
+        """Cross-field checks; raise ConfigError with key, value and rule."""
+
+
+class DataConfig(ConfigStruct):
+    """The market-data plane: catalog location, ingestion and alignment defaults."""
+
+    catalog_dir: str = "var/catalog"
+    quarantine_dir: str = "var/quarantine"
+    sample_dir: str = "data/sample"
+    shared_data_dir: str = "../shared/data"
+    # A gap is reported when consecutive bars are further apart than this many bar intervals.
+    gap_tolerance_bars: Annotated[float, msgspec.Meta(ge=1.0)] = 1.0
+    default_bar: Literal["5s", "1m", "5m"] = "1m"
+    # Rows per Parquet row group in the cold store.
+    row_group_size: Annotated[int, msgspec.Meta(ge=1024, le=16_777_216)] = 262_144
+
+
+class DolphinConfig(ConfigStruct):
+    """The root of the configuration tree."""
+
+    mode: Literal["backtest", "paper", "live"] = "paper"
+    data: DataConfig = DataConfig()
+
+    def validate(self) -> None:
+        for name in self.__struct_fields__:
+            section = getattr(self, name)
+            if isinstance(section, ConfigStruct):
+                section.validate()
+
+
+# --------------------------------------------------------------------------- secrets
+
+
+class SecretStr:
+    """A secret string: never shown by repr/str/format; read it with :meth:`reveal`."""
+
+    __slots__ = ("_value",)
+
+    def __init__(self, value: str) -> None:
+        self._value = value
+
+    def reveal(self) -> str:
+        return self._value
+
+    def __repr__(self) -> str:
+        return "SecretStr('***')" if self._value else "SecretStr('')"
+
+    def __str__(self) -> str:
+        return "***" if self._value else ""
+
+    def __format__(self, spec: str) -> str:
+        return str(self)
+
+    def __bool__(self) -> bool:
+        return bool(self._value)
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, SecretStr) and other._value == self._value
+
+    def __hash__(self) -> int:
+        return hash(("SecretStr", self._value))
+
+    def __reduce__(self) -> Any:  # refuse to pickle a secret into logs or files by accident
+        raise TypeError("SecretStr cannot be pickled")
+
+
+@dataclass(frozen=True, repr=False)
+class Secrets:
+    """Credentials, from the environment only (never from a file, never logged)."""
+
+    binance_api_key: SecretStr = SecretStr("")
+    binance_api_secret: SecretStr = SecretStr("")
+
+    ENV_NAMES: ClassVar[dict[str, str]] = {
+        "binance_api_key": "DOLPHIN_BINANCE_API_KEY",
+        "binance_api_secret": "DOLPHIN_BINANCE_API_SECRET",
+    }
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str] | None = None) -> "Secrets":
+        env = os.environ if environ is None else environ
+        return cls(**{field: SecretStr(env.get(var, "")) for field, var in cls.ENV_NAMES.items()})
+
+    def __repr__(self) -> str:
+        return "Secrets(" + ", ".join(f"{k}={getattr(self, k)!r}" for k in self.ENV_NAMES) + ")"
+
+
+# --------------------------------------------------------------------------- loading
+
+
+def _lookup(raw: Any, path: list[str | int]) -> Any:
+    node = raw
+    for part in path:
+        try:
+            node = node[part]
+        except (KeyError, IndexError, TypeError):
+            return "<missing>"
+    return node
+
+
+def _parse_msgspec_path(message: str) -> tuple[str, list[str | int]]:
+    # msgspec messages end with " - at `$.scan.windows[0]`".
+    marker = " - at `$"
+    if marker not in message:
+        return message, []
+    text, _, where = message.partition(marker)
+    where = where.rstrip("`")
+    parts: list[str | int] = []
+    for token in where.replace("]", "").split("."):
+        if not token:
+            continue
+        name, *indices = token.split("[")
+        if name:
+            parts.append(name)
+        parts.extend(int(i) for i in indices)
+    return text, parts
+
+
+def _env_overrides(environ: Mapping[str, str]) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for var in sorted(environ):
+        if not var.startswith(ENV_PREFIX):
+            continue
+        keys = [k.lower() for k in var[len(ENV_PREFIX) :].split("__")]
+        if not all(keys):
+            raise ConfigError(f"environment override {var}: empty key segment")
+        raw = environ[var]
+        try:
+            value = tomllib.loads(f"v = {raw}")["v"]
+        except tomllib.TOMLDecodeError:
+            value = raw  # a bare string
+        node = out
+        for key in keys[:-1]:
+            node = node.setdefault(key, {})
+            if not isinstance(node, dict):
+                raise ConfigError(f"environment override {var}: {key} is not a section")
+        node[keys[-1]] = value
+    return out
+
+
+def _deep_merge(base: dict[str, Any], extra: Mapping[str, Any]) -> dict[str, Any]:
+    merged = dict(base)
+    for key, value in extra.items():
+        if isinstance(value, Mapping) and isinstance(merged.get(key), dict):
+            merged[key] = _deep_merge(merged[key], value)
+        else:
+            merged[key] = value
+    return merged
+
+
+def load_config(
+    path: str | Path | None = None,
+    *,
+    environ: Mapping[str, str] | None = None,
+    overrides: Mapping[str, Any] | None = None,
+) -> DolphinConfig:
+    """Load the config tree: defaults <- TOML file <- environment <- explicit overrides."""
+    raw: dict[str, Any] = {}
+    if path is not None:
+        p = Path(path)
+        try:
+            raw = tomllib.loads(p.read_text(encoding="utf-8"))
+        except FileNotFoundError:
+            raise ConfigError(f"config file not found: {p}") from None
+        except tomllib.TOMLDecodeError as exc:
+            raise ConfigError(f"config file {p} is not valid TOML: {exc}") from None
+    raw = _deep_merge(raw, _env_overrides(os.environ if environ is None else environ))
+    if overrides:
+        raw = _deep_merge(raw, overrides)
+    try:
+        cfg = msgspec.convert(raw, DolphinConfig, strict=False)
+    except msgspec.ValidationError as exc:
+        text, where = _parse_msgspec_path(str(exc))
+        key = ".".join(str(p) for p in where) or "<root>"
+        if text.startswith("Object contains unknown field"):
+            bad = text.split("`")[1] if "`" in text else "?"
+            full = f"{key}.{bad}" if where else bad
+            raise ConfigError(f"unknown config key '{full}' (not allowed; check spelling)") from None
+        value = _lookup(raw, where)
+        raise ConfigError(f"config key '{key}' = {value!r} is not allowed: {text}") from None
+    cfg.validate()
+    return cfg
