@@ -4,7 +4,7 @@ PYTHON ?= $(shell command -v python3.12 2>/dev/null || ls -d /root/.pyenv/versio
 VENV := .venv
 PY := $(VENV)/bin/python
 
-.PHONY: run test test-slow bench venv clean
+.PHONY: run test test-slow bench venv sysdeps clean
 
 $(VENV)/.installed: requirements.lock pyproject.toml
 	@test -n "$(PYTHON)" || { echo "error: python3.12 not found (install it with pyenv: pyenv install 3.12)"; exit 1; }
@@ -20,12 +20,15 @@ venv: $(VENV)/.installed
 run: venv
 	$(VENV)/bin/dolphin run
 
+sysdeps:
+	bash scripts/sysdeps.sh
+
 ## The test suite (starts and stops the services the tests need).
-test: venv
+test: venv sysdeps
 	bash scripts/test.sh
 
 ## Slow suites, kept out of `make test`.
-test-slow: venv
+test-slow: venv sysdeps
 	bash scripts/test.sh -m slow
 
 ## All benchmarks; each writes bench/results/<area>.json.
