@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-__all__ = ["repo_root", "sample_data_dir", "shared_data_dir"]
+__all__ = ["console_width", "repo_root", "sample_data_dir", "shared_data_dir"]
 
 
 def repo_root() -> Path:
@@ -35,3 +35,10 @@ def shared_data_dir() -> Path:
             f"shared market data not found at {path} (set DOLPHIN_SHARED_DATA to its location)"
         )
     return path
+
+
+def console_width() -> int | None:
+    """Terminal width for rich output: the terminal's own, or 120 when not a terminal (CI, pipes)."""
+    import sys
+
+    return None if sys.stdout.isatty() else 120

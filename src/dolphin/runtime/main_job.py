@@ -1,10 +1,71 @@
-"""`dolphin run`: the main job on the embedded default."""
+"""`dolphin run`: the main job on the embedded default (no external services).
+
+Today it ingests the real sample data shipped in ``data/sample`` into the catalog (idempotent),
+exports the perpetual bars to a NautilusTrader catalog, prints what the catalog holds and
+writes a PNG overview. Later stages (scan, backtest, paper trading) are added here.
+"""
 
 from __future__ import annotations
 
 import argparse
+from pathlib import Path
+
+from rich.console import Console
+
+from dolphin.core.config import DolphinConfig
+from dolphin.core.paths import console_width, repo_root, sample_data_dir
+from dolphin.data.catalog import Catalog
+from dolphin.data.commands import catalog_summary_table, ingest_with_progress, print_ingest_summary
+
+__all__ = ["register", "run_main_job"]
+
+
+def _resolve(path: str) -> Path:
+    p = Path(path)
+    return p if p.is_absolute() else repo_root() / p
+
+
+def run_main_job(cfg: DolphinConfig, console: Console, *, out_dir: Path | None = None) -> int:
+    catalog = Catalog(_resolve(cfg.data.catalog_dir), row_group_size=cfg.data.row_group_size)
+    var = out_dir or _resolve("var")
+    sample = sample_data_dir()
+    if not sample.is_dir():
+        console.print(f"[red]sample data not found at {sample}")
+        return 2
+    console.rule("1/3 ingest the shipped sample (real Binance USDT-M data)")
+    reports = ingest_with_progress(
+        catalog, [p for p in sorted(sample.iterdir()) if p.is_dir() or p.name.endswith((".csv", ".csv.gz", ".zip"))],
+        _resolve(cfg.data.quarantine_dir), console, gap_tolerance_bars=cfg.data.gap_tolerance_bars,
+    )  # fmt: skip
+    if print_ingest_summary(reports, console):
+        return 1
+    console.rule("2/3 catalog")
+    console.print(catalog_summary_table(catalog))
+    from dolphin.data.plots import plot_catalog
+
+    png = plot_catalog(catalog, var / "reports" / "catalog.png")
+    console.print(f"overview plot: {png}")
+    console.rule("3/3 NautilusTrader catalog (bars of the perpetuals)")
+    from dolphin.data.nautilus import export_stream
+
+    nautilus_dir = var / "nautilus"
+    venue = "BINANCE_USDM"
+    changed = sum(r.rows_written for r in reports)
+    if changed or not (nautilus_dir / "data" / "bar").is_dir():
+        n_objs = 0
+        for ds in [d for d in catalog.datasets() if d.startswith("bars_")]:
+            for sym in catalog.symbols(ds, venue):
+                n_objs += export_stream(catalog, nautilus_dir, ds, venue, sym)[1]
+        console.print(f"wrote {n_objs:,} bars to the NautilusTrader catalog at {nautilus_dir}")
+    else:
+        console.print(f"NautilusTrader catalog at {nautilus_dir} is up to date (nothing new ingested)")
+    return 0
+
+
+def _cmd_run(cfg: DolphinConfig, args: argparse.Namespace) -> int:
+    return run_main_job(cfg, Console(width=console_width()))
 
 
 def register(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser("run", help="the main job on the embedded default")
-    p.set_defaults(func=lambda cfg, args: print("dolphin run: nothing wired yet"))
+    p = sub.add_parser("run", help="the main job on the embedded default (ingest sample, catalog, ...)")
+    p.set_defaults(func=_cmd_run)

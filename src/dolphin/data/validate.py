@@ -1,0 +1,211 @@
+"""Row validation rules. Each failing row goes to the rejects with its reason code.
+
+Reason codes (parse stage, :mod:`dolphin.data.parse`):
+  ``column_count``, ``empty_line``, ``unparseable``, ``unparseable_timestamp``, ``nan_or_inf``
+Reason codes (this module, applied in this order, first failing rule wins):
+  ``non_positive_price``  a price field <= 0
+  ``negative_volume``     a size/volume field < 0
+  ``inconsistent_ohlc``   high below open/close/low, or low above open/close
+  ``crossed_book``        quote with bid >= ask; snapshot bid level at or above the best ask
+  ``misaligned_bar``      bar open time not on the bar-size grid
+  ``duplicate``           the same key again with identical values (first occurrence kept)
+  ``duplicate_conflict``  the same key again with different values (first occurrence kept)
+  ``out_of_order``        timestamp (or update id for depth) earlier than an accepted row before it
+
+Gaps are not row faults: they are reported (:class:`Gap`) and the rows are kept. For bars a
+gap is a step between consecutive accepted bars larger than ``gap_tolerance_bars`` bar sizes;
+for depth it is a break in the update-id chain (``pu`` for USDT-M, ``U == u_prev + 1`` for spot).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from dolphin.data.parse import Rejects
+from dolphin.data.schema import PRICE_FIELDS, SIZE_FIELDS
+
+__all__ = ["Gap", "REASONS", "validate_table", "key_columns"]
+
+REASONS = (
+    "column_count", "empty_line", "unparseable", "unparseable_timestamp", "nan_or_inf",
+    "non_positive_price", "negative_volume", "inconsistent_ohlc", "crossed_book", "misaligned_bar",
+    "duplicate", "duplicate_conflict", "out_of_order",
+)  # fmt: skip
+
+
+@dataclass(frozen=True)
+class Gap:
+    """A hole in a series: no data strictly between ``after_ns`` and ``before_ns``."""
+
+    after_ns: int
+    before_ns: int
+    missing: int  # bars missing (bars), or update ids skipped (depth)
+
+
+def key_columns(kind: str) -> tuple[str, ...]:
+    """The columns that identify a row (two rows with equal keys are duplicates)."""
+    return {
+        "bars": ("ts_ns",),
+        "trades": ("trade_id",),
+        "depth": ("last_update_id", "is_snapshot", "is_bid", "price"),
+        "quotes": ("ts_ns", "bid", "ask", "bid_size", "ask_size"),
+        "funding": ("ts_ns",),
+        "series": ("ts_ns",),
+    }[kind]
+
+
+def _np(col: pa.ChunkedArray | pa.Array) -> np.ndarray:
+    return col.to_numpy(zero_copy_only=False) if isinstance(col, pa.Array) else col.to_numpy()
+
+
+def _bool(arr) -> np.ndarray:
+    return np.asarray(pc.fill_null(arr, False).to_numpy(zero_copy_only=False), dtype=bool)
+
+
+def _raw(table: pa.Table, idx: np.ndarray) -> list[str]:
+    sub = table.take(pa.array(idx)).drop_columns(["_line"])
+    cols = [sub.column(i).to_pylist() for i in range(sub.num_columns)]
+    return [",".join("" if v is None else str(v) for v in vals) for vals in zip(*cols)]
+
+
+def validate_table(
+    table: pa.Table,
+    kind: str,
+    rejects: Rejects,
+    *,
+    bar_ns: int | None = None,
+    gap_tolerance_bars: float = 1.0,
+) -> tuple[pa.Table, list[Gap]]:
+    """Apply the rules to a typed table (with ``_line``); returns the accepted rows and the gaps."""
+    n = table.num_rows
+    keep = np.ones(n, dtype=bool)
+    lines = _np(table.column("_line"))
+
+    def reject(mask: np.ndarray, reason: str, detail) -> None:
+        idx = np.flatnonzero(mask & keep)
+        if len(idx):
+            rejects.add(lines[idx], reason, [detail(int(i)) for i in idx], _raw(table, idx))
+            keep[idx] = False
+
+    def val(name: str):
+        return lambda i: f"{name}={table.column(name)[i].as_py()}"
+
+    for name in PRICE_FIELDS[kind]:
+        reject(_bool(pc.less_equal(table.column(name), 0)), "non_positive_price", val(name))
+    for name in SIZE_FIELDS[kind]:
+        reject(_bool(pc.less(table.column(name), 0)), "negative_volume", val(name))
+
+    if kind == "bars":
+        o, h, lo, c = (table.column(x) for x in ("open", "high", "low", "close"))
+        bad = _bool(pc.or_(pc.less(h, pc.max_element_wise(o, c, lo)), pc.greater(lo, pc.min_element_wise(o, c))))
+        reject(bad, "inconsistent_ohlc", lambda i: f"o/h/l/c={o[i].as_py()}/{h[i].as_py()}/{lo[i].as_py()}/{c[i].as_py()}")
+    elif kind == "quotes":
+        bad = _bool(pc.greater_equal(table.column("bid"), table.column("ask")))
+        reject(bad, "crossed_book", lambda i: f"bid={table.column('bid')[i].as_py()} >= ask={table.column('ask')[i].as_py()}")
+    elif kind == "depth" and n:
+        _crossed_snapshots(table, keep, reject)
+
+    ts = _np(table.column("ts_ns")).astype(np.int64)
+    if kind == "bars" and bar_ns:
+        reject(ts % bar_ns != 0, "misaligned_bar", lambda i: f"ts_ns={ts[i]} not a multiple of {bar_ns}")
+
+    _duplicates(table, kind, keep, reject)
+
+    # Out of order: earlier than the running maximum of the accepted rows before it.
+    order_key = ts if kind != "depth" else _np(table.column("last_update_id")).astype(np.int64)
+    idx = np.flatnonzero(keep)
+    if len(idx) > 1:
+        k = order_key[idx]
+        runmax = np.maximum.accumulate(k)
+        late = np.zeros(n, dtype=bool)
+        late[idx[1:]] = k[1:] < runmax[:-1]
+        reject(late, "out_of_order", lambda i: f"key={order_key[i]} after a later row")
+
+    accepted = table.filter(pa.array(keep))
+    gaps: list[Gap] = []
+    if kind == "bars" and bar_ns and accepted.num_rows > 1:
+        t = _np(accepted.column("ts_ns")).astype(np.int64)
+        step = np.diff(t)
+        where = np.flatnonzero(step > bar_ns * gap_tolerance_bars)
+        gaps = [Gap(int(t[i]), int(t[i + 1]), int(step[i] // bar_ns) - 1) for i in where]
+    elif kind == "depth" and accepted.num_rows > 1:
+        gaps = _depth_chain_gaps(accepted)
+    return accepted, gaps
+
+
+def _crossed_snapshots(table: pa.Table, keep: np.ndarray, reject) -> None:
+    snap = _bool(table.column("is_snapshot"))
+    if not snap.any():
+        return
+    ids = _np(table.column("last_update_id")).astype(np.int64)
+    is_bid = _bool(table.column("is_bid"))
+    price = _np(pc.cast(table.column("price"), pa.float64()))
+    qty = _np(pc.cast(table.column("quantity"), pa.float64()))
+    crossed = np.zeros(len(ids), dtype=bool)
+    for sid in np.unique(ids[snap]):
+        m = snap & (ids == sid) & (qty > 0) & keep
+        asks = price[m & ~is_bid]
+        if len(asks):
+            crossed |= m & is_bid & (price >= asks.min())
+    reject(crossed, "crossed_book", lambda i: f"snapshot {ids[i]} bid {price[i]} >= best ask")
+
+
+def _duplicates(table: pa.Table, kind: str, keep: np.ndarray, reject) -> None:
+    idx = np.flatnonzero(keep)
+    if len(idx) < 2:
+        return
+    keys = key_columns(kind)
+    sub = table.take(pa.array(idx))
+    cols = [_np(pc.cast(sub.column(k), pa.string()) if pa.types.is_decimal(sub.schema.field(k).type) else sub.column(k)) for k in keys]
+    if len(cols) == 1:
+        karr = cols[0]
+        _, first = np.unique(karr, return_index=True)
+        inv = np.unique(karr, return_inverse=True)[1]
+    else:
+        rec = np.rec.fromarrays([np.asarray(c).astype(str) if c.dtype == object else c for c in cols])
+        _, first, inv = np.unique(rec, return_index=True, return_inverse=True)
+    dup_local = np.ones(len(idx), dtype=bool)
+    dup_local[first] = False
+    if not dup_local.any():
+        return
+    data = sub.drop_columns(["_line"])
+    dup_j = np.flatnonzero(dup_local)
+    dups = data.take(pa.array(dup_j)).to_pylist()
+    firsts = data.take(pa.array(first[inv[dup_j]])).to_pylist()
+    identical = np.zeros(len(idx), dtype=bool)
+    identical[dup_j] = [a == b for a, b in zip(dups, firsts)]
+    same = np.zeros(len(keep), dtype=bool)
+    same[idx[dup_local & identical]] = True
+    conflict = np.zeros(len(keep), dtype=bool)
+    conflict[idx[dup_local & ~identical]] = True
+    key_text = lambda i: "key " + ",".join(f"{k}={table.column(k)[i].as_py()}" for k in keys)  # noqa: E731
+    reject(same, "duplicate", key_text)
+    reject(conflict, "duplicate_conflict", key_text)
+
+
+def _depth_chain_gaps(table: pa.Table) -> list[Gap]:
+    diff = ~_bool(table.column("is_snapshot"))
+    if not diff.any():
+        return []
+    t = table.filter(pa.array(diff))
+    first = _np(t.column("first_update_id")).astype(np.int64)
+    last = _np(t.column("last_update_id")).astype(np.int64)
+    prev = t.column("prev_update_id")
+    ts = _np(t.column("ts_ns")).astype(np.int64)
+    # One message per distinct last_update_id (rows of a message share it).
+    change = np.r_[True, last[1:] != last[:-1]]
+    m_first, m_last, m_ts = first[change], last[change], ts[change]
+    has_pu = prev.null_count < len(prev)
+    gaps: list[Gap] = []
+    if has_pu:
+        pu = _np(pc.fill_null(prev, -1)).astype(np.int64)[change]
+        broken = np.flatnonzero(pu[1:] != m_last[:-1]) + 1
+    else:
+        broken = np.flatnonzero(m_first[1:] != m_last[:-1] + 1) + 1
+    for j in broken:
+        gaps.append(Gap(int(m_ts[j - 1]), int(m_ts[j]), int(max(m_first[j] - m_last[j - 1] - 1, 0))))
+    return gaps
