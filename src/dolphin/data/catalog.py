@@ -80,6 +80,7 @@ class Catalog:
     def write(self, dataset: str, venue: str, symbol: str, table: pa.Table) -> WriteResult:
         """Merge ``table`` (catalog schema; an extra ``_line`` column is ignored) into the store."""
         schema = self.schema(dataset)
+        base = self._dir(dataset, venue, symbol)
         data = table.drop_columns([c for c in table.column_names if c not in schema.names])
         try:
             data = data.select(schema.names).cast(schema)
@@ -88,7 +89,6 @@ class Catalog:
         result = WriteResult()
         if data.num_rows == 0:
             return result
-        base = self._dir(dataset, venue, symbol)
         base.mkdir(parents=True, exist_ok=True)
         ts = data.column("ts_ns").to_numpy()
         days = _day(ts)

@@ -68,6 +68,9 @@ def print_ingest_summary(reports: list[IngestReport], console: Console, *, detai
         )  # fmt: skip
     if t.row_count:
         console.print(t)
+    for r in reports:
+        if r.error:
+            console.print(f"[red]error:[/] {r.error}", soft_wrap=True)
     ok = [r for r in reports if not r.error]
     console.print(
         f"files: {len(reports)} ({failed} failed)  rows: {sum(r.rows_total for r in ok)}  "

@@ -218,13 +218,23 @@ def detect_format(source: str, first_line: str) -> tuple[SourceFormat, list[str]
     raise DataFormatError(source, f"header-less file with {n} columns and no recognisable file name", line=1)
 
 
+_PAIR_TOKEN = re.compile(r"^[A-Za-z0-9]{2,15}(USDT|USDC|FDUSD|BUSD|USD|BTC|ETH|BNB)$", re.IGNORECASE)
+
+
 def symbol_from_name(path: str | Path) -> str:
-    """``BTCUSDT-1m-2024-01-01.csv`` / ``BTCUSDT.csv.gz`` -> ``BTCUSDT``."""
-    stem = Path(path).name
-    head = re.split(r"[-.]", stem, maxsplit=1)[0]
-    if not re.fullmatch(r"[A-Za-z0-9]{2,30}", head):
-        raise DataFormatError(str(path), "cannot tell the symbol from the file name; pass --symbol")
-    return head.upper()
+    """The symbol in a file name.
+
+    ``BTCUSDT-1m-2024-01-01.csv`` / ``BTCUSDT.csv.gz`` -> ``BTCUSDT``;
+    ``binance_btcusdt_trades_2021-01-08.csv`` -> ``BTCUSDT`` (a token that ends in a quote currency).
+    """
+    name = Path(path).name
+    for token in re.split(r"[-_.]", name):
+        if _PAIR_TOKEN.match(token) and not token.isdigit():
+            return token.upper()
+    head = re.split(r"[-.]", name, maxsplit=1)[0]
+    if re.fullmatch(r"[A-Za-z0-9]{2,30}", head) and not head.isdigit():
+        return head.upper()
+    raise DataFormatError(str(path), "cannot tell the symbol from the file name; pass --symbol")
 
 
 def normalise_symbol(raw: str) -> str:

@@ -85,6 +85,7 @@ def _bar_dataset(path: Path, table: pa.Table) -> tuple[str, int]:
     return f"bars_{spec}", bar_interval_ns(spec)
 
 
+
 def _dataset_for(parsed: ParsedFile, path: Path, table: pa.Table) -> tuple[str, int | None]:
     kind = parsed.fmt.kind
     if kind == "bars":
@@ -105,7 +106,12 @@ def check_file(
     parsed = parse_file(path)
     out = {}
     for sym, table in parsed.tables.items():
-        symbol = sym or symbol_from_name(path)
+        if sym:
+            symbol = sym
+        elif parsed.fmt.kind == "series":  # a factor series is named after its file
+            symbol = re.sub(r"[^A-Z0-9_]", "_", path.name.split(".")[0].upper())
+        else:
+            symbol = symbol_from_name(path)
         dataset, bar_ns = _dataset_for(parsed, path, table)
         accepted, gaps = validate_table(
             table, parsed.fmt.kind, parsed.rejects, bar_ns=bar_ns, gap_tolerance_bars=gap_tolerance_bars
@@ -137,7 +143,7 @@ def ingest_file(
         report.error = str(exc)
         return report
     report.format = parsed.fmt.name
-    report.venue = venue or venue_from_path(path)
+    report.venue = venue or ("EXTERNAL" if parsed.fmt.kind == "series" else venue_from_path(path))
     report.rows_total = parsed.rows_total
     report.rounded_values = parsed.rounded_values
     rejects: Rejects = parsed.rejects

@@ -32,15 +32,31 @@ __all__ = ["decimals_needed", "instrument_for", "export_stream", "bar_type_for",
 _QUOTES = ("USDT", "USDC", "FDUSD", "BUSD", "USD", "BTC", "ETH", "BNB")
 
 
-def decimals_needed(col: pa.ChunkedArray | pa.Array, max_decimals: int = 16) -> int:
-    """The fewest decimals that represent every non-null value of a decimal column exactly."""
+def decimals_needed(col: pa.ChunkedArray | pa.Array, max_decimals: int = 16, rel_tol: float = 0.0) -> int:
+    """The fewest decimals (<= ``max_decimals``) that represent every non-null value exactly, or,
+    with ``rel_tol`` > 0, within that relative error (for float artefacts of converted sources)."""
     values = col.drop_null() if isinstance(col, pa.Array) else pa.chunked_array(col.chunks, col.type).drop_null()
     if len(values) == 0:
         return 0
+    as_f = pc.cast(values, pa.float64()).to_numpy() if rel_tol else None
     for k in range(0, max_decimals + 1):
-        if pc.all(pc.equal(pc.round(values, ndigits=k), values)).as_py():
+        rounded = pc.round(values, ndigits=k)
+        if pc.all(pc.equal(rounded, values)).as_py():
             return k
-    raise CatalogError(f"values need more than {max_decimals} decimals; NautilusTrader supports at most 16")
+        if rel_tol:
+            err = np.abs(pc.cast(rounded, pa.float64()).to_numpy() - as_f)
+            if np.all(err <= rel_tol * np.abs(as_f)):
+                return k
+    raise CatalogError(
+        f"values need more than {max_decimals} decimals"
+        + (f" even at relative tolerance {rel_tol}" if rel_tol else "")
+        + "; NautilusTrader supports at most 16"
+    )
+
+
+# Values past this relative error would be changed by the export; below it they are float
+# artefacts of converted sources (e.g. 0.0063289999999999996 for Binance's 0.006329).
+EXPORT_REL_TOL = 1e-12
 
 
 def _currency(code: str):
@@ -102,13 +118,14 @@ def _f(col: pa.ChunkedArray) -> np.ndarray:
 
 
 def _precisions(dataset: str, table: pa.Table) -> tuple[int, int]:
+    def need(cols: tuple[str, ...]) -> int:
+        return max(decimals_needed(table.column(c), rel_tol=EXPORT_REL_TOL) for c in cols)
+
     if dataset.startswith("bars_"):
-        p = max(decimals_needed(table.column(c)) for c in ("open", "high", "low", "close"))
-        return p, decimals_needed(table.column("volume"))
+        return need(("open", "high", "low", "close")), need(("volume",))
     if dataset == "quotes":
-        return (max(decimals_needed(table.column(c)) for c in ("bid", "ask")),
-                max(decimals_needed(table.column(c)) for c in ("bid_size", "ask_size")))  # fmt: skip
-    return decimals_needed(table.column("price")), decimals_needed(table.column("quantity"))
+        return need(("bid", "ask")), need(("bid_size", "ask_size"))
+    return need(("price",)), need(("quantity",))
 
 
 def _to_objects(dataset: str, table: pa.Table, inst) -> list:

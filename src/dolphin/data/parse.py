@@ -224,6 +224,11 @@ def _ts_scale(values: np.ndarray, unit: str) -> tuple[int, str]:
 
 def parse_bytes(data: bytes, source: str, *, fmt: SourceFormat | None = None) -> ParsedFile:
     """Parse decompressed CSV bytes into typed tables (see module doc)."""
+    try:
+        data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        line = data[: exc.start].count(b"\n") + 1
+        raise DataFormatError(source, "not UTF-8 text (binary or corrupt file)", line=line) from None
     detected, columns, has_header = detect_format(source, _first_line(data, source))
     fmt = fmt or detected
     table, invalid = _read_strings(data, columns, has_header, source, threads=True)

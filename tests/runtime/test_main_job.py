@@ -1,0 +1,25 @@
+"""`dolphin run` on the shipped sample: the main job end to end, twice (idempotent)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from rich.console import Console
+
+from dolphin.core.config import load_config
+from dolphin.runtime.main_job import run_main_job
+
+
+def test_main_job_ingests_the_sample_and_is_idempotent(tmp_path: Path) -> None:
+    cfg = load_config(environ={}, overrides={"data": {"catalog_dir": str(tmp_path / "catalog"),
+                                                      "quarantine_dir": str(tmp_path / "q")}})  # fmt: skip
+    console = Console(record=True, width=160)
+    assert run_main_job(cfg, console, out_dir=tmp_path / "var") == 0
+    first = console.export_text()
+    assert "quarantined: 0" in first and "written: 0 " not in first
+    assert (tmp_path / "var" / "reports" / "catalog.png").stat().st_size > 10_000
+    assert any((tmp_path / "var" / "nautilus" / "data" / "bar").iterdir())
+    console2 = Console(record=True, width=160)
+    assert run_main_job(cfg, console2, out_dir=tmp_path / "var") == 0
+    second = console2.export_text()
+    assert "written: 0 " in second and "up to date" in second

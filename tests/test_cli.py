@@ -1,0 +1,61 @@
+"""The `dolphin` command end to end (in-process, real files)."""
+
+from __future__ import annotations
+
+import gzip
+from pathlib import Path
+
+import pytest
+
+from dolphin.cli import main
+
+
+def test_config_error_is_exit_2_with_a_message(tmp_path: Path, capsys) -> None:
+    cfg = tmp_path / "bad.toml"
+    cfg.write_text("[data]\nrow_group_size = 3\n")
+    assert main(["-c", str(cfg), "data", "inspect"]) == 2
+    err = capsys.readouterr().err
+    assert "data.row_group_size" in err and "3" in err
+
+
+def test_validate_flags_a_bad_real_file(shared_data: Path, tmp_path: Path, capsys) -> None:
+    lines = gzip.decompress((shared_data / "binance_usdm_1m_2023-07" / "EOSUSDT.csv.gz").read_bytes()).decode().splitlines()
+    lines[7] = lines[7].replace(lines[7].split(",")[4], "nan")
+    bad = tmp_path / "EOSUSDT-1m.csv"
+    bad.write_text("\n".join(lines) + "\n")
+    good = shared_data / "binance_usdm_1m_2023-07" / "EOSUSDT.csv.gz"
+    assert main(["data", "validate", str(good)]) == 0
+    assert main(["data", "validate", str(bad)]) == 1
+    assert "nan_or_inf=1" in capsys.readouterr().out
+
+
+def test_ingest_then_inspect(sample_data: Path, tmp_path: Path, capsys) -> None:
+    cat = tmp_path / "cat"
+    rc = main(["data", "ingest", str(sample_data / "binance_usdm_5m_2023-07"), "--catalog", str(cat),
+               "--quarantine", str(tmp_path / "q")])  # fmt: skip
+    assert rc == 0
+    out = capsys.readouterr().out
+    assert "files: 30 (0 failed)" in out and "quarantined: 0" in out
+    png = tmp_path / "overview.png"
+    assert main(["data", "inspect", "--catalog", str(cat), "--plot", str(png)]) == 0
+    assert png.stat().st_size > 10_000
+    assert "bars_5m" in capsys.readouterr().out
+
+
+def test_ingest_of_an_unreadable_file_fails_loudly(tmp_path: Path, capsys) -> None:
+    bad = tmp_path / "BTCUSDT.csv"
+    bad.write_text("this,is,not\nmarket,data,at all\n")  # GENERATED
+    assert main(["data", "ingest", str(bad), "--catalog", str(tmp_path / "c"), "--quarantine", str(tmp_path / "q")]) == 1
+    assert "unrecognised header" in capsys.readouterr().out
+
+
+def test_missing_path_is_a_clear_error(tmp_path: Path, capsys) -> None:
+    assert main(["data", "ingest", str(tmp_path / "nope"), "--catalog", str(tmp_path / "c")]) == 2
+    assert "no such file" in capsys.readouterr().out
+
+
+def test_help_lists_the_commands(capsys) -> None:
+    with pytest.raises(SystemExit):
+        main(["--help"])
+    out = capsys.readouterr().out
+    assert "data" in out and "run" in out
