@@ -92,8 +92,9 @@ def align_bars(
     start = (start_ns // bar_ns) * bar_ns
     t_count = int(-(-(end_ns - start) // bar_ns))
     sources = _bar_sources(catalog, venue, bar_ns)
+    stored = {ds: set(catalog.symbols(ds, venue)) for _, ds in sources}
     if symbols is None:
-        syms = tuple(sorted({s for _, ds in sources for s in catalog.symbols(ds, venue)}))
+        syms = tuple(sorted({s for _, ds in sources for s in stored[ds]}))
     else:
         syms = tuple(symbols)
     n = len(syms)
@@ -104,7 +105,7 @@ def align_bars(
     ts_grid = start + np.arange(t_count, dtype=np.int64) * bar_ns
     for i, sym in enumerate(syms):
         # Per asset, the coarsest stored bar size that divides the requested one.
-        src = next(((ns, ds) for ns, ds in sources if sym in catalog.symbols(ds, venue)), None)
+        src = next(((ns, ds) for ns, ds in sources if sym in stored[ds]), None)
         if src is None:
             continue
         src_ns, ds = src

@@ -157,6 +157,16 @@ def _classify(col: pa.Array, kind: str) -> tuple[np.ndarray, np.ndarray]:
     return ok.astype(bool), nonfinite.astype(bool)
 
 
+def _try_cast(col: pa.Array, typ: pa.DataType) -> pa.Array | None:
+    """The column cast to ``typ`` when every value converts cleanly, else None (slow path)."""
+    if col.null_count:
+        return None
+    try:
+        return pc.cast(col, typ)
+    except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
+        return None
+
+
 def _to_decimal(col: pa.Array, ok: np.ndarray, scale: int | None) -> tuple[pa.Array, np.ndarray, int]:
     """Cast the ok strings to decimal128(38,18).
 
@@ -316,6 +326,10 @@ def _convert(
             return f"{src}={_c[int(i)].as_py()!r}"
 
         if fld.type == DECIMAL:
+            fast = _try_cast(col, DECIMAL) if not fmt.scale.get(fld.name) else None
+            if fast is not None:  # every value is a plain decimal with <= 18 places: no row to reject
+                arrays[fld.name] = fast
+                continue
             ok, nonfinite = _classify(col, "dec")
             reject(nonfinite, "nan_or_inf", value)
             reject(~ok & ~nonfinite, "unparseable", value)
@@ -329,10 +343,14 @@ def _convert(
                 vals = pc.cast(pc.if_else(pa.array(ok), col, pa.scalar(None, pa.string())), pa.int64())
                 arrays[fld.name] = pc.if_else(pc.less(vals, 0), pa.scalar(None, pa.int64()), vals)
                 continue
-            ok, nonfinite = _classify(col, "int")
-            reason = "unparseable_timestamp" if fld.name == "ts_ns" else "unparseable"
-            reject(~ok, reason, value)
-            ints = pc.cast(pc.if_else(pa.array(ok & keep), col, pa.scalar("0")), pa.int64()).to_numpy()
+            fast = _try_cast(col, pa.int64())
+            if fast is not None:
+                ints = fast.to_numpy()
+            else:
+                ok, _ = _classify(col, "int")
+                reason = "unparseable_timestamp" if fld.name == "ts_ns" else "unparseable"
+                reject(~ok, reason, value)
+                ints = pc.cast(pc.if_else(pa.array(ok & keep), col, pa.scalar("0")), pa.int64()).to_numpy()
             if fld.name == "ts_ns":
                 mult, ts_unit = _ts_scale(ints[keep], fmt.ts_unit)
                 with np.errstate(over="ignore"):
