@@ -1,6 +1,7 @@
 # dolphin: the two set-up commands are `make run` (main job, embedded default) and `make test`.
 SHELL := /bin/bash
-PYTHON ?= $(shell command -v python3.12 2>/dev/null || ls -d /root/.pyenv/versions/3.12.*/bin/python3.12 2>/dev/null | tail -n 1)
+# The first Python 3.12 that really runs (pyenv's shim for python3.12 may exist without working).
+PYTHON ?= $(shell for p in $(HOME)/.pyenv/versions/3.12.*/bin/python3.12 /root/.pyenv/versions/3.12.*/bin/python3.12 $$(command -v python3.12); do "$$p" -c 'import sys; assert sys.version_info[:2] == (3, 12)' 2>/dev/null && { echo "$$p"; break; }; done)
 VENV := .venv
 PY := $(VENV)/bin/python
 
