@@ -101,3 +101,14 @@ def test_listing_and_partitions(perp_catalog: Catalog) -> None:
     parts = [p for p in perp_catalog.partitions() if p.dataset == "bars_5m" and p.symbol == "BTCUSDT"]
     assert sum(p.rows for p in parts) == perp_catalog.read("bars_5m", "BINANCE_USDM", "BTCUSDT").num_rows
     assert all(p.first_ns <= p.last_ns for p in parts)
+
+
+def test_every_shared_source_file_ingests_with_every_row_accounted(shared_data: Path, catalog: Catalog, tmp_path: Path) -> None:
+    from dolphin.data.ingest import ingest_paths
+
+    reports = ingest_paths(catalog, [shared_data], quarantine_dir=tmp_path / "q")
+    assert len(reports) >= 100
+    assert [r.error for r in reports if r.error] == []
+    for r in reports:
+        assert r.rows_total == r.rows_written + r.rows_already_present + r.rows_quarantined, r.source
+    assert {"bars_1m", "bars_5m", "depth", "trades", "quotes", "funding"} <= set(catalog.datasets())

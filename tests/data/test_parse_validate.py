@@ -57,6 +57,8 @@ def _accounted(parsed, out) -> None:
         ("fixtures_nautilus/btcusdt-depth-update.csv", "binance_depth", "depth"),
         ("fixtures_nautilus/binance_btcusdt_trades_2021-01-08.csv", "nautilus_trades", "trades"),
         ("fixtures_nautilus/binance_btcusdt_quotes_2021-01-08.csv", "nautilus_quotes", "quotes"),
+        ("fixtures_nautilus/bitmex_trades_XBTUSD.csv", "tardis_trades", "trades"),
+        ("fixtures_nautilus/deribit_incremental_book_L2_BTC-PERPETUAL.csv", "tardis_incremental_l2", "depth"),
     ],
 )
 def test_real_files_parse_and_every_line_is_accounted_for(shared_data: Path, rel: str, fmt: str, kind: str) -> None:
@@ -233,9 +235,54 @@ def test_header_only_file_is_a_clear_error(tmp_path) -> None:
         parse_file(p)
 
 
-def test_zip_without_csv_is_a_clear_error(shared_data) -> None:
+def test_zip_without_csv_is_a_clear_error(tmp_path) -> None:
+    p = tmp_path / "two.zip"
+    with zipfile.ZipFile(p, "w") as zf:  # GENERATED
+        zf.writestr("a.txt", "x")
+        zf.writestr("b.txt", "y")
     with pytest.raises(DataFormatError, match="no .csv member"):
-        parse_file(shared_data / "fixtures_nautilus" / "xrpusdt-ob500.data.zip")
+        parse_file(p)
+
+
+def test_bybit_orderbook_json_lines(shared_data) -> None:
+    path = shared_data / "fixtures_nautilus" / "xrpusdt-ob500.data.zip"
+    parsed, out = check_file(path)
+    assert parsed.fmt.name == "bybit_orderbook_json"
+    (ds, table, gaps, _), = out.values()
+    assert ds == "depth" and list(out) == ["XRPUSDT"] and gaps == []
+    import json
+
+    msgs = [json.loads(x) for x in zipfile.ZipFile(path).read(zipfile.ZipFile(path).namelist()[0]).decode().splitlines()]
+    levels = sum(len(m["data"]["b"]) + len(m["data"]["a"]) for m in msgs)
+    assert table.num_rows + len(parsed.rejects) == levels == parsed.rows_total
+    snap = table.filter(table.column("is_snapshot"))
+    assert snap.num_rows == len(msgs[0]["data"]["b"]) + len(msgs[0]["data"]["a"])
+
+
+def test_bybit_broken_line_is_one_rejected_row(shared_data, tmp_path) -> None:
+    src = shared_data / "fixtures_nautilus" / "xrpusdt-ob500.data.zip"
+    lines = zipfile.ZipFile(src).read(zipfile.ZipFile(src).namelist()[0]).decode().splitlines()
+    lines[3] = lines[3][: len(lines[3]) // 2]  # a real message cut in half
+    p = tmp_path / "xrpusdt-ob500.data"
+    p.write_text("\n".join(lines) + "\n")
+    parsed, out = check_file(p)
+    assert parsed.rejects.counts() == {"unparseable": 1}
+    assert parsed.rejects.to_table("b").column("line").to_pylist() == [4]
+    (_, table, gaps, _), = out.values()
+    assert len(gaps) == 1  # the lost message breaks the update-id chain, and that is reported
+
+
+def test_tardis_book_snapshot_is_reshaped_to_levels(shared_data) -> None:
+    path = shared_data / "fixtures_nautilus" / "binance-futures_book_snapshot_25_BTCUSDT.csv"
+    parsed, out = check_file(path)
+    assert parsed.fmt.name == "tardis_book_snapshot"
+    (ds, table, _, _), = out.values()
+    assert ds == "depth" and table.num_rows == 10 * 50 and len(parsed.rejects) == 0
+    first = _lines(path)[1].split(",")
+    header = _lines(path)[0].split(",")
+    row0 = table.slice(0, 50).to_pylist()
+    best_ask = Decimal(first[header.index("asks[0].price")])
+    assert min(r["price"] for r in row0 if not r["is_bid"]) == best_ask
 
 
 # ------------------------------------------------ Binance public formats (kline zip etc.)

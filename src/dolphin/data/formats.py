@@ -57,6 +57,12 @@ class SourceFormat:
     symbol_column: str | None = None
     scale: dict[str, int] = field(default_factory=dict)
     filename_hint: str | None = None  # regex on the file name, for header-less files
+    # field -> (values meaning True, values meaning False), lower case; overrides the defaults
+    bool_values: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = field(default_factory=dict)
+    # int fields whose source values may be non-numeric ids (hashed to a stable 63-bit integer)
+    hashed_ids: tuple[str, ...] = ()
+    # depth: whether first/last update ids are real exchange ids (chain gaps are checked)
+    chained_ids: bool = True
 
     @property
     def required(self) -> tuple[str, ...]:
@@ -155,6 +161,29 @@ FORMATS: Final[tuple[SourceFormat, ...]] = (
         symbol_column="symbol",
     ),
     SourceFormat(
+        name="tardis_trades",
+        kind="trades",
+        columns=("exchange", "symbol", "timestamp", "local_timestamp", "id", "side", "price", "amount"),
+        fields={"ts_ns": "timestamp", "trade_id": "id", "price": "price", "quantity": "amount",
+                "buyer_is_maker": "side"},
+        ts_unit="us",
+        symbol_column="symbol",
+        bool_values={"buyer_is_maker": (("sell",), ("buy",))},  # side is the aggressor
+        hashed_ids=("trade_id",),
+    ),
+    SourceFormat(
+        name="tardis_incremental_l2",
+        kind="depth",
+        columns=("exchange", "symbol", "timestamp", "local_timestamp", "is_snapshot", "side", "price", "amount"),
+        fields={"ts_ns": "timestamp", "local_ts_ns": "local_timestamp", "first_update_id": "timestamp",
+                "last_update_id": "timestamp", "is_bid": "side", "is_snapshot": "is_snapshot", "price": "price",
+                "quantity": "amount"},
+        ts_unit="us",
+        symbol_column="symbol",
+        bool_values={"is_snapshot": (("true",), ("false",))},
+        chained_ids=False,  # Tardis has no exchange update ids: the event time stands in
+    ),
+    SourceFormat(
         name="daily_series",
         kind="series",
         columns=("date_ms", "*"),
@@ -243,8 +272,12 @@ def normalise_symbol(raw: str) -> str:
 
 
 def venue_from_path(path: str | Path) -> str:
-    """The venue from the folder/file name: ``BINANCE_USDM`` for USDT-M perps, else ``BINANCE_SPOT``."""
+    """The venue from the folder/file name: ``DERIBIT``/``BITMEX``/``BYBIT`` where named,
+    ``BINANCE_USDM`` for USDT-M perps (usdm, futures, perp), else ``BINANCE_SPOT``."""
     text = str(path).lower()
+    for name in ("deribit", "bitmex", "bybit"):
+        if name in text:
+            return name.upper()
     if "usdm" in text or "futures" in text or "/um/" in text or "perp" in text:
         return "BINANCE_USDM"
     return "BINANCE_SPOT"

@@ -114,7 +114,8 @@ def check_file(
             symbol = symbol_from_name(path)
         dataset, bar_ns = _dataset_for(parsed, path, table)
         accepted, gaps = validate_table(
-            table, parsed.fmt.kind, parsed.rejects, bar_ns=bar_ns, gap_tolerance_bars=gap_tolerance_bars
+            table, parsed.fmt.kind, parsed.rejects, bar_ns=bar_ns, gap_tolerance_bars=gap_tolerance_bars,
+            chained_ids=parsed.fmt.chained_ids,
         )
         out[symbol] = (dataset, accepted, gaps, bar_ns)
     return parsed, out

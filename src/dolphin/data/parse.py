@@ -92,7 +92,7 @@ class ParsedFile:
 
 
 def read_source_bytes(path: str | Path) -> bytes:
-    """The decompressed bytes of a .csv, .csv.gz or .zip (first .csv member) file."""
+    """The decompressed bytes of a .csv, .csv.gz or .zip (first .csv member, or its only member) file."""
     p = Path(path)
     try:
         raw = p.read_bytes()
@@ -107,6 +107,8 @@ def read_source_bytes(path: str | Path) -> bytes:
         try:
             with zipfile.ZipFile(io.BytesIO(raw)) as zf:
                 members = [n for n in zf.namelist() if n.lower().endswith(".csv")]
+                if not members and len(zf.namelist()) == 1:
+                    members = zf.namelist()
                 if not members:
                     raise DataFormatError(str(p), f"zip holds no .csv member (has {zf.namelist()})")
                 return zf.read(members[0])
@@ -155,6 +157,13 @@ def _classify(col: pa.Array, kind: str) -> tuple[np.ndarray, np.ndarray]:
     ok = pc.match_substring_regex(col, pattern).to_numpy(zero_copy_only=False)
     nonfinite = pc.match_substring_regex(col, _NONFINITE_RE).to_numpy(zero_copy_only=False)
     return ok.astype(bool), nonfinite.astype(bool)
+
+
+def _hash_id(value: str) -> int:
+    """A stable 63-bit integer for a non-numeric trade id (e.g. a UUID)."""
+    import hashlib
+
+    return int.from_bytes(hashlib.blake2b(value.encode(), digest_size=8).digest(), "big") >> 1
 
 
 def _try_cast(col: pa.Array, typ: pa.DataType) -> pa.Array | None:
@@ -239,7 +248,12 @@ def parse_bytes(data: bytes, source: str, *, fmt: SourceFormat | None = None) ->
     except UnicodeDecodeError as exc:
         line = data[: exc.start].count(b"\n") + 1
         raise DataFormatError(source, "not UTF-8 text (binary or corrupt file)", line=line) from None
-    detected, columns, has_header = detect_format(source, _first_line(data, source))
+    first = _first_line(data, source)
+    if first.lstrip().startswith("{"):
+        return _finish(*_bybit_json_rows(data, source), source)
+    if "asks[0].price" in first:
+        return _finish(*_tardis_snapshot_rows(data, source), source)
+    detected, columns, has_header = detect_format(source, first)
     fmt = fmt or detected
     table, invalid = _read_strings(data, columns, has_header, source, threads=True)
     if invalid and any(n is None for n, _, _ in invalid):
@@ -264,7 +278,12 @@ def parse_bytes(data: bytes, source: str, *, fmt: SourceFormat | None = None) ->
         )
     if not n_rows and not invalid:
         raise DataFormatError(source, "no data rows", line=header_lines + 1)
+    return _finish(fmt, table, line_of_row, rejects, total_lines, source)
 
+
+def _finish(
+    fmt: SourceFormat, table: pa.Table, line_of_row: np.ndarray, rejects: Rejects, total_rows: int, source: str
+) -> ParsedFile:
     out, keep, ts_unit, rounded = _convert(table, fmt, line_of_row, rejects)
     out = out.append_column("_line", pa.array(line_of_row, pa.int64())).filter(pa.array(keep))
     tables: dict[str | None, pa.Table]
@@ -278,7 +297,99 @@ def parse_bytes(data: bytes, source: str, *, fmt: SourceFormat | None = None) ->
             tables[s] = out.filter(pa.array(syms == s))
     else:
         tables = {None: out}
-    return ParsedFile(source, fmt, tables, rejects, total_lines, ts_unit, rounded)
+    return ParsedFile(source, fmt, tables, rejects, total_rows, ts_unit, rounded)
+
+
+_DEPTH_COLS = ("symbol", "timestamp", "first_update_id", "last_update_id", "side", "update_type", "price", "qty", "pu")
+
+
+def _depth_string_table(rows: list[tuple[str, ...]]) -> pa.Table:
+    cols = list(zip(*rows)) if rows else [() for _ in _DEPTH_COLS]
+    return pa.table({name: pa.array(list(c), pa.string()) for name, c in zip(_DEPTH_COLS, cols)})
+
+
+def _bybit_json_rows(data: bytes, source: str):
+    """Bybit ``orderbook.<depth>.<SYM>`` JSON lines (snapshot + delta) -> the depth layout.
+
+    One row per level; a line that is not a valid order-book message is one rejected row.
+    Bybit's ``u`` increases by one per message, so the chain is checked like Binance spot.
+    """
+    import dataclasses
+    import json
+
+    from dolphin.data.formats import FORMATS
+
+    fmt = dataclasses.replace(next(f for f in FORMATS if f.name == "binance_depth"), name="bybit_orderbook_json")
+    rows: list[tuple[str, ...]] = []
+    lines_of: list[int] = []
+    rejects = Rejects()
+    text = data.decode("utf-8").splitlines()
+    for lineno, line in enumerate(text, start=1):
+        if not line.strip():
+            rejects.add(np.array([lineno]), "empty_line", [None], [""])
+            continue
+        try:
+            msg = json.loads(line)
+            kind = {"snapshot": "snap", "delta": "set"}[msg["type"]]
+            d = msg["data"]
+            sym, u, ts = str(d["s"]), str(int(d["u"])), str(int(msg["ts"]))
+            levels = [("b", px, q) for px, q in d.get("b", [])] + [("a", px, q) for px, q in d.get("a", [])]
+        except (ValueError, KeyError, TypeError) as exc:
+            rejects.add(np.array([lineno]), "unparseable", [f"not an order-book message: {exc!r}"[:200]], [line[:500]])
+            continue
+        for side, px, q in levels:
+            rows.append((sym, ts, u, u, side, kind, str(px), str(q), "-1"))
+            lines_of.append(lineno)
+    if not rows and not len(rejects):
+        raise DataFormatError(source, "no data rows", line=1)
+    return fmt, _depth_string_table(rows), np.array(lines_of, dtype=np.int64), rejects, len(rows) + len(rejects)
+
+
+def _tardis_snapshot_rows(data: bytes, source: str):
+    """Tardis ``book_snapshot_N`` (one wide row per snapshot) -> depth snapshot rows, one per level.
+
+    Tardis has no exchange update ids: the event time (us) stands in, and chain gaps are not checked.
+    """
+    import dataclasses
+
+    from dolphin.data.formats import FORMATS
+
+    fmt = dataclasses.replace(next(f for f in FORMATS if f.name == "binance_depth"), name="tardis_book_snapshot",
+                              ts_unit="us", chained_ids=False)  # fmt: skip
+    header = [c.strip() for c in _first_line(data, source).split(",")]
+    table, invalid = _read_strings(data, header, True, source, threads=False)
+    rejects = Rejects()
+    if invalid:
+        rejects.add(np.array([n or 0 for n, _, _ in invalid]), "column_count",
+                    [f"expected {len(header)} columns, got {k}" for _, _, k in invalid], [t for _, t, _ in invalid])  # fmt: skip
+    known = {"exchange", "symbol", "timestamp", "local_timestamp"}
+    levels = []
+    for c in header:
+        if c in known:
+            continue
+        side, _, rest = c.partition("[")
+        idx, _, what = rest.partition("].")
+        if side not in ("asks", "bids") or what not in ("price", "amount") or not idx.isdigit():
+            from dolphin.data.errors import UnknownColumnsError
+
+            raise UnknownColumnsError(source, [c], sorted(known) + ["asks[i].price", "asks[i].amount", "bids[i].price",
+                                                                     "bids[i].amount"])  # fmt: skip
+        if what == "price":
+            levels.append((side, int(idx)))
+    cols = {c: table.column(c).to_pylist() for c in table.column_names}
+    bad = {n for n, _, _ in invalid if n is not None}
+    data_lines = [n for n in range(2, 2 + table.num_rows + len(invalid)) if n not in bad]
+    rows: list[tuple[str, ...]] = []
+    lines_of: list[int] = []
+    for r in range(table.num_rows):
+        ts = cols["timestamp"][r]
+        for side, i in levels:
+            px, q = cols[f"{side}[{i}].price"][r], cols[f"{side}[{i}].amount"][r]
+            if px == "" and q == "":
+                continue  # fewer levels than the layout holds
+            rows.append((cols["symbol"][r], ts, ts, ts, side[0], "snap", px, q, "-1"))
+            lines_of.append(data_lines[r])
+    return fmt, _depth_string_table(rows), np.array(lines_of, dtype=np.int64), rejects, len(rows) + len(rejects)
 
 
 def _raw_rows(table: pa.Table, idx: np.ndarray) -> list[str]:
@@ -298,6 +409,7 @@ def _convert(
     keep = np.ones(n, dtype=bool)
     arrays: dict[str, pa.Array] = {}
     ts_unit = ""
+    ts_mult = 1
     rounded = 0
 
     def reject(mask: np.ndarray, reason: str, detail) -> None:
@@ -344,6 +456,8 @@ def _convert(
                 arrays[fld.name] = pc.if_else(pc.less(vals, 0), pa.scalar(None, pa.int64()), vals)
                 continue
             fast = _try_cast(col, pa.int64())
+            if fast is None and fld.name in fmt.hashed_ids:
+                fast = pa.array([_hash_id(v) for v in col.to_pylist()], pa.int64())
             if fast is not None:
                 ints = fast.to_numpy()
             else:
@@ -351,8 +465,11 @@ def _convert(
                 reason = "unparseable_timestamp" if fld.name == "ts_ns" else "unparseable"
                 reject(~ok, reason, value)
                 ints = pc.cast(pc.if_else(pa.array(ok & keep), col, pa.scalar("0")), pa.int64()).to_numpy()
+            if fld.name == "local_ts_ns":
+                ints = np.where(keep, ints, 0) * ts_mult
             if fld.name == "ts_ns":
                 mult, ts_unit = _ts_scale(ints[keep], fmt.ts_unit)
+                ts_mult = mult
                 with np.errstate(over="ignore"):
                     too_big = np.abs(ints) > (np.iinfo(np.int64).max // mult)
                 reject(too_big, "unparseable_timestamp", value)
@@ -360,7 +477,9 @@ def _convert(
             arrays[fld.name] = pa.array(ints, pa.int64())
         elif fld.type == pa.bool_():
             low = pc.utf8_lower(pc.utf8_trim_whitespace(col))
-            if fld.name == "is_bid":
+            if fld.name in fmt.bool_values:
+                true_set, false_set = (set(v) for v in fmt.bool_values[fld.name])
+            elif fld.name == "is_bid":
                 true_set, false_set = {"b", "bid", "bids", "buy"}, {"a", "ask", "asks", "sell"}
             elif fld.name == "is_snapshot":
                 true_set, false_set = {"snap", "snapshot"}, {"set", "update", "diff"}

@@ -79,6 +79,7 @@ def validate_table(
     *,
     bar_ns: int | None = None,
     gap_tolerance_bars: float = 1.0,
+    chained_ids: bool = True,
 ) -> tuple[pa.Table, list[Gap]]:
     """Apply the rules to a typed table (with ``_line``); returns the accepted rows and the gaps."""
     n = table.num_rows
@@ -132,7 +133,7 @@ def validate_table(
         step = np.diff(t)
         where = np.flatnonzero(step > bar_ns * gap_tolerance_bars)
         gaps = [Gap(int(t[i]), int(t[i + 1]), int(step[i] // bar_ns) - 1) for i in where]
-    elif kind == "depth" and accepted.num_rows > 1:
+    elif kind == "depth" and chained_ids and accepted.num_rows > 1:
         gaps = _depth_chain_gaps(accepted)
     return accepted, gaps
 
