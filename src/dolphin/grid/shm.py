@@ -472,26 +472,29 @@ class SharedMemoryGrid(Grid):
         self.name = name
         self._poll_interval_s = poll_interval_s
         self._wlock = _WriteLock(_lock_path(name))
+        shm: shared_memory.SharedMemory | None = None
         with self._wlock:
             try:
                 shm = shared_memory.SharedMemory(name=name)
                 self.created = False
             except FileNotFoundError:
-                if not create:
-                    self._wlock.close()
-                    raise GridUnavailableError(f"shared-memory grid {name!r} does not exist") from None
-                size = HEADER_BYTES + n_slots * slot_bytes + ring_slots * ring_msg_bytes
-                shm = shared_memory.SharedMemory(name=name, create=True, size=size)
-                q = shm.buf.cast("Q")
-                q[H_SLOTS], q[H_SLOT_BYTES] = n_slots, slot_bytes
-                q[H_RING], q[H_RING_BYTES] = ring_slots, ring_msg_bytes
-                q[H_HEAD] = 0
-                q[H_LAYOUT] = LAYOUT
-                q[H_MAGIC] = MAGIC
-                q[H_READY] = 1
-                q.release()
-                self.created = True
-            _untrack(shm)
+                if create:
+                    size = HEADER_BYTES + n_slots * slot_bytes + ring_slots * ring_msg_bytes
+                    shm = shared_memory.SharedMemory(name=name, create=True, size=size)
+                    q = shm.buf.cast("Q")
+                    q[H_SLOTS], q[H_SLOT_BYTES] = n_slots, slot_bytes
+                    q[H_RING], q[H_RING_BYTES] = ring_slots, ring_msg_bytes
+                    q[H_HEAD] = 0
+                    q[H_LAYOUT] = LAYOUT
+                    q[H_MAGIC] = MAGIC
+                    q[H_READY] = 1
+                    q.release()
+                    self.created = True
+            if shm is not None:
+                _untrack(shm)
+        if shm is None:
+            self._wlock.close()
+            raise GridUnavailableError(f"shared-memory grid {name!r} does not exist")
         self._seg: _Segment | None = _Segment(shm)
         self._maps: dict[str, _ShmMap] = {}
         self._topics: dict[str, _ShmTopic] = {}
