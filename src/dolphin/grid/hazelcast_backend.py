@@ -324,7 +324,12 @@ class HazelcastGrid(Grid):
                 for name in near_cache_maps
             },
         )
-        if not self._connected_event.wait(connect_timeout_s):
+        deadline = time.monotonic() + connect_timeout_s
+        connected = self._connected_event.wait(connect_timeout_s)
+        # the member list arrives just after the connection: wait for it as well
+        while connected and not self._client.cluster_service.get_members() and time.monotonic() < deadline:
+            time.sleep(0.01)
+        if not connected or not self._client.cluster_service.get_members():
             self._client.shutdown()
             raise GridUnavailableError(
                 f"no Hazelcast member of cluster {cluster_name!r} reachable at {list(members)} "

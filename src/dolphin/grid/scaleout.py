@@ -88,8 +88,12 @@ def _worker_init(cfg_raw: bytes, assets: list[str], close: np.ndarray, book: np.
 
     from dolphin.grid.factory import open_grid
 
+    from multiprocessing.util import Finalize
+
     cfg = msgspec.msgpack.decode(cfg_raw, type=GridConfig)
-    _W.update(grid=open_grid(cfg, create=False), assets=assets, close=close, book=book, window=window)
+    grid = open_grid(cfg, create=False)
+    Finalize(None, grid.close, exitpriority=10)  # pool workers skip atexit; this runs on their exit
+    _W.update(grid=grid, assets=assets, close=close, book=book, window=window)
 
 
 def _worker_step(bar: int, ts_ns: int) -> tuple[int, int]:

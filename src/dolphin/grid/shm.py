@@ -85,6 +85,17 @@ def _untrack(shm: shared_memory.SharedMemory) -> None:
         pass
 
 
+def _unlink(shm: shared_memory.SharedMemory) -> None:
+    # SharedMemory.unlink() would also unregister from the resource tracker, which we already
+    # did (_untrack); call the POSIX unlink directly.
+    import _posixshmem
+
+    try:
+        _posixshmem.shm_unlink(shm._name)  # type: ignore[attr-defined]
+    except FileNotFoundError:
+        pass
+
+
 def destroy_segment(name: str) -> bool:
     """Unlink a segment and its lock file (after a crash); True if a segment was removed."""
     removed = False
@@ -92,7 +103,7 @@ def destroy_segment(name: str) -> bool:
         shm = shared_memory.SharedMemory(name=name)
         _untrack(shm)
         shm.close()
-        shm.unlink()
+        _unlink(shm)
         removed = True
     except FileNotFoundError:
         pass
@@ -601,9 +612,6 @@ class SharedMemoryGrid(Grid):
         seg.release()
         shm.close()
         if unlink:
-            try:
-                shm.unlink()
-            except FileNotFoundError:
-                pass
+            _unlink(shm)
             _lock_path(self.name).unlink(missing_ok=True)
         self._wlock.close()
