@@ -85,6 +85,17 @@ def name(prefix: str = "DOLPHIN_T") -> str:
     return f"{prefix}-{uuid.uuid4().hex[:8]}"
 
 
+def listener_live(grid: Grid, topic: str, got: list[object]) -> None:
+    """Publish probes until the listener receives one, then forget them (registration is async)."""
+    deadline = time.monotonic() + 20
+    while not got and time.monotonic() < deadline:
+        grid.topic(topic).publish("probe")
+        time.sleep(0.05)
+    assert got, "listener never received a probe"
+    time.sleep(0.2)
+    got.clear()
+
+
 def wait_for(pred: Callable[[], bool], timeout_s: float = 10.0) -> bool:
     deadline = time.monotonic() + timeout_s
     while time.monotonic() < deadline:
@@ -261,7 +272,7 @@ def test_topic_delivers_in_order_on_another_thread(views: Views) -> None:
         got.append(msg)
 
     sid = other.topic(tname).subscribe(on_message)
-    time.sleep(0.2)  # Hazelcast registers listeners asynchronously on the member
+    listener_live(views.grid, tname, got)
     sent = [SignalRecord(f"A{i}", i, "SHORT", i / 100) for i in range(50)]
     for msg in sent:
         views.grid.topic(tname).publish(msg)
@@ -279,7 +290,7 @@ def test_topics_are_isolated(views: Views) -> None:
     t1, t2 = name(), name()
     got1: list[object] = []
     views.grid.topic(t1).subscribe(got1.append)
-    time.sleep(0.2)
+    listener_live(views.grid, t1, got1)
     views.grid.topic(t2).publish("other topic")
     views.grid.topic(t1).publish("mine")
     assert wait_for(lambda: got1 == ["mine"])

@@ -26,14 +26,16 @@ def _cas_worker(name: str, n: int) -> None:
     g.close()
 
 
-def _pattern_writer(name: str, seconds: float) -> None:
+def _pattern_writer(name: str, max_seconds: float) -> None:
     g = SharedMemoryGrid(name, create=False)
     m = g.map("torn")
-    deadline = time.monotonic() + seconds
+    deadline = time.monotonic() + max_seconds
     i = 0
     while time.monotonic() < deadline:
         i += 1
         m.put("slot", bytes([i % 251]) * (200 + (i * 37) % 1500))
+        if i % 200 == 0 and m.get("stop") == 1:
+            break
     g.close()
 
 
@@ -74,11 +76,14 @@ def test_compare_and_set_across_processes_loses_no_update(seg: SharedMemoryGrid)
 def test_seqlock_readers_never_see_a_torn_value(seg: SharedMemoryGrid) -> None:
     m = seg.map("torn")
     m.put("slot", b"\x00" * 200)
-    writer = _run(_pattern_writer, seg.name, 1.5)
+    writer = _run(_pattern_writer, seg.name, 60.0)
+    start_deadline = time.monotonic() + 30
+    while m.get("slot") == b"\x00" * 200 and time.monotonic() < start_deadline:
+        time.sleep(0.001)  # wait for the spawned writer to start
     reads = 0
     changes = 0
     last = b""
-    deadline = time.monotonic() + 1.5
+    deadline = time.monotonic() + 1.0
     while time.monotonic() < deadline:
         v = m.get("slot")
         assert isinstance(v, bytes) and len(v) >= 200
@@ -87,6 +92,7 @@ def test_seqlock_readers_never_see_a_torn_value(seg: SharedMemoryGrid) -> None:
         if v != last:
             changes += 1
             last = v
+    m.put("stop", 1)
     writer.join(30)
     assert writer.exitcode == 0
     assert reads > 100 and changes > 10  # the reader really raced the writer
