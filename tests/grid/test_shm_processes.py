@@ -153,3 +153,41 @@ def test_attach_requires_existing_segment_and_full_table_is_reported() -> None:
         assert m.get("reuses-tombstone") == 3 and m.size() == 16
     finally:
         g.close(unlink=True)
+
+
+def test_poller_stops_without_subscribers_and_restarts(seg: SharedMemoryGrid) -> None:
+    got: list[object] = []
+    sid = seg.topic("T").subscribe(got.append)
+    seg.topic("T").publish(1)
+    deadline = time.monotonic() + 5
+    while not got and time.monotonic() < deadline:
+        time.sleep(0.005)
+    seg.topic("T").unsubscribe(sid)
+    deadline = time.monotonic() + 5
+    while seg._poller is not None and time.monotonic() < deadline:
+        time.sleep(0.005)
+    assert seg._poller is None  # no idle wake-ups once nobody listens
+    seg.topic("T").subscribe(got.append)
+    seg.topic("T").publish(2)
+    deadline = time.monotonic() + 5
+    while len(got) < 2 and time.monotonic() < deadline:
+        time.sleep(0.005)
+    assert got == [1, 2]
+
+
+def test_reader_gives_up_on_a_slot_left_mid_write(seg: SharedMemoryGrid, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A writer killed between its two sequence stores leaves the slot odd: readers fail loudly."""
+    from dolphin.grid import shm as shm_mod
+    from dolphin.grid.protocol import GridUnavailableError
+
+    m = seg.map("m")
+    m.put("k", 1)
+    s = seg._seg_checked()
+    slot = next(i for i in range(s.n_slots) if s.header_of(i)[0] == shm_mod.LIVE)
+    w = s.slot_off(slot) // 8
+    s.q[w] += 1  # simulate the dead writer: sequence left odd
+    monkeypatch.setattr(shm_mod, "MAX_SPINS", 10_000)
+    with pytest.raises(GridUnavailableError, match="stuck mid-write"):
+        m.get("k")
+    s.q[w] += 1
+    assert m.get("k") == 1

@@ -63,6 +63,9 @@ SLOT_HEADER_BYTES = 32
 KEY_BYTES = 128
 TOPIC_BYTES = 64
 EMPTY, LIVE, TOMBSTONE = 0, 1, 2
+# A reader that sees a slot mid-write this many times in a row gives up: the writer died
+# between its two sequence stores (a live writer holds a slot for microseconds).
+MAX_SPINS = 5_000_000
 # header word indices
 H_MAGIC, H_LAYOUT, H_SLOTS, H_SLOT_BYTES, H_RING, H_RING_BYTES, H_HEAD, H_READY = range(8)
 
@@ -134,6 +137,14 @@ class _WriteLock:
         os.close(self._fd)
 
 
+def _spin(spins: int, where: int) -> int:
+    if spins >= MAX_SPINS:
+        raise GridUnavailableError(f"grid slot {where} stuck mid-write (its writer died?); recreate the segment")
+    if spins and spins % 1000 == 0:
+        time.sleep(0)  # let the writer run
+    return spins + 1
+
+
 class _Segment:
     """Raw access to the segment: seqlocked slot reads and writes."""
 
@@ -167,9 +178,11 @@ class _Segment:
         w = off // 8
         q = self.q
         buf = self.buf
+        spins = 0
         while True:
             s1 = q[w]
             if s1 & 1:
+                spins = _spin(spins, i)
                 continue
             state = q[w + 1]
             lens = q[w + 2]
@@ -191,9 +204,11 @@ class _Segment:
         """(state, hash) of slot i, consistent (seqlock)."""
         w = self.slot_off(i) // 8
         q = self.q
+        spins = 0
         while True:
             s1 = q[w]
             if s1 & 1:
+                spins = _spin(spins, i)
                 continue
             state = q[w + 1]
             h = q[w + 3]
@@ -237,9 +252,11 @@ class _Segment:
         w = off // 8
         q = self.q
         buf = self.buf
+        spins = 0
         while True:
             s1 = q[w]
             if s1 & 1:
+                spins = _spin(spins, index)
                 continue
             if q[w + 1] != index:
                 return None if q[w] == s1 else self.ring_read(index)
@@ -569,11 +586,16 @@ class SharedMemoryGrid(Grid):
             return self._subs.pop(sid, None) is not None
 
     def _poll(self) -> None:
+        """Deliver ring messages to this process's subscribers; exits when none is left."""
         seg = self._seg_checked()
         idle = 0
         while not self._stop.is_set():
             head = seg.q[H_HEAD]
             if self._cursor >= head:
+                with self._lock:
+                    if not self._subs:  # no subscriber left: stop polling (no idle wake-ups)
+                        self._poller = None
+                        return
                 idle += 1
                 # spin briefly (a reply is often just behind), then sleep
                 time.sleep(0 if idle < 50 else self._poll_interval_s)
@@ -605,8 +627,9 @@ class SharedMemoryGrid(Grid):
         if self._seg is None:
             return
         self._stop.set()
-        if self._poller is not None and self._poller is not threading.current_thread():
-            self._poller.join(timeout=5.0)
+        poller = self._poller
+        if poller is not None and poller is not threading.current_thread():
+            poller.join(timeout=5.0)
         seg, self._seg = self._seg, None
         shm = seg.shm
         seg.release()
