@@ -12,6 +12,7 @@ hazelcast_start() {
   local py="${PYTHON_BIN:-.venv/bin/python}"
   command -v java >/dev/null || { echo "services: java (17) not found; apt-get install openjdk-17-jre-headless" >&2; return 1; }
   command -v mvn >/dev/null || { echo "services: maven not found; apt-get install maven" >&2; return 1; }
+  hazelcast_stop  # a member left over from an interrupted run (by its recorded pid)
   PYTHONPATH=src "$py" -m dolphin.cli grid member start --run-dir "$RUN_DIR" --name hazelcast-test \
     --cluster-name dolphin-test --port "$port" --members "127.0.0.1:$port" --heap-mb 256 || return 1
   export DOLPHIN_TEST_HZ_MEMBERS="127.0.0.1:$port"

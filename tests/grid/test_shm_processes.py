@@ -153,6 +153,7 @@ def test_attach_requires_existing_segment_and_full_table_is_reported() -> None:
         assert m.get("reuses-tombstone") == 3 and m.size() == 16
     finally:
         g.close(unlink=True)
+        destroy_segment(name)
 
 
 def test_poller_stops_without_subscribers_and_restarts(seg: SharedMemoryGrid) -> None:
