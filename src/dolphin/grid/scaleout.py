@@ -62,21 +62,26 @@ def asset_features(
 ) -> dict[str, FeatureRecord]:
     """One FeatureRecord per asset; ``book`` is (n_assets, 3): WOBI, depth quality, spread bps."""
     out: dict[str, FeatureRecord] = {}
+    columns = returns.T.tolist()  # one conversion for all assets (column slices are strided)
+    nan3 = (np.nan, np.nan, np.nan)
     for j, asset in enumerate(assets):
-        wobi, dq, spread = (float(x) for x in book[j]) if book is not None else (np.nan, np.nan, np.nan)
-        out[asset] = FeatureRecord(asset, ts_ns, bar, tuple(returns[:, j].tolist()), wobi, dq, spread)
+        wobi, dq, spread = (float(x) for x in book[j]) if book is not None else nan3
+        out[asset] = FeatureRecord(asset, ts_ns, bar, tuple(columns[j]), wobi, dq, spread)
     return out
 
 
 def read_return_matrix(grid: Grid, assets: Sequence[str], window: int, bar: int | None = None) -> np.ndarray:
     """The (window, n_assets) return matrix from ``DOLPHIN_FEATURES``; NaN where missing/stale."""
     recs = grid.map(FEATURES_MAP).get_all(list(assets))
-    out = np.full((window, len(assets)), np.nan)
-    for j, asset in enumerate(assets):
+    nan_col = (np.nan,) * window
+    rows = []
+    for asset in assets:
         rec = recs.get(asset)
-        if isinstance(rec, FeatureRecord) and (bar is None or rec.last_bar == bar) and len(rec.log_returns) == window:
-            out[:, j] = rec.log_returns
-    return out
+        ok = isinstance(rec, FeatureRecord) and (bar is None or rec.last_bar == bar) and len(rec.log_returns) == window
+        rows.append(rec.log_returns if ok else nan_col)  # type: ignore[union-attr]
+    if not rows:
+        return np.full((window, 0), np.nan)
+    return np.array(rows, dtype=np.float64).T  # one conversion for the whole matrix
 
 
 # ---------------------------------------------------------------- worker process side
