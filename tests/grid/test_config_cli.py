@@ -67,3 +67,17 @@ def test_cli_member_status_on_empty_run_dir(tmp_path: Path, capsys: pytest.Captu
 def test_cli_stop_without_member_is_harmless(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["grid", "member", "stop", "--run-dir", str(tmp_path), "--name", "absent"]) == 0
     assert "was not running" in capsys.readouterr().out
+
+
+def test_cli_sink_once_writes_a_snapshot_per_map(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from dolphin.grid.protocol import FEATURES_MAP, HEALTH_MAP
+    from dolphin.grid.sink import read_snapshot, snapshot_times
+
+    monkeypatch.setenv("DOLPHIN__GRID__SINK_DIR", str(tmp_path))
+    assert main(["grid", "sink", "--once"]) == 0
+    out = capsys.readouterr().out
+    assert FEATURES_MAP in out and HEALTH_MAP in out
+    (t,) = snapshot_times(tmp_path, FEATURES_MAP)
+    assert read_snapshot(tmp_path, HEALTH_MAP, t) == (t, {})  # a fresh embedded grid is empty

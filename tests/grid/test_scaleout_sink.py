@@ -121,3 +121,13 @@ def test_sink_counts_failures_and_retries(tmp_path: Path) -> None:
     grid.close()
     assert sink.tick() == []
     assert sink.failures == 1
+
+
+def test_scan_workers_entry_point_with_the_default_config(shared_data: Path) -> None:
+    """`dolphin scan --workers K` entry: the in-process default switches to shared memory."""
+    from dolphin.grid.scaleout import scan_workers
+
+    assets, close = real_closes(shared_data, n_assets=6, n_bars=200)
+    with scan_workers(GridConfig(), assets, close, workers=2, window=50) as pool:
+        step = pool.step(199)
+        np.testing.assert_array_equal(step.returns, log_returns_window(close, 199, 50))

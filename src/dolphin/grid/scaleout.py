@@ -13,10 +13,11 @@ Workers are spawned (not forked), open their grid once, and stay up between bars
 
 from __future__ import annotations
 
+import contextlib
 import multiprocessing as mp
 import time
 from dataclasses import dataclass
-from typing import Sequence
+from typing import Iterator, Sequence
 
 import numpy as np
 
@@ -25,7 +26,9 @@ from dolphin.grid.protocol import FEATURES_MAP, Grid, GridError
 from dolphin.grid.records import FeatureRecord
 
 __all__ = [
+    "ScanStep",
     "ScanWorkerPool",
+    "scan_workers",
     "asset_features",
     "log_returns_window",
     "partition_assets",
@@ -201,3 +204,42 @@ class ScanWorkerPool:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+
+@contextlib.contextmanager
+def scan_workers(
+    cfg: GridConfig,
+    assets: Sequence[str],
+    close: np.ndarray,
+    *,
+    workers: int,
+    window: int = 300,
+    book: np.ndarray | None = None,
+) -> Iterator[ScanWorkerPool]:
+    """Open the coordinator's grid and K workers; close both (the entry point of
+    ``dolphin scan --workers K``)::
+
+        with scan_workers(cfg.grid, assets, close, workers=4) as pool:
+            for bar in bars:
+                matrix = pool.step(bar).returns  # (window, n_assets) -> eigen scan
+
+    With the in-process default backend the shared-memory backend is used instead (workers
+    are other processes); its segment is created here and removed at the end.
+    """
+    from dolphin.grid.factory import open_grid
+
+    if cfg.backend == "embedded" and cfg.embedded_mode == "process":
+        import msgspec
+
+        cfg = msgspec.structs.replace(cfg, embedded_mode="shm", shm_name=f"{cfg.shm_name}-scan-{mp.current_process().pid}")
+    grid = open_grid(cfg)
+    try:
+        with ScanWorkerPool(cfg, grid, assets, close, workers=workers, window=window, book=book) as pool:
+            yield pool
+    finally:
+        from dolphin.grid.shm import SharedMemoryGrid
+
+        if isinstance(grid, SharedMemoryGrid):
+            grid.close(unlink=grid.created)
+        else:
+            grid.close()
