@@ -76,3 +76,5 @@ def test_member_kill_loses_nothing_and_whole_grid_loss_is_lost_until_resync(tmp_
             grid.close()
         for h in handles:
             stop_member(h, timeout_s=5.0)
+            # pytest shows captured output only when the test fails: the members' logs
+            print(f"===== member log {h.name} =====\n{h.log_path.read_text(errors='replace')[-3000:]}")
