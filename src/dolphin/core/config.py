@@ -71,11 +71,16 @@ class DataConfig(ConfigStruct):
     row_group_size: Annotated[int, msgspec.Meta(ge=1024, le=16_777_216)] = 262_144
 
 
+# Plane sections (imported here, after ConfigStruct exists, so either import order works).
+from dolphin.grid.config import GridConfig  # noqa: E402
+
+
 class DolphinConfig(ConfigStruct):
     """The root of the configuration tree."""
 
     mode: Literal["backtest", "paper", "live"] = "paper"
     data: DataConfig = DataConfig()
+    grid: GridConfig = GridConfig()
 
     def validate(self) -> None:
         for name in self.__struct_fields__:

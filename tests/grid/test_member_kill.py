@@ -1,0 +1,80 @@
+"""Failure behaviour on a real 2-member Hazelcast cluster (its own ports and cluster name).
+
+- backup count 1: SIGKILL of one member loses no entry, the client keeps working, and the
+  quorum signal says DEGRADED (1 of 2 members);
+- SIGKILL of the last member: the quorum signal says LOST (the survival controller maps
+  this invariant violation to HIBERNATE);
+- a member comes back: the client reconnects, re-publishes its own writes (resync), and only
+  then does the signal leave LOST; the data is there again.
+"""
+
+from __future__ import annotations
+
+import time
+import uuid
+from pathlib import Path
+
+import pytest
+
+from dolphin.grid.hazelcast_backend import HazelcastGrid
+from dolphin.grid.member import MemberSpec, kill_member, start_member, stop_member
+from dolphin.grid.protocol import FEATURES_MAP, HEALTH_MAP, QuorumState
+from dolphin.grid.records import FeatureRecord, HealthRecord
+
+from .conftest import free_port
+
+pytestmark = [pytest.mark.hazelcast, pytest.mark.xdist_group("hazelcast"), pytest.mark.timeout(240)]
+
+
+def test_member_kill_loses_nothing_and_whole_grid_loss_is_lost_until_resync(tmp_path: Path) -> None:
+    cluster = f"dolphin-kill-{uuid.uuid4().hex[:6]}"
+    ports = [free_port(), free_port()]
+    addrs = tuple(f"127.0.0.1:{p}" for p in ports)
+    specs = [MemberSpec(cluster_name=cluster, port=p, members=addrs, heap_mb=192) for p in ports]
+    handles = [start_member(specs[0], run_dir=tmp_path, name="hz-a")]
+    grid = None
+    try:
+        handles.append(start_member(specs[1], run_dir=tmp_path, name="hz-b"))
+        grid = HazelcastGrid(cluster_name=cluster, members=addrs, members_expected=2, invocation_timeout_s=20.0)
+        q = grid.wait_quorum(QuorumState.OK, 30.0)
+        assert q.state is QuorumState.OK and q.members_seen == 2, q
+
+        features = grid.map(FEATURES_MAP)
+        written = {
+            f"A{i:03d}": FeatureRecord(f"A{i:03d}", i, i, (i * 1e-4, -i * 1e-4), 0.1, 0.5, 1.0) for i in range(300)
+        }
+        features.put_all(written)
+        grid.map(HEALTH_MAP).put("L1/grid", HealthRecord("L1", "grid", 1, 1.0, True))
+        assert features.size() == 300
+
+        # --- one member crashes: nothing lost, client keeps working, quorum degraded
+        kill_member(handles[0])
+        q = grid.wait_quorum(QuorumState.DEGRADED, 60.0)
+        assert q.state is QuorumState.DEGRADED and q.members_seen == 1, q
+        assert features.get_all(list(written)) == written
+        features.put("after-kill", FeatureRecord("after-kill", 1, 1, (0.5,), 0.0, 0.0, 0.0))
+        assert features.get("after-kill") == FeatureRecord("after-kill", 1, 1, (0.5,), 0.0, 0.0, 0.0)
+
+        # --- the whole grid is lost: LOST (invariant violation)
+        kill_member(handles[1])
+        q = grid.wait_quorum(QuorumState.LOST, 60.0)
+        assert q.lost and not q.client_connected, q
+        assert q.last_resync_ns is None
+
+        # --- a member comes back (empty): reconnect + resync, then LOST clears
+        t_restart = time.monotonic_ns()
+        handles.append(start_member(specs[0], run_dir=tmp_path, name="hz-c"))
+        q = grid.wait_quorum(QuorumState.DEGRADED, 90.0)  # 1 of 2 expected members, resynchronised
+        assert q.state is QuorumState.DEGRADED and q.client_connected, q
+        assert q.last_resync_ns is not None and q.last_resync_ns > t_restart
+        assert grid.resyncs == 1
+        assert features.size() == 301
+        assert features.get_all(list(written)) == written
+        assert grid.map(HEALTH_MAP).get("L1/grid") == HealthRecord("L1", "grid", 1, 1.0, True)
+    finally:
+        if grid is not None:
+            grid.close()
+        for h in handles:
+            stop_member(h, timeout_s=5.0)
+            # pytest shows captured output only when the test fails: the members' logs
+            print(f"===== member log {h.name} =====\n{h.log_path.read_text(errors='replace')[-3000:]}")
