@@ -15,7 +15,7 @@ import shutil
 import subprocess
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterable, Sequence
+from typing import Sequence
 
 from dolphin.core.paths import repo_root
 from dolphin.survival.config import SurvivalConfig
@@ -78,44 +78,54 @@ def check_model(workdir: Path, defines: Sequence[str] = (), *, max_depth: int = 
     return SpinResult(errors == 0 and complete, errors, out)
 
 
-def trace_driver(records: Iterable[StepRecord], *, start_ns: int, initial: int, dwell_ns: int) -> str:
+def trace_driver(records: Sequence[StepRecord], *, start_ns: int, initial: int, dwell_ns: int) -> str:
     """A Promela driver replaying ``records`` through the model's posture_step.
 
-    Per step it asserts that the model's posture before the step equals the controller's,
-    that the dwell flag follows from the step times, and that the model's next posture equals
-    the controller's. Times become whole milliseconds since ``start_ns``.
+    The steps become arrays; one loop feeds each step's inputs to the model and asserts that
+    the model's posture before the step equals the controller's, that the dwell flag follows
+    from the step times, and that the model's next posture equals the controller's. Times are
+    whole milliseconds since ``start_ns``.
     """
     core = (spec_dir() / "survival_core.pml").resolve()
     if dwell_ns % 1_000_000:
         raise ValueError(f"dwell must be whole milliseconds for the trace driver, got {dwell_ns} ns")
+    n = len(records)
     lines = [
         f'#include "{core}"',
         f"#define DWELL_MS {dwell_ns // 1_000_000}",
-        "byte p; byte out; int last_change = 0; bool dwell; int nsteps = 0;",
-        "inline S(t, r, c, k, d, b, a) {",
-        "  assert(p == b);",
-        "  dwell = (t - last_change >= DWELL_MS);",
-        "  assert(dwell == d);",
-        "  posture_step(p, r, c, k, dwell, out);",
-        "  assert(out == a);",
-        "  if",
-        "  :: out != p -> last_change = t",
-        "  :: else -> skip",
-        "  fi;",
-        "  p = out;",
-        "  nsteps++",
-        "}",
+        f"#define NSTEPS {max(n, 1)}",
+        "int T[NSTEPS]; byte R[NSTEPS]; byte C[NSTEPS]; bool K[NSTEPS]; bool D[NSTEPS]; byte B[NSTEPS]; byte A[NSTEPS];",
+        "byte p; byte out; int last_change = 0; bool dwell; int i = 0;",
         "init {",
-        f"  p = {initial};",
     ]
-    for rec in records:
+    for k, rec in enumerate(records):
         t_ns = rec.ts_ns - start_ns
         if t_ns % 1_000_000:
             raise ValueError(f"step time {rec.ts_ns} is not on a whole millisecond")
         lines.append(
-            f"  S({t_ns // 1_000_000}, {rec.r_pct}, {rec.cap}, {int(rec.killed)}, {int(rec.dwell_ok)}, {rec.before}, {rec.after});"
+            f"  T[{k}]={t_ns // 1_000_000}; R[{k}]={rec.r_pct}; C[{k}]={rec.cap}; K[{k}]={int(rec.killed)}; "
+            f"D[{k}]={int(rec.dwell_ok)}; B[{k}]={rec.before}; A[{k}]={rec.after};"
         )
-    lines += ['  printf("TRACE OK %d steps\\n", nsteps)', "}"]
+    lines += [
+        f"  p = {initial};",
+        "  do",
+        f"  :: i < {n} ->",
+        "     assert(p == B[i]);",
+        "     dwell = (T[i] - last_change >= DWELL_MS);",
+        "     assert(dwell == D[i]);",
+        "     posture_step(p, R[i], C[i], K[i], dwell, out);",
+        "     assert(out == A[i]);",
+        "     if",
+        "     :: out != p -> last_change = T[i]",
+        "     :: else -> skip",
+        "     fi;",
+        "     p = out;",
+        "     i++",
+        "  :: else -> break",
+        "  od;",
+        '  printf("TRACE OK %d steps\\n", i)',
+        "}",
+    ]
     return "\n".join(lines) + "\n"
 
 
