@@ -89,22 +89,24 @@ inline posture_step(p, r, cap, killed, dwell_ok, out) {
   fi
 }
 
+#ifndef BROKEN_KILL_LAG
+#define GATE_ALIVE (!killed)
+#else
+#define GATE_ALIVE (true)   /* deliberately broken: the gate trusts the posture alone */
+#endif
+
 inline gate(p, killed, kind, taker, v) {
   if
   :: kind == CANCEL -> v = ALLOW
   :: else ->
      if
-#ifndef BROKEN_KILL_LAG
-     :: killed -> v = DENY_KILLED
-#else
-     :: false -> skip   /* deliberately broken: the gate trusts the posture alone */
-#endif
+     :: !GATE_ALIVE -> v = DENY_KILLED
 #ifndef BROKEN_GATE_HIB
-     :: !killed && p == HIBERNATE -> v = DENY_HIBERNATE
+     :: GATE_ALIVE && p == HIBERNATE -> v = DENY_HIBERNATE
 #endif
-     :: p != HIBERNATE && kind == EXIT -> v = ALLOW
-     :: !killed && p == TURTLE && kind == ENTRY -> v = DENY_EXIT_ONLY
-     :: !killed && p == STALKER && kind == ENTRY && taker -> v = DENY_LIMIT_ONLY
+     :: GATE_ALIVE && p != HIBERNATE && kind == EXIT -> v = ALLOW
+     :: GATE_ALIVE && p == TURTLE && kind == ENTRY -> v = DENY_EXIT_ONLY
+     :: GATE_ALIVE && p == STALKER && kind == ENTRY && taker -> v = DENY_LIMIT_ONLY
      :: else -> v = ALLOW
      fi
   fi

@@ -442,5 +442,9 @@ def test_config_round_trips_through_toml_overrides() -> None:
 
 
 def test_controller_accepts_an_injected_clock_only() -> None:
-    ctl = SurvivalController(SurvivalConfig(), ManualClock(123))
+    clock = ManualClock(123)
+    ctl = SurvivalController(SurvivalConfig(), clock)  # no step recorder
     assert ctl.board.start_ns == 123 and ctl.layer_multipliers()["ACB_v6"] == 1.0
+    clock.advance_s(1.0)
+    ctl.tick()
+    assert ctl.posture == HIBERNATE and 0.8 < ctl.r_total < 1.0  # the book feed is 1 s old: past its deadband

@@ -21,7 +21,10 @@ from dolphin.core.paths import repo_root
 from dolphin.survival.config import SurvivalConfig
 from dolphin.survival.events import StepRecord
 
-__all__ = ["SpinResult", "check_model", "check_trace", "model_defines", "spec_dir", "trace_driver"]
+__all__ = [
+    "BROKEN_VARIANTS", "SpinResult", "check_mirror", "check_model", "check_trace", "mirror_driver", "model_defines",
+    "spec_dir", "trace_driver",
+]
 
 BROKEN_VARIANTS = ("BROKEN_HYST", "BROKEN_DWELL", "BROKEN_KILL_LAG", "BROKEN_GATE_HIB")
 
@@ -148,4 +151,56 @@ def check_trace(
     run = subprocess.run([_tool("spin"), *defines, driver.name], cwd=workdir, capture_output=True, text=True, timeout=timeout_s)
     out = run.stdout + run.stderr
     ok = run.returncode == 0 and f"TRACE OK {len(records)} steps" in out and "assertion violated" not in out
+    return SpinResult(ok, 0 if ok else 1, out)
+
+
+def mirror_driver(cfg: SurvivalConfig) -> str:
+    """A Promela driver asserting that the Python posture step and gate equal the model's
+    on every input (posture x R percent x cap x killed x dwell; posture x killed x kind x taker)."""
+    from dolphin.survival.posture import gate_verdict, posture_step
+
+    down, up = cfg.posture.thresholds_pct()
+    core = (spec_dir() / "survival_core.pml").resolve()
+    steps = [
+        (p, r, c, k, d, posture_step(p, r, c, bool(k), bool(d), down, up))
+        for p in range(4) for r in range(101) for c in range(4) for k in (0, 1) for d in (0, 1)
+    ]  # fmt: skip
+    gates = [(p, k, kind, t, int(gate_verdict(p, bool(k), kind, bool(t)))) for p in range(4) for k in (0, 1) for kind in range(3) for t in (0, 1)]
+    lines = [
+        f'#include "{core}"',
+        f"#define NS {len(steps)}",
+        f"#define NG {len(gates)}",
+        "byte P[NS]; byte R[NS]; byte C[NS]; bool K[NS]; bool D[NS]; byte A[NS];",
+        "byte GP[NG]; bool GK[NG]; byte GKIND[NG]; bool GT[NG]; byte GV[NG];",
+        "byte out; byte v; int i = 0;",
+        "init {",
+    ]
+    for i, (p, r, c, k, d, a) in enumerate(steps):
+        lines.append(f"  P[{i}]={p}; R[{i}]={r}; C[{i}]={c}; K[{i}]={k}; D[{i}]={d}; A[{i}]={a};")
+    for i, (p, k, kind, t, v) in enumerate(gates):
+        lines.append(f"  GP[{i}]={p}; GK[{i}]={k}; GKIND[{i}]={kind}; GT[{i}]={t}; GV[{i}]={v};")
+    lines += [
+        "  do",
+        "  :: i < NS -> posture_step(P[i], R[i], C[i], K[i], D[i], out); assert(out == A[i]); i++",
+        "  :: else -> break",
+        "  od;",
+        "  i = 0;",
+        "  do",
+        "  :: i < NG -> gate(GP[i], GK[i], GKIND[i], GT[i], v); assert(v == GV[i]); i++",
+        "  :: else -> break",
+        "  od;",
+        '  printf("MIRROR OK\\n")',
+        "}",
+    ]
+    return "\n".join(lines) + "\n"
+
+
+def check_mirror(cfg: SurvivalConfig, workdir: Path, *, timeout_s: float = 300.0) -> SpinResult:
+    """Run ``mirror_driver`` under SPIN: the Python transition relation equals the model's."""
+    workdir.mkdir(parents=True, exist_ok=True)
+    (workdir / "mirror_check.pml").write_text(mirror_driver(cfg))
+    defines = [d for d in model_defines(cfg) if not d.startswith(("-DDWELL", "-DREC"))]
+    run = subprocess.run([_tool("spin"), *defines, "mirror_check.pml"], cwd=workdir, capture_output=True, text=True, timeout=timeout_s)
+    out = run.stdout + run.stderr
+    ok = run.returncode == 0 and "MIRROR OK" in out and "assertion violated" not in out
     return SpinResult(ok, 0 if ok else 1, out)
