@@ -69,5 +69,6 @@ feeds = [
         load_scenario(str(tmp_path / "missing.toml"))
 
 
+@pytest.mark.slow  # the same SPIN run as test_formal's model check, through the CLI
 def test_cli_check_model(tmp_path: Path) -> None:
     assert main(["survival", "check-model", "--workdir", str(tmp_path)]) == 0

@@ -61,7 +61,7 @@ def model_defines(cfg: SurvivalConfig, *, dwell_ticks: int = 3) -> list[str]:
     ]  # fmt: skip
 
 
-def check_model(workdir: Path, defines: Sequence[str] = (), *, max_depth: int = 3_000_000, timeout_s: float = 600.0) -> SpinResult:
+def check_model(workdir: Path, defines: Sequence[str] = (), *, max_depth: int = 1_000_000, timeout_s: float = 600.0) -> SpinResult:
     """Exhaustive SPIN safety check of spec/survival.pml in ``workdir``; ok iff 0 errors."""
     workdir.mkdir(parents=True, exist_ok=True)
     for src in spec_dir().glob("*.pml"):
@@ -73,7 +73,7 @@ def check_model(workdir: Path, defines: Sequence[str] = (), *, max_depth: int = 
     cc = subprocess.run([gcc, "-O2", "-DSAFETY", "-o", "pan", "pan.c"], cwd=workdir, capture_output=True, text=True, timeout=timeout_s)
     if cc.returncode != 0:
         return SpinResult(False, -1, cc.stdout + cc.stderr)
-    run = subprocess.run(["./pan", f"-m{max_depth}"], cwd=workdir, capture_output=True, text=True, timeout=timeout_s)
+    run = subprocess.run(["./pan", f"-m{max_depth}", "-w20"], cwd=workdir, capture_output=True, text=True, timeout=timeout_s)
     out = run.stdout + run.stderr
     m = re.search(r"errors: (\d+)", out)
     errors = int(m.group(1)) if m else -1
