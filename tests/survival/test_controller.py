@@ -157,13 +157,15 @@ def test_drawdown_and_slippage_and_acb() -> None:
 
 
 def test_rtt_lockdown_blocks_entries_until_calm_for_the_hold_time() -> None:
-    ctl, clock, _ = make()
+    ctl, clock, steps = make()
     run_healthy(ctl, clock, 5)
     rtt = ctl.layers[10]
     for _ in range(5):
         clock.advance_s(0.5)
         ctl.observe("order_rtt_ms", 30.0)
     assert rtt.cap == TURTLE and rtt.locked  # locked on the samples, before any tick
+    assert ctl.posture == TURTLE and steps[-1].cause == 2  # entries stop at once
+    assert ctl.log.of_kind("cap")[-1].subject == "RTT_lockdown"
     run_healthy(ctl, clock, 1)
     assert ctl.posture == TURTLE and "LOCKED" in rtt.explain(clock.now_ns())
     for _ in range(30):  # RTT back to 5 ms; the window forgets the slow samples after 5 s
@@ -176,6 +178,26 @@ def test_rtt_lockdown_blocks_entries_until_calm_for_the_hold_time() -> None:
     assert not rtt.locked and rtt.cap == APEX and "clear" in rtt.explain(clock.now_ns())
     run_healthy(ctl, clock, 20)  # no samples at all: the window is empty, no lockdown
     assert rtt.window_mean_ms(clock.now_ns()) == 0.0
+    ctl.observe("book_update", 0.0)
+    ctl.cap = TURTLE  # another layer already caps at TURTLE: a new RTT lock changes the cap, not the posture
+    n_steps = len(steps)
+    for _ in range(3):
+        ctl.observe("order_rtt_ms", 50.0)
+    assert rtt.locked and len(steps) == n_steps
+
+
+def test_slippage_tracker_feeds_the_drift_layer() -> None:
+    from dolphin.survival.layers.builtin import SlippageTracker
+
+    tr = SlippageTracker(alpha=0.5)
+    assert math.isclose(tr.on_fill(+1, 100.0, 100.1), 0.5 * 10.0)  # bought 10 bps above the expected price
+    assert math.isclose(tr.on_fill(-1, 100.0, 100.1), 0.5 * 5.0 + 0.5 * -10.0)  # sold above: favourable
+    assert tr.fills == 2
+    with pytest.raises(ValueError, match="alpha"):
+        SlippageTracker(alpha=0.0)
+    ctl, clock, _ = make()
+    run_healthy(ctl, clock, 2, slippage_drift_bps=SlippageTracker(1.0).on_fill(+1, 100.0, 100.12))
+    assert math.isclose(ctl.damped[5], 1.0 - 0.7 * (12.0 - 2.0) / 20.0)  # 12 bps: 10 past the deadband
 
 
 # ------------------------------------------------------------------ kill path

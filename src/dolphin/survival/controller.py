@@ -23,10 +23,11 @@ from dolphin.survival.events import Event, EventLog, StepRecord
 from dolphin.survival.layers.base import Category, Layer, SensorBoard, build_layer
 from dolphin.survival.posture import APEX, RIGHTS, Posture, posture_step
 
-__all__ = ["CAUSE_KILL", "CAUSE_TICK", "SurvivalController", "r_to_pct"]
+__all__ = ["CAUSE_CAP", "CAUSE_KILL", "CAUSE_TICK", "SurvivalController", "r_to_pct"]
 
 CAUSE_TICK = 0
 CAUSE_KILL = 1
+CAUSE_CAP = 2
 _NAMES = tuple(p.name for p in Posture)
 
 
@@ -76,12 +77,12 @@ class SurvivalController:
         self._caps: list[int] = [APEX] * n
         self._step_frac = cfg.layer_event_step
         nsens = len(self.board.names)
-        samples: list[list[Layer]] = [[] for _ in range(nsens)]
+        samples: list[list[tuple[int, Layer]]] = [[] for _ in range(nsens)]
         invariants: list[list[Layer]] = [[] for _ in range(nsens)]
-        for layer in self.layers:
+        for k, layer in enumerate(self.layers):
             for i in layer.sensor_idx:
                 if layer.WANTS_SAMPLES:
-                    samples[i].append(layer)
+                    samples[i].append((k, layer))
                 if layer.category == Category.INVARIANT:
                     invariants[i].append(layer)
         self._samples = [tuple(x) for x in samples]
@@ -116,11 +117,18 @@ class SurvivalController:
         self.observe_idx(self.sensor_index(name), value)
 
     def observe_idx(self, i: int, value: float) -> None:
-        """Record a reading now; sample-hungry layers see it; invariants are checked at once."""
+        """Record a reading now; sample-hungry layers see it (a tighter posture cap acts at
+        once, like the kill); invariants are checked at once."""
         now = self._clock.now_ns()
         self.board.set(i, value, now)
-        for layer in self._samples[i]:
+        for k, layer in self._samples[i]:
             layer.on_sample(i, value, now)
+            lc = layer.cap
+            if lc != self._caps[k]:
+                self._note_cap(k, layer, lc, now)
+                if lc > self.cap:
+                    self.cap = lc
+                    self._step(now, CAUSE_CAP)
         for layer in self._invariants[i]:
             if not self.killed and layer.target(now) == 0.0:
                 self.kill(layer.explain(now), source=layer.name)
@@ -154,10 +162,7 @@ class SurvivalController:
             if lc > cap:
                 cap = lc
             if lc != self._caps[k]:
-                old_cap = self._caps[k]
-                self._caps[k] = lc
-                self.log.emit(Event(ts_ns=now, kind="cap", subject=layer.name, old=_NAMES[old_cap], new=_NAMES[lc],
-                                    reason=layer.explain(now), r_total=self.r_total))
+                self._note_cap(k, layer, lc, now)
             rep = self._reported[k]
             if d != rep and (abs(d - rep) >= self._step_frac or d == 1.0 or d == 0.0):
                 self._reported[k] = d
@@ -174,6 +179,12 @@ class SurvivalController:
         self.r_pct = r_to_pct(self.r_total)
         self.cap = cap
         self._step(now, CAUSE_TICK)
+
+    def _note_cap(self, k: int, layer: Layer, cap: int, now: int) -> None:
+        old = self._caps[k]
+        self._caps[k] = cap
+        self.log.emit(Event(ts_ns=now, kind="cap", subject=layer.name, old=_NAMES[old], new=_NAMES[cap],
+                            reason=layer.explain(now), r_total=self.r_total))
 
     def _step(self, now: int, cause: int) -> None:
         before = self.posture

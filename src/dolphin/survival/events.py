@@ -28,7 +28,7 @@ class Event(msgspec.Struct, frozen=True, kw_only=True):
 class StepRecord(msgspec.Struct, frozen=True, array_like=True):
     """One posture-machine step (for trace validation against the formal model).
 
-    cause: 0 tick, 1 kill, 2 rearm. ``r_pct`` is R_total in whole percent as the step saw it.
+    cause: 0 tick, 1 kill, 2 a tighter posture cap from a reading. ``r_pct`` is R_total in whole percent as the step saw it.
     """
 
     ts_ns: int
