@@ -97,3 +97,34 @@ def test_acb_over_real_btc_history(shared_data: Path) -> None:
     recent = f_ts > q[ftx] - FUNDING_LAG_NS
     f_future[recent] = -1.0
     assert lagged_values(f_ts, f_future, q[ftx : ftx + 1], FUNDING_LAG_NS)[0] == funding_lag[ftx]
+
+
+def test_acb_layer_through_the_controller_on_real_history(shared_data: Path) -> None:
+    """Real data, daily, through the controller: the ACB layer equals 1 - cut of the lagged inputs
+    every day (a day is long enough for the 1 %/min recovery), and the FTX week is not APEX."""
+    from dolphin.survival.clock import ManualClock
+    from dolphin.survival.config import LayerSpec, PostureConfig, SurvivalConfig
+    from dolphin.survival.controller import SurvivalController
+    from dolphin.survival.posture import APEX
+
+    dvol_ts, dvol = dvol_daily(shared_data)
+    f_ts, f = funding_8h_frac(shared_data)
+    funding_lag = lagged_values(f_ts, f, dvol_ts, FUNDING_LAG_NS)
+    spec = LayerSpec(name="ACB_v6", path="dolphin.survival.layers.builtin:AcbV6Layer", options={"taker_weight": 0.0})
+    cfg = SurvivalConfig(layers=(spec,), posture=PostureConfig(initial="APEX", min_upgrade_dwell_s=3600.0))
+    clock = ManualClock(int(dvol_ts[0]))
+    ctl = SurvivalController(cfg, clock)
+    th = AcbThresholds(taker_weight=0.0, fng_weight=0.0)
+    postures = []
+    for i in range(1, len(dvol_ts)):
+        clock.set_ns(int(dvol_ts[i]))
+        ctl.observe("acb_funding_lag5d_frac", float(funding_lag[i]))
+        ctl.observe("acb_dvol_prev", float(dvol[i - 1]))
+        ctl.observe("acb_dvol", float(dvol[i]))
+        ctl.tick()
+        expected = 1.0 - acb_v6_cut_frac(stress_count(AcbInputs(funding_lag[i], 1.0, dvol[i], dvol[i - 1]), th))
+        assert math.isclose(ctl.r_total, expected, abs_tol=1e-12), (i, ctl.r_total, expected)
+        postures.append(ctl.posture)
+    ftx = int(np.searchsorted(dvol_ts, 1667952000000 * 1_000_000))  # 2022-11-09
+    assert postures[ftx - 1] != APEX
+    assert 0.2 < sum(p == APEX for p in postures) / len(postures) < 1.0
