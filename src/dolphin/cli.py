@@ -20,6 +20,7 @@ COMMAND_MODULES: list[str] = [
     "dolphin.data.commands",
     "dolphin.grid.commands",
     "dolphin.runtime.main_job",
+    "dolphin.survival.commands",
 ]
 
 

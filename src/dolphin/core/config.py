@@ -81,6 +81,7 @@ class DolphinConfig(ConfigStruct):
     mode: Literal["backtest", "paper", "live"] = "paper"
     data: DataConfig = DataConfig()
     grid: GridConfig = GridConfig()
+    survival: SurvivalConfig = msgspec.field(default_factory=lambda: SurvivalConfig())
 
     def validate(self) -> None:
         for name in self.__struct_fields__:
@@ -241,3 +242,8 @@ def load_config(
         raise ConfigError(f"config key '{key}' = {value!r} is not allowed: {text}") from None
     cfg.validate()
     return cfg
+
+
+# Plane sections subclass ConfigStruct, so they are imported after it is defined (each plane's
+# package __init__ imports this module first, which breaks the cycle from either side).
+from dolphin.survival.config import SurvivalConfig  # noqa: E402

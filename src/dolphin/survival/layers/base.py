@@ -1,0 +1,142 @@
+"""The layer plug-in interface.
+
+A layer declares its category, its sensor roles (name, value before the first reading,
+default deadband), and its own typed options; the controller owns damping (fast attack, slow
+recovery), categories and postures. Adding a layer means writing a subclass and naming it in
+config (``LayerSpec.path``); no controller code changes.
+"""
+
+from __future__ import annotations
+
+import importlib
+from enum import IntEnum
+from typing import ClassVar, NamedTuple
+
+import msgspec
+
+from dolphin.core.config import ConfigError, ConfigStruct
+from dolphin.survival.clock import NS_PER_S
+from dolphin.survival.config import LayerSpec
+from dolphin.survival.posture import APEX
+
+__all__ = ["Category", "Layer", "NoOptions", "SensorBoard", "SensorRole", "build_layer"]
+
+
+class Category(IntEnum):
+    """The five categories; R_total is the product of their multipliers."""
+
+    INVARIANT = 1  # binary, instantaneous, undamped
+    STRUCTURAL = 2  # exponential decay after a grace period
+    MICROSTRUCTURE = 3  # gradient; may shift posture to passive quoting
+    ENVIRONMENTAL = 4  # impulse to a depth on a shock, linear recovery
+    CAPITAL = 5  # sigmoid of drawdown
+
+
+class SensorRole(NamedTuple):
+    """A sensor input of a layer: its role name, value before any reading, default deadband."""
+
+    role: str
+    initial: float
+    deadband: float = 0.0
+
+
+class SensorBoard:
+    """Latest value and receive time of every sensor, indexed by small integers.
+
+    A sensor never read has timestamp ``start_ns`` (its staleness counts from start-up).
+    """
+
+    __slots__ = ("names", "index", "values", "ts_ns", "start_ns")
+
+    def __init__(self, start_ns: int) -> None:
+        self.names: list[str] = []
+        self.index: dict[str, int] = {}
+        self.values: list[float] = []
+        self.ts_ns: list[int] = []
+        self.start_ns = start_ns
+
+    def register(self, name: str, initial: float) -> int:
+        i = self.index.get(name)
+        if i is None:
+            i = len(self.names)
+            self.index[name] = i
+            self.names.append(name)
+            self.values.append(float(initial))
+            self.ts_ns.append(self.start_ns)
+        return i
+
+    def set(self, i: int, value: float, now_ns: int) -> None:
+        self.values[i] = value
+        self.ts_ns[i] = now_ns
+
+    def staleness_s(self, i: int, now_ns: int) -> float:
+        return (now_ns - self.ts_ns[i]) / NS_PER_S
+
+
+class NoOptions(ConfigStruct):
+    """Options of a layer that has none."""
+
+
+class Layer:
+    """Base class of every layer. Subclasses set the class attributes and ``target``.
+
+    ``target(now_ns)`` returns the undamped multiplier in [0, 1]; ``cap`` is the most
+    permissive posture the layer allows right now (APEX = no cap); ``explain`` says why, and
+    is only called when an event is written.
+    """
+
+    category: ClassVar[Category]
+    SENSORS: ClassVar[tuple[SensorRole, ...]]
+    Options: ClassVar[type[ConfigStruct]] = NoOptions
+    # Layers that need every reading (not just the latest) get on_sample calls.
+    WANTS_SAMPLES: ClassVar[bool] = False
+
+    def __init__(self, spec: LayerSpec, board: SensorBoard) -> None:
+        self.name = spec.name
+        self.spec = spec
+        self.board = board
+        roles = {r.role for r in self.SENSORS}
+        for key in list(spec.sensors) + list(spec.deadbands):
+            if key not in roles:
+                raise ConfigError(
+                    f"config key 'survival.layers.{spec.name}' sensor role {key!r} is not allowed: "
+                    f"{type(self).__name__} has roles {sorted(roles)}"
+                )
+        self.sensor_idx: tuple[int, ...] = tuple(
+            board.register(spec.sensors.get(r.role, r.role), r.initial) for r in self.SENSORS
+        )
+        self.deadband: tuple[float, ...] = tuple(spec.deadbands.get(r.role, r.deadband) for r in self.SENSORS)
+        try:
+            self.options = msgspec.convert(spec.options, self.Options, strict=False)
+        except msgspec.ValidationError as exc:
+            raise ConfigError(f"config key 'survival.layers.{spec.name}.options' is not allowed: {exc}") from None
+        self.cap = APEX
+
+    def target(self, now_ns: int) -> float:  # pragma: no cover - abstract
+        raise NotImplementedError
+
+    def explain(self, now_ns: int) -> str:  # pragma: no cover - overridden by every shipped layer
+        return f"{self.name} multiplier {self.target(now_ns):.3f}"
+
+    def on_sample(self, sensor: int, value: float, now_ns: int) -> None:
+        """Called for every reading of one of this layer's sensors when WANTS_SAMPLES is set."""
+
+    def value(self, k: int) -> float:
+        return self.board.values[self.sensor_idx[k]]
+
+    def staleness_s(self, k: int, now_ns: int) -> float:
+        return self.board.staleness_s(self.sensor_idx[k], now_ns)
+
+
+def build_layer(spec: LayerSpec, board: SensorBoard) -> Layer:
+    """Import ``spec.path`` ("module:Class"), check it is a Layer, and build it."""
+    module_name, _, cls_name = spec.path.partition(":")
+    try:
+        cls = getattr(importlib.import_module(module_name), cls_name)
+    except (ImportError, AttributeError) as exc:
+        raise ConfigError(f"config key 'survival.layers.{spec.name}.path' = {spec.path!r} is not allowed: {exc}") from None
+    if not (isinstance(cls, type) and issubclass(cls, Layer)):
+        raise ConfigError(
+            f"config key 'survival.layers.{spec.name}.path' = {spec.path!r} is not allowed: not a Layer subclass"
+        )
+    return cls(spec, board)

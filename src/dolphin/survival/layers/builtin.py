@@ -1,0 +1,355 @@
+"""The shipped layers: L1-L9, ACB v6 and the RTT lockdown.
+
+Sensor conventions: heartbeat-style sensors carry their information in the receive time
+(staleness); value sensors carry a number in the unit named by the role. All "badness"
+measures are oriented so that larger is worse, which makes every layer non-increasing in
+every staleness.
+"""
+
+from __future__ import annotations
+
+from collections import deque
+
+from dolphin.core.config import ConfigStruct, NonNegFloat, PosFloat
+from dolphin.survival import acb
+from dolphin.survival.clock import NS_PER_S
+from dolphin.survival.config import LayerSpec
+from dolphin.survival.kernels import (
+    capital_sigmoid_mult,
+    gradient_mult,
+    impulse_mult,
+    invariant_mult,
+    structural_mult,
+)
+from dolphin.survival.layers.base import Category, Layer, SensorBoard, SensorRole
+from dolphin.survival.posture import APEX, TURTLE
+
+__all__ = [
+    "AcbV6Layer",
+    "DrawdownLayer",
+    "EsotericFactorsLayer",
+    "ExternalFactorsLayer",
+    "GridQuorumLayer",
+    "LedgerIntegrityLayer",
+    "McForewarnerLayer",
+    "OrderBookLayer",
+    "RttLockdownLayer",
+    "ScanHeartbeatLayer",
+    "SlippageDriftLayer",
+    "SlippageTracker",
+]
+
+
+# ------------------------------------------------------------------ category 1: invariants
+
+
+class GridQuorumLayer(Layer):
+    """L1: the state grid has a quorum of members and its heartbeat is fresh."""
+
+    class Options(ConfigStruct):
+        quorum: PosFloat = 1.0
+        max_heartbeat_age_s: PosFloat = 15.0
+
+    category = Category.INVARIANT
+    SENSORS = (SensorRole("grid_members", 1.0), SensorRole("grid_heartbeat", 0.0))
+
+    def target(self, now_ns: int) -> float:
+        o = self.options
+        age_s = self.staleness_s(1, now_ns) - self.deadband[1]
+        return invariant_mult(self.value(0) >= o.quorum and age_s <= o.max_heartbeat_age_s)
+
+    def explain(self, now_ns: int) -> str:
+        return (
+            f"grid members {self.value(0):g} (quorum {self.options.quorum:g}), "
+            f"heartbeat age {self.staleness_s(1, now_ns):.1f} s (max {self.options.max_heartbeat_age_s:g} s)"
+        )
+
+
+class LedgerIntegrityLayer(Layer):
+    """L2: the ledger's checksum chain verified (1) and the verification is recent."""
+
+    class Options(ConfigStruct):
+        max_age_s: PosFloat = 300.0
+
+    category = Category.INVARIANT
+    SENSORS = (SensorRole("ledger_ok", 1.0),)
+
+    def target(self, now_ns: int) -> float:
+        return invariant_mult(self.value(0) >= 0.5 and self.staleness_s(0, now_ns) <= self.options.max_age_s)
+
+    def explain(self, now_ns: int) -> str:
+        ok = "verified" if self.value(0) >= 0.5 else "CHECKSUM MISMATCH"
+        return f"ledger {ok}, last verification {self.staleness_s(0, now_ns):.1f} s ago (max {self.options.max_age_s:g} s)"
+
+
+# ------------------------------------------------------------------ category 2: structural
+
+
+class McForewarnerLayer(Layer):
+    """L3: MC-Forewarner envelope zone (0 GREEN, 1 ORANGE, 2 RED) times staleness decay."""
+
+    class Options(ConfigStruct):
+        orange_mult: NonNegFloat = 0.75
+        red_mult: NonNegFloat = 0.35
+
+    category = Category.STRUCTURAL
+    SENSORS = (SensorRole("mcf_zone", 0.0, 600.0),)
+
+    def target(self, now_ns: int) -> float:
+        zone = self.value(0)
+        zone_mult = 1.0 if zone < 0.5 else (self.options.orange_mult if zone < 1.5 else self.options.red_mult)
+        return zone_mult * structural_mult(self.staleness_s(0, now_ns), self.deadband[0], self.spec.decay_per_s)
+
+    def explain(self, now_ns: int) -> str:
+        zone = ("GREEN", "ORANGE", "RED")[min(2, max(0, int(round(self.value(0)))))]
+        return f"MC-Forewarner {zone}, last update {self.staleness_s(0, now_ns):.0f} s ago (grace {self.deadband[0]:g} s)"
+
+
+class ScanHeartbeatLayer(Layer):
+    """L4: the regime scan loop's heartbeat; decays once it is late."""
+
+    category = Category.STRUCTURAL
+    SENSORS = (SensorRole("scan_heartbeat", 0.0, 5.0),)
+
+    def target(self, now_ns: int) -> float:
+        return structural_mult(self.staleness_s(0, now_ns), self.deadband[0], self.spec.decay_per_s)
+
+    def explain(self, now_ns: int) -> str:
+        return f"scan heartbeat {self.staleness_s(0, now_ns):.1f} s old (grace {self.deadband[0]:g} s)"
+
+
+# ------------------------------------------------------------------ category 3: microstructure
+
+
+class OrderBookLayer(Layer):
+    """L5: order-book streamer health: update age, inter-arrival jitter, depth decay.
+
+    ``book_depth_ratio`` is current depth / reference depth; its badness is 1 - ratio. Below
+    ``passive_below`` the layer caps the posture at TURTLE (passive quoting only).
+    """
+
+    class Options(ConfigStruct):
+        age_span_s: PosFloat = 5.0
+        jitter_span_ms: PosFloat = 250.0
+        depth_span: PosFloat = 0.5
+        passive_below: NonNegFloat = 0.6
+
+    category = Category.MICROSTRUCTURE
+    SENSORS = (
+        SensorRole("book_update", 0.0, 0.2),  # 200 ms WebSocket lag is ignored
+        SensorRole("book_jitter_ms", 0.0, 50.0),
+        SensorRole("book_depth_ratio", 1.0, 0.3),
+    )
+
+    def target(self, now_ns: int) -> float:
+        o, s, f, db = self.options, self.spec.sensitivity, self.spec.floor, self.deadband
+        m = gradient_mult(self.staleness_s(0, now_ns) * s, db[0], o.age_span_s, f)
+        m *= gradient_mult(self.value(1) * s, db[1], o.jitter_span_ms, f)
+        m *= gradient_mult((1.0 - self.value(2)) * s, db[2], o.depth_span, f)
+        self.cap = TURTLE if m < o.passive_below else APEX
+        return m
+
+    def explain(self, now_ns: int) -> str:
+        return (
+            f"book age {self.staleness_s(0, now_ns) * 1e3:.0f} ms, jitter {self.value(1):.0f} ms, "
+            f"depth {self.value(2):.0%} of reference" + (" -> passive quoting" if self.cap == TURTLE else "")
+        )
+
+
+class SlippageTracker:
+    """EWMA of adverse slippage in bps (realised vs expected fill price), fed per fill."""
+
+    __slots__ = ("alpha", "drift_bps", "fills")
+
+    def __init__(self, alpha: float = 0.2) -> None:
+        if not 0.0 < alpha <= 1.0:
+            raise ValueError(f"alpha must be in (0, 1], got {alpha}")
+        self.alpha = alpha
+        self.drift_bps = 0.0
+        self.fills = 0
+
+    def on_fill(self, side: int, expected_px: float, realised_px: float) -> float:
+        """side +1 buy, -1 sell; adverse slippage is positive. Returns the updated drift."""
+        slip_bps = side * (realised_px - expected_px) / expected_px * 1e4
+        self.drift_bps += self.alpha * (slip_bps - self.drift_bps)
+        self.fills += 1
+        return self.drift_bps
+
+
+class SlippageDriftLayer(Layer):
+    """L6: drift of realised vs expected fill prices (EWMA, adverse bps)."""
+
+    class Options(ConfigStruct):
+        span_bps: PosFloat = 20.0
+
+    category = Category.MICROSTRUCTURE
+    SENSORS = (SensorRole("slippage_drift_bps", 0.0, 2.0),)
+
+    def target(self, now_ns: int) -> float:
+        return gradient_mult(self.value(0) * self.spec.sensitivity, self.deadband[0], self.options.span_bps, self.spec.floor)
+
+    def explain(self, now_ns: int) -> str:
+        return f"slippage drift {self.value(0):.1f} bps (deadband {self.deadband[0]:g} bps)"
+
+
+class RttLockdownLayer(Layer):
+    """RTT lockdown: mean order round-trip time over a short window above the threshold stops
+    new entries (posture cap TURTLE) until it has stayed at or below it for ``hold_s``."""
+
+    class Options(ConfigStruct):
+        threshold_ms: PosFloat = 20.0
+        window_s: PosFloat = 5.0
+        hold_s: NonNegFloat = 60.0
+
+    category = Category.MICROSTRUCTURE
+    SENSORS = (SensorRole("order_rtt_ms", 0.0),)
+    WANTS_SAMPLES = True
+
+    def __init__(self, spec: LayerSpec, board: SensorBoard) -> None:
+        super().__init__(spec, board)
+        self._samples: deque[tuple[int, float]] = deque()
+        self._sum_ms = 0.0
+        self.locked = False
+        self._calm_since_ns = -1
+
+    def on_sample(self, sensor: int, value: float, now_ns: int) -> None:
+        self._samples.append((now_ns, value))
+        self._sum_ms += value
+        self.target(now_ns)
+
+    def window_mean_ms(self, now_ns: int) -> float:
+        """Mean RTT of the samples inside the window (0 when there are none)."""
+        horizon_ns = now_ns - int(self.options.window_s * NS_PER_S)
+        q = self._samples
+        while q and q[0][0] < horizon_ns:
+            self._sum_ms -= q.popleft()[1]
+        return self._sum_ms / len(q) if q else 0.0
+
+    def target(self, now_ns: int) -> float:
+        mean_ms = self.window_mean_ms(now_ns)
+        if mean_ms > self.options.threshold_ms:
+            self.locked = True
+            self._calm_since_ns = -1
+        elif self.locked:
+            if self._calm_since_ns < 0:
+                self._calm_since_ns = now_ns
+            if now_ns - self._calm_since_ns >= self.options.hold_s * NS_PER_S:
+                self.locked = False
+        self.cap = TURTLE if self.locked else APEX
+        return 1.0
+
+    def explain(self, now_ns: int) -> str:
+        state = "LOCKED: no new entries" if self.locked else "clear"
+        return f"RTT {self.window_mean_ms(now_ns):.1f} ms over {self.options.window_s:g} s (limit {self.options.threshold_ms:g} ms), {state}"
+
+
+# ------------------------------------------------------------------ category 4: environmental
+
+
+class ExternalFactorsLayer(Layer):
+    """L7: external-factor shocks; a reading >= 1/sensitivity is a shock (impulse to
+    ``depth``, linear recovery over ``recover_s``, reset by a new shock)."""
+
+    class Options(ConfigStruct):
+        depth: NonNegFloat = 0.3
+        recover_s: PosFloat = 3600.0
+
+    category = Category.ENVIRONMENTAL
+    SENSORS = (SensorRole("exf_shock", 0.0),)
+    WANTS_SAMPLES = True
+
+    def __init__(self, spec: LayerSpec, board: SensorBoard) -> None:
+        super().__init__(spec, board)
+        self.last_shock_ns = -1
+
+    def on_sample(self, sensor: int, value: float, now_ns: int) -> None:
+        if value * self.spec.sensitivity >= 1.0 or value != value:
+            self.last_shock_ns = now_ns
+
+    def target(self, now_ns: int) -> float:
+        since_s = -1.0 if self.last_shock_ns < 0 else (now_ns - self.last_shock_ns) / NS_PER_S
+        return impulse_mult(since_s, self.options.depth, self.options.recover_s)
+
+    def explain(self, now_ns: int) -> str:
+        if self.last_shock_ns < 0:
+            return f"{self.name}: no shock"
+        return f"{self.name}: shock {(now_ns - self.last_shock_ns) / NS_PER_S:.0f} s ago (recovers over {self.options.recover_s:g} s)"
+
+
+class EsotericFactorsLayer(ExternalFactorsLayer):
+    """L8: esoteric factors (criticality D): the same impulse shape, a mild default depth."""
+
+    class Options(ConfigStruct):
+        depth: NonNegFloat = 0.85
+        recover_s: PosFloat = 3600.0
+
+    SENSORS = (SensorRole("esof_shock", 0.0),)
+
+
+class AcbV6Layer(Layer):
+    """ACB v6: multiplier 1 - acb_v6_cut_frac(stress count) of lagged stress inputs.
+
+    The feeder publishes already-lagged inputs (funding at 5 days, taker ratio at 1 day; see
+    ``acb.lagged_values``). Before any reading the inputs sit at calm values.
+    """
+
+    class Options(ConfigStruct):
+        funding_weight: NonNegFloat = 1.0
+        taker_weight: NonNegFloat = 1.0
+        dvol_weight: NonNegFloat = 1.0
+        dvol_jump_weight: NonNegFloat = 1.0
+        fng_weight: NonNegFloat = 0.0  # no fear & greed feed yet
+
+    category = Category.ENVIRONMENTAL
+    SENSORS = (
+        SensorRole("acb_funding_lag5d_frac", 0.0),
+        SensorRole("acb_taker_ratio_lag1d", 1.0),
+        SensorRole("acb_dvol", 40.0),
+        SensorRole("acb_dvol_prev", 40.0),
+        SensorRole("acb_fear_greed", 50.0),
+    )
+
+    def __init__(self, spec: LayerSpec, board: SensorBoard) -> None:
+        super().__init__(spec, board)
+        o = self.options
+        self.thresholds = acb.AcbThresholds(
+            funding_weight=o.funding_weight,
+            taker_weight=o.taker_weight,
+            dvol_weight=o.dvol_weight,
+            dvol_jump_weight=o.dvol_jump_weight,
+            fng_weight=o.fng_weight,
+        )
+
+    def stress(self) -> float:
+        inputs = acb.AcbInputs(self.value(0), self.value(1), self.value(2), self.value(3), self.value(4))
+        return acb.stress_count(inputs, self.thresholds) * self.spec.sensitivity
+
+    def target(self, now_ns: int) -> float:
+        return 1.0 - acb.acb_v6_cut_frac(self.stress())
+
+    def explain(self, now_ns: int) -> str:
+        s = self.stress()
+        return f"ACB v6 stress count {s:.2f} -> size cut {acb.acb_v6_cut_frac(s):.0%}"
+
+
+# ------------------------------------------------------------------ category 5: capital
+
+
+class DrawdownLayer(Layer):
+    """L9: portfolio drawdown (fraction of peak equity) through the capital sigmoid."""
+
+    class Options(ConfigStruct):
+        steepness: PosFloat = 20.0
+        midpoint_frac: PosFloat = 0.20
+
+    category = Category.CAPITAL
+    SENSORS = (SensorRole("drawdown_frac", 0.0, 0.01),)
+
+    def target(self, now_ns: int) -> float:
+        dd = self.value(0) * self.spec.sensitivity - self.deadband[0]
+        return capital_sigmoid_mult(dd, self.options.steepness, self.options.midpoint_frac)
+
+    def explain(self, now_ns: int) -> str:
+        return f"drawdown {self.value(0):.1%} (midpoint {self.options.midpoint_frac:.0%})"
+
+

@@ -1,0 +1,472 @@
+"""The survival controller: categories, damping, postures, kill path, events, plug-ins.
+
+All inputs are generated (a ManualClock and scripted readings); no real market data here.
+"""
+
+from __future__ import annotations
+
+import math
+import textwrap
+from pathlib import Path
+
+import msgspec
+import pytest
+from _survival_support import HEARTBEATS, feed_healthy, make, only, run_healthy
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from dolphin.core.config import ConfigError
+from dolphin.survival.clock import NS_PER_S, ManualClock, MonotonicClock
+from dolphin.survival.config import LayerSpec, PostureConfig, SurvivalConfig
+from dolphin.survival.controller import SurvivalController, r_to_pct
+from dolphin.survival.kernels import capital_sigmoid_mult
+from dolphin.survival.layers.base import Category
+from dolphin.survival.posture import APEX, HIBERNATE, STALKER, TURTLE
+
+B = "dolphin.survival.layers.builtin:"
+
+
+# ------------------------------------------------------------------ basics
+
+
+def test_r_to_pct_agrees_with_float_threshold_comparisons() -> None:
+    assert r_to_pct(float("nan")) == 0 and r_to_pct(-1.0) == 0 and r_to_pct(0.0) == 0
+    assert r_to_pct(1.0) == 100 and r_to_pct(0.9999999) == 99
+    assert r_to_pct(0.29) == 29  # 0.29 * 100 = 28.999999999999996
+    assert r_to_pct(0.049999999999999996) == 4  # r * 100 rounds up to 5.0
+    for k in range(1, 100):
+        for r in (k / 100, math.nextafter(k / 100, 0.0), math.nextafter(k / 100, 1.0)):
+            assert (r_to_pct(r) >= k) == (r >= k / 100)
+
+
+def test_healthy_start_climbs_one_posture_per_dwell() -> None:
+    ctl, clock, _ = make(initial="HIBERNATE", dwell_s=60.0)
+    assert ctl.posture == HIBERNATE and ctl.posture_name == "HIBERNATE"
+    run_healthy(ctl, clock, 59)
+    assert ctl.posture == HIBERNATE
+    run_healthy(ctl, clock, 1)
+    assert ctl.posture == TURTLE
+    run_healthy(ctl, clock, 120)
+    assert ctl.posture == APEX and ctl.r_total == 1.0
+    reasons = [e.reason for e in ctl.log.of_kind("posture")]
+    assert len(reasons) == 3 and all("dwell met" in r for r in reasons)
+    snap = ctl.snapshot()
+    assert snap["posture"] == "APEX" and snap["categories"]["INVARIANT"] == 1.0  # type: ignore[index]
+
+
+def test_unknown_sensor_is_named() -> None:
+    ctl, _, _ = make()
+    with pytest.raises(KeyError, match="no_such_sensor"):
+        ctl.observe("no_such_sensor", 1.0)
+
+
+def test_monotonic_clock_is_monotonic() -> None:
+    c = MonotonicClock()
+    a = c.now_ns()
+    assert c.now_ns() >= a
+    m = ManualClock(5)
+    with pytest.raises(ValueError):
+        m.advance_ns(-1)
+    with pytest.raises(ValueError):
+        m.set_ns(4)
+    assert m.advance_s(1.5) == 5 + 1_500_000_000
+
+
+# ------------------------------------------------------------------ categories
+
+
+def test_mc_forewarner_outage_decays_after_grace_and_recovers_slowly() -> None:
+    ctl, clock, _ = make()
+    run_healthy(ctl, clock, 10)
+    decay = SurvivalConfig().layers[2].decay_per_s
+    for _ in range(3600):  # one hour without an MC-Forewarner update
+        clock.advance_s(1.0)
+        feed_healthy(ctl, **{"mcf_zone": math.nan}) if False else None
+        for name in HEARTBEATS:
+            if name != "mcf_zone":
+                ctl.observe(name, 1.0 if name == "ledger_ok" else 0.0)
+        ctl.tick()
+    mcf = ctl.layers[2]
+    expected = math.exp(-decay * (3600 - 600))  # staleness 3600 s, grace 600 s
+    assert math.isclose(ctl.damped[2], expected, rel_tol=1e-9)
+    assert math.isclose(ctl.category_mult[Category.STRUCTURAL], expected, rel_tol=1e-9)
+    assert "MC-Forewarner GREEN" in mcf.explain(clock.now_ns())
+    low = ctl.damped[2]
+    run_healthy(ctl, clock, 60)  # back: the target is 1 but recovery is 1 % per minute
+    assert math.isclose(ctl.damped[2], low + 0.01, rel_tol=1e-9)
+
+
+def test_mc_forewarner_zone_scales_the_layer() -> None:
+    ctl, clock, _ = make()
+    run_healthy(ctl, clock, 2, mcf_zone=1.0)
+    assert ctl.damped[2] == 0.75 and "ORANGE" in ctl.layers[2].explain(clock.now_ns())
+    run_healthy(ctl, clock, 2, mcf_zone=2.0)
+    assert ctl.damped[2] == 0.35
+
+
+def test_book_stall_shifts_to_passive_quoting() -> None:
+    ctl, clock, _ = make()
+    run_healthy(ctl, clock, 5)
+    for _ in range(10):
+        clock.advance_s(1.0)
+        for name in ("grid_heartbeat", "ledger_ok", "mcf_zone", "scan_heartbeat"):
+            ctl.observe(name, 1.0 if name == "ledger_ok" else 0.0)
+        ctl.tick()
+    assert ctl.layers[4].cap == TURTLE and ctl.posture == TURTLE
+    caps = ctl.log.of_kind("cap")
+    assert caps[-1].subject == "L5_order_book" and "passive quoting" in caps[-1].reason
+    assert "posture cap TURTLE from L5_order_book" in ctl.log.of_kind("posture")[-1].reason
+
+
+def test_external_shock_impulse_and_reset() -> None:
+    ctl, clock, _ = make()
+    run_healthy(ctl, clock, 5)
+    ctl.observe("exf_shock", 0.5)  # below the shock level
+    run_healthy(ctl, clock, 1)
+    assert ctl.damped[6] == 1.0 and "no shock" in ctl.layers[6].explain(clock.now_ns())
+    ctl.observe("exf_shock", 1.0)
+    run_healthy(ctl, clock, 1)
+    assert math.isclose(ctl.damped[6], 0.3 + 0.7 / 3600)
+    run_healthy(ctl, clock, 1799)
+    assert math.isclose(ctl.damped[6], 0.65, rel_tol=1e-9)
+    ctl.observe("exf_shock", 2.0)  # a new shock restarts the impulse
+    run_healthy(ctl, clock, 1)
+    assert math.isclose(ctl.damped[6], 0.3 + 0.7 / 3600)
+    assert "shock 1 s ago" in ctl.layers[6].explain(clock.now_ns())
+    run_healthy(ctl, clock, 3600)
+    assert ctl.damped[6] == 1.0
+
+
+def test_esoteric_factors_are_mild() -> None:
+    ctl, clock, _ = make()
+    ctl.observe("esof_shock", 1.0)
+    run_healthy(ctl, clock, 1)
+    assert 0.85 <= ctl.damped[7] < 0.86
+
+
+def test_drawdown_and_slippage_and_acb() -> None:
+    ctl, clock, _ = make()
+    run_healthy(ctl, clock, 2, drawdown_frac=0.21, slippage_drift_bps=12.0)
+    assert math.isclose(ctl.damped[8], capital_sigmoid_mult(0.20, 20.0, 0.2))
+    assert math.isclose(ctl.damped[5], 1.0 - 0.7 * 0.5)
+    assert "drawdown 21.0%" in ctl.layers[8].explain(0) and "12.0 bps" in ctl.layers[5].explain(0)
+    ctl.observe("acb_dvol_prev", 60.0)
+    ctl.observe("acb_dvol", 95.0)  # DVOL stressed and jumped: 2 signals -> 45 % cut
+    run_healthy(ctl, clock, 1)
+    assert math.isclose(ctl.damped[9], 0.55) and "cut 45%" in ctl.layers[9].explain(0)
+
+
+def test_rtt_lockdown_blocks_entries_until_calm_for_the_hold_time() -> None:
+    ctl, clock, steps = make()
+    run_healthy(ctl, clock, 5)
+    rtt = ctl.layers[10]
+    for _ in range(5):
+        clock.advance_s(0.5)
+        ctl.observe("order_rtt_ms", 30.0)
+    assert rtt.cap == TURTLE and rtt.locked  # locked on the samples, before any tick
+    assert ctl.posture == TURTLE and steps[-1].cause == 2  # entries stop at once
+    assert ctl.log.of_kind("cap")[-1].subject == "RTT_lockdown"
+    run_healthy(ctl, clock, 1)
+    assert ctl.posture == TURTLE and "LOCKED" in rtt.explain(clock.now_ns())
+    for _ in range(30):  # RTT back to 5 ms; the window forgets the slow samples after 5 s
+        clock.advance_s(1.0)
+        ctl.observe("order_rtt_ms", 5.0)
+        feed_healthy(ctl)
+        ctl.tick()
+    assert rtt.locked
+    run_healthy(ctl, clock, 40)
+    assert not rtt.locked and rtt.cap == APEX and "clear" in rtt.explain(clock.now_ns())
+    run_healthy(ctl, clock, 20)  # no samples at all: the window is empty, no lockdown
+    assert rtt.window_mean_ms(clock.now_ns()) == 0.0
+    ctl.observe("book_update", 0.0)
+    ctl.cap = TURTLE  # another layer already caps at TURTLE: a new RTT lock changes the cap, not the posture
+    n_steps = len(steps)
+    for _ in range(3):
+        ctl.observe("order_rtt_ms", 50.0)
+    assert rtt.locked and len(steps) == n_steps
+
+
+def test_slippage_tracker_feeds_the_drift_layer() -> None:
+    from dolphin.survival.layers.builtin import SlippageTracker
+
+    tr = SlippageTracker(alpha=0.5)
+    assert math.isclose(tr.on_fill(+1, 100.0, 100.1), 0.5 * 10.0)  # bought 10 bps above the expected price
+    assert math.isclose(tr.on_fill(-1, 100.0, 100.1), 0.5 * 5.0 + 0.5 * -10.0)  # sold above: favourable
+    assert tr.fills == 2
+    with pytest.raises(ValueError, match="alpha"):
+        SlippageTracker(alpha=0.0)
+    ctl, clock, _ = make()
+    run_healthy(ctl, clock, 2, slippage_drift_bps=SlippageTracker(1.0).on_fill(+1, 100.0, 100.12))
+    assert math.isclose(ctl.damped[5], 1.0 - 0.7 * (12.0 - 2.0) / 20.0)  # 12 bps: 10 past the deadband
+
+
+# ------------------------------------------------------------------ kill path
+
+
+def test_invariant_violation_hibernates_in_the_same_call_and_latches() -> None:
+    ctl, clock, steps = make()
+    run_healthy(ctl, clock, 3)
+    assert ctl.posture == APEX
+    ctl.observe("ledger_ok", 0.0)
+    assert ctl.killed and ctl.posture == HIBERNATE and ctl.r_total == 0.0 and ctl.exposure == 0.0
+    assert steps[-1].cause == 1 and steps[-1].after == HIBERNATE
+    kinds = [e.kind for e in ctl.log.events[-3:]]
+    assert kinds == ["kill", "posture", "cancel_all"]
+    assert "CHECKSUM MISMATCH" in ctl.log.of_kind("kill")[0].reason
+    run_healthy(ctl, clock, 600)  # ledger healthy again: still latched until rearm
+    assert ctl.killed and ctl.r_total == 0.0 and ctl.posture == HIBERNATE
+    ctl.kill("again", source="test")
+    assert ctl.kill_repeats == 1 and len(ctl.log.of_kind("kill")) == 1
+
+
+def test_grid_quorum_loss_kills_on_observe_and_on_tick() -> None:
+    ctl, clock, _ = make()
+    run_healthy(ctl, clock, 3)
+    ctl.observe("grid_members", 0.0)
+    assert ctl.killed and "quorum" in ctl.kill_reason
+    ctl2, clock2, _ = make()
+    run_healthy(ctl2, clock2, 3)
+    clock2.advance_s(30.0)  # no grid heartbeat for 30 s and a stale ledger: two invariants at once
+    ctl2.observe("scan_heartbeat", 0.0)
+    ctl2.board.set(ctl2.sensor_index("ledger_ok"), 0.0, clock2.now_ns())
+    ctl2.tick()
+    assert ctl2.killed and ctl2.posture == HIBERNATE and "heartbeat age" in ctl2.kill_reason
+
+
+def test_rearm_needs_a_kill_and_healthy_invariants() -> None:
+    ctl, clock, _ = make()
+    run_healthy(ctl, clock, 3)
+    assert not ctl.rearm("nothing to rearm")
+    ctl.kill("operator kill switch")
+    assert ctl.killed and ctl.log.of_kind("kill")[0].subject == "kill_switch"
+    ctl.observe("ledger_ok", 0.0)
+    assert not ctl.rearm("too early")
+    denied = ctl.log.of_kind("rearm_denied")
+    assert "not killed" in denied[0].reason and "CHECKSUM" in denied[1].reason
+    run_healthy(ctl, clock, 1)
+    assert ctl.rearm("ledger verified")
+    assert not ctl.killed and ctl.posture == HIBERNATE and ctl.r_total > 0.9
+    run_healthy(ctl, clock, 3 * 60 + 1)
+    assert ctl.posture == APEX
+
+
+# ------------------------------------------------------------------ plug-ins and config
+
+
+def test_a_layer_loaded_by_import_path_needs_no_controller_change(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    (tmp_path / "my_survival_layers.py").write_text(
+        textwrap.dedent(
+            """
+            from dolphin.core.config import ConfigStruct
+            from dolphin.survival.layers import Category, Layer, SensorRole
+
+            class FundingSpikeLayer(Layer):
+                class Options(ConfigStruct):
+                    gain: float = 2.0
+                category = Category.ENVIRONMENTAL
+                SENSORS = (SensorRole("funding_spike", 0.0),)
+                def target(self, now_ns):
+                    return 1.0 - self.options.gain * self.value(0)
+                def explain(self, now_ns):
+                    return f"funding spike {self.value(0)}"
+
+            class NotALayer:
+                pass
+            """
+        )
+    )
+    monkeypatch.syspath_prepend(str(tmp_path))
+    spec = LayerSpec(name="custom", path="my_survival_layers:FundingSpikeLayer", options={"gain": 4.0})
+    ctl, clock, _ = make(only(spec))
+    ctl.observe("funding_spike", 0.1)
+    clock.advance_s(1.0)
+    ctl.tick()
+    assert math.isclose(ctl.r_total, 0.6) and math.isclose(ctl.category_mult[Category.ENVIRONMENTAL], 0.6)
+    ctl.observe("funding_spike", -1.0)  # target 5.0 is clipped to 1
+    clock.advance_s(3600.0)
+    ctl.tick()
+    assert ctl.r_total == 1.0
+    ctl.observe("funding_spike", math.nan)  # NaN target counts as 0
+    ctl.tick()
+    assert ctl.r_total == 0.0 and ctl.posture == HIBERNATE and not ctl.killed
+    with pytest.raises(ConfigError, match="not a Layer subclass"):
+        make(only(LayerSpec(name="x", path="my_survival_layers:NotALayer")))
+    with pytest.raises(ConfigError, match="No module named"):
+        make(only(LayerSpec(name="x", path="no_such_module_zz:X")))
+    with pytest.raises(ConfigError, match="options"):
+        make(only(LayerSpec(name="x", path="my_survival_layers:FundingSpikeLayer", options={"bogus": 1.0})))
+    with pytest.raises(ConfigError, match="sensor role 'nope'"):
+        make(only(LayerSpec(name="x", path=B + "DrawdownLayer", deadbands={"nope": 1.0})))
+
+
+def test_config_rejects_bad_thresholds_and_layers() -> None:
+    with pytest.raises(ConfigError, match="multiple of 0.01"):
+        PostureConfig(apex_down=0.855).validate()
+    with pytest.raises(ConfigError, match="hysteresis"):
+        PostureConfig(apex_down=0.9, apex_up=0.9).validate()
+    with pytest.raises(ConfigError, match="ordered"):
+        PostureConfig(stalker_down=0.86, stalker_up=0.87, apex_down=0.85, apex_up=0.92).validate()
+    with pytest.raises(ConfigError, match="stalker_leverage"):
+        PostureConfig(stalker_leverage=7.0).validate()
+    spec = LayerSpec(name="a", path=B + "DrawdownLayer")
+    with pytest.raises(ConfigError, match="duplicate"):
+        SurvivalConfig(layers=(spec, spec)).validate()
+    with pytest.raises(ConfigError, match="module:ClassName"):
+        SurvivalConfig(layers=(LayerSpec(name="a", path="nocolon"),)).validate()
+
+
+def test_layer_sensor_rename_and_deadband_override() -> None:
+    spec = LayerSpec(name="dd", path=B + "DrawdownLayer", sensors={"drawdown_frac": "book_dd"}, deadbands={"drawdown_frac": 0.05})
+    ctl, clock, _ = make(only(spec))
+    ctl.observe("book_dd", 0.04)
+    clock.advance_s(1.0)
+    ctl.tick()
+    assert ctl.r_total == 1.0
+
+
+# ------------------------------------------------------------------ properties
+
+_sensor_names = sorted(
+    {"grid_members", "grid_heartbeat", "ledger_ok", "mcf_zone", "scan_heartbeat", "book_update", "book_jitter_ms",
+     "book_depth_ratio", "slippage_drift_bps", "drawdown_frac", "exf_shock", "esof_shock", "order_rtt_ms",
+     "acb_funding_lag5d_frac", "acb_taker_ratio_lag1d", "acb_dvol", "acb_dvol_prev", "acb_fear_greed"}
+)  # fmt: skip
+_values = st.one_of(
+    st.floats(allow_nan=True, allow_infinity=True),
+    st.floats(min_value=-1.0, max_value=2.0),
+    st.sampled_from([0.0, 1.0, 3.0]),
+)
+_event = st.tuples(st.floats(min_value=0.0, max_value=600.0), st.sampled_from(_sensor_names), _values, st.booleans())
+
+
+@settings(max_examples=60)
+@given(st.lists(_event, min_size=1, max_size=60))
+def test_property_r_total_in_unit_interval_and_recovery_never_faster_than_configured(events: list) -> None:
+    ctl, clock, _ = make(initial="APEX")
+    feed_healthy(ctl)
+    rates = [spec.recovery_per_min / 60.0 for spec in ctl.cfg.layers]
+    for dt_s, name, value, do_tick in events:
+        clock.advance_s(dt_s)
+        ctl.observe(name, value)
+        if not do_tick:
+            continue
+        before = list(ctl.damped)
+        r_before, t_before = ctl.r_total, ctl._last_eval_ns
+        ctl.tick()
+        dt = (clock.now_ns() - t_before) / NS_PER_S
+        assert 0.0 <= ctl.r_total <= 1.0
+        for k, layer in enumerate(ctl.layers):
+            assert 0.0 <= ctl.damped[k] <= 1.0
+            if layer.category != Category.INVARIANT:
+                assert ctl.damped[k] - before[k] <= rates[k] * dt + 1e-12
+        if not ctl.killed:
+            assert ctl.r_total - r_before <= sum(rates) * dt + 1e-9
+        else:
+            assert ctl.r_total == 0.0
+
+
+_stale_sensors = ("grid_heartbeat", "ledger_ok", "mcf_zone", "scan_heartbeat", "book_update")
+
+
+@given(
+    st.sampled_from(_stale_sensors),
+    st.floats(min_value=0.0, max_value=20_000.0),
+    st.floats(min_value=0.0, max_value=20_000.0),
+    st.dictionaries(st.sampled_from(["book_jitter_ms", "book_depth_ratio", "drawdown_frac", "mcf_zone", "slippage_drift_bps"]),
+                    st.floats(min_value=0.0, max_value=2.0)),
+)  # fmt: skip
+def test_property_r_total_non_increasing_in_every_staleness(sensor: str, s1: float, s2: float, others: dict) -> None:
+    fresh, stale = min(s1, s2), max(s1, s2)
+    horizon_s = 30_000.0
+
+    def healthy(name: str) -> float:
+        return {"ledger_ok": 1.0, "mcf_zone": others.get("mcf_zone", 0.0)}.get(name, 0.0)
+
+    def r_at(staleness_s: float) -> float:
+        ctl, clock, _ = make(initial="APEX")
+        feed_healthy(ctl, **others)
+        clock.set_ns(round((horizon_s - staleness_s) * NS_PER_S))
+        ctl.observe(sensor, healthy(sensor))
+        clock.set_ns(round(horizon_s * NS_PER_S))
+        for name in _stale_sensors:
+            if name != sensor:
+                ctl.observe(name, healthy(name))
+        ctl.tick()
+        return ctl.r_total
+
+    assert r_at(stale) <= r_at(fresh)
+
+
+@given(st.sampled_from(["ledger_ok", "grid_members"]), st.lists(st.tuples(st.sampled_from(_sensor_names), _values), max_size=10))
+def test_property_invariant_violation_gives_exactly_zero(which: str, noise: list) -> None:
+    ctl, clock, _ = make(initial="APEX")
+    run_healthy(ctl, clock, 2)
+    for name, value in noise:
+        if name not in ("ledger_ok", "grid_members", "grid_heartbeat"):
+            ctl.observe(name, value)
+    ctl.observe(which, 0.0)
+    assert ctl.r_total == 0.0 and ctl.posture == HIBERNATE and ctl.exposure == 0.0
+    clock.advance_s(1.0)
+    ctl.tick()
+    assert ctl.r_total == 0.0 and ctl.category_mult[Category.INVARIANT] == 0.0
+
+
+@given(st.lists(st.tuples(st.floats(0.0, 0.2), st.floats(0.0, 50.0), st.floats(0.701, 1.0), st.floats(0.0, 2.0),
+                          st.floats(0.0, 0.01), st.floats(0.0, 20.0)), min_size=5, max_size=80))  # fmt: skip
+def test_property_noise_inside_every_deadband_changes_nothing(noise: list) -> None:
+    ctl, clock, _ = make(initial="APEX")
+    feed_healthy(ctl)
+    n_events = len(ctl.log.events)
+    for age_s, jitter, depth, slip, dd, rtt in noise:
+        clock.advance_s(1.0)
+        feed_healthy(ctl, book_jitter_ms=jitter, book_depth_ratio=depth, slippage_drift_bps=slip, drawdown_frac=dd)
+        ctl.observe("order_rtt_ms", rtt)
+        clock.advance_s(age_s)  # book lag inside the 200 ms deadband
+        ctl.tick()
+        assert ctl.r_total == 1.0 and ctl.posture == APEX
+    assert len(ctl.log.events) == n_events
+
+
+def _dd_for(mult: float) -> float:
+    lo, hi = 0.0, 1.0
+    for _ in range(80):
+        mid = (lo + hi) / 2
+        if capital_sigmoid_mult(mid - 0.01, 20.0, 0.2) > mult:
+            lo = mid
+        else:
+            hi = mid
+    return hi
+
+
+@given(st.sampled_from([APEX, STALKER]), st.lists(st.floats(min_value=0.0, max_value=1.0), min_size=5, max_size=80))
+def test_property_no_posture_change_while_r_stays_inside_the_hysteresis_band(start: int, noise: list) -> None:
+    dd_hi, dd_lo = _dd_for(0.851), _dd_for(0.919)  # drawdowns that keep R in [0.851, 0.919]
+    ctl, clock, _ = make(initial="APEX", dwell_s=0.0)
+    run_healthy(ctl, clock, 1)
+    if start == STALKER:
+        run_healthy(ctl, clock, 1, drawdown_frac=_dd_for(0.80))
+        assert ctl.posture == STALKER
+        run_healthy(ctl, clock, 600, drawdown_frac=dd_hi)  # recover into the band
+    n_posture = len(ctl.log.of_kind("posture"))
+    for u in noise:
+        run_healthy(ctl, clock, 7, drawdown_frac=dd_lo + (dd_hi - dd_lo) * u)
+        assert 0.85 <= ctl.r_total < 0.92
+        assert ctl.posture == start
+    assert len(ctl.log.of_kind("posture")) == n_posture
+
+
+def test_config_round_trips_through_toml_overrides() -> None:
+    from dolphin.core.config import load_config
+
+    cfg = load_config(environ={"DOLPHIN__SURVIVAL__POSTURE__APEX_UP": "0.95"})
+    assert cfg.survival.posture.apex_up == 0.95 and len(cfg.survival.layers) == 11
+    assert msgspec.json.decode(msgspec.json.encode(cfg.survival), type=SurvivalConfig) == cfg.survival
+
+
+def test_controller_accepts_an_injected_clock_only() -> None:
+    clock = ManualClock(123)
+    ctl = SurvivalController(SurvivalConfig(), clock)  # no step recorder
+    assert ctl.board.start_ns == 123 and ctl.layer_multipliers()["ACB_v6"] == 1.0
+    clock.advance_s(1.0)
+    ctl.tick()
+    assert ctl.posture == HIBERNATE and 0.8 < ctl.r_total < 1.0  # the book feed is 1 s old: past its deadband
