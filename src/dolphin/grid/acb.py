@@ -8,7 +8,7 @@ piecewise-linear interpolation of the ladder points (0, 0), (1, .15), (2, .45), 
 a negative weight or an infinite count gives the maximum cut 0.80 (missing data never loosens
 risk). At integer counts v6 equals v5 exactly.
 
-:func:`acb_cut_frac` is the reference; the Java ``dolphin.grid.AcbCut`` in ``grid-member/``
+:func:`acb_cut_frac` (the survival plane's :func:`dolphin.survival.acb.acb_v6_cut_frac`) is the reference; the Java ``dolphin.grid.AcbCut`` in ``grid-member/``
 performs the same IEEE-754 operations in the same order (tested bit for bit), and
 :class:`AcbProcessor` runs it atomically on the member that owns the key
 (``IMap.executeOnKey``) or, on the embedded backends, under the map's lock.
@@ -22,6 +22,7 @@ from typing import Sequence
 from hazelcast.serialization.api import IdentifiedDataSerializable, ObjectDataInput, ObjectDataOutput
 
 from dolphin.grid.records import AcbState, GridValue
+from dolphin.survival.acb import ACB_MAX_CUT_FRAC, ACB_V5_LADDER_CUT_FRAC, acb_v6_cut_frac
 
 __all__ = [
     "ACB_LADDER_FRAC",
@@ -39,8 +40,9 @@ GRID_FACTORY_ID = 1701
 ACB_PROCESSOR_CLASS_ID = 1
 ACB_STATE_TYPE_NAME = "dolphin.AcbState"
 
-ACB_LADDER_FRAC: tuple[float, ...] = (0.0, 0.15, 0.45, 0.55, 0.75, 0.80)
-ACB_MAX_CUT_FRAC = 0.80
+# One definition of the v6 map for the whole system: the survival plane's pure kernel.
+ACB_LADDER_FRAC = ACB_V5_LADDER_CUT_FRAC
+acb_cut_frac = acb_v6_cut_frac
 
 
 def acb_stress_count(signals: Sequence[float], weights: Sequence[float]) -> float:
@@ -59,21 +61,6 @@ def acb_stress_count(signals: Sequence[float], weights: Sequence[float]) -> floa
             s = 1.0
         count = count + w * s
     return count
-
-
-def acb_cut_frac(count: float) -> float:
-    """Size-cut fraction in [0, 0.80] for a weighted stress count (see the module docstring)."""
-    if math.isnan(count) or math.isinf(count):
-        return ACB_MAX_CUT_FRAC
-    if count <= 0.0:
-        return 0.0
-    if count >= 5.0:
-        return ACB_MAX_CUT_FRAC
-    i = math.floor(count)
-    lo = ACB_LADDER_FRAC[i]
-    hi = ACB_LADDER_FRAC[i + 1]
-    frac = lo + (count - i) * (hi - lo)
-    return min(frac, ACB_MAX_CUT_FRAC)
 
 
 class AcbProcessor(IdentifiedDataSerializable):

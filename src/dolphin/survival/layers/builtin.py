@@ -8,6 +8,8 @@ every staleness.
 
 from __future__ import annotations
 
+import math
+
 from collections import deque
 
 from dolphin.core.config import ConfigStruct, NonNegFloat, PosFloat
@@ -97,11 +99,15 @@ class McForewarnerLayer(Layer):
 
     def target(self, now_ns: int) -> float:
         zone = self.value(0)
-        zone_mult = 1.0 if zone < 0.5 else (self.options.orange_mult if zone < 1.5 else self.options.red_mult)
+        if not math.isfinite(zone):  # a garbage reading is RED, never GREEN
+            zone_mult = self.options.red_mult
+        else:
+            zone_mult = 1.0 if zone < 0.5 else (self.options.orange_mult if zone < 1.5 else self.options.red_mult)
         return zone_mult * structural_mult(self.staleness_s(0, now_ns), self.deadband[0], self.spec.decay_per_s)
 
     def explain(self, now_ns: int) -> str:
-        zone = ("GREEN", "ORANGE", "RED")[min(2, max(0, int(round(self.value(0)))))]
+        v = self.value(0)
+        zone = "RED" if not math.isfinite(v) else ("GREEN", "ORANGE", "RED")[min(2, max(0, int(round(v))))]
         return f"MC-Forewarner {zone}, last update {self.staleness_s(0, now_ns):.0f} s ago (grace {self.deadband[0]:g} s)"
 
 
