@@ -19,6 +19,8 @@ from dolphin.core.config import ConfigError, DolphinConfig, load_config
 COMMAND_MODULES: list[str] = [
     "dolphin.data.commands",
     "dolphin.runtime.main_job",
+    "dolphin.execution.commands",
+    "dolphin.research.commands",
 ]
 
 

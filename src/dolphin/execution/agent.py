@@ -334,7 +334,7 @@ class DolphinAgent(Strategy):
         denial = self.governor.try_submit(ts_ns, key, entry=entry)
         if denial is not None:
             self.run.count(f"otr_denied_{denial.reason.value}")
-            self._event(ts_ns, "otr_denied", reason=denial.reason.value, kind=denial.kind, window_ms=denial.window_ms, used=denial.used, limit=denial.limit, entry=entry)
+            self._event(ts_ns, "otr_denied", reason=denial.reason.value, message=denial.kind, window_ms=denial.window_ms, used=denial.used, limit=denial.limit, entry=entry)
             return False
         self._orders[key] = ctx
         self.submit_order(order)

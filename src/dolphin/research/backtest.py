@@ -246,3 +246,59 @@ def build_report(agent: DolphinAgent, bt: BacktestConfig, scenario: str, *, peri
         "ruin": bool(final_eq <= 0 or dd >= bt.ruin_drawdown_frac),
     }
     return report
+
+
+# --------------------------------------------------------------------------- L2 capture runs
+
+
+def l2_capture_path(name: str = "binance_usdm_btcusdt_20240808.gz") -> Path:
+    return _data_dir("l2_binance_2024-08-08") / name
+
+
+def run_tick_backtest(
+    cfg: DolphinConfig,
+    ports: AgentPorts,
+    *,
+    ticks=None,
+    scenario: str = "nominal",
+    bar_seconds: int = 1,
+    order_ttl_ms: int | None = None,
+    extra_strategies: Sequence[Any] = (),
+    fill_model: FillModel | None = None,
+) -> BacktestResult:
+    """The agent on real L1 quotes and trades from the L2 capture (queue position on).
+
+    The agent's bars are NautilusTrader INTERNAL bars aggregated from the quotes (mid), so
+    simulated time advances in milliseconds and the 200 ms cancel timer is the live one.
+    """
+    from dolphin.execution._l2_adapter import load_l2_ticks
+
+    ex: ExecutionConfig = cfg.execution
+    bt = ex.backtest
+    if ticks is None:
+        ticks = load_l2_ticks(
+            l2_capture_path(), "BTCUSDT", maker_fee_bps=bt.maker_fee_bps, taker_fee_bps=bt.taker_fee_bps, tax_bps=bt.tax_bps
+        )
+    engine = build_engine(bt, hell=(scenario == "hell"), fill_model=fill_model, trades=bool(ticks.trades))
+    engine.add_instrument(ticks.instrument)
+    engine.add_data(ticks.quotes)
+    if ticks.trades:
+        engine.add_data(ticks.trades)
+    iid = str(ticks.instrument.id)
+    agent = DolphinAgent(
+        DolphinAgentConfig(
+            instrument_ids=(iid,),
+            bar_types=(f"{iid}-{bar_seconds}-SECOND-MID-INTERNAL",),
+            subscribe_quotes=True,
+            subscribe_trades=bool(ticks.trades),
+            order_ttl_ms=order_ttl_ms if order_ttl_ms is not None else ex.placer.cancel_after_ms,
+        ),
+        ex,
+        ports,
+    )
+    engine.add_strategy(agent)
+    for s in extra_strategies:
+        engine.add_strategy(s)
+    engine.run()
+    report = build_report(agent, bt, scenario, periods_per_year=NS_PER_YEAR / (bar_seconds * 1e9))
+    return BacktestResult(report=report, equity=list(agent.run.equity), agent=agent, engine=engine)
