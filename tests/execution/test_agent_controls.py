@@ -149,3 +149,26 @@ def test_post_only_orders_never_take_liquidity():
     assert all(e.liquidity_side == LiquiditySide.MAKER for e in post_only_fills)
     # Exits go passive first too; any market fallback is not post-only and is allowed to take.
     assert res.agent.run.counters.get("post_only_taker_fills", 0) == 0
+
+
+def test_hibernate_flattens_positions_passive_first_then_market():
+    ticks = l2_ticks()
+    t_hib = ticks.quotes[0].ts_event + 60_000 * MS
+    cfg = cfg_with(
+        placer={"cancel_after_ms": 3_000, "max_working_orders_per_instrument": 1},
+        exits={"hibernate_flatten": "passive_then_market", "hibernate_market_after_ms": 2_000,
+               "take_profit_bps": 5_000.0, "stop_loss_bps": 5_000.0},
+    )
+    risk = FixedRiskView(Posture.STALKER, schedule=((t_hib, Posture.HIBERNATE),))
+    ports = AgentPorts(
+        risk=risk, signals=EveryNBars(n=2), nev=SimpleNevModel(), kill=MemoryKillFlag(),
+        micro=FixedMicrostructure(fixed_confidence=0.5),
+    )
+    res = run_tick_backtest(cfg, ports, ticks=ticks)
+    hib = next(e for e in res.agent.run.events if e["kind"] == "hibernate")
+    after = [o for o in res.engine.cache.orders() if o.ts_init >= hib["ts_ns"]]
+    assert after, "an open position at HIBERNATE must be flattened"
+    assert all(o.is_reduce_only for o in after)  # nothing but flattening after HIBERNATE
+    assert after[0].is_post_only  # passive first
+    assert not res.engine.cache.positions_open()
+    assert any(t["exit_reason"] == "hibernate" for t in res.agent.run.trades)

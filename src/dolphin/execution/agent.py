@@ -467,10 +467,12 @@ class DolphinAgent(Strategy):
             if ctx.cancel_reason in ("ttl", "flatten_timeout") and ctx.instrument_id in self._pos:
                 self._send_exit(ctx.instrument_id, ts)
             return
-        if ctx.cancel_reason != "ttl" or ctx.candidate is None:
-            return
-        # Re-quote only when NEV is still positive and the posture still allows entries.
-        if not self._guard(ts) or self._posture not in ENTRY_POSTURES:
+        if ctx.cancel_reason == "ttl":
+            self._requote(ctx, ts)
+
+    def _requote(self, ctx: _OrderCtx, ts: int) -> None:
+        """Re-quote an entry only when NEV is still positive and the posture still allows it."""
+        if ctx.candidate is None or not self._guard(ts) or self._posture not in ENTRY_POSTURES:
             return
         key_i = ctx.instrument_id
         if key_i in self._pos or self._working(key_i) >= self.exec_cfg.placer.max_working_orders_per_instrument:
@@ -486,9 +488,13 @@ class DolphinAgent(Strategy):
         self._event(event.ts_event, what, order=key, reason=str(getattr(event, "reason", "")))
 
     def on_order_rejected(self, event) -> None:
+        ctx = self._orders.get(event.client_order_id.value)
         self._closed_without_cancel(event, "rejected")
         if "POST_ONLY" in str(event.reason).upper():
+            # The market moved onto our price before the order arrived: it would have taken.
             self.run.count("rejected_post_only")
+            if ctx is not None and ctx.kind == "entry":
+                self._requote(ctx, event.ts_event)
 
     def on_order_denied(self, event) -> None:
         self._closed_without_cancel(event, "denied_by_risk_engine")

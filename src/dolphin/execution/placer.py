@@ -45,7 +45,8 @@ def maker_price_ticks(
     With a one-sided or crossed view (bid >= ask, e.g. bar data where only a last price
     exists) the own-side best is taken one tick away from that price.
     """
-    if best_ask_ticks <= best_bid_ticks:  # no real spread known: treat the price as last
+    spread_known = best_ask_ticks > best_bid_ticks
+    if not spread_known:  # no real spread known (bars): keep one tick off the last price
         last = best_bid_ticks
         best_bid_ticks, best_ask_ticks = last - 1, last + 1
     spread = best_ask_ticks - best_bid_ticks
@@ -53,7 +54,7 @@ def maker_price_ticks(
 
     if exit_order:
         mode = PlacementMode.JOIN
-    elif posture == Posture.APEX and confidence >= cfg.step_in_confidence and spread >= 2:
+    elif spread_known and posture == Posture.APEX and confidence >= cfg.step_in_confidence and spread >= 2:
         mode = PlacementMode.STEP_IN
     elif confidence < cfg.stand_back_confidence or posture <= Posture.TURTLE:
         mode = PlacementMode.STAND_BACK

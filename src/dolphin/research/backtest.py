@@ -45,6 +45,7 @@ class BacktestResult:
     equity: list[tuple[int, float]] = field(default_factory=list)
     agent: DolphinAgent | None = None
     engine: BacktestEngine | None = None
+    fill_model: FillModel | None = None
 
 
 def config_hash(cfg: DolphinConfig) -> str:
@@ -88,15 +89,7 @@ def build_engine(
         config=BacktestEngineConfig(trader_id="DOLPHIN-001", logging=LoggingConfig(bypass_logging=True))
     )
     if fill_model is None:
-        if hell:
-            fill_model = HellFillModel(
-                entry_fill_frac=bt.hell_entry_fill_frac,
-                exit_fill_frac=bt.hell_exit_fill_frac,
-                prob_fill_on_limit=bt.prob_fill_on_limit,
-                random_seed=bt.seed,
-            )
-        else:
-            fill_model = FillModel(prob_fill_on_limit=bt.prob_fill_on_limit, random_seed=bt.seed)
+        fill_model = make_fill_model(bt, hell=hell)
     engine.add_venue(
         venue=BINANCE,
         oms_type=OmsType.NETTING,
@@ -111,6 +104,17 @@ def build_engine(
         trade_execution=True,
     )
     return engine
+
+
+def make_fill_model(bt: BacktestConfig, *, hell: bool) -> FillModel:
+    if hell:
+        return HellFillModel(
+            entry_fill_frac=bt.hell_entry_fill_frac,
+            exit_fill_frac=bt.hell_exit_fill_frac,
+            prob_fill_on_limit=bt.prob_fill_on_limit,
+            random_seed=bt.seed,
+        )
+    return FillModel(prob_fill_on_limit=bt.prob_fill_on_limit, random_seed=bt.seed)
 
 
 def default_ports(bt: BacktestConfig, *, leverage_override: float | None = None) -> AgentPorts:
@@ -144,7 +148,8 @@ def run_bar_backtest(
     ex: ExecutionConfig = cfg.execution
     bt = ex.backtest
     sets = list(bar_sets) if bar_sets is not None else load_bars(bt)
-    engine = build_engine(bt, hell=(scenario == "hell"))
+    fill_model = make_fill_model(bt, hell=(scenario == "hell"))
+    engine = build_engine(bt, fill_model=fill_model)
     for s in sets:
         engine.add_instrument(s.instrument)
         engine.add_data(s.bars)
@@ -164,8 +169,7 @@ def run_bar_backtest(
     engine.add_strategy(agent)
     engine.run()
     report = build_report(agent, bt, scenario, periods_per_year=NS_PER_YEAR / interval_ns)
-    fm = engine  # keep the engine alive for callers that inspect the cache
-    return BacktestResult(report=report, equity=list(agent.run.equity), agent=agent, engine=fm)
+    return BacktestResult(report=report, equity=list(agent.run.equity), agent=agent, engine=engine, fill_model=fill_model)
 
 
 # --------------------------------------------------------------------------- report
