@@ -114,7 +114,9 @@ class DolphinAgent(Strategy):
         self._ttl_ns = int(config.order_ttl_ms) * NS_PER_MS
         self._venue = Venue(config.venue)
         self._iids = [InstrumentId.from_str(s) for s in config.instrument_ids]
-        self._l1: dict[str, tuple[float, float, float, float]] = {}
+        self._quotes: dict[str, QuoteTick] = {}
+        self._account = None
+        self._capital_cache: float | None = None
         self._last_px: dict[str, float] = {}
         self._orders: dict[str, _OrderCtx] = {}
         self._pos: dict[str, _PosState] = {}
@@ -188,34 +190,38 @@ class DolphinAgent(Strategy):
     # ------------------------------------------------------------------ market data
 
     def on_quote_tick(self, tick: QuoteTick) -> None:
-        key = tick.instrument_id.value
-        bid = tick.bid_price.as_double()
-        ask = tick.ask_price.as_double()
-        self._l1[key] = (bid, ask, tick.bid_size.as_double(), tick.ask_size.as_double())
-        self._last_px[key] = 0.5 * (bid + ask)
+        # Hot path: keep the tick (doubles are read lazily), then the kill/posture guard.
+        self._quotes[tick.instrument_id.value] = tick
         self._guard(tick.ts_event)
+
+    def _l1(self, key: str) -> tuple[float, float, float, float] | None:
+        q = self._quotes.get(key)
+        if q is None:
+            return None
+        return q.bid_price.as_double(), q.ask_price.as_double(), q.bid_size.as_double(), q.ask_size.as_double()
+
+    def _px(self, key: str) -> float:
+        q = self._quotes.get(key)
+        if q is not None:
+            return 0.5 * (q.bid_price.as_double() + q.ask_price.as_double())
+        return self._last_px[key]
 
     def on_bar(self, bar: Bar) -> None:
         ts = bar.ts_event
         key = bar.bar_type.instrument_id.value
         close = bar.close.as_double()
-        if key not in self._l1:
-            self._last_px[key] = close
+        self._last_px[key] = close
         ok = self._guard(ts)
         self._record_equity(ts)
         state = self._pos.get(key)
         if state is not None:
             state.bars_held += 1
             if ok and state.exit_reason is None:
-                reason = exit_decision(
-                    state.side, state.entry_px, self._last_px[key], state.bars_held, self._wobi(key), self.exec_cfg.exits
-                )
+                px = self._px(key)
+                reason = exit_decision(state.side, state.entry_px, px, state.bars_held, self._wobi(key), self.exec_cfg.exits)
                 if reason is not None:
                     state.exit_reason = reason
-                    self._event(
-                        ts, "exit_signal", instrument=key, reason=reason.value, bars_held=state.bars_held,
-                        px=self._last_px[key],
-                    )
+                    self._event(ts, "exit_signal", instrument=key, reason=reason.value, bars_held=state.bars_held, px=px)
             if ok and state.exit_reason is not None:
                 self._send_exit(key, ts)  # no-op while an exit order is working
         candidates = self.ports.signals.on_bar(
@@ -243,36 +249,43 @@ class DolphinAgent(Strategy):
             w = self.ports.micro.wobi(key)
             if w is not None:
                 return w
-        l1 = self._l1.get(key)
+        l1 = self._l1(key)
         if l1 is None:
             return None
         tot = l1[2] + l1[3]
         return (l1[2] - l1[3]) / tot if tot > 0 else None
 
     def _book(self, key: str) -> tuple[float, float]:
-        l1 = self._l1.get(key)
-        if l1 is not None:
-            return l1[0], l1[1]
+        q = self._quotes.get(key)
+        if q is not None:
+            return q.bid_price.as_double(), q.ask_price.as_double()
         px = self._last_px[key]
         return px, px
 
     def _capital(self) -> float:
-        account = self.portfolio.account(self._venue)
+        """Account balance (USDT); cached between fills, the only events that change it."""
+        if self._capital_cache is not None:
+            return self._capital_cache
+        account = self._account
         if account is None:
-            return 0.0
+            account = self._account = self.portfolio.account(self._venue)
+            if account is None:
+                return 0.0
         bal = account.balance_total(USDT)
-        return bal.as_double() if bal is not None else 0.0
+        self._capital_cache = bal.as_double() if bal is not None else 0.0
+        return self._capital_cache
 
     def _record_equity(self, ts_ns: int) -> None:
         if ts_ns <= self._last_equity_ts:
             return
         self._last_equity_ts = ts_ns
         eq = self._capital()
-        for pos in self.cache.positions_open(strategy_id=self.id):
-            px = self._last_px.get(pos.instrument_id.value)
-            if px is not None:
-                inst = self.cache.instrument(pos.instrument_id)
-                eq += pos.unrealized_pnl(inst.make_price(px)).as_double()
+        if self._pos:  # only query the cache when we hold something
+            for pos in self.cache.positions_open(strategy_id=self.id):
+                key = pos.instrument_id.value
+                if key in self._last_px or key in self._quotes:
+                    inst = self.cache.instrument(pos.instrument_id)
+                    eq += pos.unrealized_pnl(inst.make_price(self._px(key))).as_double()
         self.run.equity.append((ts_ns, eq))
 
     def _event(self, ts_ns: int, kind: str, **detail: Any) -> None:
@@ -436,6 +449,7 @@ class DolphinAgent(Strategy):
 
     def on_order_filled(self, event) -> None:
         key = event.client_order_id.value
+        self._capital_cache = None
         self.governor.record_fill(event.ts_event)
         self.run.count("fills")
         notional = event.last_px.as_double() * event.last_qty.as_double()
@@ -525,6 +539,7 @@ class DolphinAgent(Strategy):
 
     def on_position_changed(self, event) -> None:
         key = event.instrument_id.value
+        self._capital_cache = None
         state = self._pos.get(key)
         pos = self.cache.position(event.position_id)
         if state is not None and pos is not None and pos.is_open:
@@ -532,6 +547,7 @@ class DolphinAgent(Strategy):
 
     def on_position_closed(self, event) -> None:
         key = event.instrument_id.value
+        self._capital_cache = None
         state = self._pos.pop(key, None)
         pos = self.cache.position(event.position_id)
         pnl = pos.realized_pnl.as_double() if pos.realized_pnl is not None else 0.0

@@ -27,20 +27,29 @@ class ZMoveSignals:
         self.window = window
         self._closes: dict[str, deque[float]] = {}
         self._rets: dict[str, deque[float]] = {}
+        self._acc: dict[str, list[float]] = {}
 
     def on_bar(
         self, instrument_id: str, ts_ns: int, open_: float, high: float, low: float, close: float, volume: float
     ) -> Sequence[Candidate]:
         closes = self._closes.setdefault(instrument_id, deque(maxlen=self.k + 1))
-        rets = self._rets.setdefault(instrument_id, deque(maxlen=self.window))
+        rets = self._rets.setdefault(instrument_id, deque())
+        acc = self._acc.setdefault(instrument_id, [0.0, 0.0])  # running sum and sum of squares
         if closes:
-            rets.append(math.log(close / closes[-1]))
+            r = math.log(close / closes[-1])
+            rets.append(r)
+            acc[0] += r
+            acc[1] += r * r
+            if len(rets) > self.window:
+                old = rets.popleft()
+                acc[0] -= old
+                acc[1] -= old * old
         closes.append(close)
         if len(closes) <= self.k or len(rets) < self.window // 2:
             return ()
         n = len(rets)
-        mean = sum(rets) / n
-        var = sum((r - mean) ** 2 for r in rets) / max(1, n - 1)
+        mean = acc[0] / n
+        var = max(0.0, (acc[1] - n * mean * mean) / max(1, n - 1))
         sd_k = math.sqrt(var * self.k)
         if sd_k <= 0.0:
             return ()

@@ -86,7 +86,9 @@ def build_engine(
     trades and it would block every limit fill, so bar runs keep it off.
     """
     engine = BacktestEngine(
-        config=BacktestEngineConfig(trader_id="DOLPHIN-001", logging=LoggingConfig(bypass_logging=True))
+        config=BacktestEngineConfig(
+            trader_id="DOLPHIN-001", logging=LoggingConfig(bypass_logging=True), run_analysis=False
+        )
     )
     if fill_model is None:
         fill_model = make_fill_model(bt, hell=hell)
