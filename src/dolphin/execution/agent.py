@@ -21,7 +21,7 @@ from nautilus_trader.core.message import Event
 from nautilus_trader.model.currencies import USDT
 from nautilus_trader.model.data import Bar, BarType, QuoteTick
 from nautilus_trader.model.enums import LiquiditySide, OrderSide, OrderType, PositionSide, TimeInForce
-from nautilus_trader.model.identifiers import InstrumentId, Venue
+from nautilus_trader.model.identifiers import ClientOrderId, InstrumentId, Venue
 from nautilus_trader.model.orders import Order
 from nautilus_trader.trading.strategy import Strategy
 
@@ -170,15 +170,16 @@ class DolphinAgent(Strategy):
     def _open_orders(self) -> list[Order]:
         return self.cache.orders_open(strategy_id=self.id) + self.cache.orders_inflight(strategy_id=self.id)
 
-    def _cancel_all(self, ts_ns: int, reason: str, *, keep_exits: bool = False) -> int:
+    def _cancel_all(self, ts_ns: int, reason: str) -> int:
+        """Cancel every open or in-flight order of this strategy now (same event cycle)."""
         n = 0
+        seen: set[str] = set()
         for order in self._open_orders():
-            if order.is_pending_cancel:
-                continue
             key = order.client_order_id.value
-            ctx = self._orders.get(key)
-            if keep_exits and ctx is not None and ctx.kind == "exit":
+            if order.is_pending_cancel or key in seen:
                 continue
+            seen.add(key)
+            ctx = self._orders.get(key)
             if ctx is not None:
                 ctx.cancel_reason = reason
             self.governor.record_cancel(ts_ns, key)
@@ -374,9 +375,8 @@ class DolphinAgent(Strategy):
         self.cancel_order(order)
         self.run.count("cancel_ttl")
 
-    def _coid(self, key: str):
-        from nautilus_trader.model.identifiers import ClientOrderId
-
+    @staticmethod
+    def _coid(key: str) -> ClientOrderId:
         return ClientOrderId(key)
 
     def _drop(self, key: str) -> _OrderCtx | None:
