@@ -20,7 +20,7 @@ from nautilus_trader.config import StrategyConfig
 from nautilus_trader.core.message import Event
 from nautilus_trader.model.currencies import USDT
 from nautilus_trader.model.data import Bar, BarType, QuoteTick
-from nautilus_trader.model.enums import LiquiditySide, OrderSide, OrderType, PositionSide, TimeInForce
+from nautilus_trader.model.enums import BookType, LiquiditySide, OrderSide, OrderType, PositionSide, TimeInForce
 from nautilus_trader.model.identifiers import ClientOrderId, InstrumentId, Venue
 from nautilus_trader.model.orders import Order
 from nautilus_trader.trading.strategy import Strategy
@@ -52,6 +52,7 @@ class DolphinAgentConfig(StrategyConfig, frozen=True):
     bar_types: tuple[str, ...] = ()  # external bars (e.g. "...-5-MINUTE-LAST-EXTERNAL")
     subscribe_quotes: bool = False  # L1 quotes (and internal bars aggregated from them)
     subscribe_trades: bool = False
+    subscribe_book: bool = False  # L2 order-book deltas (book kept by the data engine)
     order_ttl_ms: int = 200  # unfilled maker orders are cancelled after this
     venue: str = "BINANCE"
 
@@ -115,6 +116,7 @@ class DolphinAgent(Strategy):
         self._venue = Venue(config.venue)
         self._iids = [InstrumentId.from_str(s) for s in config.instrument_ids]
         self._quotes: dict[str, QuoteTick] = {}
+        self._books: set[str] = set()
         self._account = None
         self._capital_cache: float | None = None
         self._last_px: dict[str, float] = {}
@@ -135,6 +137,9 @@ class DolphinAgent(Strategy):
                 self.subscribe_quote_ticks(iid)
             if self.config.subscribe_trades:
                 self.subscribe_trade_ticks(iid)
+            if self.config.subscribe_book:
+                self.subscribe_order_book_deltas(iid, book_type=BookType.L2_MBP)
+                self._books.add(iid.value)
         for text in self.config.bar_types:
             self.subscribe_bars(BarType.from_str(text))
         self._posture = self.ports.risk.posture(self.clock.timestamp_ns())
@@ -195,16 +200,27 @@ class DolphinAgent(Strategy):
         self._quotes[tick.instrument_id.value] = tick
         self._guard(tick.ts_event)
 
-    def _l1(self, key: str) -> tuple[float, float, float, float] | None:
-        q = self._quotes.get(key)
-        if q is None:
-            return None
-        return q.bid_price.as_double(), q.ask_price.as_double(), q.bid_size.as_double(), q.ask_size.as_double()
+    def on_order_book_deltas(self, deltas) -> None:
+        # Hot path: the data engine already applied the deltas to the cached book.
+        self._guard(deltas.ts_event)
 
-    def _px(self, key: str) -> float:
+    def _l1(self, key: str) -> tuple[float, float, float, float] | None:
+        """Best bid, best ask, bid size, ask size from quotes or the L2 book (None if unknown)."""
         q = self._quotes.get(key)
         if q is not None:
-            return 0.5 * (q.bid_price.as_double() + q.ask_price.as_double())
+            return q.bid_price.as_double(), q.ask_price.as_double(), q.bid_size.as_double(), q.ask_size.as_double()
+        if key in self._books:
+            book = self.cache.order_book(InstrumentId.from_str(key))
+            if book is not None:
+                bid, ask = book.best_bid_price(), book.best_ask_price()
+                if bid is not None and ask is not None:
+                    return bid.as_double(), ask.as_double(), book.best_bid_size().as_double(), book.best_ask_size().as_double()
+        return None
+
+    def _px(self, key: str) -> float:
+        l1 = self._l1(key) if (key in self._quotes or key in self._books) else None
+        if l1 is not None:
+            return 0.5 * (l1[0] + l1[1])
         return self._last_px[key]
 
     def on_bar(self, bar: Bar) -> None:
@@ -257,9 +273,9 @@ class DolphinAgent(Strategy):
         return (l1[2] - l1[3]) / tot if tot > 0 else None
 
     def _book(self, key: str) -> tuple[float, float]:
-        q = self._quotes.get(key)
-        if q is not None:
-            return q.bid_price.as_double(), q.ask_price.as_double()
+        l1 = self._l1(key) if (key in self._quotes or key in self._books) else None
+        if l1 is not None:
+            return l1[0], l1[1]
         px = self._last_px[key]
         return px, px
 
@@ -284,7 +300,7 @@ class DolphinAgent(Strategy):
         if self._pos:  # only query the cache when we hold something
             for pos in self.cache.positions_open(strategy_id=self.id):
                 key = pos.instrument_id.value
-                if key in self._last_px or key in self._quotes:
+                if key in self._last_px or key in self._quotes or key in self._books:
                     inst = self.cache.instrument(pos.instrument_id)
                     eq += pos.unrealized_pnl(inst.make_price(self._px(key))).as_double()
         self.run.equity.append((ts_ns, eq))

@@ -20,7 +20,7 @@ from nautilus_trader.backtest.engine import BacktestEngine
 from nautilus_trader.backtest.models import FillModel, LatencyModel, MakerTakerFeeModel
 from nautilus_trader.config import BacktestEngineConfig, LoggingConfig
 from nautilus_trader.model.currencies import USDT
-from nautilus_trader.model.enums import AccountType, OmsType
+from nautilus_trader.model.enums import AccountType, BookType, OmsType
 from nautilus_trader.model.objects import Money
 
 from dolphin.core.config import DolphinConfig
@@ -78,7 +78,12 @@ def load_bars(bt: BacktestConfig, *, max_rows: int | None = None) -> list[BarSet
 
 
 def build_engine(
-    bt: BacktestConfig, *, hell: bool = False, fill_model: FillModel | None = None, trades: bool = False
+    bt: BacktestConfig,
+    *,
+    hell: bool = False,
+    fill_model: FillModel | None = None,
+    trades: bool = False,
+    book_type: BookType = BookType.L1_MBP,
 ) -> BacktestEngine:
     """A BINANCE venue with fees, fill model, latency; queue position on when trades drive it.
 
@@ -103,6 +108,7 @@ def build_engine(
         fee_model=MakerTakerFeeModel(),
         latency_model=LatencyModel(base_latency_nanos=int(bt.latency_ms * NS_PER_MS)),
         queue_position=trades,
+        book_type=book_type,
         trade_execution=True,
     )
     return engine
@@ -308,3 +314,48 @@ def run_tick_backtest(
     engine.run()
     report = build_report(agent, bt, scenario, periods_per_year=NS_PER_YEAR / (bar_seconds * 1e9))
     return BacktestResult(report=report, equity=list(agent.run.equity), agent=agent, engine=engine)
+
+
+def run_depth_backtest(
+    cfg: DolphinConfig,
+    ports: AgentPorts,
+    *,
+    depth=None,
+    scenario: str = "nominal",
+    bar_seconds: int = 1,
+    order_ttl_ms: int | None = None,
+) -> BacktestResult:
+    """The agent on the L2 capture replayed as order-book deltas (L2_MBP venue book) plus trades.
+
+    The agent's bars are INTERNAL bars aggregated from trades (last price); its placement reads
+    the data engine's L2 book. Queue position is on (driven by the trades).
+    """
+    from dolphin.execution._l2_adapter import load_l2_depth
+
+    ex: ExecutionConfig = cfg.execution
+    bt = ex.backtest
+    if depth is None:
+        depth = load_l2_depth(
+            l2_capture_path(), "BTCUSDT", maker_fee_bps=bt.maker_fee_bps, taker_fee_bps=bt.taker_fee_bps, tax_bps=bt.tax_bps
+        )
+    fill_model = make_fill_model(bt, hell=(scenario == "hell"))
+    engine = build_engine(bt, fill_model=fill_model, trades=True, book_type=BookType.L2_MBP)
+    engine.add_instrument(depth.instrument)
+    engine.add_data(depth.deltas)
+    engine.add_data(depth.trades)
+    iid = str(depth.instrument.id)
+    agent = DolphinAgent(
+        DolphinAgentConfig(
+            instrument_ids=(iid,),
+            bar_types=(f"{iid}-{bar_seconds}-SECOND-LAST-INTERNAL",),
+            subscribe_trades=True,
+            subscribe_book=True,
+            order_ttl_ms=order_ttl_ms if order_ttl_ms is not None else ex.placer.cancel_after_ms,
+        ),
+        ex,
+        ports,
+    )
+    engine.add_strategy(agent)
+    engine.run()
+    report = build_report(agent, bt, scenario, periods_per_year=NS_PER_YEAR / (bar_seconds * 1e9))
+    return BacktestResult(report=report, equity=list(agent.run.equity), agent=agent, engine=engine, fill_model=fill_model)

@@ -39,16 +39,22 @@ def _backtest(cfg: DolphinConfig, args: argparse.Namespace) -> int:
     results = []
     with Progress(transient=True) as progress:
         task = progress.add_task("backtest", total=len(scenarios) + 1)
-        if args.data == "l2":
-            from dolphin.execution._l2_adapter import load_l2_ticks
-            from dolphin.research.backtest import default_ports, l2_capture_path, run_tick_backtest
+        if args.data in ("l1", "l2"):
+            from dolphin.execution._l2_adapter import load_l2_depth, load_l2_ticks
+            from dolphin.research.backtest import default_ports, l2_capture_path, run_depth_backtest, run_tick_backtest
 
-            ticks = load_l2_ticks(l2_capture_path(), "BTCUSDT", maker_fee_bps=bt.maker_fee_bps,
-                                  taker_fee_bps=bt.taker_fee_bps, tax_bps=bt.tax_bps)
+            fees = dict(maker_fee_bps=bt.maker_fee_bps, taker_fee_bps=bt.taker_fee_bps, tax_bps=bt.tax_bps)
+            if args.data == "l2":
+                depth = load_l2_depth(l2_capture_path(), "BTCUSDT", **fees)
+            else:
+                ticks = load_l2_ticks(l2_capture_path(), "BTCUSDT", **fees)
             progress.advance(task)
             for sc in scenarios:
-                results.append(run_tick_backtest(cfg, default_ports(bt), ticks=ticks, scenario=sc,
-                                                 bar_seconds=args.bar_seconds))
+                if args.data == "l2":
+                    res = run_depth_backtest(cfg, default_ports(bt), depth=depth, scenario=sc, bar_seconds=args.bar_seconds)
+                else:
+                    res = run_tick_backtest(cfg, default_ports(bt), ticks=ticks, scenario=sc, bar_seconds=args.bar_seconds)
+                results.append(res)
                 progress.advance(task)
         else:
             sets = load_bars(bt)
@@ -57,11 +63,15 @@ def _backtest(cfg: DolphinConfig, args: argparse.Namespace) -> int:
                 results.append(run_bar_backtest(cfg, scenario=sc, bar_sets=sets))
                 progress.advance(task)
     reports = [dict(r.report, config_hash=h) for r in results]
-    data = bt.dataset if args.data == "bars" else "L2 capture BTCUSDT 2024-08-08 (L1 quotes + trades)"
+    data = {
+        "bars": bt.dataset,
+        "l1": "L2 capture BTCUSDT 2024-08-08 (L1 bookTicker quotes + trades)",
+        "l2": "L2 capture BTCUSDT 2024-08-08 (L2 book deltas + trades)",
+    }[args.data]
     for r in reports:
         r["data"] = data
     print(render_table(reports, title=f"dolphin backtest {data} (config {h}, seed {bt.seed})"))
-    name = (f"backtest-{h}" if args.scenario != "hell" else f"hell-{h}") + ("-l2" if args.data == "l2" else "")
+    name = (f"backtest-{h}" if args.scenario != "hell" else f"hell-{h}") + ("" if args.data == "bars" else f"-{args.data}")
     paths = write_report(out, name, reports, [r.equity for r in results])
     if args.scenario == "hell" and args.data == "bars":
         gate = out / "hell" / f"{h}.json"
@@ -104,9 +114,10 @@ def _knee(cfg: DolphinConfig, args: argparse.Namespace) -> int:
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("backtest", help="NautilusTrader backtest of the execution agent (nominal or HELL)")
     p.add_argument("--scenario", choices=["nominal", "hell"], default="nominal")
-    p.add_argument("--data", choices=["bars", "l2"], default="bars",
-                   help="bars: the multi-asset bar set; l2: L1 quotes + trades of the L2 capture (200 ms cancels)")
-    p.add_argument("--bar-seconds", type=int, default=1, help="agent bar size for --data l2 (internal bars)")
+    p.add_argument("--data", choices=["bars", "l1", "l2"], default="bars",
+                   help="bars: the multi-asset bar set; l2: the L2 capture as book deltas + trades; "
+                        "l1: its bookTicker quotes + trades (both with 200 ms cancels and queue position)")
+    p.add_argument("--bar-seconds", type=int, default=1, help="agent bar size for --data l1/l2 (internal bars)")
     p.add_argument("--seed", type=int, default=None)
     p.add_argument("--symbols", default=None, help="comma-separated, e.g. BTCUSDT,ETHUSDT")
     p.add_argument("--out", default=None, help="report folder (default execution.backtest.reports_dir)")
