@@ -121,3 +121,23 @@ def test_knee_runs_one_backtest_per_leverage(cfg):
     ggr = [r["ggr_annual"] for r in result["rows"]]
     assert result["knee_leverage"] == result["rows"][knee_index(ggr)]["leverage"]
     assert len(set(ggr)) > 1  # leverage changes the outcome
+
+
+def test_report_json_is_identical_across_processes(tmp_path):
+    import os
+    import subprocess
+    import sys
+
+    from dolphin.core.paths import repo_root
+
+    outs = []
+    for hash_seed in ("1", "2"):
+        out = tmp_path / f"run{hash_seed}"
+        env = dict(os.environ, PYTHONHASHSEED=hash_seed, PYTHONPATH=str(repo_root() / "src"))
+        subprocess.run(
+            [sys.executable, "-m", "dolphin.cli", "backtest", "--symbols", "BTCUSDT", "--out", str(out)],
+            check=True, cwd=tmp_path, env=env, capture_output=True, timeout=300,
+        )
+        outs.append(next(out.glob("backtest-*.json")).read_bytes())
+    assert outs[0] == outs[1]
+    assert json.loads(outs[0])["trades"] > 0
