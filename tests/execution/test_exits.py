@@ -58,7 +58,12 @@ def test_each_exit_rule_fires_and_closes_the_position(rule, btc_bars):
         assert pnl_bps >= 15.0
     elif rule == "stop_loss":
         assert pnl_bps <= -15.0
+        exits_sent = [o for o in res.engine.cache.orders() if o.is_reduce_only]
+        assert exits_sent and not exits_sent[0].is_post_only  # a stop goes straight to market
     else:
         assert sig["bars_held"] == EXPECTED_BARS[rule]
     assert any(e["kind"] == "posture" and e["new"] == "TURTLE" for e in res.agent.run.events)
     assert not res.engine.cache.positions_open()
+    if rule != "stop_loss":
+        first_exit = next(o for o in res.engine.cache.orders() if o.is_reduce_only)
+        assert first_exit.is_post_only  # passive first

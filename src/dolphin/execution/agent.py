@@ -423,6 +423,8 @@ class DolphinAgent(Strategy):
         passive = state.exit_attempts < ecfg.passive_exit_attempts
         if state.exit_reason == ExitReason.HIBERNATE and ecfg.hibernate_flatten == "market":
             passive = False
+        if state.exit_reason == ExitReason.STOP and ecfg.stop_exit_market:
+            passive = False
         state.exit_attempts += 1
         if passive:
             bid, ask = self._book(key)

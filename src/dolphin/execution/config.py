@@ -90,6 +90,8 @@ class ExitConfig(ConfigStruct):
     wobi_threshold: Fraction = 0.2
     # Passive exit attempts (post-only, reduce-only) before a reduce-only market order.
     passive_exit_attempts: NonNegInt = 2
+    # A stop-loss exit goes straight to a reduce-only market order (no passive attempts).
+    stop_exit_market: bool = True
     hibernate_flatten: Literal["passive_then_market", "market", "none"] = "passive_then_market"
     hibernate_market_after_ms: PosInt = 2_000
 
