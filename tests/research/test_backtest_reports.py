@@ -123,6 +123,15 @@ def test_knee_runs_one_backtest_per_leverage(cfg):
     assert len(set(ggr)) > 1  # leverage changes the outcome
 
 
+@pytest.mark.slow
+def test_knee_cli_writes_table_png_and_json(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    assert main(["knee", "--max-leverage", "3", "--symbols", "BTCUSDT"]) == 0
+    doc = json.loads((tmp_path / "var/reports/knee.json").read_text())
+    assert [r["leverage"] for r in doc["rows"]] == [1.0, 2.0, 3.0]
+    assert (tmp_path / "var/reports/knee.png").stat().st_size > 1000
+
+
 def test_report_json_is_identical_across_processes(tmp_path):
     import os
     import subprocess

@@ -13,6 +13,7 @@ The same class runs in BacktestEngine, paper and live; all collaborators are inj
 from __future__ import annotations
 
 import math
+from collections import deque
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -93,7 +94,8 @@ class AgentRun:
     """Everything the agent recorded: counters, events (failures as data), trades, equity."""
 
     counters: dict[str, int] = field(default_factory=dict)
-    events: list[dict[str, Any]] = field(default_factory=list)
+    # The most recent events (bounded: a denial flood must not grow memory); counters are complete.
+    events: deque[dict[str, Any]] = field(default_factory=lambda: deque(maxlen=100_000))
     trades: list[dict[str, Any]] = field(default_factory=list)
     equity: list[tuple[int, float]] = field(default_factory=list)
     fees_usdt: float = 0.0

@@ -61,7 +61,11 @@ class Candidate:
 
 @runtime_checkable
 class SignalSource(Protocol):
-    """Candidates per bar (the Oracle's output, driven by scan records)."""
+    """Candidates per bar (the Oracle's output, driven by scan records).
+
+    The agent calls it once per bar of every subscribed instrument, in event order; the
+    implementation owns how it reads the scanner's records (vel_div, regime) for that bar.
+    """
 
     def on_bar(
         self, instrument_id: str, ts_ns: int, open_: float, high: float, low: float, close: float, volume: float
