@@ -81,3 +81,29 @@ def test_requote_only_while_nev_positive():
     nev_events = [e for e in res.agent.run.events if e["kind"] == "nev_negative"]
     assert all(e["attempt"] == 1 for e in nev_events)
     assert c.get("submitted_entry", 0) == len(entries)
+
+
+def _taker_run(posture, edge_bps):
+    from nautilus_trader.model.enums import OrderType
+
+    from ._support import EveryNBars as Every
+
+    cfg = cfg_with(placer={"cancel_after_ms": 200, "max_requotes": 0, "stand_back_ticks": 5000})
+    ports = AgentPorts(
+        risk=FixedRiskView(posture), signals=Every(n=30, start=5, edge_bps=edge_bps), nev=SimpleNevModel(),
+        kill=MemoryKillFlag(), micro=FixedMicrostructure(fixed_confidence=0.0),
+    )
+    res = run_tick_backtest(cfg, ports, ticks=l2_ticks())
+    entries = [o for o in res.engine.cache.orders() if not o.is_reduce_only]
+    return res, [o for o in entries if o.order_type == OrderType.MARKET], entries
+
+
+def test_taker_entry_only_in_apex_and_only_with_positive_taker_nev():
+    # Maker first: the unfilled maker quote is cancelled at 200 ms; then APEX may take.
+    res, market, entries = _taker_run(Posture.APEX, edge_bps=30.0)  # taker NEV = 30 - 10 - spread/2 > 0
+    assert market and all(any(o.is_post_only for o in entries if o.ts_init < m.ts_init) for m in market)
+    _, market, entries = _taker_run(Posture.STALKER, edge_bps=30.0)
+    assert entries and not market
+    res, market, entries = _taker_run(Posture.APEX, edge_bps=9.0)  # maker NEV 5 > 0, taker NEV < 0
+    assert entries and not market
+    assert res.agent.run.counters.get("entry_abandoned", 0) > 0
