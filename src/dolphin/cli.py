@@ -21,6 +21,8 @@ COMMAND_MODULES: list[str] = [
     "dolphin.grid.commands",
     "dolphin.runtime.main_job",
     "dolphin.survival.commands",
+    "dolphin.execution.commands",
+    "dolphin.research.commands",
 ]
 
 

@@ -73,6 +73,7 @@ class DataConfig(ConfigStruct):
 
 # Plane sections (imported here, after ConfigStruct exists, so either import order works).
 from dolphin.grid.config import GridConfig  # noqa: E402
+from dolphin.execution.config import ExecutionConfig  # noqa: E402  (plane sections import the base above)
 
 
 class DolphinConfig(ConfigStruct):
@@ -82,6 +83,7 @@ class DolphinConfig(ConfigStruct):
     data: DataConfig = DataConfig()
     grid: GridConfig = GridConfig()
     survival: SurvivalConfig = msgspec.field(default_factory=lambda: SurvivalConfig())
+    execution: ExecutionConfig = ExecutionConfig()
 
     def validate(self) -> None:
         for name in self.__struct_fields__:

@@ -1,0 +1,212 @@
+"""Execution benchmark: backtest events per second with the dolphin agent vs an empty strategy.
+
+Same real data in the same process, runs interleaved (empty, agent, empty, agent, ...):
+- L1: the Binance USDT-M BTCUSDT L2 capture (2024-08-08): bookTicker quotes + trades, with the
+  agent's 1-second internal bars aggregated from quotes (the empty strategy subscribes to the
+  same quotes, trades and bars and does nothing);
+- bars: the configured 5-minute USDT-M perp set.
+Only `engine.run()` is timed (engine set-up and data loading are not). Goal (issue 7): the
+agent costs at most 30 % of the empty run's throughput, i.e. agent/empty >= 0.70.
+"""
+
+from __future__ import annotations
+
+import statistics
+import sys
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from _common import figure, write_results  # noqa: E402
+from nautilus_trader.model.data import BarType  # noqa: E402
+from nautilus_trader.model.identifiers import InstrumentId  # noqa: E402
+from nautilus_trader.trading.strategy import Strategy  # noqa: E402
+
+from dolphin.core.config import load_config  # noqa: E402
+from dolphin.execution._l2_adapter import load_l2_depth, load_l2_ticks  # noqa: E402
+from nautilus_trader.model.enums import BookType  # noqa: E402
+from dolphin.execution.agent import AgentPorts, DolphinAgent, DolphinAgentConfig  # noqa: E402
+from dolphin.execution.ports import Candidate, FixedRiskView, MemoryKillFlag, Posture, SimpleNevModel  # noqa: E402
+from dolphin.research.backtest import build_engine, default_ports, l2_capture_path, load_bars  # noqa: E402
+
+REPEAT = 7
+
+
+class EmptyStrategy(Strategy):
+    """Subscribes to the same data as the agent and does nothing with it."""
+
+    def __init__(self, iids, bar_types, quotes: bool, trades: bool) -> None:
+        super().__init__()
+        self._iids, self._bars, self._q, self._t = iids, bar_types, quotes, trades
+
+    def on_start(self) -> None:
+        for iid in self._iids:
+            if self._q:
+                self.subscribe_quote_ticks(InstrumentId.from_str(iid))
+            if self._t:
+                self.subscribe_trade_ticks(InstrumentId.from_str(iid))
+        for bt in self._bars:
+            self.subscribe_bars(BarType.from_str(bt))
+
+
+class _EmptyBook(Strategy):
+    """Subscribes to the same book deltas, trades and bars as the agent and does nothing."""
+
+    def __init__(self, iid: str, bar_type: str) -> None:
+        super().__init__()
+        self._iid, self._bar = InstrumentId.from_str(iid), bar_type
+
+    def on_start(self) -> None:
+        self.subscribe_order_book_deltas(self._iid, book_type=BookType.L2_MBP)
+        self.subscribe_trade_ticks(self._iid)
+        self.subscribe_bars(BarType.from_str(self._bar))
+
+
+class EveryN:
+    def __init__(self, n: int) -> None:
+        self.n, self.i = n, 0
+
+    def on_bar(self, iid, ts, o, h, lo, c, v):
+        self.i += 1
+        return (Candidate(iid, -1, ts, 30.0),) if self.i % self.n == 0 else ()
+
+
+def _dolphin_share(make_engine) -> float:
+    """Share of a profiled agent run's wall time spent in dolphin's own Python (cProfile tottime).
+
+    NautilusTrader's compiled code is invisible to cProfile, so the denominator is wall time;
+    profiling slows the Python side, so this is an upper bound.
+    """
+    import cProfile
+    import pstats
+
+    engine = make_engine()
+    prof = cProfile.Profile()
+    t0 = time.perf_counter()
+    prof.enable()
+    engine.run()
+    prof.disable()
+    wall = time.perf_counter() - t0
+    engine.dispose()
+    stats = pstats.Stats(prof)
+    ours = sum(v[2] for k, v in stats.stats.items() if "/dolphin/" in k[0])
+    return ours / wall if wall > 0 else 0.0
+
+
+def _time_run(make_engine) -> float:
+    engine = make_engine()
+    t0 = time.perf_counter()
+    engine.run()
+    dt = time.perf_counter() - t0
+    engine.dispose()
+    return dt
+
+
+def main() -> None:
+    cfg = load_config(environ={})
+    bt = cfg.execution.backtest
+    ticks = load_l2_ticks(l2_capture_path(), "BTCUSDT", maker_fee_bps=bt.maker_fee_bps, taker_fee_bps=bt.taker_fee_bps)
+    iid = str(ticks.instrument.id)
+    bar_type = f"{iid}-1-SECOND-MID-INTERNAL"
+    n_l1 = len(ticks.quotes) + len(ticks.trades)
+
+    def l1_engine(with_agent: bool):
+        e = build_engine(bt, trades=True)
+        e.add_instrument(ticks.instrument)
+        e.add_data(ticks.quotes)
+        e.add_data(ticks.trades)
+        if with_agent:
+            ports = AgentPorts(FixedRiskView(Posture.STALKER), EveryN(10), SimpleNevModel(), MemoryKillFlag())
+            e.add_strategy(DolphinAgent(DolphinAgentConfig(instrument_ids=(iid,), bar_types=(bar_type,),
+                                                           subscribe_quotes=True, subscribe_trades=True,
+                                                           order_ttl_ms=cfg.execution.placer.cancel_after_ms),
+                                        cfg.execution, ports))
+        else:
+            e.add_strategy(EmptyStrategy([iid], [bar_type], True, True))
+        return e
+
+    depth = load_l2_depth(l2_capture_path(), "BTCUSDT", maker_fee_bps=bt.maker_fee_bps, taker_fee_bps=bt.taker_fee_bps)
+    d_iid = str(depth.instrument.id)
+    d_bar = f"{d_iid}-1-SECOND-LAST-INTERNAL"
+    n_l2 = len(depth.deltas) + len(depth.trades)
+
+    def l2_engine(with_agent: bool):
+        e = build_engine(bt, trades=True, book_type=BookType.L2_MBP)
+        e.add_instrument(depth.instrument)
+        e.add_data(depth.deltas)
+        e.add_data(depth.trades)
+        if with_agent:
+            ports = AgentPorts(FixedRiskView(Posture.STALKER), EveryN(10), SimpleNevModel(), MemoryKillFlag())
+            e.add_strategy(DolphinAgent(DolphinAgentConfig(instrument_ids=(d_iid,), bar_types=(d_bar,),
+                                                           subscribe_trades=True, subscribe_book=True,
+                                                           order_ttl_ms=cfg.execution.placer.cancel_after_ms),
+                                        cfg.execution, ports))
+        else:
+            e.add_strategy(_EmptyBook(d_iid, d_bar))
+        return e
+
+    sets = load_bars(bt)
+    n_bars = sum(len(s.bars) for s in sets)
+    interval_ms = bt.bar_minutes * 60_000
+
+    def bar_engine(with_agent: bool, ports_factory=None):
+        e = build_engine(bt)
+        for s in sets:
+            e.add_instrument(s.instrument)
+            e.add_data(s.bars)
+        iids = tuple(str(s.instrument.id) for s in sets)
+        bts = tuple(str(s.bar_type) for s in sets)
+        if with_agent:
+            e.add_strategy(DolphinAgent(DolphinAgentConfig(instrument_ids=iids, bar_types=bts,
+                                                           order_ttl_ms=2 * interval_ms + 11),
+                                        cfg.execution, (ports_factory or (lambda: default_ports(bt)))()))
+        else:
+            e.add_strategy(EmptyStrategy(list(iids), list(bts), False, False))
+        return e
+
+    figures = []
+    def bar_engine_no_orders(with_agent: bool):
+        # The agent's own per-bar work (guard, equity, exits, signals) with a source that never fires.
+        return bar_engine(with_agent, lambda: AgentPorts(FixedRiskView(Posture.STALKER), EveryN(10**12),
+                                                         SimpleNevModel(), MemoryKillFlag()))
+
+    for label, make, n_events in (("l1", l1_engine, n_l1), ("l2", l2_engine, n_l2), ("bars", bar_engine, n_bars),
+                                  ("bars_no_orders", bar_engine_no_orders, n_bars)):
+        _time_run(lambda: make(False))  # warm-up
+        _time_run(lambda: make(True))
+        empty, agent = [], []
+        for _ in range(REPEAT):
+            empty.append(_time_run(lambda: make(False)))
+            agent.append(_time_run(lambda: make(True)))
+        eps_empty = n_events / statistics.median(empty)
+        eps_agent = n_events / statistics.median(agent)
+        ratio = eps_agent / eps_empty
+        p99_agent = max(agent)
+        figures.append(figure(f"backtest_events_per_s_agent_{label}", eps_agent, "events/s",
+                              baseline_name="same BacktestEngine run, empty strategy", baseline_value=eps_empty,
+                              ratio=ratio,
+                              note=f"{n_events} real events, median of {REPEAT} interleaved runs; "
+                                   f"agent run max {p99_agent:.3f}s, median {statistics.median(agent):.3f}s"))
+        figures.append(figure(f"agent_throughput_vs_empty_{label}", ratio, "x", goal=0.70, goal_op=">="))
+        share = _dolphin_share(lambda: make(True))
+        figures.append(figure(f"dolphin_python_share_of_agent_run_{label}", share, "fraction",
+                              note="cProfile tottime in dolphin code / wall time of one profiled agent run (upper "
+                                   "bound); the rest is NautilusTrader (data, matching, events, portfolio)"))
+        print(f"{label}: empty {eps_empty:,.0f} ev/s, agent {eps_agent:,.0f} ev/s, ratio {ratio:.3f}, "
+              f"dolphin python share {share:.3f}")
+    path = write_results("execution", figures, notes=[
+        "l1 data: Binance USDT-M BTCUSDT bookTicker quotes + trades from the 2024-08-08 L2 capture (real, not resampled)",
+        "l2 data: the same capture as order-book delta batches (snapshot + diff stream) + trades; events = batches + trades",
+        f"bars data: {bt.dataset} {', '.join(bt.symbols)} (real)",
+        "l1/l2: the agent's signal source is scripted (a short candidate every 10th 1-second bar); "
+        "bars: the agent runs exactly as `dolphin backtest` does (placeholder z-move signals, fixed STALKER risk view)",
+        "the agent's cost includes NautilusTrader's own work for the orders it sends (matching, events, portfolio; "
+        "NautilusTrader's portfolio analyzer builds pandas records per closed position), which an empty strategy never incurs",
+        "goal from issue 7: the agent costs at most 30 % of the empty run's throughput (ratio >= 0.70)",
+    ])
+    print(path)
+
+
+if __name__ == "__main__":
+    main()

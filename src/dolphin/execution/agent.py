@@ -1,0 +1,598 @@
+"""The dolphin execution agent: a NautilusTrader Strategy.
+
+It consumes bars (and, where available, L1 quotes and trades), asks the Oracle's
+:class:`SignalSource` for candidates, the survival controller's :class:`RiskView` for R_total,
+posture and size, and places maker-first orders through the SmartPlacer, every order message
+passing the :class:`OtrGovernor`. The kill flag is checked before every submit; raising it
+cancels every open order. HIBERNATE cancels every open order in the same event cycle and
+flattens positions by the configured rule. Exits are always allowed (also in TURTLE).
+
+The same class runs in BacktestEngine, paper and live; all collaborators are injected.
+"""
+
+from __future__ import annotations
+
+import math
+from collections import deque
+from dataclasses import dataclass, field
+from typing import Any
+
+from nautilus_trader.config import StrategyConfig
+from nautilus_trader.core.message import Event
+from nautilus_trader.model.currencies import USDT
+from nautilus_trader.model.data import Bar, BarType, QuoteTick
+from nautilus_trader.model.enums import BookType, LiquiditySide, OrderSide, OrderType, PositionSide, TimeInForce
+from nautilus_trader.model.identifiers import ClientOrderId, InstrumentId, Venue
+from nautilus_trader.model.orders import Order
+from nautilus_trader.trading.strategy import Strategy
+
+from dolphin.execution.config import ExecutionConfig
+from dolphin.execution.exits import ExitReason, exit_decision
+from dolphin.execution.otr import OtrGovernor
+from dolphin.execution.placer import maker_price_ticks, taker_allowed
+from dolphin.execution.ports import (
+    Candidate,
+    KillFlag,
+    MicrostructureView,
+    NevModel,
+    Posture,
+    RiskView,
+    SignalSource,
+)
+
+__all__ = ["AgentPorts", "AgentRun", "DolphinAgent", "DolphinAgentConfig"]
+
+NS_PER_MS = 1_000_000
+ENTRY_POSTURES = (Posture.APEX, Posture.STALKER)
+
+
+class DolphinAgentConfig(StrategyConfig, frozen=True):
+    """NautilusTrader-side settings; dolphin's own settings come from ExecutionConfig."""
+
+    instrument_ids: tuple[str, ...] = ()
+    bar_types: tuple[str, ...] = ()  # external bars (e.g. "...-5-MINUTE-LAST-EXTERNAL")
+    subscribe_quotes: bool = False  # L1 quotes (and internal bars aggregated from them)
+    subscribe_trades: bool = False
+    subscribe_book: bool = False  # L2 order-book deltas (book kept by the data engine)
+    order_ttl_ms: int = 200  # unfilled maker orders are cancelled after this
+    venue: str = "BINANCE"
+
+
+@dataclass
+class AgentPorts:
+    risk: RiskView
+    signals: SignalSource
+    nev: NevModel
+    kill: KillFlag
+    micro: MicrostructureView | None = None
+
+
+@dataclass
+class _OrderCtx:
+    kind: str  # "entry" | "exit"
+    instrument_id: str
+    candidate: Candidate | None
+    attempt: int
+    expected_nev_bps: float = 0.0
+    ttl_alert: str | None = None
+    cancel_reason: str | None = None
+
+
+@dataclass
+class _PosState:
+    side: int
+    entry_px: float
+    entry_notional: float
+    expected_nev_bps: float
+    bars_held: int = 0
+    exit_reason: ExitReason | None = None
+    exit_attempts: int = 0
+
+
+@dataclass
+class AgentRun:
+    """Everything the agent recorded: counters, events (failures as data), trades, equity."""
+
+    counters: dict[str, int] = field(default_factory=dict)
+    # The most recent events (bounded: a denial flood must not grow memory); counters are complete.
+    events: deque[dict[str, Any]] = field(default_factory=lambda: deque(maxlen=100_000))
+    trades: list[dict[str, Any]] = field(default_factory=list)
+    equity: list[tuple[int, float]] = field(default_factory=list)
+    fees_usdt: float = 0.0
+    traded_notional_usdt: float = 0.0
+
+    def count(self, key: str, n: int = 1) -> None:
+        self.counters[key] = self.counters.get(key, 0) + n
+
+
+class DolphinAgent(Strategy):
+    """Maker-first execution agent (see module docstring)."""
+
+    def __init__(self, config: DolphinAgentConfig, exec_cfg: ExecutionConfig, ports: AgentPorts) -> None:
+        super().__init__(config)
+        self.exec_cfg = exec_cfg
+        self.ports = ports
+        self.governor = OtrGovernor(exec_cfg.otr)
+        self.run = AgentRun()
+        self._ttl_ns = int(config.order_ttl_ms) * NS_PER_MS
+        self._venue = Venue(config.venue)
+        self._iids = [InstrumentId.from_str(s) for s in config.instrument_ids]
+        self._quotes: dict[str, QuoteTick] = {}
+        self._books: set[str] = set()
+        self._account = None
+        self._capital_cache: float | None = None
+        self._last_px: dict[str, float] = {}
+        self._orders: dict[str, _OrderCtx] = {}
+        self._pos: dict[str, _PosState] = {}
+        self._posture = Posture.STALKER
+        self._killed = False
+        self._hibernating = False
+        self._last_equity_ts = -1
+        self._alerts: set[str] = set()
+        self._entry_nev: dict[str, float] = {}
+
+    # ------------------------------------------------------------------ lifecycle
+
+    def on_start(self) -> None:
+        for iid in self._iids:
+            if self.config.subscribe_quotes:
+                self.subscribe_quote_ticks(iid)
+            if self.config.subscribe_trades:
+                self.subscribe_trade_ticks(iid)
+            if self.config.subscribe_book:
+                self.subscribe_order_book_deltas(iid, book_type=BookType.L2_MBP)
+                self._books.add(iid.value)
+        for text in self.config.bar_types:
+            self.subscribe_bars(BarType.from_str(text))
+        self._posture = self.ports.risk.posture(self.clock.timestamp_ns())
+
+    # ------------------------------------------------------------------ guards
+
+    def _guard(self, ts_ns: int) -> bool:
+        """Kill flag and posture, checked on every event; True when submits may proceed."""
+        if self.ports.kill.is_raised():
+            if not self._killed:
+                self._killed = True
+                self.run.count("kill_raised")
+                self._event(ts_ns, "kill_raised", cancelled=self._cancel_all(ts_ns, "kill"))
+            return False
+        if self._killed:
+            self._killed = False
+            self._event(ts_ns, "kill_cleared")
+        posture = self.ports.risk.posture(ts_ns)
+        if posture != self._posture:
+            self._event(ts_ns, "posture", old=self._posture.name, new=posture.name)
+            self._posture = posture
+        if posture == Posture.HIBERNATE:
+            if not self._hibernating:
+                self._hibernating = True
+                self.run.count("hibernate_entered")
+                n = self._cancel_all(ts_ns, "hibernate")
+                self._event(ts_ns, "hibernate", cancelled=n)
+                self._flatten_all(ts_ns)
+        elif self._hibernating:
+            self._hibernating = False
+        return True
+
+    def _open_orders(self) -> list[Order]:
+        return self.cache.orders_open(strategy_id=self.id) + self.cache.orders_inflight(strategy_id=self.id)
+
+    def _cancel_all(self, ts_ns: int, reason: str) -> int:
+        """Cancel every open or in-flight order of this strategy now (same event cycle)."""
+        n = 0
+        seen: set[str] = set()
+        for order in self._open_orders():
+            key = order.client_order_id.value
+            if order.is_pending_cancel or key in seen:
+                continue
+            seen.add(key)
+            ctx = self._orders.get(key)
+            if ctx is not None:
+                ctx.cancel_reason = reason
+            self.governor.record_cancel(ts_ns, key)
+            self.cancel_order(order)
+            n += 1
+        self.run.count(f"cancel_{reason}", n)
+        return n
+
+    # ------------------------------------------------------------------ market data
+
+    def on_quote_tick(self, tick: QuoteTick) -> None:
+        # Hot path: keep the tick (doubles are read lazily), then the kill/posture guard.
+        self._quotes[tick.instrument_id.value] = tick
+        self._guard(tick.ts_event)
+
+    def on_order_book_deltas(self, deltas) -> None:
+        # Hot path: the data engine already applied the deltas to the cached book.
+        self._guard(deltas.ts_event)
+
+    def _l1(self, key: str) -> tuple[float, float, float, float] | None:
+        """Best bid, best ask, bid size, ask size from quotes or the L2 book (None if unknown)."""
+        q = self._quotes.get(key)
+        if q is not None:
+            return q.bid_price.as_double(), q.ask_price.as_double(), q.bid_size.as_double(), q.ask_size.as_double()
+        if key in self._books:
+            book = self.cache.order_book(InstrumentId.from_str(key))
+            if book is not None:
+                bid, ask = book.best_bid_price(), book.best_ask_price()
+                if bid is not None and ask is not None:
+                    return bid.as_double(), ask.as_double(), book.best_bid_size().as_double(), book.best_ask_size().as_double()
+        return None
+
+    def _px(self, key: str) -> float:
+        l1 = self._l1(key) if (key in self._quotes or key in self._books) else None
+        if l1 is not None:
+            return 0.5 * (l1[0] + l1[1])
+        return self._last_px[key]
+
+    def on_bar(self, bar: Bar) -> None:
+        ts = bar.ts_event
+        key = bar.bar_type.instrument_id.value
+        close = bar.close.as_double()
+        self._last_px[key] = close
+        ok = self._guard(ts)
+        self._record_equity(ts)
+        state = self._pos.get(key)
+        if state is not None:
+            state.bars_held += 1
+            if ok and state.exit_reason is None:
+                px = self._px(key)
+                reason = exit_decision(state.side, state.entry_px, px, state.bars_held, self._wobi(key), self.exec_cfg.exits)
+                if reason is not None:
+                    state.exit_reason = reason
+                    self._event(ts, "exit_signal", instrument=key, reason=reason.value, bars_held=state.bars_held, px=px)
+            if ok and state.exit_reason is not None:
+                self._send_exit(key, ts)  # no-op while an exit order is working
+        candidates = self.ports.signals.on_bar(
+            key, ts, bar.open.as_double(), bar.high.as_double(), bar.low.as_double(), close, bar.volume.as_double()
+        )
+        if not candidates or not ok or self._posture not in ENTRY_POSTURES:
+            if candidates and ok:
+                self.run.count("entry_blocked_posture", len(candidates))
+            return
+        for cand in candidates:
+            if cand.instrument_id != key:
+                continue
+            if key in self._pos or self._working(key) >= self.exec_cfg.placer.max_working_orders_per_instrument:
+                self.run.count("entry_skipped_busy")
+                continue
+            self._enter(cand, 0, ts)
+
+    # ------------------------------------------------------------------ helpers
+
+    def _working(self, key: str) -> int:
+        return sum(1 for c in self._orders.values() if c.instrument_id == key)
+
+    def _wobi(self, key: str) -> float | None:
+        if self.ports.micro is not None:
+            w = self.ports.micro.wobi(key)
+            if w is not None:
+                return w
+        l1 = self._l1(key)
+        if l1 is None:
+            return None
+        tot = l1[2] + l1[3]
+        return (l1[2] - l1[3]) / tot if tot > 0 else None
+
+    def _book(self, key: str) -> tuple[float, float]:
+        l1 = self._l1(key) if (key in self._quotes or key in self._books) else None
+        if l1 is not None:
+            return l1[0], l1[1]
+        px = self._last_px[key]
+        return px, px
+
+    def _capital(self) -> float:
+        """Account balance (USDT); cached between fills, the only events that change it."""
+        if self._capital_cache is not None:
+            return self._capital_cache
+        account = self._account
+        if account is None:
+            account = self._account = self.portfolio.account(self._venue)
+            if account is None:
+                return 0.0
+        bal = account.balance_total(USDT)
+        self._capital_cache = bal.as_double() if bal is not None else 0.0
+        return self._capital_cache
+
+    def _record_equity(self, ts_ns: int) -> None:
+        if ts_ns <= self._last_equity_ts:
+            return
+        self._last_equity_ts = ts_ns
+        eq = self._capital()
+        if self._pos:  # only query the cache when we hold something
+            for pos in self.cache.positions_open(strategy_id=self.id):
+                key = pos.instrument_id.value
+                if key in self._last_px or key in self._quotes or key in self._books:
+                    inst = self.cache.instrument(pos.instrument_id)
+                    eq += pos.unrealized_pnl(inst.make_price(self._px(key))).as_double()
+        self.run.equity.append((ts_ns, eq))
+
+    def _event(self, ts_ns: int, kind: str, **detail: Any) -> None:
+        self.run.events.append({"ts_ns": ts_ns, "kind": kind, **detail})
+
+    # ------------------------------------------------------------------ entries
+
+    def _enter(self, cand: Candidate, attempt: int, ts_ns: int) -> None:
+        key = cand.instrument_id
+        iid = InstrumentId.from_str(key)
+        inst = self.cache.instrument(iid)
+        bid, ask = self._book(key)
+        mid = 0.5 * (bid + ask)
+        spread_bps = (ask - bid) / mid * 1e4 if ask > bid else 0.0
+        posture = self._posture
+        r_total = self.ports.risk.r_total(ts_ns)
+        notional = self.ports.risk.size_notional(self._capital(), posture, r_total)
+        if notional <= 0.0:
+            self.run.count("entry_size_zero")
+            return
+        nev_maker = self.ports.nev.nev_bps(cand, taker=False, spread_bps=spread_bps)
+        pcfg = self.exec_cfg.placer
+        side = OrderSide.BUY if cand.side > 0 else OrderSide.SELL
+        qty = inst.make_qty(notional / mid)
+        if qty.as_double() <= 0.0:
+            self.run.count("entry_qty_zero")
+            return
+        if attempt > pcfg.max_requotes:
+            nev_taker = self.ports.nev.nev_bps(cand, taker=True, spread_bps=spread_bps)
+            if taker_allowed(posture, nev_taker, pcfg):
+                order = self.order_factory.market(iid, side, qty)
+                self._submit(order, _OrderCtx("entry", key, cand, attempt, nev_taker), ts_ns, entry=True)
+            else:
+                self.run.count("entry_abandoned")
+            return
+        if nev_maker <= 0.0:
+            self.run.count("entry_nev_negative")
+            self._event(ts_ns, "nev_negative", instrument=key, nev_bps=nev_maker, attempt=attempt)
+            return
+        tick = inst.price_increment.as_double()
+        confidence = self.ports.micro.confidence(key) if self.ports.micro is not None else 0.5
+        placement = maker_price_ticks(
+            cand.side, round(bid / tick), round(ask / tick), posture, confidence, pcfg
+        )
+        price = inst.make_price(placement.price_ticks * tick)
+        order = self.order_factory.limit(iid, side, qty, price, time_in_force=TimeInForce.GTC, post_only=True)
+        self.run.count(f"placement_{placement.mode.value}")
+        self._submit(order, _OrderCtx("entry", key, cand, attempt, nev_maker), ts_ns, entry=True)
+
+    def _submit(self, order: Order, ctx: _OrderCtx, ts_ns: int, *, entry: bool) -> bool:
+        if self.ports.kill.is_raised():
+            self.run.count("submit_blocked_kill")
+            self._guard(ts_ns)
+            return False
+        if entry and (self._posture not in ENTRY_POSTURES or self._hibernating):
+            self.run.count("submit_blocked_posture")
+            return False
+        key = order.client_order_id.value
+        denial = self.governor.try_submit(ts_ns, key, entry=entry)
+        if denial is not None:
+            self.run.count(f"otr_denied_{denial.reason.value}")
+            self._event(ts_ns, "otr_denied", reason=denial.reason.value, message=denial.kind, window_ms=denial.window_ms, used=denial.used, limit=denial.limit, entry=entry)
+            return False
+        self._orders[key] = ctx
+        self.submit_order(order)
+        self.run.count("submitted_entry" if entry else "submitted_exit")
+        if order.order_type == OrderType.LIMIT:
+            name = f"ttl-{key}"
+            ctx.ttl_alert = name
+            self._alerts.add(name)
+            self.clock.set_time_alert_ns(name, ts_ns + self._ttl_ns, self._on_ttl)
+        return True
+
+    def _on_ttl(self, event: Event) -> None:
+        name = event.name
+        self._alerts.discard(name)
+        key = name[4:]
+        ctx = self._orders.get(key)
+        if ctx is None:
+            return
+        order = self.cache.order(self._coid(key))
+        if order is None or order.is_closed or order.is_pending_cancel:
+            return
+        ctx.cancel_reason = "ttl"
+        self.governor.record_cancel(event.ts_event, key)
+        self.cancel_order(order)
+        self.run.count("cancel_ttl")
+
+    @staticmethod
+    def _coid(key: str) -> ClientOrderId:
+        return ClientOrderId(key)
+
+    def _drop(self, key: str) -> _OrderCtx | None:
+        ctx = self._orders.pop(key, None)
+        self.governor.release(key)
+        if ctx is not None and ctx.ttl_alert in self._alerts:
+            self._alerts.discard(ctx.ttl_alert)
+            self.clock.cancel_timer(ctx.ttl_alert)
+        return ctx
+
+    # ------------------------------------------------------------------ exits
+
+    def _send_exit(self, key: str, ts_ns: int) -> None:
+        state = self._pos.get(key)
+        if state is None or self._killed:
+            return
+        if any(c.kind == "exit" for c in self._orders.values() if c.instrument_id == key):
+            return
+        iid = InstrumentId.from_str(key)
+        positions = self.cache.positions_open(instrument_id=iid, strategy_id=self.id)
+        if not positions:
+            return
+        pos = positions[0]
+        inst = self.cache.instrument(iid)
+        close_side = -state.side
+        side = OrderSide.BUY if close_side > 0 else OrderSide.SELL
+        ecfg = self.exec_cfg.exits
+        passive = state.exit_attempts < ecfg.passive_exit_attempts
+        if state.exit_reason == ExitReason.HIBERNATE and ecfg.hibernate_flatten == "market":
+            passive = False
+        if state.exit_reason == ExitReason.STOP and ecfg.stop_exit_market:
+            passive = False
+        state.exit_attempts += 1
+        if passive:
+            bid, ask = self._book(key)
+            tick = inst.price_increment.as_double()
+            pl = maker_price_ticks(close_side, round(bid / tick), round(ask / tick), self._posture, 1.0, self.exec_cfg.placer, exit_order=True)
+            order = self.order_factory.limit(
+                iid, side, pos.quantity, inst.make_price(pl.price_ticks * tick), post_only=True, reduce_only=True
+            )
+        else:
+            order = self.order_factory.market(iid, side, pos.quantity, reduce_only=True)
+        self._submit(order, _OrderCtx("exit", key, None, state.exit_attempts), ts_ns, entry=False)
+
+    def _flatten_all(self, ts_ns: int) -> None:
+        rule = self.exec_cfg.exits.hibernate_flatten
+        if rule == "none":
+            return
+        for key, state in self._pos.items():
+            state.exit_reason = ExitReason.HIBERNATE
+            self._send_exit(key, ts_ns)
+        if rule == "passive_then_market" and self._pos:
+            name = f"flatten-{ts_ns}"
+            self.clock.set_time_alert_ns(name, ts_ns + self.exec_cfg.exits.hibernate_market_after_ms * NS_PER_MS, self._on_flatten_timeout)
+
+    def _on_flatten_timeout(self, event: Event) -> None:
+        if not self._hibernating:
+            return
+        for key, state in list(self._pos.items()):
+            state.exit_attempts = max(state.exit_attempts, self.exec_cfg.exits.passive_exit_attempts)
+            working = [k for k, c in self._orders.items() if c.instrument_id == key and c.kind == "exit"]
+            if not working:
+                self._send_exit(key, event.ts_event)
+            for k in working:
+                order = self.cache.order(self._coid(k))
+                if order is not None and not order.is_closed and not order.is_pending_cancel:
+                    self._orders[k].cancel_reason = "flatten_timeout"
+                    self.governor.record_cancel(event.ts_event, k)
+                    self.cancel_order(order)
+
+    # ------------------------------------------------------------------ order events
+
+    def on_order_filled(self, event) -> None:
+        key = event.client_order_id.value
+        self._capital_cache = None
+        self.governor.record_fill(event.ts_event)
+        self.run.count("fills")
+        notional = event.last_px.as_double() * event.last_qty.as_double()
+        self.run.traded_notional_usdt += notional
+        self.run.fees_usdt += event.commission.as_double()
+        maker = event.liquidity_side == LiquiditySide.MAKER
+        self.run.count("fills_maker" if maker else "fills_taker")
+        order = self.cache.order(event.client_order_id)
+        if order is not None and order.is_post_only and not maker:
+            self.run.count("post_only_taker_fills")
+        ctx = self._orders.get(key)
+        if ctx is not None:
+            self.run.count(f"fills_{ctx.kind}")
+            if order is not None and order.filled_qty == event.last_qty:  # first fill of this order
+                self.run.count(f"orders_filled_{ctx.kind}")
+            if ctx.kind == "entry":
+                self._entry_nev[ctx.instrument_id] = ctx.expected_nev_bps
+        if order is not None and order.is_closed:
+            self._drop(key)
+
+    def on_order_canceled(self, event) -> None:
+        key = event.client_order_id.value
+        ctx = self._drop(key)
+        self.run.count("canceled")
+        if ctx is None:
+            return
+        ts = event.ts_event
+        if ctx.kind == "exit":
+            if ctx.cancel_reason in ("ttl", "flatten_timeout") and ctx.instrument_id in self._pos:
+                self._send_exit(ctx.instrument_id, ts)
+            return
+        if ctx.cancel_reason == "ttl":
+            self._requote(ctx, ts)
+
+    def _requote(self, ctx: _OrderCtx, ts: int) -> None:
+        """Re-quote an entry only when NEV is still positive and the posture still allows it."""
+        if ctx.candidate is None or not self._guard(ts) or self._posture not in ENTRY_POSTURES:
+            return
+        key_i = ctx.instrument_id
+        if key_i in self._pos or self._working(key_i) >= self.exec_cfg.placer.max_working_orders_per_instrument:
+            return
+        self.run.count("requotes")
+        self._enter(ctx.candidate, ctx.attempt + 1, ts)
+
+    def _closed_without_cancel(self, event, what: str) -> None:
+        """Rejected, denied or expired: release the budget; a pending exit is re-sent next bar."""
+        key = event.client_order_id.value
+        self._drop(key)
+        self.run.count(what)
+        self._event(event.ts_event, what, order=key, reason=str(getattr(event, "reason", "")))
+
+    def on_order_rejected(self, event) -> None:
+        ctx = self._orders.get(event.client_order_id.value)
+        self._closed_without_cancel(event, "rejected")
+        if "POST_ONLY" in str(event.reason).upper():
+            # The market moved onto our price before the order arrived: it would have taken.
+            self.run.count("rejected_post_only")
+            if ctx is not None and ctx.kind == "entry":
+                self._requote(ctx, event.ts_event)
+
+    def on_order_denied(self, event) -> None:
+        self._closed_without_cancel(event, "denied_by_risk_engine")
+
+    def on_order_expired(self, event) -> None:
+        self._closed_without_cancel(event, "expired")
+
+    # ------------------------------------------------------------------ positions
+
+    def on_position_opened(self, event) -> None:
+        key = event.instrument_id.value
+        pos = self.cache.position(event.position_id)
+        side = 1 if pos.side == PositionSide.LONG else -1
+        entry_px = pos.avg_px_open
+        nev = self._entry_nev.pop(key, math.nan)
+        self._pos[key] = _PosState(side, entry_px, entry_px * pos.quantity.as_double(), nev)
+        # A filled entry ends the quoting for this instrument: cancel sibling entry orders.
+        for k, c in list(self._orders.items()):
+            if c.instrument_id == key and c.kind == "entry":
+                order = self.cache.order(self._coid(k))
+                if order is not None and not order.is_closed and not order.is_pending_cancel:
+                    c.cancel_reason = "position_opened"
+                    self.governor.record_cancel(event.ts_event, k)
+                    self.cancel_order(order)
+        if self._hibernating:
+            self._pos[key].exit_reason = ExitReason.HIBERNATE
+            self._send_exit(key, event.ts_event)
+
+    def on_position_changed(self, event) -> None:
+        key = event.instrument_id.value
+        self._capital_cache = None
+        state = self._pos.get(key)
+        pos = self.cache.position(event.position_id)
+        if state is not None and pos is not None and pos.is_open:
+            state.entry_notional = max(state.entry_notional, pos.avg_px_open * pos.peak_qty.as_double())
+
+    def on_position_closed(self, event) -> None:
+        key = event.instrument_id.value
+        self._capital_cache = None
+        state = self._pos.pop(key, None)
+        pos = self.cache.position(event.position_id)
+        pnl = pos.realized_pnl.as_double() if pos.realized_pnl is not None else 0.0
+        notional = pos.avg_px_open * pos.peak_qty.as_double()
+        self.run.trades.append(
+            {
+                "instrument": key,
+                "side": 1 if pos.entry == OrderSide.BUY else -1,
+                "ts_open_ns": pos.ts_opened,
+                "ts_close_ns": pos.ts_closed,
+                "entry_px": pos.avg_px_open,
+                "exit_px": pos.avg_px_close,
+                "notional": notional,
+                "pnl": pnl,
+                "realised_bps": pnl / notional * 1e4 if notional > 0 else 0.0,
+                "expected_nev_bps": state.expected_nev_bps if state else math.nan,
+                "bars_held": state.bars_held if state else 0,
+                "exit_reason": state.exit_reason.value if state and state.exit_reason else "other",
+            }
+        )
+        # Cancel any leftover exit orders for a flat instrument.
+        for k, c in list(self._orders.items()):
+            if c.instrument_id == key and c.kind == "exit":
+                order = self.cache.order(self._coid(k))
+                if order is not None and not order.is_closed and not order.is_pending_cancel:
+                    c.cancel_reason = "flat"
+                    self.governor.record_cancel(event.ts_event, k)
+                    self.cancel_order(order)

@@ -1,0 +1,155 @@
+"""Configuration of the execution plane: SmartPlacer, OTR governor, exits, backtests.
+
+Defaults follow Binance USDT-M futures (order rate 300 / 10 s and 1,200 / 60 s per account;
+the "unfilled ratio" rule trips near 99 % unfilled, i.e. an order-to-trade ratio near 100,
+so dolphin keeps a margin at 50). Every limit is per venue and configurable.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Literal
+
+import msgspec
+
+from dolphin.core.config import ConfigError, ConfigStruct, Fraction, NonNegFloat, NonNegInt, PosFloat, PosInt
+
+__all__ = [
+    "BacktestConfig",
+    "ExecutionConfig",
+    "ExitConfig",
+    "OtrLimits",
+    "PlacerConfig",
+    "RateWindow",
+]
+
+Leverage = Annotated[float, msgspec.Meta(gt=0.0, le=125.0)]
+
+
+class RateWindow(ConfigStruct):
+    """At most `max_messages` order messages (submit, amend, cancel) in any `window_ms`."""
+
+    window_ms: PosInt
+    max_messages: PosInt
+
+
+class OtrLimits(ConfigStruct):
+    """One venue's order-rate and order-to-trade limits, enforced by the OTR governor."""
+
+    venue: str = "BINANCE"
+    rate_windows: tuple[RateWindow, ...] = (
+        RateWindow(window_ms=10_000, max_messages=300),
+        RateWindow(window_ms=60_000, max_messages=1_200),
+    )
+    # Messages / max(1, fills) over `otr_window_ms`; kept below the venue limit.
+    max_otr: PosFloat = 50.0
+    otr_window_ms: PosInt = 600_000
+    # Entries may use this fraction of every budget; the rest is held for exits and flattening.
+    entry_budget_frac: Annotated[float, msgspec.Meta(gt=0.0, le=1.0)] = 0.8
+
+    def validate(self) -> None:
+        if not self.rate_windows:
+            raise ConfigError("execution.otr.rate_windows = () is not allowed: at least one window")
+        for w in self.rate_windows:
+            if w.max_messages < 2:
+                raise ConfigError(
+                    f"execution.otr.rate_windows max_messages = {w.max_messages} is not allowed: "
+                    "needs >= 2 (a submit reserves its cancel)"
+                )
+
+
+class PlacerConfig(ConfigStruct):
+    """SmartPlacer: maker-first placement and the unfilled-order cancel timer."""
+
+    cancel_after_ms: PosInt = 200
+    max_requotes: NonNegInt = 5
+    # Microstructure confidence thresholds (0..1): above `step_in_confidence` APEX steps inside
+    # the spread; below `stand_back_confidence` the placer stands `stand_back_ticks` behind best.
+    step_in_confidence: Fraction = 0.7
+    stand_back_confidence: Fraction = 0.3
+    stand_back_ticks: PosInt = 2
+    allow_taker_in_apex: bool = True
+    max_working_orders_per_instrument: PosInt = 1
+
+    def validate(self) -> None:
+        if self.stand_back_confidence > self.step_in_confidence:
+            raise ConfigError(
+                f"execution.placer.stand_back_confidence = {self.stand_back_confidence} is not allowed: "
+                f"must be <= step_in_confidence ({self.step_in_confidence})"
+            )
+
+
+class ExitConfig(ConfigStruct):
+    """Exit rules; exits are allowed in every posture except when the kill flag is raised."""
+
+    take_profit_bps: PosFloat = 60.0
+    stop_loss_bps: PosFloat = 80.0
+    max_hold_bars: PosInt = 120
+    # Trade permanence from the order book (WOBI seen from the position's side).
+    contradict_exit_bars: PosInt = 60
+    favourable_max_hold_bars: PosInt = 180
+    wobi_threshold: Fraction = 0.2
+    # Passive exit attempts (post-only, reduce-only) before a reduce-only market order.
+    passive_exit_attempts: NonNegInt = 2
+    # A stop-loss exit goes straight to a reduce-only market order (no passive attempts).
+    stop_exit_market: bool = True
+    hibernate_flatten: Literal["passive_then_market", "market", "none"] = "passive_then_market"
+    hibernate_market_after_ms: PosInt = 2_000
+
+    def validate(self) -> None:
+        if self.contradict_exit_bars > self.favourable_max_hold_bars:
+            raise ConfigError(
+                f"execution.exits.contradict_exit_bars = {self.contradict_exit_bars} is not allowed: "
+                f"must be <= favourable_max_hold_bars ({self.favourable_max_hold_bars})"
+            )
+
+
+class BacktestConfig(ConfigStruct):
+    """`dolphin backtest`: data set, venue simulation and the placeholder signal stand-ins."""
+
+    dataset: str = "binance_usdm_5m_2023-07"
+    bar_minutes: PosInt = 5
+    symbols: tuple[str, ...] = ("BTCUSDT", "ETHUSDT", "ADAUSDT")
+    starting_usdt: PosFloat = 100_000.0
+    seed: NonNegInt = 42
+    maker_fee_bps: float = 2.0
+    taker_fee_bps: NonNegFloat = 5.0
+    tax_bps: NonNegFloat = 0.0
+    prob_fill_on_limit: Fraction = 0.5
+    latency_ms: NonNegFloat = 5.0
+    # On bar data an order lives this many bars before its cancel (no intra-bar quotes exist;
+    # NautilusTrader delivers commands to the venue at the next data event, so 2 bars give an
+    # order one full bar at the venue).
+    bar_order_ttl_bars: PosInt = 2
+    # Placeholder risk view until dolphin.survival is wired: fixed posture and sizing.
+    posture: Literal["APEX", "STALKER", "TURTLE", "HIBERNATE"] = "STALKER"
+    r_total: Fraction = 1.0
+    base_fraction: Fraction = 0.05
+    # Posture leverage ceilings (TURTLE and HIBERNATE open nothing).
+    apex_leverage: Leverage = 6.0
+    stalker_leverage: Leverage = 2.0
+    max_notional_usdt: PosFloat = 1_000_000.0
+    # Placeholder signals until dolphin.alpha is wired: fade a z-scored k-bar move.
+    signal_lookback_bars: PosInt = 12
+    signal_z: PosFloat = 2.5
+    signal_edge_bps: float = 25.0
+    short_only: bool = True
+    hell_entry_fill_frac: Fraction = 0.48
+    hell_exit_fill_frac: Fraction = 0.35
+    reports_dir: str = "var/reports"
+    # A HELL run "shows ruin" when equity ends <= 0 or its drawdown reaches this fraction.
+    ruin_drawdown_frac: Annotated[float, msgspec.Meta(gt=0.0, le=1.0)] = 0.5
+
+
+class ExecutionConfig(ConfigStruct):
+    """The execution plane (issue 7)."""
+
+    kill_flag_path: str = "var/run/kill.flag"
+    otr: OtrLimits = OtrLimits()
+    placer: PlacerConfig = PlacerConfig()
+    exits: ExitConfig = ExitConfig()
+    backtest: BacktestConfig = BacktestConfig()
+
+    def validate(self) -> None:
+        self.otr.validate()
+        self.placer.validate()
+        self.exits.validate()

@@ -1,0 +1,231 @@
+"""What the execution agent needs from other planes, as small protocols.
+
+The agent and the backtest depend only on these. The real implementations live in other
+planes (``dolphin.survival`` for :class:`RiskView`, ``dolphin.alpha`` for :class:`SignalSource`
+and :class:`NevModel`, ``dolphin.runtime`` for the kill flag) and are wired by the
+composition root. The defaults here are the trivially correct ones: a kill flag over one
+byte of a file, an in-process kill flag, and a fixed risk view whose sizing is the
+AlphaBetSizer formula (notional = capital x base fraction x R_total x posture ceiling,
+bounded by the venue limit).
+"""
+
+from __future__ import annotations
+
+import mmap
+import os
+from dataclasses import dataclass, field
+from enum import IntEnum
+from pathlib import Path
+from typing import Mapping, Protocol, Sequence, runtime_checkable
+
+__all__ = [
+    "Candidate",
+    "FileKillFlag",
+    "FixedMicrostructure",
+    "FixedRiskView",
+    "KillFlag",
+    "MemoryKillFlag",
+    "MicrostructureView",
+    "NevModel",
+    "Posture",
+    "RiskView",
+    "SignalSource",
+    "SimpleNevModel",
+]
+
+
+class Posture(IntEnum):
+    """Operating posture from the survival controller (ordered by permissiveness)."""
+
+    HIBERNATE = 0  # cancel all, no new orders, flatten by rule
+    TURTLE = 1  # passive, exit-only
+    STALKER = 2  # limit-only (post-only), max 2x
+    APEX = 3  # up to 6x, taker entries allowed when NEV after taker fees is positive
+
+
+@dataclass(frozen=True, slots=True)
+class Candidate:
+    """One entry candidate from the Oracle for one instrument and bar.
+
+    `side` is +1 (long) or -1 (short); `edge_bps` is the gross expected move in the trade's
+    favour (before fees, spread and tax), `strength` the signal strength in [0, 1].
+    """
+
+    instrument_id: str
+    side: int
+    ts_ns: int
+    edge_bps: float
+    strength: float = 1.0
+    tag: str = ""
+
+
+@runtime_checkable
+class SignalSource(Protocol):
+    """Candidates per bar (the Oracle's output, driven by scan records).
+
+    The agent calls it once per bar of every subscribed instrument, in event order; the
+    implementation owns how it reads the scanner's records (vel_div, regime) for that bar.
+    """
+
+    def on_bar(
+        self, instrument_id: str, ts_ns: int, open_: float, high: float, low: float, close: float, volume: float
+    ) -> Sequence[Candidate]: ...
+
+
+@runtime_checkable
+class RiskView(Protocol):
+    """The survival controller's view: R_total, posture, and the AlphaBetSizer."""
+
+    def r_total(self, ts_ns: int) -> float: ...
+
+    def posture(self, ts_ns: int) -> Posture: ...
+
+    def size_notional(self, capital: float, posture: Posture, r_total: float) -> float: ...
+
+
+@runtime_checkable
+class NevModel(Protocol):
+    """Net expected value of an order in bps of notional, after fees, spread and tax."""
+
+    def nev_bps(self, candidate: Candidate, *, taker: bool, spread_bps: float) -> float: ...
+
+
+@runtime_checkable
+class MicrostructureView(Protocol):
+    """Order-book view for placement and trade permanence.
+
+    `wobi` is the weighted order-book imbalance in [-1, 1] (positive: bid-heavy) or None when
+    unknown; `confidence` in [0, 1] is how far the book can be trusted for placement.
+    """
+
+    def wobi(self, instrument_id: str) -> float | None: ...
+
+    def confidence(self, instrument_id: str) -> float: ...
+
+
+@runtime_checkable
+class KillFlag(Protocol):
+    """The global kill switch; checked before every submit."""
+
+    def is_raised(self) -> bool: ...
+
+
+# --------------------------------------------------------------------------- defaults
+
+
+class MemoryKillFlag:
+    """An in-process kill flag (backtests, tests, single-process paper runs)."""
+
+    __slots__ = ("_raised",)
+
+    def __init__(self, raised: bool = False) -> None:
+        self._raised = raised
+
+    def raise_(self) -> None:
+        self._raised = True
+
+    def clear(self) -> None:
+        self._raised = False
+
+    def is_raised(self) -> bool:
+        return self._raised
+
+
+class FileKillFlag:
+    """A kill flag over byte 0 of a small file, memory-mapped (shared between processes).
+
+    Any non-zero byte means raised. A missing file is created cleared. One byte is written
+    atomically, so readers never see a torn value.
+    """
+
+    def __init__(self, path: str | Path) -> None:
+        self.path = Path(path)
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
+        try:
+            if os.fstat(fd).st_size < 1:
+                os.write(fd, b"\x00")
+            self._map = mmap.mmap(fd, 1)
+        finally:
+            os.close(fd)
+
+    def raise_(self) -> None:
+        self._map[0] = 1
+        self._map.flush()
+
+    def clear(self) -> None:
+        self._map[0] = 0
+        self._map.flush()
+
+    def is_raised(self) -> bool:
+        return self._map[0] != 0
+
+    def close(self) -> None:
+        self._map.close()
+
+
+DEFAULT_LEVERAGE_CEILING: Mapping[Posture, float] = {
+    Posture.APEX: 6.0,
+    Posture.STALKER: 2.0,
+    Posture.TURTLE: 0.0,
+    Posture.HIBERNATE: 0.0,
+}
+
+
+@dataclass
+class FixedRiskView:
+    """A risk view with a fixed (or scheduled) posture and the AlphaBetSizer formula.
+
+    `schedule` maps a timestamp (ns) to the posture that holds from then on; it lets a
+    backtest or a test switch posture at a known time without a survival controller.
+    """
+
+    fixed_posture: Posture = Posture.STALKER
+    fixed_r_total: float = 1.0
+    base_fraction: float = 0.05
+    leverage_ceiling: Mapping[Posture, float] = field(default_factory=lambda: dict(DEFAULT_LEVERAGE_CEILING))
+    max_notional: float = 1_000_000.0
+    schedule: Sequence[tuple[int, Posture]] = ()
+
+    def r_total(self, ts_ns: int) -> float:
+        return self.fixed_r_total
+
+    def posture(self, ts_ns: int) -> Posture:
+        current = self.fixed_posture
+        for start_ns, posture in self.schedule:
+            if ts_ns >= start_ns:
+                current = posture
+        return current
+
+    def size_notional(self, capital: float, posture: Posture, r_total: float) -> float:
+        raw = capital * self.base_fraction * r_total * self.leverage_ceiling.get(posture, 0.0)
+        return max(0.0, min(raw, self.max_notional))
+
+
+@dataclass(frozen=True)
+class SimpleNevModel:
+    """NEV = edge - fee (maker or taker) - tax - (half spread when taking), all in bps."""
+
+    maker_fee_bps: float = 2.0
+    taker_fee_bps: float = 5.0
+    tax_bps: float = 0.0
+
+    def nev_bps(self, candidate: Candidate, *, taker: bool, spread_bps: float) -> float:
+        fee = self.taker_fee_bps if taker else self.maker_fee_bps
+        # Round trip: entry fee now plus an exit fee at the same rate class (exits go passive first).
+        cost = 2.0 * fee + 2.0 * self.tax_bps + (0.5 * spread_bps if taker else 0.0)
+        return candidate.edge_bps - cost
+
+
+@dataclass(frozen=True)
+class FixedMicrostructure:
+    """A fixed book view (tests and bar backtests without a book); wobi None means unknown."""
+
+    fixed_wobi: float | None = None
+    fixed_confidence: float = 0.5
+
+    def wobi(self, instrument_id: str) -> float | None:
+        return self.fixed_wobi
+
+    def confidence(self, instrument_id: str) -> float:
+        return self.fixed_confidence

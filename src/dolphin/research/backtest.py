@@ -1,0 +1,361 @@
+"""NautilusTrader backtests of the dolphin agent: nominal, HELL, and the leverage knee.
+
+One BacktestEngine per run on real data (bars from the shared CSVs for now; L1 quotes and
+trades from the L2 capture), with maker/taker fees (MakerTakerFeeModel), a FillModel with a
+fixed seed, a LatencyModel and queue position on. Returns a :class:`BacktestResult` whose
+`report` dict holds only deterministic numbers (no wall-clock time), so two runs with the same
+seed give byte-identical JSON.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from decimal import Decimal
+from pathlib import Path
+from typing import Any, Sequence
+
+import msgspec
+from nautilus_trader.backtest.engine import BacktestEngine
+from nautilus_trader.backtest.models import FillModel, LatencyModel, MakerTakerFeeModel
+from nautilus_trader.config import BacktestEngineConfig, LoggingConfig
+from nautilus_trader.model.currencies import USDT
+from nautilus_trader.model.enums import AccountType, BookType, OmsType
+from nautilus_trader.model.objects import Money
+
+from dolphin.core.config import DolphinConfig
+from dolphin.core.paths import sample_data_dir, shared_data_dir
+from dolphin.execution._bars_adapter import BarSet, load_bar_set
+from dolphin.execution.agent import AgentPorts, DolphinAgent, DolphinAgentConfig
+from dolphin.execution.config import BacktestConfig, ExecutionConfig
+from dolphin.execution.instruments import BINANCE
+from dolphin.execution.ports import FixedRiskView, MemoryKillFlag, Posture, SimpleNevModel
+from dolphin.research._placeholder_signals import ZMoveSignals
+from dolphin.research.hell import HellFillModel
+
+__all__ = ["BacktestResult", "build_engine", "config_hash", "load_bars", "run_bar_backtest"]
+
+NS_PER_MS = 1_000_000
+NS_PER_YEAR = 365.25 * 86_400 * 1e9
+
+
+@dataclass
+class BacktestResult:
+    report: dict[str, Any]
+    equity: list[tuple[int, float]] = field(default_factory=list)
+    agent: DolphinAgent | None = None
+    engine: BacktestEngine | None = None
+    fill_model: FillModel | None = None
+
+
+def config_hash(cfg: DolphinConfig) -> str:
+    """Identity of a configuration: sha256 of its canonical JSON (the `mode` key excluded)."""
+    import hashlib
+
+    raw = msgspec.to_builtins(msgspec.structs.replace(cfg, mode="backtest"))
+    return hashlib.sha256(msgspec.json.encode(raw, order="sorted")).hexdigest()[:16]
+
+
+def _data_dir(dataset: str) -> Path:
+    sample = sample_data_dir() / dataset
+    return sample if sample.is_dir() else shared_data_dir() / dataset
+
+
+def load_bars(bt: BacktestConfig, *, max_rows: int | None = None) -> list[BarSet]:
+    folder = _data_dir(bt.dataset)
+    sets = []
+    for sym in bt.symbols:
+        path = folder / f"{sym}.csv.gz"
+        if not path.is_file():
+            raise FileNotFoundError(f"no bars for {sym}: {path} (dataset {bt.dataset})")
+        sets.append(
+            load_bar_set(
+                path, bt.bar_minutes, maker_fee_bps=bt.maker_fee_bps, taker_fee_bps=bt.taker_fee_bps,
+                tax_bps=bt.tax_bps, max_rows=max_rows,
+            )
+        )
+    return sets
+
+
+def build_engine(
+    bt: BacktestConfig,
+    *,
+    hell: bool = False,
+    fill_model: FillModel | None = None,
+    trades: bool = False,
+    book_type: BookType = BookType.L1_MBP,
+) -> BacktestEngine:
+    """A BINANCE venue with fees, fill model, latency; queue position on when trades drive it.
+
+    NautilusTrader's queue position works from trade ticks; with bars only there are no
+    trades and it would block every limit fill, so bar runs keep it off.
+    """
+    engine = BacktestEngine(
+        config=BacktestEngineConfig(
+            trader_id="DOLPHIN-001", logging=LoggingConfig(bypass_logging=True), run_analysis=False
+        )
+    )
+    if fill_model is None:
+        fill_model = make_fill_model(bt, hell=hell)
+    engine.add_venue(
+        venue=BINANCE,
+        oms_type=OmsType.NETTING,
+        account_type=AccountType.MARGIN,
+        base_currency=USDT,
+        starting_balances=[Money(bt.starting_usdt, USDT)],
+        default_leverage=Decimal(20),
+        fill_model=fill_model,
+        fee_model=MakerTakerFeeModel(),
+        latency_model=LatencyModel(base_latency_nanos=int(bt.latency_ms * NS_PER_MS)),
+        queue_position=trades,
+        book_type=book_type,
+        trade_execution=True,
+    )
+    return engine
+
+
+def make_fill_model(bt: BacktestConfig, *, hell: bool) -> FillModel:
+    if hell:
+        return HellFillModel(
+            entry_fill_frac=bt.hell_entry_fill_frac,
+            exit_fill_frac=bt.hell_exit_fill_frac,
+            prob_fill_on_limit=bt.prob_fill_on_limit,
+            random_seed=bt.seed,
+        )
+    return FillModel(prob_fill_on_limit=bt.prob_fill_on_limit, random_seed=bt.seed)
+
+
+def default_ports(bt: BacktestConfig, *, leverage_override: float | None = None) -> AgentPorts:
+    ceilings = {Posture.APEX: bt.apex_leverage, Posture.STALKER: bt.stalker_leverage, Posture.TURTLE: 0.0, Posture.HIBERNATE: 0.0}
+    if leverage_override is not None:
+        ceilings = {p: (leverage_override if v > 0 else 0.0) for p, v in ceilings.items()}
+    risk = FixedRiskView(
+        fixed_posture=Posture[bt.posture],
+        fixed_r_total=bt.r_total,
+        base_fraction=bt.base_fraction,
+        leverage_ceiling=ceilings,
+        max_notional=bt.max_notional_usdt,
+    )
+    return AgentPorts(
+        risk=risk,
+        signals=ZMoveSignals(bt.signal_lookback_bars, bt.signal_z, bt.signal_edge_bps, bt.short_only),
+        nev=SimpleNevModel(bt.maker_fee_bps, bt.taker_fee_bps, bt.tax_bps),
+        kill=MemoryKillFlag(),
+    )
+
+
+def run_bar_backtest(
+    cfg: DolphinConfig,
+    *,
+    scenario: str = "nominal",
+    bar_sets: Sequence[BarSet] | None = None,
+    ports: AgentPorts | None = None,
+    leverage_override: float | None = None,
+) -> BacktestResult:
+    """One agent run on bars; `scenario` is "nominal" or "hell"."""
+    ex: ExecutionConfig = cfg.execution
+    bt = ex.backtest
+    sets = list(bar_sets) if bar_sets is not None else load_bars(bt)
+    fill_model = make_fill_model(bt, hell=(scenario == "hell"))
+    engine = build_engine(bt, fill_model=fill_model)
+    for s in sets:
+        engine.add_instrument(s.instrument)
+        engine.add_data(s.bars)
+    interval_ns = bt.bar_minutes * 60_000 * NS_PER_MS
+    # Bar data has no intra-bar quotes: an order lives `bar_order_ttl_bars` bars (plus the
+    # round-trip latency) instead of the live 200 ms, or no maker order could ever fill.
+    ttl_ms = (bt.bar_order_ttl_bars * interval_ns + 2 * int(bt.latency_ms * NS_PER_MS)) // NS_PER_MS + 1
+    agent = DolphinAgent(
+        DolphinAgentConfig(
+            instrument_ids=tuple(str(s.instrument.id) for s in sets),
+            bar_types=tuple(str(s.bar_type) for s in sets),
+            order_ttl_ms=int(ttl_ms),
+        ),
+        ex,
+        ports if ports is not None else default_ports(bt, leverage_override=leverage_override),
+    )
+    engine.add_strategy(agent)
+    engine.run()
+    report = build_report(agent, bt, scenario, periods_per_year=NS_PER_YEAR / interval_ns)
+    return BacktestResult(report=report, equity=list(agent.run.equity), agent=agent, engine=engine, fill_model=fill_model)
+
+
+# --------------------------------------------------------------------------- report
+
+
+def _max_drawdown(values: Sequence[float]) -> float:
+    peak = -math.inf
+    worst = 0.0
+    for v in values:
+        peak = max(peak, v)
+        if peak > 0:
+            worst = max(worst, 1.0 - v / peak)
+    return worst
+
+
+def build_report(agent: DolphinAgent, bt: BacktestConfig, scenario: str, *, periods_per_year: float) -> dict[str, Any]:
+    run = agent.run
+    c = run.counters
+    gov = agent.governor.counters
+    start = bt.starting_usdt
+    eq = [e for _, e in run.equity] or [start]
+    final = agent._capital()  # realised balance at the end (open positions valued in the curve)
+    final_eq = eq[-1]
+    rets = [eq[i] / eq[i - 1] - 1.0 for i in range(1, len(eq)) if eq[i - 1] > 0]
+    n = len(rets)
+    mean = sum(rets) / n if n else 0.0
+    sd = math.sqrt(sum((r - mean) ** 2 for r in rets) / (n - 1)) if n > 1 else 0.0
+    sharpe = mean / sd * math.sqrt(periods_per_year) if sd > 0 else 0.0
+    span_ns = run.equity[-1][0] - run.equity[0][0] if len(run.equity) > 1 else 0
+    years = span_ns / NS_PER_YEAR
+    ggr = math.log(final_eq / start) / years if years > 0 and final_eq > 0 else (-math.inf if final_eq <= 0 else 0.0)
+    pnls = [t["pnl"] for t in run.trades]
+    wins = [p for p in pnls if p > 0]
+    losses = [p for p in pnls if p < 0]
+    pf = sum(wins) / -sum(losses) if losses else (math.inf if wins else 0.0)
+    sub_e = c.get("submitted_entry", 0)
+    sub_x = c.get("submitted_exit", 0)
+    submits = sub_e + sub_x
+    msgs = gov.submits + gov.amends + gov.cancels
+    taxes = run.traded_notional_usdt * bt.tax_bps / 1e4
+    realised = [t["realised_bps"] for t in run.trades]
+    expected = [t["expected_nev_bps"] for t in run.trades if not math.isnan(t["expected_nev_bps"])]
+    exits: dict[str, int] = {}
+    for t in run.trades:
+        exits[t["exit_reason"]] = exits.get(t["exit_reason"], 0) + 1
+    dd = _max_drawdown(eq)
+    report = {
+        "scenario": scenario,
+        "seed": bt.seed,
+        "symbols": list(bt.symbols),
+        "dataset": bt.dataset,
+        "bars": len(run.equity),
+        "start_equity": start,
+        "final_equity": final_eq,
+        "final_balance": final,
+        "roi": final_eq / start - 1.0,
+        "max_drawdown": dd,
+        "profit_factor": pf,
+        "sharpe": sharpe,
+        "win_rate": len(wins) / len(pnls) if pnls else 0.0,
+        "trades": len(pnls),
+        "ggr_annual": ggr,
+        "fill_rate_entry": c.get("orders_filled_entry", 0) / sub_e if sub_e else 0.0,
+        "fill_rate_exit": c.get("orders_filled_exit", 0) / sub_x if sub_x else 0.0,
+        "fill_rate": (c.get("orders_filled_entry", 0) + c.get("orders_filled_exit", 0)) / submits if submits else 0.0,
+        "cancel_rate": gov.cancels / gov.submits if gov.submits else 0.0,
+        "otr": msgs / max(1, gov.fills),
+        "otr_max_window": gov.max_otr_seen,
+        "otr_denials": gov.denials,
+        "realised_nev_bps": sum(realised) / len(realised) if realised else 0.0,
+        "expected_nev_bps": sum(expected) / len(expected) if expected else 0.0,
+        "fees_usdt": run.fees_usdt - taxes,
+        "taxes_usdt": taxes,
+        "traded_notional_usdt": run.traded_notional_usdt,
+        "post_only_taker_fills": c.get("post_only_taker_fills", 0),
+        "exits": dict(sorted(exits.items())),
+        "counters": dict(sorted(c.items())),
+        "ruin": bool(final_eq <= 0 or dd >= bt.ruin_drawdown_frac),
+    }
+    return report
+
+
+# --------------------------------------------------------------------------- L2 capture runs
+
+
+def l2_capture_path(name: str = "binance_usdm_btcusdt_20240808.gz") -> Path:
+    return _data_dir("l2_binance_2024-08-08") / name
+
+
+def run_tick_backtest(
+    cfg: DolphinConfig,
+    ports: AgentPorts,
+    *,
+    ticks=None,
+    scenario: str = "nominal",
+    bar_seconds: int = 1,
+    order_ttl_ms: int | None = None,
+    extra_strategies: Sequence[Any] = (),
+    fill_model: FillModel | None = None,
+) -> BacktestResult:
+    """The agent on real L1 quotes and trades from the L2 capture (queue position on).
+
+    The agent's bars are NautilusTrader INTERNAL bars aggregated from the quotes (mid), so
+    simulated time advances in milliseconds and the 200 ms cancel timer is the live one.
+    """
+    from dolphin.execution._l2_adapter import load_l2_ticks
+
+    ex: ExecutionConfig = cfg.execution
+    bt = ex.backtest
+    if ticks is None:
+        ticks = load_l2_ticks(
+            l2_capture_path(), "BTCUSDT", maker_fee_bps=bt.maker_fee_bps, taker_fee_bps=bt.taker_fee_bps, tax_bps=bt.tax_bps
+        )
+    engine = build_engine(bt, hell=(scenario == "hell"), fill_model=fill_model, trades=bool(ticks.trades))
+    engine.add_instrument(ticks.instrument)
+    engine.add_data(ticks.quotes)
+    if ticks.trades:
+        engine.add_data(ticks.trades)
+    iid = str(ticks.instrument.id)
+    agent = DolphinAgent(
+        DolphinAgentConfig(
+            instrument_ids=(iid,),
+            bar_types=(f"{iid}-{bar_seconds}-SECOND-MID-INTERNAL",),
+            subscribe_quotes=True,
+            subscribe_trades=bool(ticks.trades),
+            order_ttl_ms=order_ttl_ms if order_ttl_ms is not None else ex.placer.cancel_after_ms,
+        ),
+        ex,
+        ports,
+    )
+    engine.add_strategy(agent)
+    for s in extra_strategies:
+        engine.add_strategy(s)
+    engine.run()
+    report = build_report(agent, bt, scenario, periods_per_year=NS_PER_YEAR / (bar_seconds * 1e9))
+    return BacktestResult(report=report, equity=list(agent.run.equity), agent=agent, engine=engine)
+
+
+def run_depth_backtest(
+    cfg: DolphinConfig,
+    ports: AgentPorts,
+    *,
+    depth=None,
+    scenario: str = "nominal",
+    bar_seconds: int = 1,
+    order_ttl_ms: int | None = None,
+) -> BacktestResult:
+    """The agent on the L2 capture replayed as order-book deltas (L2_MBP venue book) plus trades.
+
+    The agent's bars are INTERNAL bars aggregated from trades (last price); its placement reads
+    the data engine's L2 book. Queue position is on (driven by the trades).
+    """
+    from dolphin.execution._l2_adapter import load_l2_depth
+
+    ex: ExecutionConfig = cfg.execution
+    bt = ex.backtest
+    if depth is None:
+        depth = load_l2_depth(
+            l2_capture_path(), "BTCUSDT", maker_fee_bps=bt.maker_fee_bps, taker_fee_bps=bt.taker_fee_bps, tax_bps=bt.tax_bps
+        )
+    fill_model = make_fill_model(bt, hell=(scenario == "hell"))
+    engine = build_engine(bt, fill_model=fill_model, trades=True, book_type=BookType.L2_MBP)
+    engine.add_instrument(depth.instrument)
+    engine.add_data(depth.deltas)
+    engine.add_data(depth.trades)
+    iid = str(depth.instrument.id)
+    agent = DolphinAgent(
+        DolphinAgentConfig(
+            instrument_ids=(iid,),
+            bar_types=(f"{iid}-{bar_seconds}-SECOND-LAST-INTERNAL",),
+            subscribe_trades=True,
+            subscribe_book=True,
+            order_ttl_ms=order_ttl_ms if order_ttl_ms is not None else ex.placer.cancel_after_ms,
+        ),
+        ex,
+        ports,
+    )
+    engine.add_strategy(agent)
+    engine.run()
+    report = build_report(agent, bt, scenario, periods_per_year=NS_PER_YEAR / (bar_seconds * 1e9))
+    return BacktestResult(report=report, equity=list(agent.run.equity), agent=agent, engine=engine, fill_model=fill_model)

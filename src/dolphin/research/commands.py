@@ -1,0 +1,130 @@
+"""`dolphin backtest [--scenario nominal|hell]` and `dolphin knee`."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+import msgspec
+
+from dolphin.core.config import DolphinConfig
+
+__all__ = ["register"]
+
+
+def _with_overrides(cfg: DolphinConfig, args: argparse.Namespace) -> DolphinConfig:
+    bt = cfg.execution.backtest
+    changes = {}
+    if getattr(args, "seed", None) is not None:
+        changes["seed"] = args.seed
+    if getattr(args, "symbols", None):
+        changes["symbols"] = tuple(args.symbols.split(","))
+    if not changes:
+        return cfg
+    ex = msgspec.structs.replace(cfg.execution, backtest=msgspec.structs.replace(bt, **changes))
+    return msgspec.structs.replace(cfg, execution=ex)
+
+
+def _backtest(cfg: DolphinConfig, args: argparse.Namespace) -> int:
+    from rich.progress import Progress
+
+    from dolphin.research.backtest import config_hash, load_bars, run_bar_backtest
+    from dolphin.research.report import render_table, write_report
+
+    cfg = _with_overrides(cfg, args)
+    bt = cfg.execution.backtest
+    out = Path(args.out or bt.reports_dir)
+    h = config_hash(cfg)
+    scenarios = ["nominal", "hell"] if args.scenario == "hell" else ["nominal"]
+    results = []
+    with Progress(transient=True) as progress:
+        task = progress.add_task("backtest", total=len(scenarios) + 1)
+        if args.data in ("l1", "l2"):
+            from dolphin.execution._l2_adapter import load_l2_depth, load_l2_ticks
+            from dolphin.research.backtest import default_ports, l2_capture_path, run_depth_backtest, run_tick_backtest
+
+            fees = dict(maker_fee_bps=bt.maker_fee_bps, taker_fee_bps=bt.taker_fee_bps, tax_bps=bt.tax_bps)
+            if args.data == "l2":
+                depth = load_l2_depth(l2_capture_path(), "BTCUSDT", **fees)
+            else:
+                ticks = load_l2_ticks(l2_capture_path(), "BTCUSDT", **fees)
+            progress.advance(task)
+            for sc in scenarios:
+                if args.data == "l2":
+                    res = run_depth_backtest(cfg, default_ports(bt), depth=depth, scenario=sc, bar_seconds=args.bar_seconds)
+                else:
+                    res = run_tick_backtest(cfg, default_ports(bt), ticks=ticks, scenario=sc, bar_seconds=args.bar_seconds)
+                results.append(res)
+                progress.advance(task)
+        else:
+            sets = load_bars(bt)
+            progress.advance(task)
+            for sc in scenarios:
+                results.append(run_bar_backtest(cfg, scenario=sc, bar_sets=sets))
+                progress.advance(task)
+    reports = [dict(r.report, config_hash=h) for r in results]
+    data = {
+        "bars": bt.dataset,
+        "l1": "L2 capture BTCUSDT 2024-08-08 (L1 bookTicker quotes + trades)",
+        "l2": "L2 capture BTCUSDT 2024-08-08 (L2 book deltas + trades)",
+    }[args.data]
+    for r in reports:
+        r["data"] = data
+    print(render_table(reports, title=f"dolphin backtest {data} (config {h}, seed {bt.seed})"))
+    name = (f"backtest-{h}" if args.scenario != "hell" else f"hell-{h}") + ("" if args.data == "bars" else f"-{args.data}")
+    paths = write_report(out, name, reports, [r.equity for r in results])
+    if args.scenario == "hell" and args.data == "bars":
+        gate = out / "hell" / f"{h}.json"
+        gate.parent.mkdir(parents=True, exist_ok=True)
+        from dolphin.research.report import report_json
+
+        gate.write_text(report_json({"config_hash": h, "runs": reports}) + "\n")
+        paths["gate"] = gate
+    for kind, p in paths.items():
+        print(f"{kind}: {p}")
+    return 0
+
+
+def _knee(cfg: DolphinConfig, args: argparse.Namespace) -> int:
+    from rich.progress import Progress
+    from rich.table import Table
+    from rich.console import Console
+
+    from dolphin.research.knee import run_knee, write_knee
+
+    cfg = _with_overrides(cfg, args)
+    levs = [float(x) for x in range(1, args.max_leverage + 1)]
+    with Progress(transient=True) as progress:
+        task = progress.add_task("knee", total=len(levs))
+        result = run_knee(cfg, levs, progress=lambda: progress.advance(task))
+    table = Table(title="GGR against leverage")
+    for col in ("leverage", "GGR / yr", "ROI", "max DD", "trades", ""):
+        table.add_column(col, justify="right")
+    for row in result["rows"]:
+        mark = "<- knee" if row["leverage"] == result["knee_leverage"] else ""
+        table.add_row(f"{row['leverage']:g}x", f"{row['ggr_annual']:+.4f}", f"{row['roi']:+.3%}",
+                      f"{row['max_drawdown']:.2%}", str(row["trades"]), mark)
+    Console().print(table)
+    paths = write_knee(Path(args.out or cfg.execution.backtest.reports_dir), result)
+    for kind, p in paths.items():
+        print(f"{kind}: {p}")
+    return 0
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("backtest", help="NautilusTrader backtest of the execution agent (nominal or HELL)")
+    p.add_argument("--scenario", choices=["nominal", "hell"], default="nominal")
+    p.add_argument("--data", choices=["bars", "l1", "l2"], default="bars",
+                   help="bars: the multi-asset bar set; l2: the L2 capture as book deltas + trades; "
+                        "l1: its bookTicker quotes + trades (both with 200 ms cancels and queue position)")
+    p.add_argument("--bar-seconds", type=int, default=1, help="agent bar size for --data l1/l2 (internal bars)")
+    p.add_argument("--seed", type=int, default=None)
+    p.add_argument("--symbols", default=None, help="comma-separated, e.g. BTCUSDT,ETHUSDT")
+    p.add_argument("--out", default=None, help="report folder (default execution.backtest.reports_dir)")
+    p.set_defaults(func=_backtest)
+    k = sub.add_parser("knee", help="geometric growth rate against leverage 1x..10x with the knee marked")
+    k.add_argument("--max-leverage", type=int, default=10)
+    k.add_argument("--seed", type=int, default=None)
+    k.add_argument("--symbols", default=None)
+    k.add_argument("--out", default=None)
+    k.set_defaults(func=_knee)

@@ -1,0 +1,77 @@
+"""Test support for the execution plane: real data, real NautilusTrader, injected ports.
+
+The ports here (fixed posture, scripted signals, fixed NEV) are injection of the other
+planes' interfaces, not mocks of NautilusTrader, which is real in every test.
+"""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from typing import Any, Sequence
+
+import msgspec
+from nautilus_trader.model.events import (
+    OrderFilled,
+    OrderPendingCancel,
+    OrderPendingUpdate,
+    OrderSubmitted,
+)
+
+from dolphin.core.config import DolphinConfig, load_config
+from dolphin.execution._l2_adapter import TickSet, load_l2_ticks
+from dolphin.execution.ports import Candidate
+
+L2_SYMBOL = "BTCUSDT"
+
+
+@lru_cache(maxsize=1)
+def l2_ticks(max_quotes: int | None = 40_000) -> TickSet:
+    """Real Binance USDT-M BTCUSDT bookTicker quotes + trades from the 2024-08-08 L2 capture."""
+    from dolphin.research.backtest import l2_capture_path
+
+    return load_l2_ticks(l2_capture_path(), L2_SYMBOL, maker_fee_bps=2.0, taker_fee_bps=5.0, max_quotes=max_quotes)
+
+
+def cfg_with(**sections: dict[str, Any]) -> DolphinConfig:
+    """Default config with execution sub-sections overridden, e.g. placer={"cancel_after_ms": 200}."""
+    return load_config(environ={}, overrides={"execution": sections})
+
+
+class EveryNBars:
+    """Scripted signal source: `per_bar` candidates of `side` every `n` bars (from bar `start`)."""
+
+    def __init__(self, n: int, side: int = -1, edge_bps: float = 30.0, per_bar: int = 1, start: int = 1) -> None:
+        self.n, self.side, self.edge_bps, self.per_bar, self.start = n, side, edge_bps, per_bar, start
+        self.bars = 0
+
+    def on_bar(self, iid: str, ts: int, o: float, h: float, lo: float, c: float, v: float) -> Sequence[Candidate]:
+        self.bars += 1
+        if self.bars >= self.start and (self.bars - self.start) % self.n == 0:
+            return tuple(Candidate(iid, self.side, ts, self.edge_bps, 1.0, f"t{i}") for i in range(self.per_bar))
+        return ()
+
+
+class OneShot(EveryNBars):
+    """One candidate at bar `at`, nothing else."""
+
+    def __init__(self, at: int, side: int = -1, edge_bps: float = 30.0) -> None:
+        super().__init__(n=10**9, side=side, edge_bps=edge_bps, start=at)
+
+
+def order_messages(orders) -> tuple[list[int], list[int], list[int]]:
+    """(message timestamps, fill timestamps, cancel timestamps) read from NautilusTrader's events."""
+    msgs, fills, cancels = [], [], []
+    for o in orders:
+        for e in o.events:
+            if isinstance(e, (OrderSubmitted, OrderPendingUpdate)):
+                msgs.append(e.ts_event)
+            elif isinstance(e, OrderPendingCancel):
+                msgs.append(e.ts_event)
+                cancels.append(e.ts_event)
+            elif isinstance(e, OrderFilled):
+                fills.append(e.ts_event)
+    return sorted(msgs), sorted(fills), sorted(cancels)
+
+
+def replace(struct, **changes):
+    return msgspec.structs.replace(struct, **changes)

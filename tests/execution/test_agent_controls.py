@@ -1,0 +1,174 @@
+"""OTR governor, HIBERNATE, kill flag and post-only on a real BacktestEngine.
+
+Data: real Binance BTCUSDT USDT-M bookTicker quotes + trades (L2 capture 2024-08-08).
+Limits are checked against NautilusTrader's own order events, not the governor's counters.
+"""
+
+from __future__ import annotations
+
+import bisect
+
+import pytest
+
+from nautilus_trader.model.enums import LiquiditySide
+from nautilus_trader.model.events import OrderFilled, OrderPendingCancel, OrderSubmitted
+from nautilus_trader.trading.strategy import Strategy
+
+from dolphin.execution.agent import AgentPorts
+from dolphin.execution.ports import FileKillFlag, FixedMicrostructure, FixedRiskView, MemoryKillFlag, Posture, SimpleNevModel
+from dolphin.research.backtest import run_tick_backtest
+
+from ._support import EveryNBars, cfg_with, l2_ticks, order_messages
+
+MS = 1_000_000
+
+
+def _max_in_window(ts: list[int], window_ns: int) -> int:
+    best = 0
+    for i, t in enumerate(ts):
+        j = bisect.bisect_right(ts, t - window_ns)
+        best = max(best, i - j + 1)
+    return best
+
+
+@pytest.mark.parametrize(
+    ("max_otr", "min_messages"),
+    [(1000.0, 100), (8.0, 5)],
+    ids=["rate-bound", "otr-bound"],
+)
+def test_burst_never_exceeds_order_rate_or_otr_limits(max_otr, min_messages):
+    windows = [{"window_ms": 1_000, "max_messages": 20}, {"window_ms": 10_000, "max_messages": 60}]
+    cfg = cfg_with(
+        otr={"rate_windows": windows, "max_otr": max_otr, "otr_window_ms": 3_600_000},
+        placer={"cancel_after_ms": 50, "max_requotes": 1000, "max_working_orders_per_instrument": 25},
+    )
+    ports = AgentPorts(
+        risk=FixedRiskView(Posture.APEX, base_fraction=0.001),
+        signals=EveryNBars(n=1, per_bar=25),  # a flood: 25 candidates every second
+        nev=SimpleNevModel(),
+        kill=MemoryKillFlag(),
+        micro=FixedMicrostructure(fixed_confidence=0.5),
+    )
+    res = run_tick_backtest(cfg, ports, ticks=l2_ticks())
+    msgs, fills, _ = order_messages(res.engine.cache.orders())
+    gov = res.agent.governor.counters
+    assert gov.denials > 0, "the burst must hit the budget"
+    assert len(msgs) >= min_messages
+    for w in windows:
+        assert _max_in_window(msgs, w["window_ms"] * MS) <= w["max_messages"]
+    # OTR at every message time: messages so far / max(1, fills so far) within the window.
+    for i, t in enumerate(msgs):
+        n_fills = bisect.bisect_right(fills, t)
+        assert (i + 1) / max(1, n_fills) <= max_otr + 1e-9
+    assert gov.forced_over_budget == 0
+    assert any(e["kind"] == "otr_denied" and e["reason"] in ("rate_limit", "otr_limit") for e in res.agent.run.events)
+
+
+def _resting_ports(risk, kill=None):
+    return AgentPorts(
+        risk=risk,
+        signals=EveryNBars(n=2, start=3),
+        nev=SimpleNevModel(),
+        kill=kill or MemoryKillFlag(),
+        micro=FixedMicrostructure(fixed_confidence=0.0),  # stand back: orders rest unfilled
+    )
+
+
+def test_hibernate_cancels_every_open_order_in_the_same_cycle_and_submits_nothing_after():
+    ticks = l2_ticks()
+    t_hib = ticks.quotes[0].ts_event + 60_000 * MS
+    cfg = cfg_with(placer={"cancel_after_ms": 10_000, "max_working_orders_per_instrument": 3, "stand_back_ticks": 5000})
+    risk = FixedRiskView(Posture.STALKER, schedule=((t_hib, Posture.HIBERNATE),))
+    res = run_tick_backtest(cfg, _resting_ports(risk), ticks=ticks)
+    orders = res.engine.cache.orders()
+    hib = [e for e in res.agent.run.events if e["kind"] == "hibernate"]
+    assert len(hib) == 1
+    t_cycle = hib[0]["ts_ns"]
+    assert t_cycle >= t_hib and hib[0]["cancelled"] > 0
+    open_at = 0
+    for o in orders:
+        sub = next(e for e in o.events if isinstance(e, OrderSubmitted))
+        assert sub.ts_event < t_cycle, f"{o.client_order_id} submitted after HIBERNATE"
+        closed_before = o.ts_closed is not None and 0 < o.ts_closed < t_cycle
+        pend = [e for e in o.events if isinstance(e, OrderPendingCancel)]
+        if not closed_before and not any(isinstance(e, OrderFilled) for e in o.events):
+            open_at += 1
+            assert pend and pend[-1].ts_event == t_cycle  # cancelled in the same event cycle
+        assert o.is_closed
+    assert open_at == hib[0]["cancelled"]
+    assert res.agent.run.counters.get("entry_blocked_posture", 0) > 0
+
+
+class _RaiseKillAt(Strategy):
+    """Plays the cockpit: raises the shared kill flag at a set simulated time."""
+
+    def __init__(self, flag: FileKillFlag, ts_ns: int) -> None:
+        super().__init__()
+        self.flag, self.ts_ns = flag, ts_ns
+
+    def on_start(self) -> None:
+        self.clock.set_time_alert_ns("kill", self.ts_ns, lambda e: self.flag.raise_())
+
+
+def test_kill_flag_stops_submission_and_cancels_everything(tmp_path):
+    ticks = l2_ticks()
+    t_kill = ticks.quotes[0].ts_event + 45_000 * MS
+    flag = FileKillFlag(tmp_path / "kill.flag")
+    cfg = cfg_with(placer={"cancel_after_ms": 10_000, "max_working_orders_per_instrument": 3, "stand_back_ticks": 5000})
+    ports = _resting_ports(FixedRiskView(Posture.STALKER), kill=flag)
+    res = run_tick_backtest(cfg, ports, ticks=ticks, extra_strategies=[_RaiseKillAt(flag, t_kill)])
+    assert flag.is_raised()
+    kill = [e for e in res.agent.run.events if e["kind"] == "kill_raised"]
+    assert len(kill) == 1 and kill[0]["ts_ns"] >= t_kill and kill[0]["cancelled"] > 0
+    for o in res.engine.cache.orders():
+        sub = next(e for e in o.events if isinstance(e, OrderSubmitted))
+        assert sub.ts_event < t_kill
+        assert o.is_closed
+    # The signal source kept producing candidates after the kill; none reached the venue.
+    assert ports.signals.bars > 100
+
+
+def test_post_only_orders_never_take_liquidity():
+    cfg = cfg_with(placer={"cancel_after_ms": 3_000, "max_requotes": 50, "max_working_orders_per_instrument": 2})
+    ports = AgentPorts(
+        risk=FixedRiskView(Posture.APEX, base_fraction=0.01),
+        signals=EveryNBars(n=3),
+        nev=SimpleNevModel(),
+        kill=MemoryKillFlag(),
+        micro=FixedMicrostructure(fixed_wobi=None, fixed_confidence=1.0),  # most aggressive maker placement
+    )
+    res = run_tick_backtest(cfg, ports, ticks=l2_ticks())
+    post_only_fills = [
+        e
+        for o in res.engine.cache.orders()
+        if o.is_post_only
+        for e in o.events
+        if isinstance(e, OrderFilled)
+    ]
+    assert len(post_only_fills) >= 3
+    assert all(e.liquidity_side == LiquiditySide.MAKER for e in post_only_fills)
+    # Exits go passive first too; any market fallback is not post-only and is allowed to take.
+    assert res.agent.run.counters.get("post_only_taker_fills", 0) == 0
+
+
+def test_hibernate_flattens_positions_passive_first_then_market():
+    ticks = l2_ticks()
+    t_hib = ticks.quotes[0].ts_event + 60_000 * MS
+    cfg = cfg_with(
+        placer={"cancel_after_ms": 3_000, "max_working_orders_per_instrument": 1},
+        exits={"hibernate_flatten": "passive_then_market", "hibernate_market_after_ms": 2_000,
+               "take_profit_bps": 5_000.0, "stop_loss_bps": 5_000.0},
+    )
+    risk = FixedRiskView(Posture.STALKER, schedule=((t_hib, Posture.HIBERNATE),))
+    ports = AgentPorts(
+        risk=risk, signals=EveryNBars(n=2), nev=SimpleNevModel(), kill=MemoryKillFlag(),
+        micro=FixedMicrostructure(fixed_confidence=0.5),
+    )
+    res = run_tick_backtest(cfg, ports, ticks=ticks)
+    hib = next(e for e in res.agent.run.events if e["kind"] == "hibernate")
+    after = [o for o in res.engine.cache.orders() if o.ts_init >= hib["ts_ns"]]
+    assert after, "an open position at HIBERNATE must be flattened"
+    assert all(o.is_reduce_only for o in after)  # nothing but flattening after HIBERNATE
+    assert after[0].is_post_only  # passive first
+    assert not res.engine.cache.positions_open()
+    assert any(t["exit_reason"] == "hibernate" for t in res.agent.run.trades)

@@ -1,0 +1,152 @@
+"""`dolphin backtest` / HELL / knee / live gate on real BacktestEngine runs over real bars.
+
+Data: the configured bar dataset (data/sample when shipped, else the shared Binance USDT-M
+5-minute perps of July 2023), first rows only where noted to keep the suite fast.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+
+import msgspec
+import pytest
+from nautilus_trader.model.enums import LiquiditySide
+from nautilus_trader.model.events import OrderFilled
+
+from dolphin.cli import main
+from dolphin.core.config import load_config
+from dolphin.execution.live_gate import check_live_allowed
+from dolphin.research.backtest import config_hash, load_bars, run_bar_backtest
+from dolphin.research.knee import knee_index, run_knee
+from dolphin.research.report import render_table, report_json, write_report
+
+
+@pytest.fixture(scope="module")
+def cfg():
+    return load_config(environ={})
+
+
+@pytest.fixture(scope="module")
+def bar_sets(cfg):
+    return load_bars(cfg.execution.backtest)
+
+
+def test_report_is_reproducible_bit_for_bit_with_a_fixed_seed(cfg, bar_sets):
+    a = run_bar_backtest(cfg, bar_sets=bar_sets)
+    b = run_bar_backtest(cfg, bar_sets=bar_sets)
+    assert report_json(a.report) == report_json(b.report)
+    assert a.equity == b.equity
+    r = a.report
+    assert r["trades"] > 5
+    for key in ("roi", "max_drawdown", "profit_factor", "sharpe", "win_rate", "ggr_annual", "fill_rate",
+                "cancel_rate", "otr", "realised_nev_bps", "fees_usdt", "taxes_usdt"):
+        assert key in r and not (isinstance(r[key], float) and math.isnan(r[key])), key
+    # Independent check from NautilusTrader's events: post-only orders only ever made liquidity.
+    po = [e for o in a.engine.cache.orders() if o.is_post_only for e in o.events if isinstance(e, OrderFilled)]
+    assert po and all(e.liquidity_side == LiquiditySide.MAKER for e in po)
+    fees = sum(e.commission.as_double() for o in a.engine.cache.orders() for e in o.events if isinstance(e, OrderFilled))
+    assert r["fees_usdt"] + r["taxes_usdt"] == pytest.approx(fees)
+
+
+def test_a_different_seed_changes_the_fill_model_draws(cfg, bar_sets):
+    other = msgspec.structs.replace(
+        cfg, execution=msgspec.structs.replace(
+            cfg.execution, backtest=msgspec.structs.replace(cfg.execution.backtest, seed=7)))
+    a = run_bar_backtest(cfg, bar_sets=bar_sets)
+    b = run_bar_backtest(other, bar_sets=bar_sets)
+    assert report_json(a.report) != report_json(b.report)
+
+
+def test_hell_scenario_runs_side_by_side_with_lower_fills(cfg, bar_sets, tmp_path):
+    nominal = run_bar_backtest(cfg, bar_sets=bar_sets)
+    hell = run_bar_backtest(cfg, bar_sets=bar_sets, scenario="hell")
+    assert hell.report["scenario"] == "hell"
+    assert hell.report["fill_rate_entry"] < nominal.report["fill_rate_entry"]
+    assert hell.report["fill_rate_exit"] < nominal.report["fill_rate_exit"]
+    fm = hell.fill_model
+    n = fm.allowed_entry + fm.denied_entry
+    assert n >= 20
+    sigma = math.sqrt(0.48 * 0.52 / n)
+    assert abs(fm.allowed_entry / n - 0.48) < 4 * sigma  # the HELL draw is 48 % per entry order
+    if fm.allowed_exit + fm.denied_exit >= 20:
+        m = fm.allowed_exit + fm.denied_exit
+        assert abs(fm.allowed_exit / m - 0.35) < 4 * math.sqrt(0.35 * 0.65 / m)
+    text = render_table([nominal.report, hell.report])
+    assert "nominal" in text and "hell" in text and "ROI" in text
+    paths = write_report(tmp_path, "hell-test", [nominal.report, hell.report], [nominal.equity, hell.equity])
+    assert paths["png"].stat().st_size > 1000
+    assert "<table" in paths["html"].read_text()
+    assert len(json.loads(paths["json"].read_text())["runs"]) == 2
+
+
+def test_live_refuses_without_hell_report_and_names_the_command(cfg, tmp_path, monkeypatch, capsys):
+    gate = check_live_allowed(cfg, reports_dir=tmp_path)
+    assert not gate.allowed
+    assert str(gate.report_path) in gate.reason and "dolphin backtest --scenario hell" in gate.reason
+    assert gate.config_hash == config_hash(cfg)
+    # A ruinous HELL report also refuses.
+    gate.report_path.parent.mkdir(parents=True)
+    ruin = {"config_hash": gate.config_hash, "runs": [{"scenario": "hell", "ruin": True, "final_equity": 1.0,
+                                                       "max_drawdown": 0.99}]}
+    gate.report_path.write_text(json.dumps(ruin))
+    again = check_live_allowed(cfg, reports_dir=tmp_path)
+    assert not again.allowed and "ruin" in again.reason
+    # A changed configuration has another hash, so its report is missing.
+    changed = load_config(environ={}, overrides={"execution": {"placer": {"cancel_after_ms": 250}}})
+    assert config_hash(changed) != gate.config_hash
+    assert not check_live_allowed(changed, reports_dir=tmp_path).allowed
+
+
+def test_cli_hell_run_writes_the_report_the_live_gate_accepts(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    assert main(["live"]) == 3  # refused: no HELL report yet
+    assert main(["backtest", "--scenario", "hell", "--symbols", "BTCUSDT"]) == 0
+    cfg = load_config(environ={}, overrides={"execution": {"backtest": {"symbols": ["BTCUSDT"]}}})
+    h = config_hash(cfg)
+    doc = json.loads((tmp_path / "var/reports/hell" / f"{h}.json").read_text())
+    assert [r["scenario"] for r in doc["runs"]] == ["nominal", "hell"]
+    assert (tmp_path / f"var/reports/hell-{h}.png").is_file()
+
+
+def test_knee_index_marks_the_peak():
+    assert knee_index([-0.1, 0.2, 0.5, 0.4, -1.0]) == 2
+    assert knee_index([0.3, 0.3]) == 0
+
+
+@pytest.mark.slow
+def test_knee_runs_one_backtest_per_leverage(cfg):
+    result = run_knee(cfg, [1.0, 2.0, 4.0, 8.0])
+    assert [r["leverage"] for r in result["rows"]] == [1.0, 2.0, 4.0, 8.0]
+    ggr = [r["ggr_annual"] for r in result["rows"]]
+    assert result["knee_leverage"] == result["rows"][knee_index(ggr)]["leverage"]
+    assert len(set(ggr)) > 1  # leverage changes the outcome
+
+
+@pytest.mark.slow
+def test_knee_cli_writes_table_png_and_json(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    assert main(["knee", "--max-leverage", "3", "--symbols", "BTCUSDT"]) == 0
+    doc = json.loads((tmp_path / "var/reports/knee.json").read_text())
+    assert [r["leverage"] for r in doc["rows"]] == [1.0, 2.0, 3.0]
+    assert (tmp_path / "var/reports/knee.png").stat().st_size > 1000
+
+
+def test_report_json_is_identical_across_processes(tmp_path):
+    import os
+    import subprocess
+    import sys
+
+    from dolphin.core.paths import repo_root
+
+    outs = []
+    for hash_seed in ("1", "2"):
+        out = tmp_path / f"run{hash_seed}"
+        env = dict(os.environ, PYTHONHASHSEED=hash_seed, PYTHONPATH=str(repo_root() / "src"))
+        subprocess.run(
+            [sys.executable, "-m", "dolphin.cli", "backtest", "--symbols", "BTCUSDT", "--out", str(out)],
+            check=True, cwd=tmp_path, env=env, capture_output=True, timeout=300,
+        )
+        outs.append(next(out.glob("backtest-*.json")).read_bytes())
+    assert outs[0] == outs[1]
+    assert json.loads(outs[0])["trades"] > 0
