@@ -1,0 +1,576 @@
+"""L2 order book in integer ticks and the Binance snapshot + diff-stream synchroniser.
+
+:class:`L2Book` keeps each side as a sorted array of signed integer keys (bids: ``-ticks``, asks:
+``+ticks``) so index 0 is the best level on both sides and the same numba kernel updates both.
+Updates replace the quantity of a level (quantity 0 deletes it); inserts and deletes shift the
+array (a memmove of a few KB for a 1,000+ level book).
+
+:class:`BookBuilder` follows Binance's documented "how to manage a local order book" procedure:
+
+1. buffer depth diffs from the start of the stream (state ``AWAIT_SNAPSHOT``);
+2. on a REST snapshot with ``lastUpdateId`` = L, drop buffered diffs with ``u < L``;
+3. the first applied diff must bracket the snapshot: ``U <= L + 1`` and ``u >= L`` (futures:
+   ``U <= L <= u``; spot: ``U <= L + 1 <= u``; the union is safe because a diff with ``u == L`` only
+   re-states values the snapshot already holds);
+4. every following diff must chain: futures ``pu == previous u``; spot ``U == previous u + 1``;
+   a diff with ``u <=`` the book's update id is stale and ignored (it arrives after a resync);
+5. a break in the chain (a gap), a crossed book after an update, a malformed diff, or a snapshot
+   older than the buffered stream puts the builder back to ``AWAIT_SNAPSHOT``: the book is
+   discarded, the diff that revealed the gap is buffered, and ``needs_snapshot`` asks the owner for
+   a fresh REST snapshot. Every such event is counted in :class:`BookCounters`.
+
+Results of :meth:`BookBuilder.on_diff` / :meth:`BookBuilder.on_snapshot` are :class:`BookResult`
+codes (expected failures are data, not exceptions).
+"""
+
+from __future__ import annotations
+
+from collections import deque
+from dataclasses import dataclass, field
+from enum import IntEnum
+from typing import Iterable, Iterator, Protocol
+
+import numpy as np
+from numba import njit
+
+from dolphin.alpha.features import UpdateClock, _depth_within_keys
+from dolphin.alpha.ticks import OffGridPriceError, TickGrid, infer_tick_grid
+from dolphin.data.binance_capture import NO_UPDATE_ID, CaptureMessage, DepthDiff, DepthSnapshot
+
+__all__ = [
+    "BookBuilder",
+    "BookCounters",
+    "BookResult",
+    "BookSnapshot",
+    "L2Book",
+    "SnapshotSource",
+    "SyncState",
+    "TickDiff",
+    "diff_from_message",
+    "replay_into_builder",
+    "snapshot_from_message",
+]
+
+_EMPTY_I = np.empty(0, dtype=np.int64)
+_EMPTY_F = np.empty(0, dtype=np.float64)
+
+
+# --------------------------------------------------------------------------- kernels
+
+
+@njit(cache=True, nogil=True)
+def _search(keys: np.ndarray, n: int, k: int) -> int:
+    lo = 0
+    hi = n
+    while lo < hi:
+        mid = (lo + hi) >> 1
+        if keys[mid] < k:
+            lo = mid + 1
+        else:
+            hi = mid
+    return lo
+
+
+@njit(cache=True, nogil=True)
+def _apply_side(keys: np.ndarray, qty: np.ndarray, n: int, in_keys: np.ndarray, in_qty: np.ndarray) -> int:
+    """Apply level replacements to one sorted side in place; return the new level count.
+
+    Caller guarantees capacity ``len(keys) >= n + len(in_keys)``.
+    """
+    for j in range(in_keys.shape[0]):
+        k = in_keys[j]
+        q = in_qty[j]
+        pos = _search(keys, n, k)
+        if pos < n and keys[pos] == k:
+            if q > 0.0:
+                qty[pos] = q
+            else:
+                for i in range(pos, n - 1):
+                    keys[i] = keys[i + 1]
+                    qty[i] = qty[i + 1]
+                n -= 1
+        elif q > 0.0:
+            for i in range(n, pos, -1):
+                keys[i] = keys[i - 1]
+                qty[i] = qty[i - 1]
+            keys[pos] = k
+            qty[pos] = q
+            n += 1
+    return n
+
+
+# --------------------------------------------------------------------------- data
+
+
+class BookSnapshot:
+    """A full book image in ticks: ``last_update_id`` plus best-first bid/ask ticks and quantities."""
+
+    __slots__ = ("last_update_id", "bid_ticks", "bid_qty", "ask_ticks", "ask_qty", "local_ts_ns")
+
+    def __init__(
+        self,
+        last_update_id: int,
+        bid_ticks: np.ndarray,
+        bid_qty: np.ndarray,
+        ask_ticks: np.ndarray,
+        ask_qty: np.ndarray,
+        local_ts_ns: int = -1,
+    ) -> None:
+        self.last_update_id = int(last_update_id)
+        self.bid_ticks = np.asarray(bid_ticks, dtype=np.int64)
+        self.bid_qty = np.asarray(bid_qty, dtype=np.float64)
+        self.ask_ticks = np.asarray(ask_ticks, dtype=np.int64)
+        self.ask_qty = np.asarray(ask_qty, dtype=np.float64)
+        self.local_ts_ns = int(local_ts_ns)
+
+
+class TickDiff:
+    """A depth diff in ticks: ``U``..``u`` (``pu`` = previous ``u`` or NO_UPDATE_ID) and level updates."""
+
+    __slots__ = ("U", "u", "pu", "local_ts_ns", "exchange_ts_ns", "bid_ticks", "bid_qty", "ask_ticks", "ask_qty")
+
+    def __init__(
+        self,
+        U: int,
+        u: int,
+        pu: int,
+        bid_ticks: np.ndarray,
+        bid_qty: np.ndarray,
+        ask_ticks: np.ndarray,
+        ask_qty: np.ndarray,
+        local_ts_ns: int = -1,
+        exchange_ts_ns: int = -1,
+    ) -> None:
+        self.U = U
+        self.u = u
+        self.pu = pu
+        self.bid_ticks = bid_ticks
+        self.bid_qty = bid_qty
+        self.ask_ticks = ask_ticks
+        self.ask_qty = ask_qty
+        self.local_ts_ns = local_ts_ns
+        self.exchange_ts_ns = exchange_ts_ns
+
+
+def _side_arrays(levels: tuple[tuple[str, str], ...], grid: TickGrid) -> tuple[np.ndarray, np.ndarray]:
+    if not levels:
+        return _EMPTY_I, _EMPTY_F
+    prices = [lv[0] for lv in levels]
+    qtys = [lv[1] for lv in levels]
+    ticks = grid.prices_to_ticks(prices)
+    try:
+        q = np.asarray(qtys, dtype=np.float64)
+    except ValueError as exc:
+        raise OffGridPriceError(f"unparseable quantity: {exc}") from None
+    return ticks, q
+
+
+def diff_from_message(msg: DepthDiff, grid: TickGrid) -> TickDiff:
+    """Convert a capture :class:`DepthDiff` to ticks; raises OffGridPriceError on bad prices/quantities."""
+    bt, bq = _side_arrays(msg.bids, grid)
+    at, aq = _side_arrays(msg.asks, grid)
+    return TickDiff(
+        msg.first_update_id,
+        msg.final_update_id,
+        msg.prev_final_update_id,
+        bt,
+        bq,
+        at,
+        aq,
+        msg.local_ts_ns,
+        msg.exchange_ts_ns,
+    )
+
+
+def snapshot_from_message(msg: DepthSnapshot, grid: TickGrid) -> BookSnapshot:
+    """Convert a capture :class:`DepthSnapshot` to ticks."""
+    bt, bq = _side_arrays(msg.bids, grid)
+    at, aq = _side_arrays(msg.asks, grid)
+    return BookSnapshot(msg.last_update_id, bt, bq, at, aq, msg.local_ts_ns)
+
+
+# --------------------------------------------------------------------------- book
+
+
+class L2Book:
+    """Full-depth L2 book in integer ticks; index 0 of each side is the best level."""
+
+    __slots__ = ("bid_keys", "bid_qty", "n_bid", "ask_keys", "ask_qty", "n_ask", "last_update_id", "tick_size")
+
+    def __init__(self, tick_size: float, capacity: int = 4096) -> None:
+        self.tick_size = tick_size
+        self.bid_keys = np.empty(capacity, dtype=np.int64)
+        self.bid_qty = np.empty(capacity, dtype=np.float64)
+        self.ask_keys = np.empty(capacity, dtype=np.int64)
+        self.ask_qty = np.empty(capacity, dtype=np.float64)
+        self.n_bid = 0
+        self.n_ask = 0
+        self.last_update_id = NO_UPDATE_ID
+
+    def clear(self) -> None:
+        self.n_bid = 0
+        self.n_ask = 0
+        self.last_update_id = NO_UPDATE_ID
+
+    def _ensure(self, extra_bid: int, extra_ask: int) -> None:
+        need_b = self.n_bid + extra_bid
+        if need_b > self.bid_keys.shape[0]:
+            cap = max(need_b, 2 * self.bid_keys.shape[0])
+            self.bid_keys = np.resize(self.bid_keys, cap)
+            self.bid_qty = np.resize(self.bid_qty, cap)
+        need_a = self.n_ask + extra_ask
+        if need_a > self.ask_keys.shape[0]:
+            cap = max(need_a, 2 * self.ask_keys.shape[0])
+            self.ask_keys = np.resize(self.ask_keys, cap)
+            self.ask_qty = np.resize(self.ask_qty, cap)
+
+    def load(self, snap: BookSnapshot) -> None:
+        """Replace the whole book by a snapshot (levels with quantity <= 0 are dropped)."""
+        self.clear()
+        bm = snap.bid_qty > 0.0
+        am = snap.ask_qty > 0.0
+        bk = -snap.bid_ticks[bm]
+        ak = snap.ask_ticks[am]
+        bo = np.argsort(bk, kind="stable")
+        ao = np.argsort(ak, kind="stable")
+        self._ensure(bk.shape[0], ak.shape[0])
+        self.n_bid = bk.shape[0]
+        self.n_ask = ak.shape[0]
+        self.bid_keys[: self.n_bid] = bk[bo]
+        self.bid_qty[: self.n_bid] = snap.bid_qty[bm][bo]
+        self.ask_keys[: self.n_ask] = ak[ao]
+        self.ask_qty[: self.n_ask] = snap.ask_qty[am][ao]
+        self.last_update_id = snap.last_update_id
+
+    def apply(self, bid_ticks: np.ndarray, bid_qty: np.ndarray, ask_ticks: np.ndarray, ask_qty: np.ndarray) -> None:
+        """Apply level replacements (quantity 0 deletes); no update-id checks (see BookBuilder)."""
+        self._ensure(bid_ticks.shape[0], ask_ticks.shape[0])
+        if bid_ticks.shape[0]:
+            self.n_bid = _apply_side(self.bid_keys, self.bid_qty, self.n_bid, -bid_ticks, bid_qty)
+        if ask_ticks.shape[0]:
+            self.n_ask = _apply_side(self.ask_keys, self.ask_qty, self.n_ask, ask_ticks, ask_qty)
+
+    # ----- views (best-first)
+
+    @property
+    def best_bid_ticks(self) -> int:
+        """Best bid in ticks, or -1 when the bid side is empty."""
+        return int(-self.bid_keys[0]) if self.n_bid else -1
+
+    @property
+    def best_ask_ticks(self) -> int:
+        """Best ask in ticks, or -1 when the ask side is empty."""
+        return int(self.ask_keys[0]) if self.n_ask else -1
+
+    def is_crossed(self) -> bool:
+        """True when both sides exist and best bid >= best ask."""
+        return bool(self.n_bid and self.n_ask and -self.bid_keys[0] >= self.ask_keys[0])
+
+    def bid_levels(self, n: int | None = None) -> tuple[np.ndarray, np.ndarray]:
+        """Best-first bid (ticks, qty) copies of up to ``n`` levels."""
+        m = self.n_bid if n is None else min(n, self.n_bid)
+        return -self.bid_keys[:m], self.bid_qty[:m].copy()
+
+    def ask_levels(self, n: int | None = None) -> tuple[np.ndarray, np.ndarray]:
+        """Best-first ask (ticks, qty) copies of up to ``n`` levels."""
+        m = self.n_ask if n is None else min(n, self.n_ask)
+        return self.ask_keys[:m].copy(), self.ask_qty[:m].copy()
+
+    def bid_qty_view(self, n: int) -> np.ndarray:
+        """Zero-copy view of the best ``n`` bid quantities (fewer if the side is shorter)."""
+        return self.bid_qty[: min(n, self.n_bid)]
+
+    def ask_qty_view(self, n: int) -> np.ndarray:
+        """Zero-copy view of the best ``n`` ask quantities (fewer if the side is shorter)."""
+        return self.ask_qty[: min(n, self.n_ask)]
+
+    def depth_within_bps_quote(self, within_bps: float) -> tuple[float, float]:
+        """(bid, ask) quote notional within ``within_bps`` of the mid; (0, 0) if a side is empty."""
+        if not (self.n_bid and self.n_ask):
+            return 0.0, 0.0
+        mid = 0.5 * (-self.bid_keys[0] + self.ask_keys[0])
+        b = _depth_within_keys(self.bid_keys, self.bid_qty, self.n_bid, -1, mid, within_bps, self.tick_size)
+        a = _depth_within_keys(self.ask_keys, self.ask_qty, self.n_ask, 1, mid, within_bps, self.tick_size)
+        return b, a
+
+    def snapshot(self, max_levels: int | None = None) -> BookSnapshot:
+        """Copy of the book as a :class:`BookSnapshot` (like a REST snapshot with ``max_levels``)."""
+        bt, bq = self.bid_levels(max_levels)
+        at, aq = self.ask_levels(max_levels)
+        return BookSnapshot(self.last_update_id, bt, bq, at, aq)
+
+
+# --------------------------------------------------------------------------- builder
+
+
+class SyncState(IntEnum):
+    """Where the builder is in Binance's sync procedure."""
+
+    AWAIT_SNAPSHOT = 0  # buffering diffs; needs a REST snapshot
+    AWAIT_BRACKET = 1  # snapshot held; waiting for the diff that brackets its lastUpdateId
+    SYNCED = 2  # book valid; applying chained diffs
+
+
+class BookResult(IntEnum):
+    """Outcome of feeding one message to the builder."""
+
+    APPLIED = 0
+    BUFFERED = 1
+    STALE_DROPPED = 2
+    GAP = 3  # chain broken: book discarded, resync needed
+    CROSSED = 4  # book crossed after an update: discarded, resync needed
+    BAD_DIFF = 5  # malformed diff (off-grid price, bad quantity): discarded, resync needed
+    SYNCED = 6  # snapshot accepted and buffered diffs applied
+    SNAPSHOT_PENDING = 7  # snapshot held, bracketing diff not here yet
+    SNAPSHOT_TOO_OLD = 8  # buffered stream starts after the snapshot: need a newer one
+    SNAPSHOT_IGNORED = 9  # a snapshot arrived while already synced
+
+
+@dataclass
+class BookCounters:
+    """Every event of the sync procedure, counted."""
+
+    diffs_applied: int = 0
+    diffs_buffered: int = 0
+    stale_dropped: int = 0
+    gaps: int = 0
+    crossed: int = 0
+    bad_diffs: int = 0
+    syncs: int = 0  # successful (re)initialisations from a snapshot
+    snapshots_too_old: int = 0
+    snapshots_ignored: int = 0
+    buffer_overflows: int = 0
+
+    @property
+    def resyncs(self) -> int:
+        """Syncs after the first one."""
+        return max(0, self.syncs - 1)
+
+    @property
+    def failures(self) -> int:
+        return self.gaps + self.crossed + self.bad_diffs
+
+
+@dataclass
+class BookBuilder:
+    """Maintains one symbol's :class:`L2Book` from a snapshot and a diff stream (see module doc).
+
+    ``grid`` is the tick grid (None: inferred from the first snapshot message fed through
+    :meth:`on_message`). ``max_buffer`` bounds the diff buffer while awaiting a snapshot (the
+    oldest diff is dropped and counted beyond it).
+    """
+
+    grid: TickGrid | None = None
+    max_buffer: int = 10_000
+    jitter_alpha: float = 0.05
+    check_crossed: bool = True
+    state: SyncState = SyncState.AWAIT_SNAPSHOT
+    counters: BookCounters = field(default_factory=BookCounters)
+    book: L2Book = field(init=False)
+    clock: UpdateClock = field(init=False)
+    last_seen_u: int = NO_UPDATE_ID  # newest u received (applied or buffered)
+    _buffer: deque = field(init=False)
+    _pending: BookSnapshot | None = None
+
+    def __post_init__(self) -> None:
+        self.book = L2Book(self.grid.tick_size if self.grid else 1.0)
+        self.clock = UpdateClock(self.jitter_alpha)
+        self._buffer = deque()
+
+    # ----- public
+
+    @property
+    def needs_snapshot(self) -> bool:
+        """True when the owner should fetch a REST snapshot (book invalid, no usable snapshot held)."""
+        return self.state == SyncState.AWAIT_SNAPSHOT
+
+    @property
+    def is_synced(self) -> bool:
+        return self.state == SyncState.SYNCED
+
+    @property
+    def buffered(self) -> int:
+        return len(self._buffer)
+
+    def on_message(self, msg: CaptureMessage) -> BookResult | None:
+        """Feed a capture message (depth diffs and snapshots; other kinds return None)."""
+        if isinstance(msg, DepthDiff):
+            if self.grid is None:
+                self._buffer_raw(msg)
+                return BookResult.BUFFERED
+            try:
+                d = diff_from_message(msg, self.grid)
+            except OffGridPriceError:
+                return self._fail(BookResult.BAD_DIFF, None)
+            return self.on_diff(d)
+        if isinstance(msg, DepthSnapshot):
+            if self.grid is None:
+                self.grid = infer_tick_grid(p for p, _ in msg.bids + msg.asks)
+                self.book.tick_size = self.grid.tick_size
+                raw = list(self._buffer)
+                self._buffer.clear()
+                for m in raw:
+                    try:
+                        self._push(diff_from_message(m, self.grid))
+                    except OffGridPriceError:
+                        self.counters.bad_diffs += 1
+            return self.on_snapshot(snapshot_from_message(msg, self.grid))
+        return None
+
+    def on_snapshot(self, snap: BookSnapshot) -> BookResult:
+        """Offer a REST snapshot; syncs with the buffered diffs if one brackets it."""
+        if self.state == SyncState.SYNCED:
+            self.counters.snapshots_ignored += 1
+            return BookResult.SNAPSHOT_IGNORED
+        lid = snap.last_update_id
+        buf = self._buffer
+        while buf and buf[0].u < lid:
+            buf.popleft()
+            self.counters.stale_dropped += 1
+        if not buf:
+            self._pending = snap
+            self.state = SyncState.AWAIT_BRACKET
+            return BookResult.SNAPSHOT_PENDING
+        if buf[0].U > lid + 1:
+            self.counters.snapshots_too_old += 1
+            self._pending = None
+            self.state = SyncState.AWAIT_SNAPSHOT
+            return BookResult.SNAPSHOT_TOO_OLD
+        self.book.load(snap)
+        self.state = SyncState.SYNCED
+        self.counters.syncs += 1
+        self.clock.reset()
+        first = True
+        while buf:
+            d = buf.popleft()
+            r = self._apply(d, first_after_snapshot=first)
+            first = False
+            if r != BookResult.APPLIED and r != BookResult.STALE_DROPPED:
+                return r
+        return BookResult.SYNCED
+
+    def on_diff(self, d: TickDiff) -> BookResult:
+        """Feed one depth diff (in ticks)."""
+        if d.u > self.last_seen_u:
+            self.last_seen_u = d.u
+        st = self.state
+        if st == SyncState.SYNCED:
+            return self._apply(d, first_after_snapshot=False)
+        if st == SyncState.AWAIT_BRACKET:
+            snap = self._pending
+            assert snap is not None
+            lid = snap.last_update_id
+            if d.u < lid:
+                self.counters.stale_dropped += 1
+                return BookResult.STALE_DROPPED
+            if d.U > lid + 1:
+                self.counters.snapshots_too_old += 1
+                self._pending = None
+                self.state = SyncState.AWAIT_SNAPSHOT
+                self._push(d)
+                return BookResult.SNAPSHOT_TOO_OLD
+            self._pending = None
+            self.book.load(snap)
+            self.state = SyncState.SYNCED
+            self.counters.syncs += 1
+            self.clock.reset()
+            r = self._apply(d, first_after_snapshot=True)
+            return BookResult.SYNCED if r == BookResult.APPLIED else r
+        self._push(d)
+        return BookResult.BUFFERED
+
+    # ----- internals
+
+    def _buffer_raw(self, msg: DepthDiff) -> None:
+        if msg.final_update_id > self.last_seen_u:
+            self.last_seen_u = msg.final_update_id
+        self._buffer.append(msg)
+        self.counters.diffs_buffered += 1
+        self._trim()
+
+    def _push(self, d: TickDiff) -> None:
+        self._buffer.append(d)
+        self.counters.diffs_buffered += 1
+        self._trim()
+
+    def _trim(self) -> None:
+        while len(self._buffer) > self.max_buffer:
+            self._buffer.popleft()
+            self.counters.buffer_overflows += 1
+
+    def _fail(self, why: BookResult, d: TickDiff | None) -> BookResult:
+        c = self.counters
+        if why == BookResult.GAP:
+            c.gaps += 1
+        elif why == BookResult.CROSSED:
+            c.crossed += 1
+        else:
+            c.bad_diffs += 1
+        self.book.clear()
+        self._pending = None
+        self._buffer.clear()
+        self.state = SyncState.AWAIT_SNAPSHOT
+        if d is not None and why == BookResult.GAP:
+            self._push(d)  # the diff after the gap is needed once a new snapshot arrives
+        return why
+
+    def _apply(self, d: TickDiff, *, first_after_snapshot: bool) -> BookResult:
+        book = self.book
+        last = book.last_update_id
+        if not first_after_snapshot:
+            if d.u <= last:
+                self.counters.stale_dropped += 1
+                return BookResult.STALE_DROPPED
+            chained = (d.pu == last) if d.pu != NO_UPDATE_ID else (d.U == last + 1)
+            if not chained:
+                return self._fail(BookResult.GAP, d)
+        if np.any(d.bid_qty < 0.0) or np.any(d.ask_qty < 0.0) or not (
+            np.all(np.isfinite(d.bid_qty)) and np.all(np.isfinite(d.ask_qty))
+        ):
+            return self._fail(BookResult.BAD_DIFF, None)
+        book.apply(d.bid_ticks, d.bid_qty, d.ask_ticks, d.ask_qty)
+        book.last_update_id = d.u
+        if self.check_crossed and book.is_crossed():
+            return self._fail(BookResult.CROSSED, None)
+        self.counters.diffs_applied += 1
+        if d.local_ts_ns >= 0:
+            self.clock.on_update(d.local_ts_ns)
+        return BookResult.APPLIED
+
+
+# --------------------------------------------------------------------------- replay
+
+
+class SnapshotSource(Protocol):
+    """Where a resync snapshot comes from (the REST endpoint live; a reference replay in tests)."""
+
+    def request(self, min_update_id: int) -> BookSnapshot | None:
+        """A snapshot whose ``last_update_id >= min_update_id``, or None if unavailable now."""
+        ...
+
+
+def replay_into_builder(
+    messages: Iterable[CaptureMessage],
+    builder: BookBuilder,
+    *,
+    resync_source: SnapshotSource | None = None,
+) -> Iterator[tuple[CaptureMessage, BookResult | None]]:
+    """Drive ``builder`` with capture messages, yielding ``(message, result)`` per message.
+
+    The file's own snapshot initialises the book. After a failure (gap, crossed, bad diff) the
+    builder needs a fresh snapshot: ``resync_source.request(builder.last_seen_u)`` is asked once
+    per diff while ``builder.needs_snapshot`` (live this is the REST call; a capture file holds
+    only one snapshot, so tests pass a reference source).
+    """
+    for msg in messages:
+        res = builder.on_message(msg)
+        yield msg, res
+        if (
+            resync_source is not None
+            and builder.needs_snapshot
+            and builder.counters.syncs > 0
+            and builder.buffered > 0
+        ):
+            snap = resync_source.request(builder.last_seen_u)
+            if snap is not None:
+                builder.on_snapshot(snap)
