@@ -1,9 +1,9 @@
 """L2 order book in integer ticks and the Binance snapshot + diff-stream synchroniser.
 
-:class:`L2Book` keeps each side as a sorted array of signed integer keys (bids: ``-ticks``, asks:
-``+ticks``) so index 0 is the best level on both sides and the same numba kernel updates both.
-Updates replace the quantity of a level (quantity 0 deletes it); inserts and deletes shift the
-array (a memmove of a few KB for a 1,000+ level book).
+:class:`L2Book` keeps each side as an ascending array of signed integer keys (bids: ``+ticks``,
+asks: ``-ticks``) so the best level is the LAST entry on both sides and one numba kernel updates
+both. Updates replace the quantity of a level (quantity 0 deletes it); inserts and deletes shift
+only the entries between the level and the touch, which is few for the common near-touch update.
 
 :class:`BookBuilder` follows Binance's documented "how to manage a local order book" procedure:
 
@@ -34,7 +34,7 @@ import numpy as np
 from numba import njit
 
 from dolphin.alpha.features import UpdateClock, _depth_within_keys
-from dolphin.alpha.ticks import OffGridPriceError, TickGrid, infer_tick_grid
+from dolphin.alpha.ticks import OffGridPriceError, TickGrid, infer_tick_grid, parse_levels
 from dolphin.data.binance_capture import NO_UPDATE_ID, CaptureMessage, DepthDiff, DepthSnapshot
 
 __all__ = [
@@ -72,13 +72,16 @@ def _search(keys: np.ndarray, n: int, k: int) -> int:
 
 
 @njit(cache=True, nogil=True)
-def _apply_side(keys: np.ndarray, qty: np.ndarray, n: int, in_keys: np.ndarray, in_qty: np.ndarray) -> int:
-    """Apply level replacements to one sorted side in place; return the new level count.
+def _apply_side(
+    keys: np.ndarray, qty: np.ndarray, n: int, in_ticks: np.ndarray, in_qty: np.ndarray, sign: int
+) -> int:
+    """Apply level replacements (key = sign * tick) to one ascending side in place; return the new count.
 
-    Caller guarantees capacity ``len(keys) >= n + len(in_keys)``.
+    The best level is at the END of the arrays, so changes near the touch (the common case) shift
+    only a few entries. Caller guarantees capacity ``len(keys) >= n + len(in_ticks)``.
     """
-    for j in range(in_keys.shape[0]):
-        k = in_keys[j]
+    for j in range(in_ticks.shape[0]):
+        k = sign * in_ticks[j]
         q = in_qty[j]
         pos = _search(keys, n, k)
         if pos < n and keys[pos] == k:
@@ -97,6 +100,42 @@ def _apply_side(keys: np.ndarray, qty: np.ndarray, n: int, in_keys: np.ndarray, 
             qty[pos] = q
             n += 1
     return n
+
+
+@njit(cache=True, nogil=True)
+def _valid_qty(q: np.ndarray) -> bool:
+    for i in range(q.shape[0]):
+        if not (q[i] >= 0.0) or q[i] == np.inf:  # rejects NaN, negatives, inf
+            return False
+    return True
+
+
+APPLY_OK = 0
+APPLY_BAD_QTY = 1
+APPLY_CROSSED = 2
+
+
+@njit(cache=True, nogil=True)
+def _apply_diff(
+    bk: np.ndarray,
+    bq: np.ndarray,
+    nb: int,
+    ak: np.ndarray,
+    aq: np.ndarray,
+    na: int,
+    dbt: np.ndarray,
+    dbq: np.ndarray,
+    dat: np.ndarray,
+    daq: np.ndarray,
+) -> tuple[int, int, int]:
+    """Validate and apply one diff to both sides; report a crossed result. Returns (nb, na, status)."""
+    if not (_valid_qty(dbq) and _valid_qty(daq)):
+        return nb, na, APPLY_BAD_QTY
+    nb = _apply_side(bk, bq, nb, dbt, dbq, 1)
+    na = _apply_side(ak, aq, na, dat, daq, -1)
+    if nb > 0 and na > 0 and bk[nb - 1] >= -ak[na - 1]:
+        return nb, na, APPLY_CROSSED
+    return nb, na, APPLY_OK
 
 
 # --------------------------------------------------------------------------- data
@@ -155,14 +194,7 @@ class TickDiff:
 def _side_arrays(levels: tuple[tuple[str, str], ...], grid: TickGrid) -> tuple[np.ndarray, np.ndarray]:
     if not levels:
         return _EMPTY_I, _EMPTY_F
-    prices = [lv[0] for lv in levels]
-    qtys = [lv[1] for lv in levels]
-    ticks = grid.prices_to_ticks(prices)
-    try:
-        q = np.asarray(qtys, dtype=np.float64)
-    except ValueError as exc:
-        raise OffGridPriceError(f"unparseable quantity: {exc}") from None
-    return ticks, q
+    return parse_levels(levels, grid)
 
 
 def diff_from_message(msg: DepthDiff, grid: TickGrid) -> TickDiff:
@@ -193,7 +225,12 @@ def snapshot_from_message(msg: DepthSnapshot, grid: TickGrid) -> BookSnapshot:
 
 
 class L2Book:
-    """Full-depth L2 book in integer ticks; index 0 of each side is the best level."""
+    """Full-depth L2 book in integer ticks.
+
+    Storage: each side is an ascending array of signed keys with the BEST level LAST (bids: key =
+    +ticks; asks: key = -ticks), so updates near the touch shift few entries. The accessors below
+    return best-first views/copies; ``n_bid``/``n_ask`` are the level counts.
+    """
 
     __slots__ = ("bid_keys", "bid_qty", "n_bid", "ask_keys", "ask_qty", "n_ask", "last_update_id", "tick_size")
 
@@ -229,8 +266,8 @@ class L2Book:
         self.clear()
         bm = snap.bid_qty > 0.0
         am = snap.ask_qty > 0.0
-        bk = -snap.bid_ticks[bm]
-        ak = snap.ask_ticks[am]
+        bk = snap.bid_ticks[bm]
+        ak = -snap.ask_ticks[am]
         bo = np.argsort(bk, kind="stable")
         ao = np.argsort(ak, kind="stable")
         self._ensure(bk.shape[0], ak.shape[0])
@@ -242,55 +279,72 @@ class L2Book:
         self.ask_qty[: self.n_ask] = snap.ask_qty[am][ao]
         self.last_update_id = snap.last_update_id
 
-    def apply(self, bid_ticks: np.ndarray, bid_qty: np.ndarray, ask_ticks: np.ndarray, ask_qty: np.ndarray) -> None:
-        """Apply level replacements (quantity 0 deletes); no update-id checks (see BookBuilder)."""
+    def apply(self, bid_ticks: np.ndarray, bid_qty: np.ndarray, ask_ticks: np.ndarray, ask_qty: np.ndarray) -> int:
+        """Apply level replacements (quantity 0 deletes); no update-id checks (see BookBuilder).
+
+        Returns APPLY_OK, APPLY_BAD_QTY (nothing applied: NaN/negative/inf quantity) or
+        APPLY_CROSSED (applied; the book is now crossed).
+        """
         self._ensure(bid_ticks.shape[0], ask_ticks.shape[0])
-        if bid_ticks.shape[0]:
-            self.n_bid = _apply_side(self.bid_keys, self.bid_qty, self.n_bid, -bid_ticks, bid_qty)
-        if ask_ticks.shape[0]:
-            self.n_ask = _apply_side(self.ask_keys, self.ask_qty, self.n_ask, ask_ticks, ask_qty)
+        nb, na, status = _apply_diff(
+            self.bid_keys, self.bid_qty, self.n_bid, self.ask_keys, self.ask_qty, self.n_ask,
+            bid_ticks, bid_qty, ask_ticks, ask_qty,
+        )
+        self.n_bid = nb
+        self.n_ask = na
+        return status
 
     # ----- views (best-first)
 
     @property
     def best_bid_ticks(self) -> int:
         """Best bid in ticks, or -1 when the bid side is empty."""
-        return int(-self.bid_keys[0]) if self.n_bid else -1
+        return int(self.bid_keys[self.n_bid - 1]) if self.n_bid else -1
 
     @property
     def best_ask_ticks(self) -> int:
         """Best ask in ticks, or -1 when the ask side is empty."""
-        return int(self.ask_keys[0]) if self.n_ask else -1
+        return int(-self.ask_keys[self.n_ask - 1]) if self.n_ask else -1
+
+    @property
+    def best_bid_qty(self) -> float:
+        return float(self.bid_qty[self.n_bid - 1]) if self.n_bid else 0.0
+
+    @property
+    def best_ask_qty(self) -> float:
+        return float(self.ask_qty[self.n_ask - 1]) if self.n_ask else 0.0
 
     def is_crossed(self) -> bool:
         """True when both sides exist and best bid >= best ask."""
-        return bool(self.n_bid and self.n_ask and -self.bid_keys[0] >= self.ask_keys[0])
+        return bool(self.n_bid and self.n_ask and self.bid_keys[self.n_bid - 1] >= -self.ask_keys[self.n_ask - 1])
 
     def bid_levels(self, n: int | None = None) -> tuple[np.ndarray, np.ndarray]:
         """Best-first bid (ticks, qty) copies of up to ``n`` levels."""
         m = self.n_bid if n is None else min(n, self.n_bid)
-        return -self.bid_keys[:m], self.bid_qty[:m].copy()
+        lo = self.n_bid - m
+        return self.bid_keys[lo : self.n_bid][::-1].copy(), self.bid_qty[lo : self.n_bid][::-1].copy()
 
     def ask_levels(self, n: int | None = None) -> tuple[np.ndarray, np.ndarray]:
         """Best-first ask (ticks, qty) copies of up to ``n`` levels."""
         m = self.n_ask if n is None else min(n, self.n_ask)
-        return self.ask_keys[:m].copy(), self.ask_qty[:m].copy()
+        lo = self.n_ask - m
+        return -self.ask_keys[lo : self.n_ask][::-1], self.ask_qty[lo : self.n_ask][::-1].copy()
 
     def bid_qty_view(self, n: int) -> np.ndarray:
-        """Zero-copy view of the best ``n`` bid quantities (fewer if the side is shorter)."""
-        return self.bid_qty[: min(n, self.n_bid)]
+        """Zero-copy best-first view of up to ``n`` bid quantities (a reversed slice)."""
+        return self.bid_qty[max(0, self.n_bid - n) : self.n_bid][::-1]
 
     def ask_qty_view(self, n: int) -> np.ndarray:
-        """Zero-copy view of the best ``n`` ask quantities (fewer if the side is shorter)."""
-        return self.ask_qty[: min(n, self.n_ask)]
+        """Zero-copy best-first view of up to ``n`` ask quantities (a reversed slice)."""
+        return self.ask_qty[max(0, self.n_ask - n) : self.n_ask][::-1]
 
     def depth_within_bps_quote(self, within_bps: float) -> tuple[float, float]:
         """(bid, ask) quote notional within ``within_bps`` of the mid; (0, 0) if a side is empty."""
         if not (self.n_bid and self.n_ask):
             return 0.0, 0.0
-        mid = 0.5 * (-self.bid_keys[0] + self.ask_keys[0])
-        b = _depth_within_keys(self.bid_keys, self.bid_qty, self.n_bid, -1, mid, within_bps, self.tick_size)
-        a = _depth_within_keys(self.ask_keys, self.ask_qty, self.n_ask, 1, mid, within_bps, self.tick_size)
+        mid = 0.5 * (self.bid_keys[self.n_bid - 1] - self.ask_keys[self.n_ask - 1])
+        b = _depth_within_keys(self.bid_keys, self.bid_qty, self.n_bid, 1, mid, within_bps, self.tick_size)
+        a = _depth_within_keys(self.ask_keys, self.ask_qty, self.n_ask, -1, mid, within_bps, self.tick_size)
         return b, a
 
     def snapshot(self, max_levels: int | None = None) -> BookSnapshot:
@@ -524,13 +578,11 @@ class BookBuilder:
             chained = (d.pu == last) if d.pu != NO_UPDATE_ID else (d.U == last + 1)
             if not chained:
                 return self._fail(BookResult.GAP, d)
-        if np.any(d.bid_qty < 0.0) or np.any(d.ask_qty < 0.0) or not (
-            np.all(np.isfinite(d.bid_qty)) and np.all(np.isfinite(d.ask_qty))
-        ):
+        status = book.apply(d.bid_ticks, d.bid_qty, d.ask_ticks, d.ask_qty)
+        if status == APPLY_BAD_QTY:
             return self._fail(BookResult.BAD_DIFF, None)
-        book.apply(d.bid_ticks, d.bid_qty, d.ask_ticks, d.ask_qty)
         book.last_update_id = d.u
-        if self.check_crossed and book.is_crossed():
+        if status == APPLY_CROSSED and self.check_crossed:
             return self._fail(BookResult.CROSSED, None)
         self.counters.diffs_applied += 1
         if d.local_ts_ns >= 0:

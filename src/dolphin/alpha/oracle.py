@@ -85,7 +85,7 @@ def book_features(builder: BookBuilder, now_ns: int, cfg: BookConfig, weights: n
         book.tick_size,
         wo,
         liquidity_imbalance_pct(bd, ad),
-        microprice_ticks(float(bb), float(ba), float(book.bid_qty[0]), float(book.ask_qty[0])),
+        microprice_ticks(float(bb), float(ba), book.best_bid_qty, book.best_ask_qty),
         ba - bb,
         spread_bps(float(bb), float(ba)),
         bd,

@@ -300,7 +300,13 @@ def _rolling_corr(x: np.ndarray, m: np.ndarray, window: int) -> np.ndarray:
             # A (numerically) constant series has no correlation.
             if sdx <= 1e-10 * abs(mx) or sdm <= 1e-10 * abs(mm) or sdx == 0.0 or sdm == 0.0:
                 continue
-            c = cv / math.sqrt(vx * vm)
+            rx = math.sqrt(vx)
+            rm = math.sqrt(vm)
+            if rx == 0.0 or rm == 0.0:
+                continue
+            c = (cv / rx) / rm  # ordered to avoid underflow of vx * vm
+            if math.isnan(c):
+                continue
             out[t, a] = min(1.0, max(0.0, c))
     return out
 

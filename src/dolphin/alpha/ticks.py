@@ -23,8 +23,9 @@ from decimal import Decimal
 from typing import Iterable, Sequence
 
 import numpy as np
+from numba import njit
 
-__all__ = ["OffGridPriceError", "TickGrid", "decimals_of", "infer_tick_grid"]
+__all__ = ["OffGridPriceError", "TickGrid", "decimals_of", "infer_tick_grid", "parse_levels"]
 
 _MAX_EXACT_UNITS = float(2**52)
 
@@ -131,3 +132,115 @@ def infer_tick_grid(prices: Iterable[str]) -> TickGrid:
     if not seen:
         raise ValueError("cannot infer a tick grid from no prices")
     return TickGrid(d, 1)
+
+
+# --------------------------------------------------------------------------- fast level parsing
+
+_POW10 = np.array([10.0**k for k in range(23)], dtype=np.float64)
+
+PARSE_OK = 0
+PARSE_OFF_GRID = 1
+PARSE_BAD_CHAR = 2
+PARSE_TOO_LONG = 3
+
+
+@njit(cache=True, nogil=True)
+def _parse_levels(
+    buf: np.ndarray, n_levels: int, decimals: int, tick_units: int, pow10: np.ndarray
+) -> tuple[np.ndarray, np.ndarray, int, int]:
+    """Parse ``b"p1 q1 p2 q2 ..."`` (ASCII decimals) into int64 ticks and float64 quantities.
+
+    Returns ``(ticks, qty, status, bad_index)``. Prices are exact integers of 10**-decimals units
+    divided by ``tick_units``; quantities are ``mantissa / 10**k`` (correctly rounded for
+    mantissas < 2**53 and k <= 22).
+    """
+    ticks = np.empty(n_levels, dtype=np.int64)
+    qty = np.empty(n_levels, dtype=np.float64)
+    i = 0
+    n = buf.shape[0]
+    for lvl in range(n_levels):
+        # ---- price
+        units = 0
+        frac = -1  # digits after '.', -1 before the dot
+        digits = 0
+        while i < n and buf[i] != 32:
+            c = buf[i]
+            if c == 46:  # '.'
+                if frac >= 0:
+                    return ticks, qty, PARSE_BAD_CHAR, lvl
+                frac = 0
+            elif 48 <= c <= 57:
+                if frac >= decimals:
+                    if c != 48:
+                        return ticks, qty, PARSE_OFF_GRID, lvl
+                else:
+                    units = units * 10 + (c - 48)
+                    digits += 1
+                    if digits > 17:
+                        return ticks, qty, PARSE_TOO_LONG, lvl
+                    if frac >= 0:
+                        frac += 1
+            else:
+                return ticks, qty, PARSE_BAD_CHAR, lvl
+            i += 1
+        if digits == 0:
+            return ticks, qty, PARSE_BAD_CHAR, lvl
+        if frac < 0:
+            frac = 0
+        for _ in range(frac, decimals):
+            units *= 10
+        if units % tick_units != 0:
+            return ticks, qty, PARSE_OFF_GRID, lvl
+        ticks[lvl] = units // tick_units
+        i += 1  # space
+        # ---- quantity
+        mant = 0
+        k = -1
+        digits = 0
+        while i < n and buf[i] != 32:
+            c = buf[i]
+            if c == 46:
+                if k >= 0:
+                    return ticks, qty, PARSE_BAD_CHAR, lvl
+                k = 0
+            elif 48 <= c <= 57:
+                if mant == 0 and c == 48:
+                    pass  # leading zeros do not count towards the 17-digit limit
+                else:
+                    digits += 1
+                mant = mant * 10 + (c - 48)
+                if digits > 17 or (k >= 0 and k >= 22):
+                    return ticks, qty, PARSE_TOO_LONG, lvl
+                if k >= 0:
+                    k += 1
+            else:
+                return ticks, qty, PARSE_BAD_CHAR, lvl
+            i += 1
+        if k < 0:
+            k = 0
+        qty[lvl] = mant / pow10[k]
+        i += 1
+    return ticks, qty, PARSE_OK, -1
+
+
+def parse_levels(levels: Sequence[tuple[str, str]], grid: TickGrid) -> tuple[np.ndarray, np.ndarray]:
+    """``[(price, qty), ...]`` decimal strings -> (int64 ticks, float64 qty), exact for prices.
+
+    Raises :class:`OffGridPriceError` naming the offending level on an off-grid or malformed value.
+    """
+    n = len(levels)
+    if n == 0:
+        return np.empty(0, dtype=np.int64), np.empty(0, dtype=np.float64)
+    try:
+        buf = np.frombuffer(" ".join(map(" ".join, levels)).encode("ascii"), dtype=np.uint8)
+    except (UnicodeEncodeError, TypeError) as exc:
+        raise OffGridPriceError(f"non-ASCII or non-string level: {exc}") from None
+    ticks, qty, status, bad = _parse_levels(buf, n, grid.decimals, grid.tick_units, _POW10)
+    if status == PARSE_TOO_LONG:  # rare: fall back to the exact slow path
+        ticks = np.array([grid.price_to_ticks(p) for p, _ in levels], dtype=np.int64)
+        qty = np.array([float(q) for _, q in levels], dtype=np.float64)
+        return ticks, qty
+    if status != PARSE_OK:
+        what = "off the tick grid" if status == PARSE_OFF_GRID else "malformed"
+        raise OffGridPriceError(f"level {bad} {levels[bad]!r} is {what} ({grid!r})")
+    return ticks, qty
