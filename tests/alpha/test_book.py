@@ -277,21 +277,21 @@ def test_buffer_is_bounded_and_overflow_counted(capture: Path) -> None:
 # --------------------------------------------------------------------------- book kernel (generated data)
 
 _levels = st.lists(
-    st.tuples(st.integers(1, 60), st.sampled_from([0.0, 0.5, 1.0, 2.25, 3.0])), min_size=0, max_size=30
+    st.tuples(st.integers(1, 400), st.sampled_from([0.0, 0.5, 1.0, 2.25, 3.0])), min_size=0, max_size=120
 )
 
 
 @given(st.lists(st.tuples(_levels, _levels), min_size=1, max_size=15))
 def test_l2book_matches_a_dict_model(ops) -> None:
     """Generated updates (labelled generated): the sorted-array book equals a dict book after each diff."""
-    book = L2Book(tick_size=0.1, capacity=4)  # tiny capacity exercises growth
+    book = L2Book(tick_size=0.1, rows=1)  # one chunk row: exercises growth and chunk splits
     bids: dict[int, float] = {}
     asks: dict[int, float] = {}
     for bl, al in ops:
-        # bids live at ticks 1..60, asks at 101..160 so the book never crosses
+        # bids live at ticks 1..400, asks at 1001..1400 so the book never crosses
         bt = np.array([t for t, _ in bl], dtype=np.int64)
         bq = np.array([q for _, q in bl], dtype=np.float64)
-        at = np.array([t + 100 for t, _ in al], dtype=np.int64)
+        at = np.array([t + 1000 for t, _ in al], dtype=np.int64)
         aq = np.array([q for _, q in al], dtype=np.float64)
         book.apply(bt, bq, at, aq)
         for side, ts, qs in ((bids, bt, bq), (asks, at, aq)):
@@ -307,6 +307,50 @@ def test_l2book_matches_a_dict_model(ops) -> None:
         assert got_at.tolist() == sorted(asks)
         assert got_aq.tolist() == [asks[t] for t in sorted(asks)]
         assert not book.is_crossed()
+
+
+def test_l2book_survives_heavy_churn_against_a_dict_model() -> None:
+    """Generated churn (labelled generated, seeded): 3,000-level sides, inserts/deletes everywhere,
+    many chunk splits and empty chunks; compared with a dict after every batch."""
+    rng = np.random.default_rng(5)
+    book = L2Book(tick_size=0.01, rows=2)
+    bids: dict[int, float] = {}
+    asks: dict[int, float] = {}
+    for step in range(300):
+        nb = int(rng.integers(1, 200))
+        bt = rng.integers(1, 3000, nb)
+        bq = np.where(rng.random(nb) < 0.4, 0.0, rng.random(nb).round(3) + 0.001)
+        at = rng.integers(3001, 6000, nb)
+        aq = np.where(rng.random(nb) < 0.4, 0.0, rng.random(nb).round(3) + 0.001)
+        if step % 50 == 49:  # wipe a whole price range: empties many chunks
+            bt = np.arange(1, 3000)
+            bq = np.zeros(bt.shape[0])
+        assert book.apply(bt, bq, at, aq) == 0
+        for side, ts, qs in ((bids, bt, bq), (asks, at, aq)):
+            for t, q in zip(ts.tolist(), qs.tolist()):
+                if q > 0:
+                    side[t] = q
+                else:
+                    side.pop(t, None)
+        assert book.n_bid == len(bids) and book.n_ask == len(asks)
+        got_bt, got_bq = book.bid_levels()
+        assert got_bt.tolist() == sorted(bids, reverse=True)
+        assert got_bq.tolist() == [bids[t] for t in sorted(bids, reverse=True)]
+        got_at, _ = book.ask_levels()
+        assert got_at.tolist() == sorted(asks)
+        if bids:
+            assert book.best_bid_ticks == max(bids) and book.best_bid_qty == bids[max(bids)]
+        assert book.best_ask_ticks == min(asks)
+        assert np.array_equal(book.bid_qty_view(10), got_bq[:10])
+
+
+def test_l2book_rejects_bad_quantities_without_applying() -> None:
+    book = L2Book(tick_size=1.0)
+    for bad in (np.nan, -1.0, np.inf):
+        st_ = book.apply(np.array([5], dtype=np.int64), np.array([1.0]), np.array([7], dtype=np.int64), np.array([bad]))
+        assert st_ == 1 and book.n_bid == 0 and book.n_ask == 0
+    assert book.apply(np.array([9], dtype=np.int64), np.array([1.0]), np.array([8], dtype=np.int64), np.array([1.0])) == 2
+    assert book.is_crossed()
 
 
 def test_builder_chains_spot_style_ids_and_detects_gap() -> None:

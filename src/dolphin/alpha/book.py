@@ -1,9 +1,9 @@
 """L2 order book in integer ticks and the Binance snapshot + diff-stream synchroniser.
 
-:class:`L2Book` keeps each side as an ascending array of signed integer keys (bids: ``+ticks``,
-asks: ``-ticks``) so the best level is the LAST entry on both sides and one numba kernel updates
-both. Updates replace the quantity of a level (quantity 0 deletes it); inserts and deletes shift
-only the entries between the level and the touch, which is few for the common near-touch update.
+:class:`L2Book` keeps each side as a chunked sorted array of signed integer keys (bids:
+``+ticks``, asks: ``-ticks``; see :mod:`dolphin.alpha.ladder`), so one numba kernel updates both
+and an update costs O(64 + log n) moves whatever the level's depth. Updates replace the quantity
+of a level (quantity 0 deletes it).
 
 :class:`BookBuilder` follows Binance's documented "how to manage a local order book" procedure:
 
@@ -33,7 +33,8 @@ from typing import Iterable, Iterator, Protocol
 import numpy as np
 from numba import njit
 
-from dolphin.alpha.features import UpdateClock, _depth_within_keys
+from dolphin.alpha.features import UpdateClock
+from dolphin.alpha.ladder import Side, side_best, side_depth_within, side_set, side_top
 from dolphin.alpha.ticks import OffGridPriceError, TickGrid, infer_tick_grid, parse_levels
 from dolphin.data.binance_capture import NO_UPDATE_ID, CaptureMessage, DepthDiff, DepthSnapshot
 
@@ -59,50 +60,6 @@ _EMPTY_F = np.empty(0, dtype=np.float64)
 
 
 @njit(cache=True, nogil=True)
-def _search(keys: np.ndarray, n: int, k: int) -> int:
-    lo = 0
-    hi = n
-    while lo < hi:
-        mid = (lo + hi) >> 1
-        if keys[mid] < k:
-            lo = mid + 1
-        else:
-            hi = mid
-    return lo
-
-
-@njit(cache=True, nogil=True)
-def _apply_side(
-    keys: np.ndarray, qty: np.ndarray, n: int, in_ticks: np.ndarray, in_qty: np.ndarray, sign: int
-) -> int:
-    """Apply level replacements (key = sign * tick) to one ascending side in place; return the new count.
-
-    The best level is at the END of the arrays, so changes near the touch (the common case) shift
-    only a few entries. Caller guarantees capacity ``len(keys) >= n + len(in_ticks)``.
-    """
-    for j in range(in_ticks.shape[0]):
-        k = sign * in_ticks[j]
-        q = in_qty[j]
-        pos = _search(keys, n, k)
-        if pos < n and keys[pos] == k:
-            if q > 0.0:
-                qty[pos] = q
-            else:
-                for i in range(pos, n - 1):
-                    keys[i] = keys[i + 1]
-                    qty[i] = qty[i + 1]
-                n -= 1
-        elif q > 0.0:
-            for i in range(n, pos, -1):
-                keys[i] = keys[i - 1]
-                qty[i] = qty[i - 1]
-            keys[pos] = k
-            qty[pos] = q
-            n += 1
-    return n
-
-
-@njit(cache=True, nogil=True)
 def _valid_qty(q: np.ndarray) -> bool:
     for i in range(q.shape[0]):
         if not (q[i] >= 0.0) or q[i] == np.inf:  # rejects NaN, negatives, inf
@@ -117,25 +74,20 @@ APPLY_CROSSED = 2
 
 @njit(cache=True, nogil=True)
 def _apply_diff(
-    bk: np.ndarray,
-    bq: np.ndarray,
-    nb: int,
-    ak: np.ndarray,
-    aq: np.ndarray,
-    na: int,
-    dbt: np.ndarray,
-    dbq: np.ndarray,
-    dat: np.ndarray,
-    daq: np.ndarray,
-) -> tuple[int, int, int]:
-    """Validate and apply one diff to both sides; report a crossed result. Returns (nb, na, status)."""
+    bk, bq, bc, bo, bf, bfree, bmeta,
+    ak, aq, ac, ao, af, afree, ameta,
+    dbt: np.ndarray, dbq: np.ndarray, dat: np.ndarray, daq: np.ndarray,
+) -> int:
+    """Validate and apply one diff to both sides (bids key = +tick, asks key = -tick); report a cross."""
     if not (_valid_qty(dbq) and _valid_qty(daq)):
-        return nb, na, APPLY_BAD_QTY
-    nb = _apply_side(bk, bq, nb, dbt, dbq, 1)
-    na = _apply_side(ak, aq, na, dat, daq, -1)
-    if nb > 0 and na > 0 and bk[nb - 1] >= -ak[na - 1]:
-        return nb, na, APPLY_CROSSED
-    return nb, na, APPLY_OK
+        return APPLY_BAD_QTY
+    for j in range(dbt.shape[0]):
+        side_set(bk, bq, bc, bo, bf, bfree, bmeta, dbt[j], dbq[j])
+    for j in range(dat.shape[0]):
+        side_set(ak, aq, ac, ao, af, afree, ameta, -dat[j], daq[j])
+    if bmeta[0] > 0 and ameta[0] > 0 and side_best(bk, bc, bo, bmeta) >= -side_best(ak, ac, ao, ameta):
+        return APPLY_CROSSED
+    return APPLY_OK
 
 
 # --------------------------------------------------------------------------- data
@@ -227,39 +179,34 @@ def snapshot_from_message(msg: DepthSnapshot, grid: TickGrid) -> BookSnapshot:
 class L2Book:
     """Full-depth L2 book in integer ticks.
 
-    Storage: each side is an ascending array of signed keys with the BEST level LAST (bids: key =
-    +ticks; asks: key = -ticks), so updates near the touch shift few entries. The accessors below
-    return best-first views/copies; ``n_bid``/``n_ask`` are the level counts.
+    Each side is a :class:`dolphin.alpha.ladder.Side` (chunked sorted keys, best level last; bids
+    key = +ticks, asks key = -ticks). Accessors return best-first data.
     """
 
-    __slots__ = ("bid_keys", "bid_qty", "n_bid", "ask_keys", "ask_qty", "n_ask", "last_update_id", "tick_size")
+    __slots__ = ("bids", "asks", "last_update_id", "tick_size", "_bk", "_bq", "_ak", "_aq")
 
-    def __init__(self, tick_size: float, capacity: int = 4096) -> None:
+    def __init__(self, tick_size: float, rows: int = 128, view_levels: int = 64) -> None:
         self.tick_size = tick_size
-        self.bid_keys = np.empty(capacity, dtype=np.int64)
-        self.bid_qty = np.empty(capacity, dtype=np.float64)
-        self.ask_keys = np.empty(capacity, dtype=np.int64)
-        self.ask_qty = np.empty(capacity, dtype=np.float64)
-        self.n_bid = 0
-        self.n_ask = 0
+        self.bids = Side(1, rows)
+        self.asks = Side(-1, rows)
         self.last_update_id = NO_UPDATE_ID
+        self._bk = np.empty(view_levels, dtype=np.int64)
+        self._bq = np.empty(view_levels, dtype=np.float64)
+        self._ak = np.empty(view_levels, dtype=np.int64)
+        self._aq = np.empty(view_levels, dtype=np.float64)
+
+    @property
+    def n_bid(self) -> int:
+        return int(self.bids.meta[1])
+
+    @property
+    def n_ask(self) -> int:
+        return int(self.asks.meta[1])
 
     def clear(self) -> None:
-        self.n_bid = 0
-        self.n_ask = 0
+        self.bids.clear()
+        self.asks.clear()
         self.last_update_id = NO_UPDATE_ID
-
-    def _ensure(self, extra_bid: int, extra_ask: int) -> None:
-        need_b = self.n_bid + extra_bid
-        if need_b > self.bid_keys.shape[0]:
-            cap = max(need_b, 2 * self.bid_keys.shape[0])
-            self.bid_keys = np.resize(self.bid_keys, cap)
-            self.bid_qty = np.resize(self.bid_qty, cap)
-        need_a = self.n_ask + extra_ask
-        if need_a > self.ask_keys.shape[0]:
-            cap = max(need_a, 2 * self.ask_keys.shape[0])
-            self.ask_keys = np.resize(self.ask_keys, cap)
-            self.ask_qty = np.resize(self.ask_qty, cap)
 
     def load(self, snap: BookSnapshot) -> None:
         """Replace the whole book by a snapshot (levels with quantity <= 0 are dropped)."""
@@ -270,13 +217,8 @@ class L2Book:
         ak = -snap.ask_ticks[am]
         bo = np.argsort(bk, kind="stable")
         ao = np.argsort(ak, kind="stable")
-        self._ensure(bk.shape[0], ak.shape[0])
-        self.n_bid = bk.shape[0]
-        self.n_ask = ak.shape[0]
-        self.bid_keys[: self.n_bid] = bk[bo]
-        self.bid_qty[: self.n_bid] = snap.bid_qty[bm][bo]
-        self.ask_keys[: self.n_ask] = ak[ao]
-        self.ask_qty[: self.n_ask] = snap.ask_qty[am][ao]
+        self.bids.load_sorted(bk[bo], snap.bid_qty[bm][bo])
+        self.asks.load_sorted(ak[ao], snap.ask_qty[am][ao])
         self.last_update_id = snap.last_update_id
 
     def apply(self, bid_ticks: np.ndarray, bid_qty: np.ndarray, ask_ticks: np.ndarray, ask_qty: np.ndarray) -> int:
@@ -285,67 +227,87 @@ class L2Book:
         Returns APPLY_OK, APPLY_BAD_QTY (nothing applied: NaN/negative/inf quantity) or
         APPLY_CROSSED (applied; the book is now crossed).
         """
-        self._ensure(bid_ticks.shape[0], ask_ticks.shape[0])
-        nb, na, status = _apply_diff(
-            self.bid_keys, self.bid_qty, self.n_bid, self.ask_keys, self.ask_qty, self.n_ask,
+        b = self.bids
+        a = self.asks
+        if b.meta[2] <= bid_ticks.shape[0]:
+            b.reserve(bid_ticks.shape[0] + 1)
+        if a.meta[2] <= ask_ticks.shape[0]:
+            a.reserve(ask_ticks.shape[0] + 1)
+        return _apply_diff(
+            b.keys, b.qty, b.cnt, b.order, b.firsts, b.free, b.meta,
+            a.keys, a.qty, a.cnt, a.order, a.firsts, a.free, a.meta,
             bid_ticks, bid_qty, ask_ticks, ask_qty,
         )
-        self.n_bid = nb
-        self.n_ask = na
-        return status
 
     # ----- views (best-first)
 
     @property
     def best_bid_ticks(self) -> int:
         """Best bid in ticks, or -1 when the bid side is empty."""
-        return int(self.bid_keys[self.n_bid - 1]) if self.n_bid else -1
+        b = self.bids
+        return int(side_best(b.keys, b.cnt, b.order, b.meta)) if b.meta[1] else -1
 
     @property
     def best_ask_ticks(self) -> int:
         """Best ask in ticks, or -1 when the ask side is empty."""
-        return int(-self.ask_keys[self.n_ask - 1]) if self.n_ask else -1
+        a = self.asks
+        return int(-side_best(a.keys, a.cnt, a.order, a.meta)) if a.meta[1] else -1
 
     @property
     def best_bid_qty(self) -> float:
-        return float(self.bid_qty[self.n_bid - 1]) if self.n_bid else 0.0
+        b = self.bids
+        if not b.meta[1]:
+            return 0.0
+        row = b.order[b.meta[0] - 1]
+        return float(b.qty[row, b.cnt[row] - 1])
 
     @property
     def best_ask_qty(self) -> float:
-        return float(self.ask_qty[self.n_ask - 1]) if self.n_ask else 0.0
+        a = self.asks
+        if not a.meta[1]:
+            return 0.0
+        row = a.order[a.meta[0] - 1]
+        return float(a.qty[row, a.cnt[row] - 1])
 
     def is_crossed(self) -> bool:
         """True when both sides exist and best bid >= best ask."""
-        return bool(self.n_bid and self.n_ask and self.bid_keys[self.n_bid - 1] >= -self.ask_keys[self.n_ask - 1])
+        return bool(self.n_bid and self.n_ask and self.best_bid_ticks >= self.best_ask_ticks)
 
     def bid_levels(self, n: int | None = None) -> tuple[np.ndarray, np.ndarray]:
         """Best-first bid (ticks, qty) copies of up to ``n`` levels."""
-        m = self.n_bid if n is None else min(n, self.n_bid)
-        lo = self.n_bid - m
-        return self.bid_keys[lo : self.n_bid][::-1].copy(), self.bid_qty[lo : self.n_bid][::-1].copy()
+        return self.bids.levels(n)
 
     def ask_levels(self, n: int | None = None) -> tuple[np.ndarray, np.ndarray]:
         """Best-first ask (ticks, qty) copies of up to ``n`` levels."""
-        m = self.n_ask if n is None else min(n, self.n_ask)
-        lo = self.n_ask - m
-        return -self.ask_keys[lo : self.n_ask][::-1], self.ask_qty[lo : self.n_ask][::-1].copy()
+        k, q = self.asks.levels(n)
+        return -k, q
 
     def bid_qty_view(self, n: int) -> np.ndarray:
-        """Zero-copy best-first view of up to ``n`` bid quantities (a reversed slice)."""
-        return self.bid_qty[max(0, self.n_bid - n) : self.n_bid][::-1]
+        """Best-first quantities of up to ``n`` bid levels in a reused buffer (valid until the next call)."""
+        b = self.bids
+        if n > self._bq.shape[0]:
+            return self.bid_levels(n)[1]
+        m = side_top(b.keys, b.qty, b.cnt, b.order, b.meta, n, self._bk, self._bq)
+        return self._bq[:m]
 
     def ask_qty_view(self, n: int) -> np.ndarray:
-        """Zero-copy best-first view of up to ``n`` ask quantities (a reversed slice)."""
-        return self.ask_qty[max(0, self.n_ask - n) : self.n_ask][::-1]
+        """Best-first quantities of up to ``n`` ask levels in a reused buffer (valid until the next call)."""
+        a = self.asks
+        if n > self._aq.shape[0]:
+            return self.ask_levels(n)[1]
+        m = side_top(a.keys, a.qty, a.cnt, a.order, a.meta, n, self._ak, self._aq)
+        return self._aq[:m]
 
     def depth_within_bps_quote(self, within_bps: float) -> tuple[float, float]:
         """(bid, ask) quote notional within ``within_bps`` of the mid; (0, 0) if a side is empty."""
         if not (self.n_bid and self.n_ask):
             return 0.0, 0.0
-        mid = 0.5 * (self.bid_keys[self.n_bid - 1] - self.ask_keys[self.n_ask - 1])
-        b = _depth_within_keys(self.bid_keys, self.bid_qty, self.n_bid, 1, mid, within_bps, self.tick_size)
-        a = _depth_within_keys(self.ask_keys, self.ask_qty, self.n_ask, -1, mid, within_bps, self.tick_size)
-        return b, a
+        b = self.bids
+        a = self.asks
+        mid = 0.5 * (self.best_bid_ticks + self.best_ask_ticks)
+        bd = side_depth_within(b.keys, b.qty, b.cnt, b.order, b.meta, 1, mid, within_bps, self.tick_size)
+        ad = side_depth_within(a.keys, a.qty, a.cnt, a.order, a.meta, -1, mid, within_bps, self.tick_size)
+        return bd, ad
 
     def snapshot(self, max_levels: int | None = None) -> BookSnapshot:
         """Copy of the book as a :class:`BookSnapshot` (like a REST snapshot with ``max_levels``)."""

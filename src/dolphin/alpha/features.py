@@ -139,24 +139,6 @@ def depth_within_bps_quote(
 
 
 @njit(cache=True, nogil=True)
-def _depth_within_keys(
-    keys: np.ndarray, qty: np.ndarray, n: int, sign: int, mid_ticks_: float, within_bps: float, tick_size: float
-) -> float:
-    """Like :func:`depth_within_bps_quote` for the book's signed keys (tick = sign * key), whose best
-    level is LAST (see :class:`dolphin.alpha.book.L2Book`)."""
-    if mid_ticks_ <= 0.0:
-        return 0.0
-    limit = within_bps * 1e-4 * mid_ticks_
-    total = 0.0
-    for i in range(n - 1, -1, -1):
-        t = sign * keys[i]
-        if abs(t - mid_ticks_) > limit:
-            break
-        total += qty[i] * t * tick_size
-    return total
-
-
-@njit(cache=True, nogil=True)
 def depth_decay_ratio(near_depth_quote: float, far_depth_quote: float) -> float:
     """Depth within the near band / depth within the far band, in [0, 1]; 0 when the far band is empty."""
     if far_depth_quote <= 0.0:
