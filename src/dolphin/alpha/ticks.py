@@ -197,6 +197,7 @@ def _parse_levels(
         mant = 0
         k = -1
         digits = 0
+        any_digit = False
         while i < n and buf[i] != 32:
             c = buf[i]
             if c == 46:
@@ -204,6 +205,7 @@ def _parse_levels(
                     return ticks, qty, PARSE_BAD_CHAR, lvl
                 k = 0
             elif 48 <= c <= 57:
+                any_digit = True
                 if mant == 0 and c == 48:
                     pass  # leading zeros do not count towards the 17-digit limit
                 else:
@@ -216,6 +218,8 @@ def _parse_levels(
             else:
                 return ticks, qty, PARSE_BAD_CHAR, lvl
             i += 1
+        if not any_digit:
+            return ticks, qty, PARSE_BAD_CHAR, lvl
         if k < 0:
             k = 0
         qty[lvl] = mant / pow10[k]
