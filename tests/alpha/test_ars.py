@@ -11,6 +11,7 @@ from hypothesis import strategies as st
 from hypothesis.extra.numpy import arrays
 
 from dolphin.alpha.ars import (
+    ArsBoard,
     ArsRanker,
     ars_params,
     ars_score,
@@ -134,3 +135,20 @@ def test_ranker_validates() -> None:
         ArsRanker(0)
     with pytest.raises(ValueError):
         ArsRanker(3).set_all(np.zeros(4))
+
+
+def test_board_live_reweighting_equals_a_fresh_board() -> None:
+    """Generated components (labelled generated): changing weights live re-ranks like a fresh board."""
+    rng = np.random.default_rng(3)
+    n = 40
+    comps = [rng.random(n), rng.random(n), rng.random(n), rng.normal(5, 5, n), rng.random(n) * 1e6, rng.random(n) * 5, rng.random(n) * 1e3]
+    board = ArsBoard(n, ArsConfig())
+    for i in range(n):
+        board.update(i, strength=comps[0][i], responsiveness=comps[1][i], alignment=comps[2][i], nev_bps=comps[3][i],
+                     depth_quote=comps[4][i], spread_bps=comps[5][i], book_age_ms=comps[6][i])
+    assert board.ranker.order.tolist() == _expected_order(ars_scores(*comps, ArsConfig()))
+    edge_only = ArsConfig(w_strength=0, w_responsiveness=0, w_book_alignment=0, w_edge=1)
+    board.set_weights(edge_only)
+    assert board.ranker.order.tolist() == _expected_order(ars_scores(*comps, edge_only))
+    board.drop(int(board.top(1)[0]))
+    assert board.top(n).shape[0] == n - 1

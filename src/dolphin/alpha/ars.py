@@ -35,6 +35,7 @@ from numba import njit
 from dolphin.alpha.config import ArsConfig
 
 __all__ = [
+    "ArsBoard",
     "ArsRanker",
     "ars_params",
     "ars_score",
@@ -231,3 +232,65 @@ class ArsRanker:
 
     def rank_of(self, asset: int) -> int:
         return int(self.pos[asset])
+
+
+class ArsBoard:
+    """ARS components of every asset plus the live weights; keeps an :class:`ArsRanker` in order.
+
+    ``update`` re-scores one asset and moves only it; ``set_weights`` (live re-weighting from a new
+    :class:`ArsConfig`) re-scores every asset and re-ranks from scratch.
+    """
+
+    __slots__ = ("params", "ranker", "strength", "responsiveness", "alignment", "nev_bps", "depth_quote", "spread_bps", "book_age_ms")
+
+    def __init__(self, n_assets: int, cfg: ArsConfig) -> None:
+        self.params = ars_params(cfg)
+        self.ranker = ArsRanker(n_assets)
+        self.strength = np.full(n_assets, np.nan)
+        self.responsiveness = np.full(n_assets, np.nan)
+        self.alignment = np.full(n_assets, 0.5)
+        self.nev_bps = np.zeros(n_assets)
+        self.depth_quote = np.zeros(n_assets)
+        self.spread_bps = np.full(n_assets, np.nan)
+        self.book_age_ms = np.full(n_assets, np.nan)
+
+    def update(
+        self,
+        asset: int,
+        *,
+        strength: float,
+        responsiveness: float,
+        alignment: float,
+        nev_bps: float,
+        depth_quote: float,
+        spread_bps: float,
+        book_age_ms: float,
+    ) -> int:
+        """Store one asset's components, re-score it and return its new rank (0 = best)."""
+        self.strength[asset] = strength
+        self.responsiveness[asset] = responsiveness
+        self.alignment[asset] = alignment
+        self.nev_bps[asset] = nev_bps
+        self.depth_quote[asset] = depth_quote
+        self.spread_bps[asset] = spread_bps
+        self.book_age_ms[asset] = book_age_ms
+        s = ars_score(strength, responsiveness, alignment, nev_bps, depth_quote, spread_bps, book_age_ms, self.params)
+        return self.ranker.update(asset, s)
+
+    def drop(self, asset: int) -> None:
+        """Remove an asset from the candidates (its score becomes NaN: ranked last)."""
+        self.strength[asset] = np.nan
+        self.ranker.update(asset, math.nan)
+
+    def set_weights(self, cfg: ArsConfig) -> None:
+        """Apply new weights live: re-score all assets and re-rank."""
+        self.params = ars_params(cfg)
+        self.ranker.set_all(
+            _ars_scores(
+                self.strength, self.responsiveness, self.alignment, self.nev_bps,
+                self.depth_quote, self.spread_bps, self.book_age_ms, self.params,
+            )
+        )
+
+    def top(self, k: int) -> np.ndarray:
+        return self.ranker.top(k)

@@ -50,6 +50,8 @@ SELL = -1
 
 
 class NevReason(IntEnum):
+    """Why a candidate order is (not) proposed."""
+
     PROPOSED = 0
     NEV_NON_POSITIVE = 1  # NEV <= min_nev_bps after all costs
     INVALID_INPUT = 2  # NaN edge/spread/slippage (e.g. not enough depth to walk), or FLAT direction

@@ -54,6 +54,8 @@ __all__ = [
 
 
 class Direction(IntEnum):
+    """Trade direction of an entry signal."""
+
     SHORT = -1
     FLAT = 0
     LONG = 1
