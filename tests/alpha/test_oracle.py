@@ -90,3 +90,32 @@ def test_alpha_section_loads_and_validates() -> None:
 def test_explicit_weights_are_used() -> None:
     cfg = BookConfig(wobi_levels=3, wobi_weights=(3.0, 2.0, 1.0))
     assert np.array_equal(weights_for(cfg), np.array([3.0, 2.0, 1.0]))
+
+
+def test_oracle_ranks_two_real_books_and_gates_by_nev(shared_data: Path) -> None:
+    """Two real captures (usdm and spot BTCUSDT) as two assets; signals are set by hand."""
+    from dolphin.alpha.oracle import Oracle
+
+    files = l2_files(shared_data)
+    usdm = next(p for p in files if "_usdm_" in p.name)
+    spot = next(p for p in files if "_spot_" in p.name)
+    cfg = AlphaConfig()
+    o = Oracle(3, cfg)
+    o.on_signal(0, -1, 0.9, 0.8, 25.0, 0)
+    o.on_signal(1, -1, 0.9, 0.8, 3.0, 0)  # edge below the 7 bps round-trip fees
+    o.on_signal(2, 0, 0.0, 0.0, 0.0, 0)  # no signal: never a candidate
+    last = 0
+    for path, asset in ((usdm, 0), (spot, 1)):
+        for msg in iter_capture(path):
+            o.on_book_message(asset, msg)
+            last = max(last, msg.local_ts_ns)
+    assert all(b.is_synced for b in o.builders[:2]) and not o.builders[2].is_synced
+    cands = o.candidates(3, last, 0.01)
+    assert [c.asset for c in cands] == [0, 1]  # higher edge ranks first; asset 2 excluded
+    assert cands[0].proposed and cands[0].nev.reason == NevReason.PROPOSED
+    assert not cands[1].proposed and cands[1].nev.reason == NevReason.NEV_NON_POSITIVE
+    assert cands[0].ars > cands[1].ars
+    # The signal set before the books synced survived until they did.
+    assert o.board.strength[0] == 0.9 and o.board.strength[1] == 0.9
+    o.on_signal(0, 0, 0.0, 0.0, 0.0, last)
+    assert [c.asset for c in o.candidates(3, last, 0.01)] == [1]

@@ -241,11 +241,15 @@ class ArsBoard:
     :class:`ArsConfig`) re-scores every asset and re-ranks from scratch.
     """
 
-    __slots__ = ("params", "ranker", "strength", "responsiveness", "alignment", "nev_bps", "depth_quote", "spread_bps", "book_age_ms")
+    __slots__ = (
+        "params", "ranker", "active", "strength", "responsiveness", "alignment", "nev_bps", "depth_quote",
+        "spread_bps", "book_age_ms",
+    )
 
     def __init__(self, n_assets: int, cfg: ArsConfig) -> None:
         self.params = ars_params(cfg)
         self.ranker = ArsRanker(n_assets)
+        self.active = np.zeros(n_assets, dtype=np.bool_)
         self.strength = np.full(n_assets, np.nan)
         self.responsiveness = np.full(n_assets, np.nan)
         self.alignment = np.full(n_assets, 0.5)
@@ -267,6 +271,7 @@ class ArsBoard:
         book_age_ms: float,
     ) -> int:
         """Store one asset's components, re-score it and return its new rank (0 = best)."""
+        self.active[asset] = True
         self.strength[asset] = strength
         self.responsiveness[asset] = responsiveness
         self.alignment[asset] = alignment
@@ -278,19 +283,18 @@ class ArsBoard:
         return self.ranker.update(asset, s)
 
     def drop(self, asset: int) -> None:
-        """Remove an asset from the candidates (its score becomes NaN: ranked last)."""
-        self.strength[asset] = np.nan
+        """Remove an asset from the candidates (score NaN: ranked last); its components are kept."""
+        self.active[asset] = False
         self.ranker.update(asset, math.nan)
 
     def set_weights(self, cfg: ArsConfig) -> None:
         """Apply new weights live: re-score all assets and re-rank."""
         self.params = ars_params(cfg)
-        self.ranker.set_all(
-            _ars_scores(
-                self.strength, self.responsiveness, self.alignment, self.nev_bps,
-                self.depth_quote, self.spread_bps, self.book_age_ms, self.params,
-            )
+        scores = _ars_scores(
+            self.strength, self.responsiveness, self.alignment, self.nev_bps,
+            self.depth_quote, self.spread_bps, self.book_age_ms, self.params,
         )
+        self.ranker.set_all(np.where(self.active, scores, np.nan))
 
     def top(self, k: int) -> np.ndarray:
         return self.ranker.top(k)

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from dolphin.alpha.ars import ars_params, ars_score, book_alignment
-from dolphin.alpha.book import BookBuilder
+from dolphin.alpha.book import BookBuilder, BookResult
 from dolphin.alpha.config import AlphaConfig, BookConfig
 from dolphin.alpha.features import (
     depth_decay_ratio,
@@ -23,8 +23,17 @@ from dolphin.alpha.features import (
     wobi_weights,
 )
 from dolphin.alpha.nev import NevBreakdown, nev_breakdown, walk_book_slippage_bps
+from dolphin.data.binance_capture import CaptureMessage
 
-__all__ = ["BookFeatures", "Candidate", "MicrostructureFeatures", "book_features", "evaluate_candidate", "weights_for"]
+__all__ = [
+    "BookFeatures",
+    "Candidate",
+    "MicrostructureFeatures",
+    "Oracle",
+    "book_features",
+    "evaluate_candidate",
+    "weights_for",
+]
 
 
 @dataclass(frozen=True, slots=True)
@@ -143,3 +152,96 @@ def evaluate_candidate(
         p,
     )
     return Candidate(asset, direction, score, nev)
+
+
+class Oracle:
+    """Per-asset books, the ARS board and the NEV gate, wired for one process (live or replay).
+
+    The owner routes each asset's capture/websocket messages with :meth:`on_book_message` and the
+    scanner's per-bar signal with :meth:`on_signal`; :meth:`candidates` returns the best ``k``
+    candidates with their NEV decision (proposed or not, with the reason). Nothing here reads a
+    clock: ``now_ns`` is passed in.
+    """
+
+    def __init__(self, n_assets: int, cfg: AlphaConfig, grids: list | None = None) -> None:
+        from dolphin.alpha.ars import ArsBoard
+        from dolphin.alpha.ticks import TickGrid
+
+        bc = cfg.book
+        fixed = TickGrid.from_tick_size(bc.tick_size) if bc.tick_size else None
+        self.cfg = cfg
+        self.weights = weights_for(bc)
+        self.params = ars_params(cfg.ars)
+        self.builders = [
+            BookBuilder(
+                grid=(grids[i] if grids is not None else fixed),
+                max_buffer=bc.max_buffer_diffs,
+                jitter_alpha=bc.jitter_alpha,
+            )
+            for i in range(n_assets)
+        ]
+        self.board = ArsBoard(n_assets, cfg.ars)
+        self.direction = np.zeros(n_assets, dtype=np.int8)
+        self.edge_bps = np.zeros(n_assets)
+
+    def _rescore(self, asset: int, now_ns: int) -> None:
+        b = self.builders[asset]
+        board = self.board
+        d = int(self.direction[asset])
+        if d == 0 or not b.is_synced:
+            board.drop(asset)
+            return
+        feats = book_features(b, now_ns, self.cfg.book, self.weights)
+        db, da = b.book.depth_within_bps_quote(self.cfg.ars.depth_band_bps)
+        age = feats.micro.book_age_ns
+        board.update(
+            asset,
+            strength=float(board.strength[asset]),
+            responsiveness=float(board.responsiveness[asset]),
+            alignment=book_alignment(d, feats.wobi),
+            nev_bps=float(self.edge_bps[asset]),  # refined per order in candidates()
+            depth_quote=db + da,
+            spread_bps=feats.spread_bps,
+            book_age_ms=age / 1e6 if age >= 0 else math.nan,
+        )
+
+    def on_book_message(self, asset: int, msg: CaptureMessage) -> BookResult | None:
+        """Feed one book message of ``asset``; re-scores the asset after a book change."""
+        res = self.builders[asset].on_message(msg)
+        if res is not None and self.direction[asset] != 0:
+            self._rescore(asset, msg.local_ts_ns)
+        return res
+
+    def on_signal(
+        self, asset: int, direction: int, strength: float, responsiveness: float, edge_bps: float, now_ns: int
+    ) -> None:
+        """The scanner's view of ``asset`` for this bar (direction 0 removes it from the candidates)."""
+        self.direction[asset] = direction
+        self.edge_bps[asset] = edge_bps
+        self.board.strength[asset] = strength if direction != 0 else math.nan
+        self.board.responsiveness[asset] = responsiveness
+        self._rescore(asset, now_ns)
+
+    def candidates(self, k: int, now_ns: int, order_qty: float | np.ndarray) -> list[Candidate]:
+        """The best ``k`` assets by ARS with their NEV decision; ``order_qty`` in base units (per asset)."""
+        out = []
+        qty = np.broadcast_to(np.asarray(order_qty, dtype=np.float64), (len(self.builders),))
+        for asset in self.board.top(k):
+            a = int(asset)
+            b = self.builders[a]
+            feats = book_features(b, now_ns, self.cfg.book, self.weights)
+            out.append(
+                evaluate_candidate(
+                    a,
+                    int(self.direction[a]),
+                    float(self.board.strength[a]),
+                    float(self.board.responsiveness[a]),
+                    float(self.edge_bps[a]),
+                    feats,
+                    b,
+                    float(qty[a]),
+                    self.cfg,
+                    self.params,
+                )
+            )
+        return out
