@@ -97,27 +97,27 @@ def test_rolling_percentile_matches_numpy_and_does_not_look_ahead(x, lb, q) -> N
 
 @given(arrays(np.float64, st.integers(60, 200), elements=finite), st.floats(0, 100))
 def test_static_gate_opens_above_the_calibrated_percentile(x, q) -> None:
-    thr = vol_threshold_static(x, window=20, percentile=q)
-    gate = vol_gate_static(x, thr, window=20)
+    thr = vol_threshold_static(x, window_bars=20, percentile=q)
+    gate = vol_gate_static(x, thr, window_bars=20)
     sig = rolling_std(x, 20)
     assert np.array_equal(gate, np.nan_to_num(sig, nan=-1.0) > thr)
     # Raising the percentile can only close the gate.
-    thr2 = vol_threshold_static(x, window=20, percentile=min(100.0, q + 10))
-    assert np.all(vol_gate_static(x, thr2, window=20) <= gate)
+    thr2 = vol_threshold_static(x, window_bars=20, percentile=min(100.0, q + 10))
+    assert np.all(vol_gate_static(x, thr2, window_bars=20) <= gate)
 
 
 @given(arrays(np.float64, st.integers(2, 100), elements=finite), arrays(np.float64, 100, elements=finite))
 def test_responsiveness_bounded_and_one_for_the_market_itself(a, m) -> None:
     n = a.shape[0]
     m = m[:n]
-    r = responsiveness(a, m, window=min(n, 10) if n >= 2 else 2)
+    r = responsiveness(a, m, window_bars=min(n, 10) if n >= 2 else 2)
     ok = ~np.isnan(r)
     assert np.all((r[ok] >= 0) & (r[ok] <= 1))
-    rm = responsiveness(m, m, window=min(n, 10))
+    rm = responsiveness(m, m, window_bars=min(n, 10))
     okm = ~np.isnan(rm)
     assert np.allclose(rm[okm], 1.0)
     # Scale invariance.
-    r3 = responsiveness(3 * a, m, window=min(n, 10))
+    r3 = responsiveness(3 * a, m, window_bars=min(n, 10))
     assert np.allclose(r3, r, equal_nan=True, atol=1e-6)
 
 
@@ -125,7 +125,7 @@ def test_responsiveness_matches_pandas_rolling_corr(shared_data: Path) -> None:
     _, r = log_returns_panel(shared_data, 6)
     r = r[:3000]
     m = market_mode_returns(r)
-    got = responsiveness(r, m, window=150)
+    got = responsiveness(r, m, window_bars=150)
     for j in range(r.shape[1]):
         ref = pd.Series(r[:, j]).rolling(150).corr(pd.Series(m)).clip(lower=0).to_numpy()
         assert np.allclose(got[:, j], ref, equal_nan=True, atol=1e-8)
@@ -135,7 +135,7 @@ def test_pc1_market_mode_tracks_equal_weight_on_real_bars(shared_data: Path) -> 
     _, r = log_returns_panel(shared_data, 8)
     r = r[:600]
     ew = market_mode_returns(r)
-    pc = market_mode_returns(r, method="pc1", window=150)
+    pc = market_mode_returns(r, method="pc1", window_bars=150)
     ok = ~np.isnan(pc)
     assert ok.sum() == 600 - 149
     # Crypto majors share one dominant mode: its PC1 return is close to the equal-weight return.
@@ -155,7 +155,7 @@ def test_entry_signals_on_real_bars_with_both_gates(shared_data: Path) -> None:
     half = r.shape[0] // 2
     for mode in ("static", "rolling"):
         cfg = SignalConfig(vol_gate_mode=mode, vol_rolling_lookback_bars=600)
-        thr = vol_threshold_static(btc[:half], window=cfg.vol_window_bars, percentile=cfg.vol_percentile)
+        thr = vol_threshold_static(btc[:half], window_bars=cfg.vol_window_bars, percentile=cfg.vol_percentile)
         d, s, resp, reason = entry_signals(
             vel_div[half:], btc[half:], r[half:], cfg, static_vol_threshold=thr
         )
@@ -178,7 +178,7 @@ def test_entry_signals_on_real_bars_with_both_gates(shared_data: Path) -> None:
 def test_rolling_gate_adapts_to_regime(shared_data: Path) -> None:
     _, r = log_returns_panel(shared_data, 2)
     btc = r[:, 0]
-    gate = vol_gate_rolling(btc, window=50, percentile=60, lookback=600)
+    gate = vol_gate_rolling(btc, window_bars=50, percentile=60, lookback_bars=600)
     live = gate[650:]
     # Roughly (1 - p60) of the time above its own trailing p60; far from always/never.
     assert 0.15 < live.mean() < 0.65

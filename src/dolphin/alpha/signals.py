@@ -10,16 +10,16 @@ Definitions
   enabled and ``vel_div >= long_threshold``; else FLAT (0). NaN vel_div is FLAT.
 - Signal strength in [0, 1] (unitless): ``clip((short_threshold - vel_div) / strength_span, 0, 1)``
   for SHORT (mirror image for LONG); 0 when FLAT. Monotone in the distance beyond the threshold.
-- Volatility gate: ``sigma_t`` = rolling std (ddof=0) of BTC returns over ``window`` bars (returns
+- Volatility gate: ``sigma_t`` = rolling std (ddof=0) of BTC returns over ``window_bars`` bars (returns
   as fractions, e.g. log returns). Open when ``sigma_t`` > threshold:
   * static: threshold = the ``percentile``-th percentile (numpy's linear interpolation) of sigma over
     a calibration sample, computed once (:func:`vol_threshold_static`);
-  * rolling: threshold_t = percentile of the previous ``lookback`` sigma values (t-lookback .. t-1),
+  * rolling: threshold_t = percentile of the previous ``lookback_bars`` sigma values (t-L .. t-1),
     so the gate adapts to the regime without look-ahead (:func:`vol_gate_rolling`).
 - Market-mode return: equal-weight mean of the assets' returns at each bar (NaN-aware), or the
   return projected on the first principal component of the correlation matrix over the window
   (sign chosen so its loadings sum positive) (:func:`market_mode_returns`).
-- Responsiveness in [0, 1] of an asset: rolling Pearson correlation (``window`` bars) of its returns
+- Responsiveness in [0, 1] of an asset: rolling Pearson correlation (``window_bars``) of its returns
   with the market-mode return, clipped below at 0: how closely the asset follows the market mode.
   Assets below ``min_responsiveness`` (0.45 by default) are rejected.
 """
@@ -134,25 +134,30 @@ def _rolling_std(x: np.ndarray, window: int) -> np.ndarray:
     return out
 
 
-def rolling_std(x: np.ndarray, window: int) -> np.ndarray:
-    """Rolling population std (ddof=0) over ``window`` bars; NaN during warm-up or if the window has a NaN."""
-    if window < 2:
-        raise ValueError(f"window must be >= 2, got {window}")
-    return _rolling_std(np.ascontiguousarray(x, dtype=np.float64), int(window))
+def rolling_std(x: np.ndarray, window_bars: int) -> np.ndarray:
+    """Rolling population std (ddof=0, units of ``x``) over ``window_bars`` bars; NaN during warm-up
+    or if the window holds a NaN."""
+    if window_bars < 2:
+        raise ValueError(f"window_bars must be >= 2, got {window_bars}")
+    return _rolling_std(np.ascontiguousarray(x, dtype=np.float64), int(window_bars))
 
 
-def vol_threshold_static(calibration_btc_returns: np.ndarray, *, window: int = 50, percentile: float = 60.0) -> float:
-    """Static gate threshold: the ``percentile`` of the rolling std over a calibration sample (return units)."""
-    sig = rolling_std(calibration_btc_returns, window)
+def vol_threshold_static(
+    calibration_btc_returns: np.ndarray, *, window_bars: int = 50, percentile: float = 60.0
+) -> float:
+    """Static gate threshold: the ``percentile`` (0-100) of the rolling std over a calibration sample
+    (return units, e.g. log-return fractions per bar)."""
+    sig = rolling_std(calibration_btc_returns, window_bars)
     sig = sig[np.isfinite(sig)]
     if sig.size == 0:
-        raise ValueError(f"calibration sample shorter than the window ({window} bars) or all NaN")
+        raise ValueError(f"calibration sample shorter than the window ({window_bars} bars) or all NaN")
     return float(np.percentile(sig, percentile))
 
 
-def vol_gate_static(btc_returns: np.ndarray, threshold: float, *, window: int = 50) -> np.ndarray:
-    """Gate open (True) where the rolling std of BTC returns is above a calibrated ``threshold``."""
-    sig = rolling_std(btc_returns, window)
+def vol_gate_static(btc_returns: np.ndarray, threshold: float, *, window_bars: int = 50) -> np.ndarray:
+    """Gate open (True) where the rolling std of BTC returns is above a calibrated ``threshold``
+    (same units as the returns)."""
+    sig = rolling_std(btc_returns, window_bars)
     with np.errstate(invalid="ignore"):
         return sig > threshold
 
@@ -203,21 +208,23 @@ def _rolling_percentile_prev(x: np.ndarray, lookback: int, q: float) -> np.ndarr
     return out
 
 
-def rolling_percentile_prev(x: np.ndarray, lookback: int, percentile: float) -> np.ndarray:
-    """At bar t: the ``percentile`` of ``x[t-lookback : t]`` (previous bars only); NaN unless all finite."""
+def rolling_percentile_prev(x: np.ndarray, lookback_bars: int, percentile: float) -> np.ndarray:
+    """At bar t: the ``percentile`` (0-100) of ``x[t-lookback_bars : t]`` (previous bars only); NaN
+    unless all of them are finite."""
+    lookback = lookback_bars
     if lookback < 2:
-        raise ValueError(f"lookback must be >= 2, got {lookback}")
+        raise ValueError(f"lookback_bars must be >= 2, got {lookback}")
     if not (0.0 <= percentile <= 100.0):
         raise ValueError(f"percentile must be in [0, 100], got {percentile}")
     return _rolling_percentile_prev(np.ascontiguousarray(x, dtype=np.float64), int(lookback), float(percentile))
 
 
 def vol_gate_rolling(
-    btc_returns: np.ndarray, *, window: int = 50, percentile: float = 60.0, lookback: int = 1440
+    btc_returns: np.ndarray, *, window_bars: int = 50, percentile: float = 60.0, lookback_bars: int = 1440
 ) -> np.ndarray:
-    """Gate open where the rolling std exceeds the percentile of its own previous ``lookback`` values."""
-    sig = rolling_std(btc_returns, window)
-    thr = rolling_percentile_prev(sig, lookback, percentile)
+    """Gate open where the rolling std exceeds the percentile of its own previous ``lookback_bars`` values."""
+    sig = rolling_std(btc_returns, window_bars)
+    thr = rolling_percentile_prev(sig, lookback_bars, percentile)
     with np.errstate(invalid="ignore"):
         return sig > thr
 
@@ -225,11 +232,11 @@ def vol_gate_rolling(
 # --------------------------------------------------------------------------- responsiveness
 
 
-def market_mode_returns(returns: np.ndarray, *, method: str = "equal_weight", window: int = 150) -> np.ndarray:
+def market_mode_returns(returns: np.ndarray, *, method: str = "equal_weight", window_bars: int = 150) -> np.ndarray:
     """Market-mode return per bar from a (bars, assets) return matrix.
 
-    ``equal_weight``: NaN-aware cross-sectional mean. ``pc1``: at each bar t >= window-1, standardised
-    returns at t projected on the first eigenvector of the correlation matrix of bars t-window+1..t
+    ``equal_weight``: NaN-aware cross-sectional mean. ``pc1``: at each bar t >= W-1 (W = window_bars),
+    standardised returns at t projected on the first eigenvector of the correlation matrix of bars t-W+1..t
     (loadings normalised to sum 1, sign so they sum positive); NaN before. ``pc1`` costs one
     eigen-decomposition per bar: use it for research, not in the hot path.
     """
@@ -243,6 +250,7 @@ def market_mode_returns(returns: np.ndarray, *, method: str = "equal_weight", wi
     if method != "pc1":
         raise ValueError(f"method must be 'equal_weight' or 'pc1', got {method!r}")
     t_n, _ = r.shape
+    window = window_bars
     out = np.full(t_n, np.nan)
     for t in range(window - 1, t_n):
         w = r[t - window + 1 : t + 1]
@@ -313,7 +321,7 @@ def _rolling_corr(x: np.ndarray, m: np.ndarray, window: int) -> np.ndarray:
     return out
 
 
-def responsiveness(asset_returns: np.ndarray, market_returns: np.ndarray, *, window: int = 150) -> np.ndarray:
+def responsiveness(asset_returns: np.ndarray, market_returns: np.ndarray, *, window_bars: int = 150) -> np.ndarray:
     """Responsiveness in [0, 1] per (bar, asset): rolling correlation with the market mode, clipped at 0.
 
     NaN during warm-up, where a window holds a NaN, or where either series is constant.
@@ -325,9 +333,9 @@ def responsiveness(asset_returns: np.ndarray, market_returns: np.ndarray, *, win
     m = np.ascontiguousarray(market_returns, dtype=np.float64)
     if x.shape[0] != m.shape[0]:
         raise ValueError(f"asset_returns has {x.shape[0]} bars, market_returns {m.shape[0]}")
-    if window < 2:
-        raise ValueError(f"window must be >= 2, got {window}")
-    out = _rolling_corr(np.ascontiguousarray(x), m, int(window))
+    if window_bars < 2:
+        raise ValueError(f"window_bars must be >= 2, got {window_bars}")
+    out = _rolling_corr(np.ascontiguousarray(x), m, int(window_bars))
     return out[:, 0] if squeeze else out
 
 
@@ -368,20 +376,20 @@ def entry_signals(
     if cfg.vol_gate_mode == "static":
         if static_vol_threshold is None:
             raise ValueError("vol_gate_mode 'static' needs static_vol_threshold (see vol_threshold_static)")
-        gate = vol_gate_static(btc_returns, static_vol_threshold, window=cfg.vol_window_bars)
+        gate = vol_gate_static(btc_returns, static_vol_threshold, window_bars=cfg.vol_window_bars)
     else:
         gate = vol_gate_rolling(
             btc_returns,
-            window=cfg.vol_window_bars,
+            window_bars=cfg.vol_window_bars,
             percentile=cfg.vol_percentile,
-            lookback=cfg.vol_rolling_lookback_bars,
+            lookback_bars=cfg.vol_rolling_lookback_bars,
         )
     m = (
-        market_mode_returns(x, method=cfg.market_mode, window=cfg.responsiveness_window_bars)
+        market_mode_returns(x, method=cfg.market_mode, window_bars=cfg.responsiveness_window_bars)
         if market_returns is None
         else market_returns
     )
-    resp = responsiveness(x, m, window=cfg.responsiveness_window_bars)
+    resp = responsiveness(x, m, window_bars=cfg.responsiveness_window_bars)
     reason = np.full(x.shape, SignalReason.CANDIDATE, dtype=np.int8)
     with np.errstate(invalid="ignore"):
         unresponsive = ~(resp >= cfg.min_responsiveness)
