@@ -157,3 +157,23 @@ def test_plain_text_files_are_read_too(shared_data: Path, tmp_path: Path) -> Non
 def test_on_error_is_checked() -> None:
     with pytest.raises(ValueError, match="on_error"):
         CaptureReader("x", on_error="ignore")  # type: ignore[arg-type]
+
+
+def test_a_stream_split_across_files_reads_as_one(shared_data: Path, tmp_path: Path) -> None:
+    """A real capture cut in two files (as the collector rotates files at midnight)."""
+    from dolphin.data.binance_capture import iter_captures
+
+    src = _files(shared_data)[0]
+    lines = _lines(src)
+    half = len(lines) // 2
+    parts = []
+    for i, chunk in enumerate((lines[:half], lines[half:])):
+        p = tmp_path / f"part{i}.gz"
+        with gzip.open(p, "wb", compresslevel=1) as fh:
+            fh.write(b"\n".join(chunk) + b"\n")
+        parts.append(p)
+    whole = list(iter_capture(src))
+    joined = list(iter_captures(parts))
+    assert len(joined) == len(whole)
+    assert [m.local_ts_ns for m in joined] == [m.local_ts_ns for m in whole]
+    assert joined[half].line_no == 1

@@ -26,7 +26,7 @@ from __future__ import annotations
 import gzip
 import io
 from pathlib import Path
-from typing import IO, Iterator, Literal
+from typing import IO, Iterable, Iterator, Literal
 
 import msgspec
 
@@ -41,6 +41,7 @@ __all__ = [
     "PriceLevel",
     "Trade",
     "iter_capture",
+    "iter_captures",
 ]
 
 #: Sentinel for an absent update id (spot diffs carry no ``pu``).
@@ -281,3 +282,12 @@ class CaptureReader:
 def iter_capture(path: str | Path, *, on_error: Literal["raise", "skip"] = "raise") -> Iterator[CaptureMessage]:
     """Yield the typed messages of one capture file (see :class:`CaptureReader`)."""
     return iter(CaptureReader(path, on_error=on_error))
+
+
+def iter_captures(
+    paths: "Iterable[str | Path]", *, on_error: Literal["raise", "skip"] = "raise"
+) -> Iterator[CaptureMessage]:
+    """Yield the messages of consecutive capture files in order (a stream split across files, e.g.
+    the spot ``*_20240808.gz`` then ``*_20240809.gz``); ``line_no`` restarts at 1 in each file."""
+    for path in paths:
+        yield from CaptureReader(path, on_error=on_error)
