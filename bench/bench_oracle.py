@@ -6,9 +6,9 @@ update. The other 399 assets of the ARS board are GENERATED (their scores are dr
 only the updated asset's score changes per update, as live). The updated asset rotates over the
 400 slots so the re-rank moves entries across the whole board.
 
-dolphin path per update: ``BookBuilder.on_diff`` (update-id checks + numba level replacement) ->
-``wobi`` over 10 levels -> depth within 10 bps, spread -> ``ars_score`` -> ``ArsRanker.update``
-(incremental re-rank). Baseline in the same run, interleaved update by update on the same diffs:
+dolphin path per update: ``BookBuilder.on_diff`` (update-id checks + numba chunked-ladder level
+replacement) -> ``L2Book.touch`` (best bid/ask, WOBI over 10 levels, depth within 10 bps, one numba
+call) -> ``ars_score`` -> ``ArsRanker.update`` (incremental re-rank). Baseline in the same run, interleaved update by update on the same diffs:
 a straightforward pandas implementation (book sides as price-indexed Series rebuilt by
 concat/sort, WOBI from the head of each side, ARS as a 400-row DataFrame re-scored and
 ``sort_values`` per update).
@@ -31,7 +31,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _common import figure, write_results  # noqa: E402
 
 from dolphin.alpha.ars import ArsRanker, ars_params, ars_score, book_alignment  # noqa: E402
-from dolphin.alpha.book import BookBuilder, diff_from_message, snapshot_from_message  # noqa: E402
+from dolphin.alpha.book import TOUCH_SIZE, BookBuilder, diff_from_message, snapshot_from_message  # noqa: E402
 from dolphin.alpha.config import AlphaConfig  # noqa: E402
 from dolphin.alpha.features import spread_bps, wobi  # noqa: E402
 from dolphin.alpha.oracle import weights_for  # noqa: E402
@@ -153,6 +153,8 @@ def main() -> None:
     strength, resp, nev_bps = comps[0], comps[1], comps[3]
     nw = weights.shape[0]
 
+    touch = np.empty(TOUCH_SIZE)
+
     class Ours:
         """dolphin's path, with its own book and board."""
 
@@ -164,12 +166,11 @@ def main() -> None:
 
         def update(self, d, asset: int) -> int:
             self.builder.on_diff(d)
-            book = self.builder.book
-            wo = wobi(book.bid_qty_view(nw), book.ask_qty_view(nw), weights)
-            db, da = book.depth_within_bps_quote(band)
+            t = touch
+            self.builder.book.touch(weights, band, t)  # best bid/ask, queues, WOBI, depth: one call
             s = ars_score(
-                strength[asset], resp[asset], book_alignment(-1, wo), nev_bps[asset], db + da,
-                spread_bps(float(book.best_bid_ticks), float(book.best_ask_ticks)), 0.0, params,
+                strength[asset], resp[asset], book_alignment(-1, t[4]), nev_bps[asset], t[5] + t[6],
+                spread_bps(t[0], t[1]), 0.0, params,
             )
             return self.ranker.update(asset, s)
 

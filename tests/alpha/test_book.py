@@ -369,3 +369,26 @@ def test_builder_chains_spot_style_ids_and_detects_gap() -> None:
     assert b.on_diff(TickDiff(12, 13, -1, e, f, e, f)) == BookResult.STALE_DROPPED
     assert b.on_diff(TickDiff(15, 16, -1, e, f, e, f)) == BookResult.GAP
     assert b.needs_snapshot and b.buffered == 1 and b.book.n_bid == 0
+
+
+def test_touch_equals_the_separate_features_on_a_real_book(capture: Path) -> None:
+    from dolphin.alpha.book import TOUCH_SIZE
+    from dolphin.alpha.features import wobi, wobi_weights
+
+    w = wobi_weights(10, 0.8)
+    out = np.empty(TOUCH_SIZE)
+    b = BookBuilder()
+    n = 0
+    for _, res in replay_into_builder(iter_capture(capture), b):
+        if res != BookResult.APPLIED or n >= 500:
+            continue
+        n += 1
+        book = b.book
+        assert book.touch(w, 10.0, out)
+        bd, ad = book.depth_within_bps_quote(10.0)
+        assert (out[0], out[1]) == (book.best_bid_ticks, book.best_ask_ticks)
+        assert (out[2], out[3]) == (book.best_bid_qty, book.best_ask_qty)
+        assert out[4] == pytest.approx(wobi(book.bid_qty_view(10), book.ask_qty_view(10), w), abs=1e-12)
+        assert (out[5], out[6]) == (bd, ad)
+    assert n == 500
+    assert not L2Book(0.1).touch(w, 10.0, out)

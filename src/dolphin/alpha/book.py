@@ -46,6 +46,7 @@ __all__ = [
     "L2Book",
     "SnapshotSource",
     "SyncState",
+    "TOUCH_SIZE",
     "TickDiff",
     "diff_from_message",
     "replay_into_builder",
@@ -88,6 +89,58 @@ def _apply_diff(
     if bmeta[0] > 0 and ameta[0] > 0 and side_best(bk, bc, bo, bmeta) >= -side_best(ak, ac, ao, ameta):
         return APPLY_CROSSED
     return APPLY_OK
+
+
+# Layout of the output vector of L2Book.touch().
+T_BID_TICKS, T_ASK_TICKS, T_BID_QTY, T_ASK_QTY, T_WOBI, T_BID_DEPTH_QUOTE, T_ASK_DEPTH_QUOTE = range(7)
+TOUCH_SIZE = 7
+
+
+@njit(cache=True, nogil=True)
+def _side_weighted(keys, qty, cnt, order, meta, weights) -> float:
+    """sum_l w_l q_l over the best len(weights) levels of one side (missing levels count 0)."""
+    total = 0.0
+    lvl = 0
+    n_w = weights.shape[0]
+    i = meta[0] - 1
+    while i >= 0 and lvl < n_w:
+        row = order[i]
+        j = cnt[row] - 1
+        while j >= 0 and lvl < n_w:
+            total += weights[lvl] * qty[row, j]
+            lvl += 1
+            j -= 1
+        i -= 1
+    return total
+
+
+@njit(cache=True, nogil=True)
+def _touch(
+    bk, bq, bc, bo, bmeta,
+    ak, aq, ac, ao, ameta,
+    weights: np.ndarray, band_bps: float, tick_size: float, out: np.ndarray,
+) -> bool:
+    """Best bid/ask, their queues, WOBI over len(weights) levels and the quote depth within
+    ``band_bps`` of mid, in one pass (one dispatch on the hot path). False if a side is empty."""
+    if bmeta[1] == 0 or ameta[1] == 0:
+        return False
+    bb = side_best(bk, bc, bo, bmeta)
+    ba = -side_best(ak, ac, ao, ameta)
+    brow = bo[bmeta[0] - 1]
+    arow = ao[ameta[0] - 1]
+    out[0] = bb
+    out[1] = ba
+    out[2] = bq[brow, bc[brow] - 1]
+    out[3] = aq[arow, ac[arow] - 1]
+    wb = _side_weighted(bk, bq, bc, bo, bmeta, weights)
+    wa = _side_weighted(ak, aq, ac, ao, ameta, weights)
+    den = wb + wa
+    x = (wb - wa) / den if den > 0.0 else 0.0
+    out[4] = min(1.0, max(-1.0, x))
+    mid = 0.5 * (bb + ba)
+    out[5] = side_depth_within(bk, bq, bc, bo, bmeta, 1, mid, band_bps, tick_size)
+    out[6] = side_depth_within(ak, aq, ac, ao, ameta, -1, mid, band_bps, tick_size)
+    return True
 
 
 # --------------------------------------------------------------------------- data
@@ -308,6 +361,17 @@ class L2Book:
         bd = side_depth_within(b.keys, b.qty, b.cnt, b.order, b.meta, 1, mid, within_bps, self.tick_size)
         ad = side_depth_within(a.keys, a.qty, a.cnt, a.order, a.meta, -1, mid, within_bps, self.tick_size)
         return bd, ad
+
+    def touch(self, weights: np.ndarray, band_bps: float, out: np.ndarray) -> bool:
+        """Hot-path features in one call: fills ``out`` (``TOUCH_SIZE`` floats, layout ``T_*``) with best
+        bid/ask ticks, their quantities, WOBI over ``len(weights)`` levels and the bid/ask quote depth
+        within ``band_bps`` of mid. Returns False (``out`` untouched) when a side is empty."""
+        b = self.bids
+        a = self.asks
+        return _touch(
+            b.keys, b.qty, b.cnt, b.order, b.meta, a.keys, a.qty, a.cnt, a.order, a.meta,
+            weights, band_bps, self.tick_size, out,
+        )
 
     def snapshot(self, max_levels: int | None = None) -> BookSnapshot:
         """Copy of the book as a :class:`BookSnapshot` (like a REST snapshot with ``max_levels``)."""
