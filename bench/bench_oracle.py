@@ -268,7 +268,8 @@ def main() -> None:
     figs = [
         figure("update_wobi_ars400_median_us", med(t_iso), "us", baseline_name=base, baseline_value=med(t_pd),
                ratio=med(t_pd) / med(t_iso), goal=GOAL_US, goal_op="<",
-               note="one real diff applied + WOBI(10) + ARS re-score and incremental re-rank of 400; dolphin alone"),
+               note="one real diff applied + WOBI(10) + ARS re-score and incremental re-rank of 400; dolphin alone "
+                    "(3 passes); the baseline value is pandas' median from the interleaved pass of the same run"),
         figure("update_wobi_ars400_p99_us", p99(t_iso), "us", baseline_name=base, baseline_value=p99(t_pd),
                ratio=p99(t_pd) / p99(t_iso), goal=GOAL_US, goal_op="<"),
         figure("update_wobi_ars400_interleaved_median_us", med(t_ia), "us", baseline_name=base,
