@@ -392,3 +392,19 @@ def test_touch_equals_the_separate_features_on_a_real_book(capture: Path) -> Non
         assert (out[5], out[6]) == (bd, ad)
     assert n == 500
     assert not L2Book(0.1).touch(w, 10.0, out)
+
+
+def test_gap_inside_the_buffer_keeps_the_later_diffs() -> None:
+    """Generated ids (labelled generated): a snapshot syncs, the buffered chain breaks at id 20; the
+    diffs after the break stay buffered, and a newer snapshot syncs with them."""
+    e = np.empty(0, dtype=np.int64)
+    f = np.empty(0, dtype=np.float64)
+    bid = (np.array([100], dtype=np.int64), np.array([1.0]))
+    ask = (np.array([101], dtype=np.int64), np.array([1.0]))
+    b = BookBuilder()
+    for U, u, pu in ((9, 11, 8), (12, 14, 11), (20, 21, 19), (22, 23, 21), (24, 25, 23)):
+        assert b.on_diff(TickDiff(U, u, pu, e, f, e, f)) == BookResult.BUFFERED
+    assert b.on_snapshot(BookSnapshot(10, *bid, *ask)) == BookResult.GAP
+    assert b.counters.gaps == 1 and b.buffered == 3 and b.needs_snapshot
+    assert b.on_snapshot(BookSnapshot(21, *bid, *ask)) == BookResult.SYNCED
+    assert b.book.last_update_id == 25 and b.counters.syncs == 2

@@ -481,6 +481,8 @@ class BookBuilder:
             try:
                 d = diff_from_message(msg, self.grid)
             except OffGridPriceError:
+                if msg.final_update_id > self.last_seen_u:
+                    self.last_seen_u = msg.final_update_id
                 return self._fail(BookResult.BAD_DIFF, None)
             return self.on_diff(d)
         if isinstance(msg, DepthSnapshot):
@@ -520,12 +522,14 @@ class BookBuilder:
         self.state = SyncState.SYNCED
         self.counters.syncs += 1
         self.clock.reset()
-        first = True
-        while buf:
-            d = buf.popleft()
-            r = self._apply(d, first_after_snapshot=first)
-            first = False
+        pending = list(buf)
+        buf.clear()
+        for idx, d in enumerate(pending):
+            r = self._apply(d, first_after_snapshot=idx == 0)
             if r != BookResult.APPLIED and r != BookResult.STALE_DROPPED:
+                # The builder was reset (a GAP re-buffered d); keep the diffs after it for the next sync.
+                for later in pending[idx + 1 :]:
+                    self._push(later)
                 return r
         return BookResult.SYNCED
 
