@@ -267,10 +267,10 @@ def market_mode_returns(returns: np.ndarray, *, method: str = "equal_weight", wi
         c = (z.T @ z) / window
         _, vecs = np.linalg.eigh(c)
         v = vecs[:, -1]
-        if v.sum() < 0:
-            v = -v
-        v = v / v.sum() if v.sum() != 0 else v
-        out[t] = float(w[-1, good] @ v)
+        total = v.sum()
+        if abs(total) < 1e-9:  # no common direction: the market mode is undefined this bar
+            continue
+        out[t] = float(w[-1, good] @ (v / total))  # loadings sum to 1, sign so they sum positive
     return out
 
 
