@@ -14,6 +14,7 @@ from dolphin.alpha.nev import (
     NevReason,
     fee_bps,
     nev_breakdown,
+    nev_bps,
     nev_bps_array,
     order_cost_bps,
     sqrt_impact_slippage_bps,
@@ -60,6 +61,7 @@ def test_nev_is_edge_minus_the_sum_of_costs(e, d, spr, slp, ts, tx, en, ex, inc)
     cost = order_cost_bps(d, en, spr, slp, cfg.fees) + (order_cost_bps(-d, ex, spr, slp, cfg.fees) if inc else 0.0)
     assert b.nev_bps == pytest.approx(e - cost, abs=1e-9)
     assert b.nev_bps == pytest.approx(e - b.fee_bps - b.half_spread_bps - b.slippage_bps - b.tax_bps, abs=1e-9)
+    assert nev_bps(e, d, spread_bps=spr, slippage_bps=slp, cfg=cfg) == b.nev_bps
     assert b.proposed == (b.nev_bps > 0)
     assert b.reason == (NevReason.PROPOSED if b.proposed else NevReason.NEV_NON_POSITIVE)
 

@@ -38,6 +38,7 @@ __all__ = [
     "NevReason",
     "fee_bps",
     "nev_breakdown",
+    "nev_bps",
     "nev_bps_array",
     "order_cost_bps",
     "sqrt_impact_slippage_bps",
@@ -138,6 +139,11 @@ def nev_breakdown(
         return NevBreakdown(edge_bps, f, hs, sl, tx, nev, False, NevReason.INVALID_INPUT)
     ok = nev > cfg.min_nev_bps
     return NevBreakdown(edge_bps, f, hs, sl, tx, nev, ok, NevReason.PROPOSED if ok else NevReason.NEV_NON_POSITIVE)
+
+
+def nev_bps(edge_bps: float, direction: int, *, spread_bps: float, slippage_bps: float, cfg: NevConfig) -> float:
+    """NEV in bps of one candidate trade (see :func:`nev_breakdown` for the terms and the decision)."""
+    return nev_breakdown(edge_bps, direction, spread_bps=spread_bps, slippage_bps=slippage_bps, cfg=cfg).nev_bps
 
 
 def nev_bps_array(
