@@ -55,8 +55,6 @@ class PandasOracle:
     """The baseline: the same book, WOBI and ARS done the straightforward pandas way."""
 
     def __init__(self, snap, grid, weights: np.ndarray, params: np.ndarray, init_scores: np.ndarray, comps) -> None:
-        tick = grid.tick_size
-        self.tick = tick
         self.bids = pd.Series(
             np.asarray([q for _, q in snap.bids], float), index=np.asarray([p for p, _ in snap.bids], float)
         ).sort_index(ascending=False)

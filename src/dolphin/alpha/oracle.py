@@ -11,7 +11,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from dolphin.alpha.ars import ars_params, ars_score, book_alignment
+from dolphin.alpha.ars import ArsBoard, ars_params, ars_score, book_alignment
 from dolphin.alpha.book import BookBuilder, BookResult
 from dolphin.alpha.config import AlphaConfig, BookConfig
 from dolphin.alpha.features import (
@@ -23,6 +23,7 @@ from dolphin.alpha.features import (
     wobi_weights,
 )
 from dolphin.alpha.nev import NevBreakdown, nev_breakdown, walk_book_slippage_bps
+from dolphin.alpha.ticks import TickGrid
 from dolphin.data.binance_capture import CaptureMessage
 
 __all__ = [
@@ -163,10 +164,7 @@ class Oracle:
     clock: ``now_ns`` is passed in.
     """
 
-    def __init__(self, n_assets: int, cfg: AlphaConfig, grids: list | None = None) -> None:
-        from dolphin.alpha.ars import ArsBoard
-        from dolphin.alpha.ticks import TickGrid
-
+    def __init__(self, n_assets: int, cfg: AlphaConfig, grids: list[TickGrid | None] | None = None) -> None:
         bc = cfg.book
         fixed = TickGrid.from_tick_size(bc.tick_size) if bc.tick_size else None
         self.cfg = cfg
