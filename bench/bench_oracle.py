@@ -19,6 +19,7 @@ Run: ``PYTHONPATH=src python bench/bench_oracle.py`` (writes bench/results/oracl
 from __future__ import annotations
 
 import gc
+import gzip
 import math
 import sys
 import time
@@ -35,6 +36,7 @@ from dolphin.alpha.book import TOUCH_SIZE, BookBuilder, diff_from_message, snaps
 from dolphin.alpha.config import AlphaConfig  # noqa: E402
 from dolphin.alpha.features import spread_bps, wobi  # noqa: E402
 from dolphin.alpha.oracle import weights_for  # noqa: E402
+from dolphin.alpha.rawdepth import depth_diff_from_bytes  # noqa: E402
 from dolphin.alpha.ticks import infer_tick_grid  # noqa: E402
 from dolphin.core.paths import shared_data_dir  # noqa: E402
 from dolphin.data.binance_capture import DepthDiff, DepthSnapshot, iter_capture  # noqa: E402
@@ -49,6 +51,13 @@ def _load(path: Path):
     grid = infer_tick_grid(p for p, _ in snap.bids + snap.asks)
     diffs = [m for m in msgs if isinstance(m, DepthDiff) and m.final_update_id >= snap.last_update_id]
     return snap, grid, diffs
+
+
+def _raw_payloads(path: Path, diffs) -> list[bytes]:
+    """The raw JSON payload bytes of the given diff messages (as a websocket would deliver them)."""
+    with gzip.open(path, "rb") as fh:
+        lines = fh.read().splitlines()
+    return [lines[m.line_no - 1].split(b" ", 1)[1] for m in diffs]
 
 
 class PandasOracle:
@@ -119,6 +128,7 @@ class PandasOracle:
 def main() -> None:
     path = next((shared_data_dir() / "l2_binance_2024-08-08").glob("binance_usdm_*.gz"))
     snap_msg, grid, diff_msgs = _load(path)
+    payloads = _raw_payloads(path, diff_msgs)
     cfg = AlphaConfig()
     weights = weights_for(cfg.book)
     params = ars_params(cfg.ars)
@@ -177,6 +187,7 @@ def main() -> None:
     for i, d in enumerate(tick_diffs[:200]):
         w.update(d, i % N_ASSETS)
         diff_from_message(diff_msgs[i], grid)
+        depth_diff_from_bytes(payloads[i], grid)
 
     n = len(tick_diffs)
     pc = time.perf_counter_ns
@@ -213,6 +224,7 @@ def main() -> None:
     # Pass B: dolphin alone (3 passes over all diffs, each from the snapshot), the goal figures.
     t_iso = []
     t_msg = []
+    t_raw = []
     gc.disable()
     try:
         for _ in range(3):
@@ -227,10 +239,17 @@ def main() -> None:
                 t0 = pc()
                 o.update(diff_from_message(m, grid), asset_of[i])
                 t_msg.append((pc() - t0) / 1e3)
+            # Pass C': from the raw websocket payload bytes (numba decoder).
+            o = Ours()
+            for i, raw in enumerate(payloads):
+                t0 = pc()
+                o.update(depth_diff_from_bytes(raw, grid), asset_of[i])
+                t_raw.append((pc() - t0) / 1e3)
     finally:
         gc.enable()
     t_iso = np.array(t_iso)
     t_msg = np.array(t_msg)
+    t_raw = np.array(t_raw)
 
     # Pass D: components, dolphin alone.
     b2 = BookBuilder(grid=grid)
@@ -279,6 +298,9 @@ def main() -> None:
         figure("update_wobi_ars400_from_message_median_us", med(t_msg), "us",
                note="path starting from the typed DepthDiff: decimal strings -> int ticks parse included"),
         figure("update_wobi_ars400_from_message_p99_us", p99(t_msg), "us"),
+        figure("update_wobi_ars400_from_raw_bytes_median_us", med(t_raw), "us",
+               note="path starting from the raw JSON payload bytes (numba depth decoder, rawdepth.py)"),
+        figure("update_wobi_ars400_from_raw_bytes_p99_us", p99(t_raw), "us"),
         figure("book_update_median_us", med(t_book), "us", note="BookBuilder.on_diff: id checks + numba chunked-ladder update"),
         figure("book_update_p99_us", p99(t_book), "us"),
         figure("diff_parse_median_us", med(t_parse), "us", note="diff_from_message: strings -> ticks/qty (numba parser)"),

@@ -14,6 +14,7 @@ MODULES = [
     "dolphin.alpha.ladder",
     "dolphin.alpha.nev",
     "dolphin.alpha.oracle",
+    "dolphin.alpha.rawdepth",
     "dolphin.alpha.signals",
     "dolphin.alpha.ticks",
     "dolphin.data.binance_capture",
