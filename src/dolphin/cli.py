@@ -19,6 +19,7 @@ from dolphin.core.config import ConfigError, DolphinConfig, load_config
 COMMAND_MODULES: list[str] = [
     "dolphin.data.commands",
     "dolphin.grid.commands",
+    "dolphin.alpha.commands",
     "dolphin.runtime.main_job",
     "dolphin.survival.commands",
     "dolphin.execution.commands",

@@ -71,9 +71,11 @@ class DataConfig(ConfigStruct):
     row_group_size: Annotated[int, msgspec.Meta(ge=1024, le=16_777_216)] = 262_144
 
 
-# Plane sections (imported here, after ConfigStruct exists, so either import order works).
+# Plane sections: imported here, after ConfigStruct exists, because each plane's config module
+# subclasses it; every plane package imports dolphin.core.config first, so either order works.
+from dolphin.alpha.config import AlphaConfig  # noqa: E402
+from dolphin.execution.config import ExecutionConfig  # noqa: E402
 from dolphin.grid.config import GridConfig  # noqa: E402
-from dolphin.execution.config import ExecutionConfig  # noqa: E402  (plane sections import the base above)
 
 
 class DolphinConfig(ConfigStruct):
@@ -84,6 +86,7 @@ class DolphinConfig(ConfigStruct):
     grid: GridConfig = GridConfig()
     survival: SurvivalConfig = msgspec.field(default_factory=lambda: SurvivalConfig())
     execution: ExecutionConfig = ExecutionConfig()
+    alpha: AlphaConfig = AlphaConfig()
 
     def validate(self) -> None:
         for name in self.__struct_fields__:
