@@ -14,7 +14,7 @@ from dolphin.core.config import DolphinConfig
 from dolphin.core.paths import console_width
 from dolphin.data.catalog import Catalog
 from dolphin.data.errors import DataError
-from dolphin.data.ingest import IngestReport, check_file, discover_sources, ingest_file
+from dolphin.data.ingest import IngestReport, check_source, discover_sources, ingest_file
 
 __all__ = ["register", "ingest_with_progress", "print_ingest_summary", "catalog_summary_table"]
 
@@ -141,20 +141,21 @@ def _cmd_validate(cfg: DolphinConfig, args: argparse.Namespace) -> int:
         for f in files:
             prog.update(task, current=f.name)
             try:
-                parsed, per = check_file(f, gap_tolerance_bars=cfg.data.gap_tolerance_bars)
+                parts = check_source(f, gap_tolerance_bars=cfg.data.gap_tolerance_bars)
             except DataError as exc:
                 bad += 1
                 t.add_row(f.name, "-", "-", "-", "-", "-", "-", f"[red]{exc}")
                 prog.advance(task)
                 continue
-            accepted = sum(v[1].num_rows for v in per.values())
-            gaps = sum(len(v[2]) for v in per.values())
-            reasons = parsed.rejects.counts()
-            bad += bool(reasons)
-            t.add_row(
-                f.name, parsed.fmt.name, ",".join(per)[:40], str(parsed.rows_total), str(accepted),
-                str(len(parsed.rejects)), str(gaps), ", ".join(f"{k}={v}" for k, v in sorted(reasons.items())),
-            )  # fmt: skip
+            for parsed, per in parts:
+                accepted = sum(v[1].num_rows for v in per.values())
+                gaps = sum(len(v[2]) for v in per.values())
+                reasons = parsed.rejects.counts()
+                bad += bool(reasons)
+                t.add_row(
+                    f.name, parsed.fmt.name, ",".join(per)[:40], str(parsed.rows_total), str(accepted),
+                    str(len(parsed.rejects)), str(gaps), ", ".join(f"{k}={v}" for k, v in sorted(reasons.items())),
+                )  # fmt: skip
             prog.advance(task)
     console.print(t)
     return 1 if bad else 0

@@ -119,7 +119,7 @@ FORMATS: Final[tuple[SourceFormat, ...]] = (
         columns=("update_id", "best_bid_price", "best_bid_qty", "best_ask_price", "best_ask_qty",
                  "transaction_time", "event_time"),
         fields={"ts_ns": "event_time", "bid": "best_bid_price", "bid_size": "best_bid_qty",
-                "ask": "best_ask_price", "ask_size": "best_ask_qty"},
+                "ask": "best_ask_price", "ask_size": "best_ask_qty", "update_id": "update_id"},
         filename_hint=r"-bookTicker-",
     ),
     SourceFormat(

@@ -17,6 +17,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from dolphin.data.capture_ingest import is_capture_file, parse_capture
 from dolphin.data.catalog import Catalog
 from dolphin.data.errors import DataFormatError
 from dolphin.data.formats import symbol_from_name, venue_from_path
@@ -24,10 +25,10 @@ from dolphin.data.parse import ParsedFile, Rejects, parse_file
 from dolphin.data.schema import bar_interval_ns
 from dolphin.data.validate import Gap, validate_table
 
-__all__ = ["IngestReport", "discover_sources", "ingest_file", "ingest_paths", "check_file"]
+__all__ = ["IngestReport", "check_file", "check_source", "discover_sources", "ingest_file", "ingest_paths"]
 
 _INTERVAL_RE = re.compile(r"(?:^|[-_/])(\d+[smhd])(?:[-_/.]|$)")
-_SOURCE_SUFFIXES = (".csv", ".csv.gz", ".zip")
+_SOURCE_SUFFIXES = (".csv", ".gz", ".zip", ".data")  # .gz: gzipped CSV or a raw websocket capture
 
 
 @dataclass
@@ -96,14 +97,9 @@ def _dataset_for(parsed: ParsedFile, path: Path, table: pa.Table) -> tuple[str, 
     return kind, None
 
 
-def check_file(
-    path: str | Path,
-    *,
-    gap_tolerance_bars: float = 1.0,
-) -> tuple[ParsedFile, dict[str, tuple[str, pa.Table, list[Gap], int | None]]]:
-    """Parse and validate without writing: (parsed, {symbol: (dataset, accepted, gaps, bar_ns)})."""
-    path = Path(path)
-    parsed = parse_file(path)
+def _validate_parsed(
+    parsed: ParsedFile, path: Path, gap_tolerance_bars: float
+) -> dict[str, tuple[str, pa.Table, list[Gap], int | None]]:
     out = {}
     for sym, table in parsed.tables.items():
         if sym:
@@ -118,7 +114,36 @@ def check_file(
             chained_ids=parsed.fmt.chained_ids,
         )
         out[symbol] = (dataset, accepted, gaps, bar_ns)
-    return parsed, out
+    return out
+
+
+def check_source(
+    path: str | Path, *, gap_tolerance_bars: float = 1.0
+) -> list[tuple[ParsedFile, dict[str, tuple[str, pa.Table, list[Gap], int | None]]]]:
+    """Parse and validate one source without writing.
+
+    A CSV/ZIP source gives one part; a raw websocket capture gives one part per dataset
+    (depth, trades, quotes). Each part is (parsed, {symbol: (dataset, accepted, gaps, bar_ns)}).
+    """
+    path = Path(path)
+    if is_capture_file(path):
+        parts = list(parse_capture(path).values())
+        if not parts:
+            raise DataFormatError(str(path), "capture holds no message", line=1)
+    else:
+        parts = [parse_file(path)]
+    return [(p, _validate_parsed(p, path, gap_tolerance_bars)) for p in parts]
+
+
+def check_file(
+    path: str | Path,
+    *,
+    gap_tolerance_bars: float = 1.0,
+) -> tuple[ParsedFile, dict[str, tuple[str, pa.Table, list[Gap], int | None]]]:
+    """Parse and validate a CSV/ZIP source without writing: (parsed, {symbol: (dataset, accepted, gaps, bar_ns)})."""
+    path = Path(path)
+    parsed = parse_file(path)
+    return parsed, _validate_parsed(parsed, path, gap_tolerance_bars)
 
 
 def _quarantine_path(quarantine_dir: Path, source: Path) -> Path:
@@ -139,33 +164,41 @@ def ingest_file(
     path = Path(path)
     report = IngestReport(source=str(path))
     try:
-        parsed, per_symbol = check_file(path, gap_tolerance_bars=gap_tolerance_bars)
+        parts = check_source(path, gap_tolerance_bars=gap_tolerance_bars)
     except DataFormatError as exc:
         report.error = str(exc)
         return report
-    report.format = parsed.fmt.name
-    report.venue = venue or ("EXTERNAL" if parsed.fmt.kind == "series" else venue_from_path(path))
-    report.rows_total = parsed.rows_total
-    report.rounded_values = parsed.rounded_values
-    rejects: Rejects = parsed.rejects
-    for symbol, (dataset, accepted, gaps, _) in per_symbol.items():
-        report.datasets.setdefault(dataset, []).append(symbol)
-        report.gaps.extend((symbol, g) for g in gaps)
-        res = catalog.write(dataset, report.venue, symbol, accepted)
-        report.rows_written += res.rows_written
-        report.rows_already_present += res.rows_already_present
-        if res.conflict_rows:
-            idx = np.array(res.conflict_rows)
-            lines = accepted.column("_line").to_numpy()[idx]
-            rejects.add(lines, "conflicts_with_catalog", [f"{dataset}/{symbol}: key stored with other values"] * len(idx),
-                        [None] * len(idx))  # fmt: skip
-    report.rows_quarantined = len(rejects)
-    report.reasons = rejects.counts()
-    if len(rejects):
+    report.format = "+".join(p.fmt.name for p, _ in parts)
+    kind0 = parts[0][0].fmt.kind
+    report.venue = venue or ("EXTERNAL" if kind0 == "series" else venue_from_path(path))
+    quarantine: list[pa.Table] = []
+    reasons: dict[str, int] = {}
+    for parsed, per_symbol in parts:
+        report.rows_total += parsed.rows_total
+        report.rounded_values += parsed.rounded_values
+        rejects: Rejects = parsed.rejects
+        for symbol, (dataset, accepted, gaps, _) in per_symbol.items():
+            report.datasets.setdefault(dataset, []).append(symbol)
+            report.gaps.extend((symbol, g) for g in gaps)
+            res = catalog.write(dataset, report.venue, symbol, accepted)
+            report.rows_written += res.rows_written
+            report.rows_already_present += res.rows_already_present
+            if res.conflict_rows:
+                idx = np.array(res.conflict_rows)
+                lines = accepted.column("_line").to_numpy()[idx]
+                rejects.add(lines, "conflicts_with_catalog",
+                            [f"{dataset}/{symbol}: key stored with other values"] * len(idx), [None] * len(idx))  # fmt: skip
+        report.rows_quarantined += len(rejects)
+        for k, v in rejects.counts().items():
+            reasons[k] = reasons.get(k, 0) + v
+        if len(rejects):
+            quarantine.append(rejects.to_table(str(path)))
+    report.reasons = reasons
+    if quarantine:
         qdir = Path(quarantine_dir)
         qdir.mkdir(parents=True, exist_ok=True)
         qpath = _quarantine_path(qdir, path)
-        pq.write_table(rejects.to_table(str(path)), qpath)
+        pq.write_table(pa.concat_tables(quarantine), qpath)
         report.quarantine_file = str(qpath)
     return report
 

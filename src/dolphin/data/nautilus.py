@@ -27,7 +27,7 @@ from dolphin.data.catalog import Catalog
 from dolphin.data.errors import CatalogError
 from dolphin.data.schema import bar_interval_ns
 
-__all__ = ["decimals_needed", "instrument_for", "export_stream", "bar_type_for", "nautilus_catalog"]
+__all__ = ["bar_type_for", "decimals_needed", "depth_in_sync_order", "export_stream", "instrument_for", "nautilus_catalog"]
 
 _QUOTES = ("USDT", "USDC", "FDUSD", "BUSD", "USD", "BTC", "ETH", "BNB")
 
@@ -160,6 +160,8 @@ def _to_objects(dataset: str, table: pa.Table, inst) -> list:
             out.append(QuoteTick(iid, Price(b[i], pp), Price(a[i], pp), Quantity(bs[i], sp), Quantity(as_[i], sp),
                                  int(ts[i]), int(ts[i])))  # fmt: skip
     elif dataset == "depth":
+        table = depth_in_sync_order(table)
+        ts = np.maximum.accumulate(table.column("ts_ns").to_numpy())  # Nautilus wants non-decreasing time
         p, q = _f(table.column("price")), _f(table.column("quantity"))
         is_bid = table.column("is_bid").to_numpy(zero_copy_only=False)
         snap = table.column("is_snapshot").to_numpy(zero_copy_only=False)
@@ -182,6 +184,26 @@ def _to_objects(dataset: str, table: pa.Table, inst) -> list:
     else:
         raise CatalogError(f"dataset {dataset!r} has no NautilusTrader data type")
     return out
+
+
+def depth_in_sync_order(table: pa.Table) -> pa.Table:
+    """Depth rows in the order a book must apply them (Binance's sync rule).
+
+    With a snapshot (id L): the first snapshot, then the diffs with final update id u >= L in
+    ascending u; diffs with u < L are already in the snapshot and are left out of the export
+    (they stay in the catalog). Later snapshots are left out too (one book, one sync). Without
+    a snapshot the diffs are returned in ascending u (a book built from them starts empty).
+    """
+    snap = table.column("is_snapshot").to_numpy(zero_copy_only=False)
+    last = table.column("last_update_id").to_numpy()
+    diff_idx = np.flatnonzero(~snap)
+    diff_idx = diff_idx[np.argsort(last[diff_idx], kind="stable")]
+    if not snap.any():
+        return table.take(pa.array(diff_idx))
+    first_id = last[np.flatnonzero(snap)[0]]
+    snap_idx = np.flatnonzero(snap & (last == first_id))
+    keep_diffs = diff_idx[last[diff_idx] >= first_id]
+    return table.take(pa.array(np.concatenate([snap_idx, keep_diffs])))
 
 
 def nautilus_catalog(path: str | Path):

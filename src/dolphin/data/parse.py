@@ -232,6 +232,8 @@ def _to_decimal_slow(values: list[str | None]) -> tuple[pa.Array, np.ndarray, in
 
 
 def _ts_scale(values: np.ndarray, unit: str) -> tuple[int, str]:
+    if unit == "ns":
+        return 1, "ns"
     if unit == "ms":
         return 1_000_000, "ms"
     if unit == "us":

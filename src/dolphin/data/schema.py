@@ -77,6 +77,7 @@ QUOTES: Final = pa.schema(
         pa.field("bid_size", DECIMAL, nullable=False),
         pa.field("ask", DECIMAL, nullable=False),
         pa.field("ask_size", DECIMAL, nullable=False),
+        pa.field("update_id", pa.int64()),  # the venue's book update id where it sends one
     ]
 )
 

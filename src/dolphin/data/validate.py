@@ -52,7 +52,7 @@ def key_columns(kind: str) -> tuple[str, ...]:
         "bars": ("ts_ns",),
         "trades": ("trade_id",),
         "depth": ("last_update_id", "is_snapshot", "is_bid", "price"),
-        "quotes": ("ts_ns", "bid", "ask", "bid_size", "ask_size"),
+        "quotes": ("ts_ns", "update_id", "bid", "ask", "bid_size", "ask_size"),
         "funding": ("ts_ns",),
         "series": ("ts_ns",),
     }[kind]
@@ -116,9 +116,12 @@ def validate_table(
 
     _duplicates(table, kind, keep, reject)
 
-    # Out of order: earlier than the running maximum of the accepted rows before it.
+    # Out of order: earlier than the running maximum of the accepted rows before it. For depth
+    # the key is the update id among diffs; a snapshot is exempt (it legitimately arrives after
+    # diffs with later ids, which is why Binance's sync buffers diffs).
     order_key = ts if kind != "depth" else _np(table.column("last_update_id")).astype(np.int64)
-    idx = np.flatnonzero(keep)
+    candidates = keep if kind != "depth" else keep & ~_bool(table.column("is_snapshot"))
+    idx = np.flatnonzero(candidates)
     if len(idx) > 1:
         k = order_key[idx]
         runmax = np.maximum.accumulate(k)
