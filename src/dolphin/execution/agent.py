@@ -34,6 +34,7 @@ from dolphin.execution.ports import (
     Candidate,
     KillFlag,
     MicrostructureView,
+    RiskSensors,
     NevModel,
     Posture,
     RiskView,
@@ -65,6 +66,8 @@ class AgentPorts:
     nev: NevModel
     kill: KillFlag
     micro: MicrostructureView | None = None
+    # Readings for the survival controller (equity, fills, order RTT, book updates); optional.
+    sensors: RiskSensors | None = None
 
 
 @dataclass
@@ -76,6 +79,9 @@ class _OrderCtx:
     expected_nev_bps: float = 0.0
     ttl_alert: str | None = None
     cancel_reason: str | None = None
+    submit_ts_ns: int = 0
+    expected_px: float = 0.0  # limit price, or the touch at submit for a market order
+    side: int = 0
 
 
 @dataclass
@@ -130,6 +136,7 @@ class DolphinAgent(Strategy):
         self._last_equity_ts = -1
         self._alerts: set[str] = set()
         self._entry_nev: dict[str, float] = {}
+        self._sensors = ports.sensors
 
     # ------------------------------------------------------------------ lifecycle
 
@@ -200,10 +207,14 @@ class DolphinAgent(Strategy):
     def on_quote_tick(self, tick: QuoteTick) -> None:
         # Hot path: keep the tick (doubles are read lazily), then the kill/posture guard.
         self._quotes[tick.instrument_id.value] = tick
+        if self._sensors is not None:
+            self._sensors.on_book_update(tick.ts_event)
         self._guard(tick.ts_event)
 
     def on_order_book_deltas(self, deltas) -> None:
         # Hot path: the data engine already applied the deltas to the cached book.
+        if self._sensors is not None:
+            self._sensors.on_book_update(deltas.ts_event)
         self._guard(deltas.ts_event)
 
     def _l1(self, key: str) -> tuple[float, float, float, float] | None:
@@ -306,6 +317,8 @@ class DolphinAgent(Strategy):
                     inst = self.cache.instrument(pos.instrument_id)
                     eq += pos.unrealized_pnl(inst.make_price(self._px(key))).as_double()
         self.run.equity.append((ts_ns, eq))
+        if self._sensors is not None:
+            self._sensors.on_equity(ts_ns, eq)
 
     def _event(self, ts_ns: int, kind: str, **detail: Any) -> None:
         self.run.events.append({"ts_ns": ts_ns, "kind": kind, **detail})
@@ -368,6 +381,13 @@ class DolphinAgent(Strategy):
             self.run.count(f"otr_denied_{denial.reason.value}")
             self._event(ts_ns, "otr_denied", reason=denial.reason.value, message=denial.kind, window_ms=denial.window_ms, used=denial.used, limit=denial.limit, entry=entry)
             return False
+        ctx.submit_ts_ns = ts_ns
+        ctx.side = 1 if order.side == OrderSide.BUY else -1
+        if order.order_type == OrderType.LIMIT:
+            ctx.expected_px = order.price.as_double()
+        else:
+            bid, ask = self._book(ctx.instrument_id)
+            ctx.expected_px = ask if ctx.side > 0 else bid
         self._orders[key] = ctx
         self.submit_order(order)
         self.run.count("submitted_entry" if entry else "submitted_exit")
@@ -481,6 +501,8 @@ class DolphinAgent(Strategy):
         if order is not None and order.is_post_only and not maker:
             self.run.count("post_only_taker_fills")
         ctx = self._orders.get(key)
+        if ctx is not None and self._sensors is not None:
+            self._sensors.on_fill(event.ts_event, ctx.side, ctx.expected_px, event.last_px.as_double())
         if ctx is not None:
             self.run.count(f"fills_{ctx.kind}")
             if order is not None and order.filled_qty == event.last_qty:  # first fill of this order
@@ -489,6 +511,13 @@ class DolphinAgent(Strategy):
                 self._entry_nev[ctx.instrument_id] = ctx.expected_nev_bps
         if order is not None and order.is_closed:
             self._drop(key)
+
+    def on_order_accepted(self, event) -> None:
+        # Order round trip: our submit -> the venue's acknowledgement (LatencyModel in backtests).
+        if self._sensors is not None:
+            ctx = self._orders.get(event.client_order_id.value)
+            if ctx is not None:
+                self._sensors.on_order_rtt(event.ts_event, (event.ts_event - ctx.submit_ts_ns) / NS_PER_MS)
 
     def on_order_canceled(self, event) -> None:
         key = event.client_order_id.value

@@ -104,11 +104,22 @@ class ExitConfig(ConfigStruct):
 
 
 class BacktestConfig(ConfigStruct):
-    """`dolphin backtest`: data set, venue simulation and the placeholder signal stand-ins."""
+    """`dolphin backtest`: data from the catalog, venue simulation, which survival layers run."""
 
+    # Report label of the data set; the bars come from the catalog (`bars`, `venue`).
     dataset: str = "binance_usdm_5m_2023-07"
+    bars: str = "bars_5m"
+    venue: str = "BINANCE_USDM"
     bar_minutes: PosInt = 5
     symbols: tuple[str, ...] = ("BTCUSDT", "ETHUSDT", "ADAUSDT")
+    # The scanner and the Oracle's market mode read this universe (empty: every symbol of `bars`).
+    scan_universe: tuple[str, ...] = ()
+    # The Oracle's volatility gate reads this asset's returns; in its static mode the threshold is
+    # calibrated on the first `vol_calibration_bars` bars, which propose no entries.
+    btc_symbol: str = "BTCUSDT"
+    vol_calibration_bars: PosInt = 864
+    # NautilusTrader ParquetDataCatalog the catalog streams are exported to.
+    nautilus_dir: str = "var/nautilus"
     starting_usdt: PosFloat = 100_000.0
     seed: NonNegInt = 42
     maker_fee_bps: float = 2.0
@@ -120,19 +131,10 @@ class BacktestConfig(ConfigStruct):
     # NautilusTrader delivers commands to the venue at the next data event, so 2 bars give an
     # order one full bar at the venue).
     bar_order_ttl_bars: PosInt = 2
-    # Placeholder risk view until dolphin.survival is wired: fixed posture and sizing.
-    posture: Literal["APEX", "STALKER", "TURTLE", "HIBERNATE"] = "STALKER"
-    r_total: Fraction = 1.0
-    base_fraction: Fraction = 0.05
-    # Posture leverage ceilings (TURTLE and HIBERNATE open nothing).
-    apex_leverage: Leverage = 6.0
-    stalker_leverage: Leverage = 2.0
-    max_notional_usdt: PosFloat = 1_000_000.0
-    # Placeholder signals until dolphin.alpha is wired: fade a z-scored k-bar move.
-    signal_lookback_bars: PosInt = 12
-    signal_z: PosFloat = 2.5
+    # Survival layers whose sensors a backtest observes (L5 only where a book stream exists).
+    survival_layers: tuple[str, ...] = ("L5_order_book", "L6_slippage_drift", "L9_drawdown", "RTT_lockdown")
+    # Candidate edge = signal_edge_bps x signal strength (a configured scale, not a fitted estimate).
     signal_edge_bps: float = 25.0
-    short_only: bool = True
     hell_entry_fill_frac: Fraction = 0.48
     hell_exit_fill_frac: Fraction = 0.35
     reports_dir: str = "var/reports"

@@ -28,6 +28,7 @@ __all__ = [
     "MicrostructureView",
     "NevModel",
     "Posture",
+    "RiskSensors",
     "RiskView",
     "SignalSource",
     "SimpleNevModel",
@@ -81,6 +82,24 @@ class RiskView(Protocol):
     def posture(self, ts_ns: int) -> Posture: ...
 
     def size_notional(self, capital: float, posture: Posture, r_total: float) -> float: ...
+
+
+@runtime_checkable
+class RiskSensors(Protocol):
+    """Readings the agent feeds the survival controller, stamped with event time (ns).
+
+    `on_equity`: equity after each bar (drawdown); `on_fill`: expected vs realised fill price
+    (slippage drift; side +1 buy, -1 sell); `on_order_rtt`: submit -> venue acknowledgement in
+    ms; `on_book_update`: one book/quote update arrived (book age and jitter).
+    """
+
+    def on_equity(self, ts_ns: int, equity: float) -> None: ...
+
+    def on_fill(self, ts_ns: int, side: int, expected_px: float, realised_px: float) -> None: ...
+
+    def on_order_rtt(self, ts_ns: int, rtt_ms: float) -> None: ...
+
+    def on_book_update(self, ts_ns: int) -> None: ...
 
 
 @runtime_checkable

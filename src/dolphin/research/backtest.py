@@ -1,7 +1,7 @@
 """NautilusTrader backtests of the dolphin agent: nominal, HELL, and the leverage knee.
 
-One BacktestEngine per run on real data (bars from the shared CSVs for now; L1 quotes and
-trades from the L2 capture), with maker/taker fees (MakerTakerFeeModel), a FillModel with a
+One BacktestEngine per run on real data read from the catalog (bars; L1 quotes and trades and
+L2 depth of the ingested capture), with maker/taker fees (MakerTakerFeeModel), a FillModel with a
 fixed seed, a LatencyModel and queue position on. Returns a :class:`BacktestResult` whose
 `report` dict holds only deterministic numbers (no wall-clock time), so two runs with the same
 seed give byte-identical JSON.
@@ -25,15 +25,13 @@ from nautilus_trader.model.objects import Money
 
 from dolphin.core.config import DolphinConfig
 from dolphin.core.paths import sample_data_dir, shared_data_dir
-from dolphin.execution._bars_adapter import BarSet, load_bar_set
 from dolphin.execution.agent import AgentPorts, DolphinAgent, DolphinAgentConfig
 from dolphin.execution.config import BacktestConfig, ExecutionConfig
+from dolphin.execution.feeds import BarSet, TickSet, catalog_bar_set, catalog_ticks
 from dolphin.execution.instruments import BINANCE
-from dolphin.execution.ports import FixedRiskView, MemoryKillFlag, Posture, SimpleNevModel
-from dolphin.research._placeholder_signals import ZMoveSignals
 from dolphin.research.hell import HellFillModel
 
-__all__ = ["BacktestResult", "build_engine", "config_hash", "load_bars", "run_bar_backtest"]
+__all__ = ["BacktestResult", "BarData", "build_engine", "config_hash", "load_bars", "run_bar_backtest"]
 
 NS_PER_MS = 1_000_000
 NS_PER_YEAR = 365.25 * 86_400 * 1e9
@@ -61,20 +59,43 @@ def _data_dir(dataset: str) -> Path:
     return sample if sample.is_dir() else shared_data_dir() / dataset
 
 
-def load_bars(bt: BacktestConfig, *, max_rows: int | None = None) -> list[BarSet]:
-    folder = _data_dir(bt.dataset)
-    sets = []
-    for sym in bt.symbols:
-        path = folder / f"{sym}.csv.gz"
-        if not path.is_file():
-            raise FileNotFoundError(f"no bars for {sym}: {path} (dataset {bt.dataset})")
-        sets.append(
-            load_bar_set(
-                path, bt.bar_minutes, maker_fee_bps=bt.maker_fee_bps, taker_fee_bps=bt.taker_fee_bps,
-                tax_bps=bt.tax_bps, max_rows=max_rows,
-            )
-        )
-    return sets
+@dataclass
+class BarData:
+    """The bars of a backtest: NautilusTrader bar sets and the same bars as an aligned panel."""
+
+    sets: list[BarSet]
+    close: Any  # (N, T) float64, NaN where missing
+    mask: Any  # (N, T) bool, real bars
+    ts_ns: Any  # (T,) open times
+    bar_ns: int
+    symbols: tuple[str, ...]
+    vel_div: Any = None  # the scanner's vel_div per bar, computed once per data set
+    signal_status: str = ""
+
+
+def load_bars(cfg: DolphinConfig, *, max_bars: int | None = None) -> BarData:
+    """The configured symbols' bars from the catalog (the shipped sample is ingested if missing)."""
+    from dolphin.data.align import align_bars
+    from dolphin.runtime.wiring import ensure_catalog
+
+    bt = cfg.execution.backtest
+    catalog, _written, nautilus_dir = ensure_catalog(cfg)
+    sets = [
+        catalog_bar_set(catalog, nautilus_dir, bt.bars, bt.venue, sym, maker_fee_bps=bt.maker_fee_bps,
+                        taker_fee_bps=bt.taker_fee_bps, tax_bps=bt.tax_bps, max_bars=max_bars)  # fmt: skip
+        for sym in bt.symbols
+    ]
+    bar_ns = bt.bar_minutes * 60_000 * NS_PER_MS
+    start = min(s.bars[0].ts_event for s in sets) - bar_ns
+    end = max(s.bars[-1].ts_event for s in sets)
+    # The scan universe: every symbol of the bar data set (the scanner's eigenvalues need the
+    # cross-section), on the traded range.
+    universe = tuple(bt.scan_universe) or None
+    aligned = align_bars(catalog, bt.venue, universe, start, end, bar=bt.bars.removeprefix("bars_"))
+    missing = [s for s in (*bt.symbols, bt.btc_symbol) if s not in aligned.symbols]
+    if missing:
+        raise KeyError(f"symbols {missing} are not in the scan universe {aligned.symbols}")
+    return BarData(sets, aligned.close, aligned.mask, aligned.ts_ns, bar_ns, tuple(aligned.symbols))
 
 
 def build_engine(
@@ -125,37 +146,37 @@ def make_fill_model(bt: BacktestConfig, *, hell: bool) -> FillModel:
     return FillModel(prob_fill_on_limit=bt.prob_fill_on_limit, random_seed=bt.seed)
 
 
-def default_ports(bt: BacktestConfig, *, leverage_override: float | None = None) -> AgentPorts:
-    ceilings = {Posture.APEX: bt.apex_leverage, Posture.STALKER: bt.stalker_leverage, Posture.TURTLE: 0.0, Posture.HIBERNATE: 0.0}
-    if leverage_override is not None:
-        ceilings = {p: (leverage_override if v > 0 else 0.0) for p, v in ceilings.items()}
-    risk = FixedRiskView(
-        fixed_posture=Posture[bt.posture],
-        fixed_r_total=bt.r_total,
-        base_fraction=bt.base_fraction,
-        leverage_ceiling=ceilings,
-        max_notional=bt.max_notional_usdt,
-    )
-    return AgentPorts(
-        risk=risk,
-        signals=ZMoveSignals(bt.signal_lookback_bars, bt.signal_z, bt.signal_edge_bps, bt.short_only),
-        nev=SimpleNevModel(bt.maker_fee_bps, bt.taker_fee_bps, bt.tax_bps),
-        kill=MemoryKillFlag(),
-    )
+def default_ports(cfg: DolphinConfig, data: BarData, *, leverage_override: float | None = None) -> AgentPorts:
+    """The composition root's real ports for a bar run (survival, Oracle NEV and signals, kill flag)."""
+    from dolphin.runtime.wiring import build_bar_ports
+
+    from dolphin.runtime.wiring import ScanUnavailable, scan_vel_div
+
+    if data.vel_div is None and not data.signal_status:
+        try:
+            data.vel_div = scan_vel_div(data.close, data.mask, data.ts_ns, cfg)
+        except ScanUnavailable as exc:
+            data.signal_status = f"none: {exc}"
+    traded = {str(s.instrument.id): str(s.instrument.raw_symbol) for s in data.sets}
+    w = build_bar_ports(cfg, data.close, data.mask, data.ts_ns, data.bar_ns, data.symbols, traded,
+                        leverage_override=leverage_override, vel_div=data.vel_div)  # fmt: skip
+    data.signal_status = w.signal_status
+    return w.ports
 
 
 def run_bar_backtest(
     cfg: DolphinConfig,
     *,
     scenario: str = "nominal",
-    bar_sets: Sequence[BarSet] | None = None,
+    data: BarData | None = None,
     ports: AgentPorts | None = None,
     leverage_override: float | None = None,
 ) -> BacktestResult:
     """One agent run on bars; `scenario` is "nominal" or "hell"."""
     ex: ExecutionConfig = cfg.execution
     bt = ex.backtest
-    sets = list(bar_sets) if bar_sets is not None else load_bars(bt)
+    data = data if data is not None else load_bars(cfg)
+    sets = data.sets
     fill_model = make_fill_model(bt, hell=(scenario == "hell"))
     engine = build_engine(bt, fill_model=fill_model)
     for s in sets:
@@ -172,11 +193,12 @@ def run_bar_backtest(
             order_ttl_ms=int(ttl_ms),
         ),
         ex,
-        ports if ports is not None else default_ports(bt, leverage_override=leverage_override),
+        ports if ports is not None else default_ports(cfg, data, leverage_override=leverage_override),
     )
     engine.add_strategy(agent)
     engine.run()
     report = build_report(agent, bt, scenario, periods_per_year=NS_PER_YEAR / interval_ns)
+    report["signals"] = data.signal_status or "given"
     return BacktestResult(report=report, equity=list(agent.run.equity), agent=agent, engine=engine, fill_model=fill_model)
 
 
@@ -267,6 +289,16 @@ def l2_capture_path(name: str = "binance_usdm_btcusdt_20240808.gz") -> Path:
     return _data_dir("l2_binance_2024-08-08") / name
 
 
+def load_l1(cfg: DolphinConfig, symbol: str = "BTCUSDT", *, max_quotes: int | None = None) -> TickSet:
+    """bookTicker quotes + trades of the ingested L2 capture, from the catalog."""
+    from dolphin.runtime.wiring import ensure_catalog
+
+    bt = cfg.execution.backtest
+    catalog, _written, nautilus_dir = ensure_catalog(cfg)
+    return catalog_ticks(catalog, nautilus_dir, bt.venue, symbol, maker_fee_bps=bt.maker_fee_bps,
+                         taker_fee_bps=bt.taker_fee_bps, tax_bps=bt.tax_bps, max_quotes=max_quotes)  # fmt: skip
+
+
 def run_tick_backtest(
     cfg: DolphinConfig,
     ports: AgentPorts,
@@ -283,14 +315,10 @@ def run_tick_backtest(
     The agent's bars are NautilusTrader INTERNAL bars aggregated from the quotes (mid), so
     simulated time advances in milliseconds and the 200 ms cancel timer is the live one.
     """
-    from dolphin.execution._l2_adapter import load_l2_ticks
-
     ex: ExecutionConfig = cfg.execution
     bt = ex.backtest
     if ticks is None:
-        ticks = load_l2_ticks(
-            l2_capture_path(), "BTCUSDT", maker_fee_bps=bt.maker_fee_bps, taker_fee_bps=bt.taker_fee_bps, tax_bps=bt.tax_bps
-        )
+        ticks = load_l1(cfg)
     engine = build_engine(bt, hell=(scenario == "hell"), fill_model=fill_model, trades=bool(ticks.trades))
     engine.add_instrument(ticks.instrument)
     engine.add_data(ticks.quotes)

@@ -40,27 +40,32 @@ def _backtest(cfg: DolphinConfig, args: argparse.Namespace) -> int:
     with Progress(transient=True) as progress:
         task = progress.add_task("backtest", total=len(scenarios) + 1)
         if args.data in ("l1", "l2"):
-            from dolphin.execution._l2_adapter import load_l2_depth, load_l2_ticks
-            from dolphin.research.backtest import default_ports, l2_capture_path, run_depth_backtest, run_tick_backtest
+            from dolphin.execution._l2_adapter import load_l2_depth
+            from dolphin.research._placeholder_signals import ZMoveSignals
+            from dolphin.research.backtest import l2_capture_path, load_l1, run_depth_backtest, run_tick_backtest
+            from dolphin.runtime.wiring import build_tick_ports
 
             fees = dict(maker_fee_bps=bt.maker_fee_bps, taker_fee_bps=bt.taker_fee_bps, tax_bps=bt.tax_bps)
             if args.data == "l2":
                 depth = load_l2_depth(l2_capture_path(), "BTCUSDT", **fees)
             else:
-                ticks = load_l2_ticks(l2_capture_path(), "BTCUSDT", **fees)
+                ticks = load_l1(cfg)
             progress.advance(task)
             for sc in scenarios:
+                # One asset, no multi-asset scan: the entry candidates are the labelled placeholder.
+                ports = build_tick_ports(cfg, ZMoveSignals(12, 2.5, bt.signal_edge_bps, True)).ports
                 if args.data == "l2":
-                    res = run_depth_backtest(cfg, default_ports(bt), depth=depth, scenario=sc, bar_seconds=args.bar_seconds)
+                    res = run_depth_backtest(cfg, ports, depth=depth, scenario=sc, bar_seconds=args.bar_seconds)
                 else:
-                    res = run_tick_backtest(cfg, default_ports(bt), ticks=ticks, scenario=sc, bar_seconds=args.bar_seconds)
+                    res = run_tick_backtest(cfg, ports, ticks=ticks, scenario=sc, bar_seconds=args.bar_seconds)
+                res.report["signals"] = "placeholder z-move (single-asset capture: no vel_div)"
                 results.append(res)
                 progress.advance(task)
         else:
-            sets = load_bars(bt)
+            data = load_bars(cfg)
             progress.advance(task)
             for sc in scenarios:
-                results.append(run_bar_backtest(cfg, scenario=sc, bar_sets=sets))
+                results.append(run_bar_backtest(cfg, scenario=sc, data=data))
                 progress.advance(task)
     reports = [dict(r.report, config_hash=h) for r in results]
     data = {

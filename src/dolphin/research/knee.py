@@ -26,10 +26,10 @@ def knee_index(ggr: Sequence[float]) -> int:
 
 
 def run_knee(cfg: DolphinConfig, leverages: Sequence[float] = tuple(range(1, 11)), progress=None) -> dict[str, Any]:
-    sets = load_bars(cfg.execution.backtest)
+    data = load_bars(cfg)
     rows = []
     for lev in leverages:
-        r = run_bar_backtest(cfg, bar_sets=sets, leverage_override=float(lev))
+        r = run_bar_backtest(cfg, data=data, leverage_override=float(lev))
         rows.append(
             {"leverage": float(lev), "ggr_annual": r.report["ggr_annual"], "roi": r.report["roi"],
              "max_drawdown": r.report["max_drawdown"], "trades": r.report["trades"]}

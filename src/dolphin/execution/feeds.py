@@ -1,0 +1,104 @@
+"""NautilusTrader data for backtests, read from dolphin's Parquet catalog.
+
+The catalog (``dolphin.data.catalog.Catalog``) is the only source: streams are exported with
+``dolphin.data.nautilus.export_stream`` into a NautilusTrader ``ParquetDataCatalog`` (once; a
+re-ingest that wrote rows re-exports) and read back as NautilusTrader objects. The instrument
+is the exporter's (``instrument_for``: precisions from the data) with the backtest's fees (the
+STT-style tax folded into both fees, as the venue charges it on every fill).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+from nautilus_trader.model.data import Bar, BarType
+from nautilus_trader.model.instruments import CryptoPerpetual
+
+from dolphin.data.catalog import Catalog
+from dolphin.execution.instruments import make_usdm_perp
+
+__all__ = ["BarSet", "TickSet", "catalog_bar_set", "catalog_ticks", "ensure_exported"]
+
+
+@dataclass
+class BarSet:
+    instrument: CryptoPerpetual
+    bar_type: BarType
+    bars: list[Bar]
+
+
+@dataclass
+class TickSet:
+    instrument: CryptoPerpetual
+    quotes: list
+    trades: list
+
+
+def ensure_exported(catalog: Catalog, nautilus_dir: Path, dataset: str, venue: str, symbol: str, *, force: bool = False):
+    """Export one catalog stream to the NautilusTrader catalog unless it is there already."""
+    from dolphin.data.nautilus import bar_type_for, export_stream, instrument_for
+
+    sub = {"trades": "trade_tick", "quotes": "quote_tick", "depth": "order_book_delta"}.get(dataset, "bar")
+    if dataset.startswith("bars_"):
+        ident = str(bar_type_for(instrument_for(venue, symbol, 1, 1).id, dataset))
+    else:
+        ident = str(instrument_for(venue, symbol, 1, 1).id)
+    if force or not (nautilus_dir / "data" / sub / ident).is_dir():
+        export_stream(catalog, nautilus_dir, dataset, venue, symbol)
+
+
+def _instrument(nc, symbol: str, venue: str, *, maker_fee_bps: float, taker_fee_bps: float, tax_bps: float):
+    from dolphin.data.nautilus import instrument_for
+
+    iid = instrument_for(venue, symbol, 1, 1).id
+    found = [i for i in nc.instruments(instrument_ids=[str(iid)])]
+    if not found:
+        raise FileNotFoundError(f"no instrument {iid} in the NautilusTrader catalog")
+    inst = found[-1]
+    return make_usdm_perp(
+        symbol, inst.price_precision, inst.size_precision,
+        maker_fee_bps=maker_fee_bps, taker_fee_bps=taker_fee_bps, tax_bps=tax_bps,
+    )  # fmt: skip
+
+
+def catalog_bar_set(
+    catalog: Catalog, nautilus_dir: Path, dataset: str, venue: str, symbol: str, *,
+    maker_fee_bps: float, taker_fee_bps: float, tax_bps: float = 0.0,
+    start_ns: int | None = None, end_ns: int | None = None, max_bars: int | None = None,
+) -> BarSet:  # fmt: skip
+    """Bars of one symbol (stamped at the bar's close, when it is known) from the catalog."""
+    from dolphin.data.nautilus import bar_type_for, nautilus_catalog
+
+    ensure_exported(catalog, nautilus_dir, dataset, venue, symbol)
+    nc = nautilus_catalog(nautilus_dir)
+    inst = _instrument(nc, symbol, venue, maker_fee_bps=maker_fee_bps, taker_fee_bps=taker_fee_bps, tax_bps=tax_bps)
+    bar_type = bar_type_for(inst.id, dataset)
+    bars = nc.bars(bar_types=[str(bar_type)], start=start_ns, end=end_ns)
+    if max_bars is not None:
+        bars = bars[:max_bars]
+    if not bars:
+        raise FileNotFoundError(f"no {dataset} bars for {venue}/{symbol} in the catalog")
+    return BarSet(inst, bar_type, bars)
+
+
+def catalog_ticks(
+    catalog: Catalog, nautilus_dir: Path, venue: str, symbol: str, *,
+    maker_fee_bps: float, taker_fee_bps: float, tax_bps: float = 0.0, max_quotes: int | None = None,
+) -> TickSet:  # fmt: skip
+    """L1 quotes (bookTicker) and trades of one symbol from the catalog (trades after the last
+    kept quote are dropped, so both streams end together)."""
+    from dolphin.data.nautilus import nautilus_catalog
+
+    ensure_exported(catalog, nautilus_dir, "quotes", venue, symbol)
+    ensure_exported(catalog, nautilus_dir, "trades", venue, symbol)
+    nc = nautilus_catalog(nautilus_dir)
+    inst = _instrument(nc, symbol, venue, maker_fee_bps=maker_fee_bps, taker_fee_bps=taker_fee_bps, tax_bps=tax_bps)
+    quotes = nc.quote_ticks(instrument_ids=[str(inst.id)])
+    if max_quotes is not None:
+        quotes = quotes[:max_quotes]
+    if not quotes:
+        raise FileNotFoundError(f"no quotes for {venue}/{symbol} in the catalog")
+    last = quotes[-1].ts_event
+    trades = [t for t in nc.trade_ticks(instrument_ids=[str(inst.id)]) if t.ts_event <= last]
+    return TickSet(inst, quotes, trades)

@@ -1,0 +1,397 @@
+"""The composition root of the execution plane: real components behind the agent's ports.
+
+``dolphin backtest``, ``dolphin knee`` and ``dolphin live`` build their agent from here:
+
+- :class:`SurvivalRiskView` (``RiskView`` + sensor sink): the real ``dolphin.survival``
+  SurvivalController and AlphaBetSizer. Its clock is the NautilusTrader event time (simulated
+  time in a backtest): every call carries the event's ``ts_ns``, the controller's clock is set to
+  it and ``tick()`` runs once per ``survival.tick_ms`` of that time. Readings come from the run:
+  book age / update jitter (L5, where a book stream exists), slippage drift (L6, realised vs
+  expected fill prices), drawdown (L9, the agent's equity curve) and the order round-trip time
+  (RTT lockdown, submit -> venue acknowledgement as the LatencyModel delays it).
+- :class:`AlphaNevModel`: ``dolphin.alpha.nev.nev_breakdown`` with ``cfg.alpha.nev``.
+- :class:`OracleBarSignals`: ``dolphin.alpha.signals.entry_signals`` (vel_div rule, volatility
+  gate, responsiveness) over the aligned bar panel; vel_div comes from the scanner
+  (:func:`scan_vel_div`, ``dolphin.scan.sonar.Sonar`` run over the same aligned bars).
+- the kill flag: ``FileKillFlag`` on ``cfg.execution.kill_flag_path``.
+
+Layers whose sensors a backtest cannot observe (grid quorum, ledger integrity, MC-Forewarner,
+external and esoteric factors, ACB inputs, scan heartbeat on bars) are left out of a backtest's
+controller by ``execution.backtest.survival_layers`` instead of being fed invented readings.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Mapping, Sequence
+
+import msgspec
+import numpy as np
+
+from dolphin.alpha.config import AlphaConfig, NevConfig
+from dolphin.alpha.features import UpdateClock
+from dolphin.alpha.nev import nev_breakdown
+from dolphin.alpha.signals import SignalReason, entry_signals, vol_threshold_static
+from dolphin.core.config import DolphinConfig
+from dolphin.core.paths import repo_root, sample_data_dir
+from dolphin.execution.agent import AgentPorts
+from dolphin.execution.ports import Candidate, FileKillFlag, KillFlag, MemoryKillFlag, Posture
+from dolphin.survival.clock import ManualClock
+from dolphin.survival.config import SurvivalConfig
+from dolphin.survival.controller import SurvivalController
+from dolphin.survival.layers.builtin import SlippageTracker
+from dolphin.survival.sizer import AlphaBetSizer
+
+__all__ = [
+    "AlphaNevModel",
+    "OracleBarSignals",
+    "ScanUnavailable",
+    "SurvivalRiskView",
+    "backtest_survival_config",
+    "build_bar_ports",
+    "build_tick_ports",
+    "ensure_catalog",
+    "kill_flag_for",
+    "map_posture",
+    "scan_vel_div",
+]
+
+# survival.posture.Posture is APEX=0 .. HIBERNATE=3; execution.ports.Posture is HIBERNATE=0 .. APEX=3.
+_POSTURE_MAP = (Posture.APEX, Posture.STALKER, Posture.TURTLE, Posture.HIBERNATE)
+
+
+def map_posture(survival_posture: int) -> Posture:
+    return _POSTURE_MAP[int(survival_posture)]
+
+
+def _resolve(path: str) -> Path:
+    p = Path(path)
+    return p if p.is_absolute() else repo_root() / p
+
+
+# --------------------------------------------------------------------------- risk view
+
+
+def backtest_survival_config(cfg: DolphinConfig, *, book: bool, leverage_override: float | None = None) -> SurvivalConfig:
+    """The survival config of a backtest: only the layers whose sensors the run observes."""
+    sc = cfg.survival
+    names = set(cfg.execution.backtest.survival_layers)
+    if not book:
+        names.discard("L5_order_book")
+    layers = tuple(spec for spec in sc.layers if spec.name in names)
+    missing = names - {spec.name for spec in layers}
+    if missing:
+        raise KeyError(f"execution.backtest.survival_layers names unknown layers {sorted(missing)}")
+    posture = sc.posture
+    if leverage_override is not None:
+        posture = msgspec.structs.replace(posture, apex_leverage=leverage_override, stalker_leverage=leverage_override)
+    return msgspec.structs.replace(sc, layers=layers, posture=posture)
+
+
+class SurvivalRiskView:
+    """RiskView over the real SurvivalController, driven by NautilusTrader event time."""
+
+    def __init__(self, cfg: SurvivalConfig, *, jitter_alpha: float = 0.05) -> None:
+        self.cfg = cfg
+        self._tick_ns = int(cfg.tick_ms) * 1_000_000
+        self._last_tick_ns = 0
+        self.clock: ManualClock | None = None
+        self.controller: SurvivalController | None = None
+        self.sizer: AlphaBetSizer | None = None
+        self.slippage = SlippageTracker()
+        self.book_clock = UpdateClock(jitter_alpha)
+        self._peak = -math.inf
+        self.readings: dict[str, int] = {}
+        self._idx: dict[str, int] = {}
+
+    def _start(self, ts_ns: int) -> SurvivalController:
+        # The first event defines the start: staleness and the upgrade dwell count from it.
+        self.clock = ManualClock(ts_ns)
+        self.controller = SurvivalController(self.cfg, self.clock)
+        self.sizer = AlphaBetSizer(self.cfg.sizer, self.controller, self.clock)
+        self._idx = dict(self.controller.board.index)
+        self._last_tick_ns = ts_ns
+        self.controller.tick()
+        return self.controller
+
+    # ---- time
+    def advance(self, ts_ns: int) -> SurvivalController:
+        """Move the controller's clock to ``ts_ns`` (never back) and tick once per tick_ms."""
+        ctl = self.controller
+        if ctl is None:
+            return self._start(ts_ns)
+        clock = self.clock
+        if ts_ns > clock.now_ns():
+            clock.set_ns(ts_ns)
+            if ts_ns - self._last_tick_ns >= self._tick_ns:
+                self._last_tick_ns = ts_ns
+                ctl.tick()
+        return ctl
+
+    # ---- RiskView
+    def r_total(self, ts_ns: int) -> float:
+        return self.advance(ts_ns).r_total
+
+    def posture(self, ts_ns: int) -> Posture:
+        return _POSTURE_MAP[self.advance(ts_ns).posture]
+
+    def size_notional(self, capital: float, posture: Posture, r_total: float) -> float:
+        # The sizer reads the controller's own R_total and posture (same values the agent saw).
+        if self.sizer is None:
+            return 0.0
+        return self.sizer.size_entry(capital)
+
+    # ---- sensors (RiskSensors)
+    def _observe(self, name: str, ts_ns: int, value: float) -> None:
+        ctl = self.advance(ts_ns)
+        idx = self._idx.get(name)
+        if idx is None:  # no layer of this run reads the sensor
+            return
+        ctl.observe_idx(idx, value)
+        self.readings[name] = self.readings.get(name, 0) + 1
+
+    def on_equity(self, ts_ns: int, equity: float) -> None:
+        if equity > self._peak:
+            self._peak = equity
+        dd = 1.0 - equity / self._peak if self._peak > 0 else 1.0
+        self._observe("drawdown_frac", ts_ns, max(0.0, dd))
+
+    def on_fill(self, ts_ns: int, side: int, expected_px: float, realised_px: float) -> None:
+        if not (expected_px > 0.0):
+            return
+        drift = self.slippage.on_fill(side, expected_px, realised_px)
+        self._observe("slippage_drift_bps", ts_ns, drift)
+
+    def on_order_rtt(self, ts_ns: int, rtt_ms: float) -> None:
+        self._observe("order_rtt_ms", ts_ns, rtt_ms)
+
+    def on_book_update(self, ts_ns: int) -> None:
+        self.book_clock.on_update(ts_ns)
+        self._observe("book_update", ts_ns, 1.0)
+        j = self.book_clock.jitter_ns
+        if j == j:  # NaN until two intervals were seen
+            self._observe("book_jitter_ms", ts_ns, j / 1e6)
+
+
+# --------------------------------------------------------------------------- NEV
+
+
+@dataclass
+class AlphaNevModel:
+    """NevModel over ``dolphin.alpha.nev.nev_breakdown`` (fees, tax, half spread on taker legs).
+
+    The entry leg's liquidity follows the order (maker quote or taker); the exit leg is
+    ``cfg.exit_liquidity``. A candidate that is not proposed (NEV <= ``min_nev_bps``, or invalid)
+    returns ``min(nev, 0)`` so the agent never sends it; the reasons are counted.
+    """
+
+    cfg: NevConfig
+    reasons: dict[str, int] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        self._maker = msgspec.structs.replace(self.cfg, entry_liquidity="maker")
+        self._taker = msgspec.structs.replace(self.cfg, entry_liquidity="taker")
+
+    def nev_bps(self, candidate: Candidate, *, taker: bool, spread_bps: float) -> float:
+        b = nev_breakdown(candidate.edge_bps, candidate.side, spread_bps=spread_bps, slippage_bps=0.0,
+                          cfg=self._taker if taker else self._maker)  # fmt: skip
+        key = b.reason.name
+        self.reasons[key] = self.reasons.get(key, 0) + 1
+        if b.proposed:
+            return b.nev_bps
+        return min(b.nev_bps, 0.0) if math.isfinite(b.nev_bps) else -math.inf
+
+
+# --------------------------------------------------------------------------- signals
+
+
+class ScanUnavailable(RuntimeError):
+    """The scanner (``dolphin.scan``) is not installed in this build: no vel_div, no signals."""
+
+
+def scan_vel_div(close: np.ndarray, mask: np.ndarray, ts_ns: np.ndarray, cfg: DolphinConfig) -> np.ndarray:
+    """vel_div per bar from the scanner run over the aligned panel (N assets x T bars).
+
+    Raises :class:`ScanUnavailable` when ``dolphin.scan`` has no Sonar yet.
+    """
+    try:
+        from dolphin.scan.sonar import Sonar
+    except ImportError as exc:  # the scan plane is merged separately
+        raise ScanUnavailable(f"dolphin.scan.sonar is not available ({exc}); no vel_div, no Oracle signals") from exc
+    scfg = getattr(cfg, "scan", None)
+    if scfg is None:
+        from dolphin.scan.config import ScanConfig
+
+        scfg = ScanConfig()
+    # vel_div needs only the signal path (lambda_max and its velocities).
+    scfg = msgspec.structs.replace(scfg, full_spectrum=False)
+    n, t_n = close.shape
+    sonar = Sonar(n, scfg)
+    out = np.full(t_n, np.nan)
+    closes_tn = np.ascontiguousarray(close.T)
+    mask_tn = np.ascontiguousarray(mask.T)
+    for t in range(t_n):
+        out[t] = sonar.update(int(ts_ns[t]), closes_tn[t], mask_tn[t]).vel_div
+    return out
+
+
+class OracleBarSignals:
+    """SignalSource: the Oracle's entry rules over an aligned bar panel, looked up per bar.
+
+    ``direction/strength`` are ``entry_signals`` outputs (T, N); a bar of asset n closing at
+    ``ts`` is column ``(ts - bar_ns - ts0) / bar_ns``. Every rule is trailing (no look-ahead),
+    so computing the panel once equals computing it bar by bar. ``edge_bps`` =
+    ``edge_scale_bps x strength`` (a configured scale, not a fitted estimate).
+    """
+
+    def __init__(
+        self, columns: Mapping[str, int], ts0_ns: int, bar_ns: int,
+        direction: np.ndarray, strength: np.ndarray, reason: np.ndarray, edge_scale_bps: float,
+    ) -> None:  # fmt: skip
+        self.col = dict(columns)
+        self.ts0 = ts0_ns
+        self.bar_ns = bar_ns
+        self.direction = direction
+        self.strength = strength
+        self.reason = reason
+        self.edge_scale_bps = edge_scale_bps
+        self.emitted = 0
+
+    @classmethod
+    def from_panel(
+        cls, close: np.ndarray, mask: np.ndarray, ts_ns: np.ndarray, bar_ns: int, symbols: Sequence[str],
+        traded: Mapping[str, str], vel_div: np.ndarray, acfg: AlphaConfig, *, btc_symbol: str,
+        edge_scale_bps: float, calibration_bars: int = 0,
+    ) -> "OracleBarSignals":  # fmt: skip
+        """``symbols`` name the panel's rows (the scan universe); ``traded`` maps the traded
+        instrument ids to their symbols. In the static volatility-gate mode the threshold is
+        calibrated on the first ``calibration_bars`` bars, which then propose nothing (no
+        look-ahead)."""
+        with np.errstate(invalid="ignore", divide="ignore"):
+            r = np.diff(np.log(close), axis=1)
+        r = np.where(mask[:, 1:] & mask[:, :-1], r, np.nan)
+        rets = np.concatenate([np.full((close.shape[0], 1), np.nan), r], axis=1).T  # (T, N)
+        b = list(symbols).index(btc_symbol)
+        sc = acfg.signal
+        static = None
+        if sc.vol_gate_mode == "static":
+            static = vol_threshold_static(rets[:calibration_bars, b], window_bars=sc.vol_window_bars,
+                                          percentile=sc.vol_percentile)  # fmt: skip
+        d, s, _resp, reason = entry_signals(vel_div, rets[:, b], rets, sc, static_vol_threshold=static)
+        if static is not None:
+            d[:calibration_bars] = 0
+            s[:calibration_bars] = 0.0
+            reason[:calibration_bars] = SignalReason.NO_SIGNAL
+        cols = {iid: list(symbols).index(sym) for iid, sym in traded.items()}
+        return cls(cols, int(ts_ns[0]), bar_ns, d, s, reason, edge_scale_bps)
+
+    def reason_counts(self) -> dict[str, int]:
+        vals, counts = np.unique(self.reason, return_counts=True)
+        return {SignalReason(int(v)).name: int(c) for v, c in zip(vals, counts)}
+
+    def on_bar(self, instrument_id: str, ts_ns: int, open_: float, high: float, low: float, close: float,
+               volume: float) -> Sequence[Candidate]:  # fmt: skip
+        n = self.col.get(instrument_id)
+        if n is None:
+            return ()
+        t = (ts_ns - self.bar_ns - self.ts0) // self.bar_ns
+        if t < 0 or t >= self.direction.shape[0]:
+            return ()
+        d = int(self.direction[t, n])
+        if d == 0:
+            return ()
+        st = float(self.strength[t, n])
+        self.emitted += 1
+        return (Candidate(instrument_id, d, ts_ns, self.edge_scale_bps * st, st, "vel_div"),)
+
+
+class NoSignals:
+    """SignalSource that proposes nothing (used, and reported, when the scanner is absent)."""
+
+    def __init__(self, why: str) -> None:
+        self.why = why
+
+    def on_bar(self, *args) -> Sequence[Candidate]:
+        return ()
+
+
+# --------------------------------------------------------------------------- data
+
+
+def ensure_catalog(cfg: DolphinConfig):
+    """The configured catalog with the shipped sample ingested (idempotent). Returns
+    (catalog, rows written now, NautilusTrader catalog folder)."""
+    from rich.console import Console
+
+    from dolphin.data.catalog import Catalog
+    from dolphin.data.commands import ingest_with_progress
+
+    catalog = Catalog(_resolve(cfg.data.catalog_dir), row_group_size=cfg.data.row_group_size)
+    nautilus_dir = _resolve(cfg.execution.backtest.nautilus_dir)
+    marker = nautilus_dir / ".sample_ingested"
+    written = 0
+    if not marker.is_file() or not catalog.datasets():
+        sample = sample_data_dir()
+        paths = [p for p in sorted(sample.iterdir()) if p.is_dir() or p.name.endswith((".csv", ".csv.gz", ".zip"))]
+        reports = ingest_with_progress(catalog, paths, _resolve(cfg.data.quarantine_dir), Console(quiet=True),
+                                       gap_tolerance_bars=cfg.data.gap_tolerance_bars)  # fmt: skip
+        written = sum(r.rows_written for r in reports)
+        if written and nautilus_dir.is_dir():
+            import shutil
+
+            shutil.rmtree(nautilus_dir / "data", ignore_errors=True)  # stale exports
+        nautilus_dir.mkdir(parents=True, exist_ok=True)
+        marker.write_text("sample ingested\n")
+    return catalog, written, nautilus_dir
+
+
+def kill_flag_for(cfg: DolphinConfig, *, live: bool) -> KillFlag:
+    """The global kill flag: the shared file in paper/live; in a backtest too when it exists."""
+    path = _resolve(cfg.execution.kill_flag_path)
+    if live or path.is_file():
+        return FileKillFlag(path)
+    return MemoryKillFlag()
+
+
+# --------------------------------------------------------------------------- ports
+
+
+@dataclass
+class BarWiring:
+    ports: AgentPorts
+    risk: SurvivalRiskView
+    nev: AlphaNevModel
+    signal_status: str
+
+
+def build_bar_ports(
+    cfg: DolphinConfig, close: np.ndarray, mask: np.ndarray, ts_ns: np.ndarray, bar_ns: int,
+    symbols: Sequence[str], traded: Mapping[str, str], *, leverage_override: float | None = None,
+    kill: KillFlag | None = None, vel_div: np.ndarray | None = None,
+) -> BarWiring:  # fmt: skip
+    """Real ports for a bar backtest over an aligned panel (N x T) of the scan universe ``symbols``;
+    ``traded`` maps the traded instrument ids to their symbols."""
+    bt = cfg.execution.backtest
+    risk = SurvivalRiskView(backtest_survival_config(cfg, book=False, leverage_override=leverage_override))
+    nev = AlphaNevModel(cfg.alpha.nev)
+    try:
+        vd = vel_div if vel_div is not None else scan_vel_div(close, mask, ts_ns, cfg)
+        signals = OracleBarSignals.from_panel(
+            close, mask, ts_ns, bar_ns, symbols, traded, vd, cfg.alpha,
+            btc_symbol=bt.btc_symbol, edge_scale_bps=bt.signal_edge_bps, calibration_bars=bt.vol_calibration_bars,
+        )  # fmt: skip
+        status = "oracle"
+    except ScanUnavailable as exc:
+        signals, status = NoSignals(str(exc)), f"none: {exc}"
+    ports = AgentPorts(risk=risk, signals=signals, nev=nev, kill=kill or kill_flag_for(cfg, live=False), sensors=risk)
+    return BarWiring(ports, risk, nev, status)
+
+
+def build_tick_ports(cfg: DolphinConfig, signals, *, kill: KillFlag | None = None, book: bool = True) -> BarWiring:
+    """Real risk view, NEV and kill flag around a given signal source (L1 / L2 runs)."""
+    risk = SurvivalRiskView(backtest_survival_config(cfg, book=book))
+    nev = AlphaNevModel(cfg.alpha.nev)
+    ports = AgentPorts(risk=risk, signals=signals, nev=nev, kill=kill or kill_flag_for(cfg, live=False), sensors=risk)
+    return BarWiring(ports, risk, nev, "given")
