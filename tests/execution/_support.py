@@ -18,7 +18,7 @@ from nautilus_trader.model.events import (
 )
 
 from dolphin.core.config import DolphinConfig, load_config
-from dolphin.execution._l2_adapter import TickSet, load_l2_ticks
+from dolphin.execution.feeds import TickSet
 from dolphin.execution.ports import Candidate
 
 L2_SYMBOL = "BTCUSDT"
@@ -26,10 +26,10 @@ L2_SYMBOL = "BTCUSDT"
 
 @lru_cache(maxsize=1)
 def l2_ticks(max_quotes: int | None = 40_000) -> TickSet:
-    """Real Binance USDT-M BTCUSDT bookTicker quotes + trades from the 2024-08-08 L2 capture."""
-    from dolphin.research.backtest import l2_capture_path
+    """Real Binance USDT-M BTCUSDT bookTicker quotes + trades of the 2024-08-08 L2 capture (catalog)."""
+    from dolphin.research.backtest import load_l1
 
-    return load_l2_ticks(l2_capture_path(), L2_SYMBOL, maker_fee_bps=2.0, taker_fee_bps=5.0, max_quotes=max_quotes)
+    return load_l1(load_config(environ={}), L2_SYMBOL, max_quotes=max_quotes)
 
 
 def cfg_with(**sections: dict[str, Any]) -> DolphinConfig:

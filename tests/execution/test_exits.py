@@ -8,10 +8,9 @@ from __future__ import annotations
 
 import pytest
 
-from dolphin.execution._bars_adapter import load_bar_set
 from dolphin.execution.agent import AgentPorts
 from dolphin.execution.ports import FixedMicrostructure, FixedRiskView, MemoryKillFlag, Posture, SimpleNevModel
-from dolphin.research.backtest import _data_dir, run_bar_backtest
+from dolphin.research.backtest import load_bars, run_bar_backtest
 
 from ._support import OneShot, cfg_with
 
@@ -20,8 +19,7 @@ FAR = 50_000.0  # bps: out of reach on this data
 
 @pytest.fixture(scope="module")
 def btc_bars():
-    path = _data_dir("binance_usdm_5m_2023-07") / "BTCUSDT.csv.gz"
-    return [load_bar_set(path, 5, maker_fee_bps=2.0, taker_fee_bps=5.0, max_rows=1_200)]
+    return load_bars(cfg_with(backtest={"symbols": ["BTCUSDT"]}), max_bars=1_200)
 
 
 CASES = {
@@ -38,14 +36,14 @@ EXPECTED_BARS = {"max_hold": 10, "book_contradicts": 60, "favourable_max_hold": 
 def test_each_exit_rule_fires_and_closes_the_position(rule, btc_bars):
     exits, wobi = CASES[rule]
     cfg = cfg_with(exits=exits)
-    entry_ts = btc_bars[0].bars[300].ts_event
+    entry_ts = btc_bars.sets[0].bars[300].ts_event
     # TURTLE right after the entry: exits must still be allowed.
     risk = FixedRiskView(Posture.STALKER, schedule=((entry_ts + 3 * 300_000_000_000, Posture.TURTLE),))
     ports = AgentPorts(
         risk=risk, signals=OneShot(at=300), nev=SimpleNevModel(), kill=MemoryKillFlag(),
         micro=FixedMicrostructure(fixed_wobi=wobi, fixed_confidence=0.5),
     )
-    res = run_bar_backtest(cfg, bar_sets=btc_bars, ports=ports)
+    res = run_bar_backtest(cfg, data=btc_bars, ports=ports)
     signals = [e for e in res.agent.run.events if e["kind"] == "exit_signal"]
     assert len(signals) == 1
     sig = signals[0]

@@ -1,7 +1,8 @@
 """`dolphin backtest` / HELL / knee / live gate on real BacktestEngine runs over real bars.
 
-Data: the configured bar dataset (data/sample when shipped, else the shared Binance USDT-M
-5-minute perps of July 2023), first rows only where noted to keep the suite fast.
+Data: the shipped Binance USDT-M 5-minute perps of July 2023, ingested into the catalog and read
+from it. The agent's ports are the composition root's real ones (survival controller, Oracle
+signals on the scanner's vel_div, Oracle NEV).
 """
 
 from __future__ import annotations
@@ -29,12 +30,12 @@ def cfg():
 
 @pytest.fixture(scope="module")
 def bar_sets(cfg):
-    return load_bars(cfg.execution.backtest)
+    return load_bars(cfg)
 
 
 def test_report_is_reproducible_bit_for_bit_with_a_fixed_seed(cfg, bar_sets):
-    a = run_bar_backtest(cfg, bar_sets=bar_sets)
-    b = run_bar_backtest(cfg, bar_sets=bar_sets)
+    a = run_bar_backtest(cfg, data=bar_sets)
+    b = run_bar_backtest(cfg, data=bar_sets)
     assert report_json(a.report) == report_json(b.report)
     assert a.equity == b.equity
     r = a.report
@@ -53,14 +54,14 @@ def test_a_different_seed_changes_the_fill_model_draws(cfg, bar_sets):
     other = msgspec.structs.replace(
         cfg, execution=msgspec.structs.replace(
             cfg.execution, backtest=msgspec.structs.replace(cfg.execution.backtest, seed=7)))
-    a = run_bar_backtest(cfg, bar_sets=bar_sets)
-    b = run_bar_backtest(other, bar_sets=bar_sets)
+    a = run_bar_backtest(cfg, data=bar_sets)
+    b = run_bar_backtest(other, data=bar_sets)
     assert report_json(a.report) != report_json(b.report)
 
 
 def test_hell_scenario_runs_side_by_side_with_lower_fills(cfg, bar_sets, tmp_path):
-    nominal = run_bar_backtest(cfg, bar_sets=bar_sets)
-    hell = run_bar_backtest(cfg, bar_sets=bar_sets, scenario="hell")
+    nominal = run_bar_backtest(cfg, data=bar_sets)
+    hell = run_bar_backtest(cfg, data=bar_sets, scenario="hell")
     assert hell.report["scenario"] == "hell"
     assert hell.report["fill_rate_entry"] < nominal.report["fill_rate_entry"]
     assert hell.report["fill_rate_exit"] < nominal.report["fill_rate_exit"]

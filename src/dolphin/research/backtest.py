@@ -75,6 +75,13 @@ class BarData:
 
 def load_bars(cfg: DolphinConfig, *, max_bars: int | None = None) -> BarData:
     """The configured symbols' bars from the catalog (the shipped sample is ingested if missing)."""
+    from dolphin.runtime.wiring import catalog_lock
+
+    with catalog_lock(cfg):
+        return _load_bars(cfg, max_bars)
+
+
+def _load_bars(cfg: DolphinConfig, max_bars: int | None) -> BarData:
     from dolphin.data.align import align_bars
     from dolphin.runtime.wiring import ensure_catalog
 
@@ -291,11 +298,12 @@ def l2_capture_path(name: str = "binance_usdm_btcusdt_20240808.gz") -> Path:
 
 def load_l1(cfg: DolphinConfig, symbol: str = "BTCUSDT", *, max_quotes: int | None = None) -> TickSet:
     """bookTicker quotes + trades of the ingested L2 capture, from the catalog."""
-    from dolphin.runtime.wiring import ensure_catalog
+    from dolphin.runtime.wiring import catalog_lock, ensure_catalog
 
     bt = cfg.execution.backtest
-    catalog, _written, nautilus_dir = ensure_catalog(cfg)
-    return catalog_ticks(catalog, nautilus_dir, bt.venue, symbol, maker_fee_bps=bt.maker_fee_bps,
+    with catalog_lock(cfg):
+        catalog, _written, nautilus_dir = ensure_catalog(cfg)
+        return catalog_ticks(catalog, nautilus_dir, bt.venue, symbol, maker_fee_bps=bt.maker_fee_bps,
                          taker_fee_bps=bt.taker_fee_bps, tax_bps=bt.tax_bps, max_quotes=max_quotes)  # fmt: skip
 
 

@@ -23,9 +23,10 @@ controller by ``execution.backtest.survival_layers`` instead of being fed invent
 from __future__ import annotations
 
 import math
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Mapping, Sequence
+from typing import Iterator, Mapping, Sequence
 
 import msgspec
 import numpy as np
@@ -52,6 +53,7 @@ __all__ = [
     "backtest_survival_config",
     "build_bar_ports",
     "build_tick_ports",
+    "catalog_lock",
     "ensure_catalog",
     "kill_flag_for",
     "map_posture",
@@ -90,11 +92,22 @@ def backtest_survival_config(cfg: DolphinConfig, *, book: bool, leverage_overrid
     return msgspec.structs.replace(sc, layers=layers, posture=posture)
 
 
+def backtest_rtt_ms(cfg: DolphinConfig) -> float:
+    """The order round trip of a backtest: NautilusTrader's LatencyModel delays each command to
+    the simulated venue by ``latency_ms`` and returns its events at once."""
+    return float(cfg.execution.backtest.latency_ms)
+
+
 class SurvivalRiskView:
     """RiskView over the real SurvivalController, driven by NautilusTrader event time."""
 
-    def __init__(self, cfg: SurvivalConfig, *, jitter_alpha: float = 0.05) -> None:
+    def __init__(self, cfg: SurvivalConfig, *, jitter_alpha: float = 0.05, rtt_model_ms: float | None = None) -> None:
+        """``rtt_model_ms``: in a backtest, the LatencyModel's round trip, fed on every order
+        acknowledgement instead of the measured submit -> ack time (the simulated venue handles
+        commands at its next data event, so that time measures data spacing, not the network)."""
         self.cfg = cfg
+        self.rtt_model_ms = rtt_model_ms
+        self.rtt_measured_max_ms = 0.0
         self._tick_ns = int(cfg.tick_ms) * 1_000_000
         self._last_tick_ns = 0
         self.clock: ManualClock | None = None
@@ -165,7 +178,9 @@ class SurvivalRiskView:
         self._observe("slippage_drift_bps", ts_ns, drift)
 
     def on_order_rtt(self, ts_ns: int, rtt_ms: float) -> None:
-        self._observe("order_rtt_ms", ts_ns, rtt_ms)
+        if rtt_ms > self.rtt_measured_max_ms:
+            self.rtt_measured_max_ms = rtt_ms
+        self._observe("order_rtt_ms", ts_ns, rtt_ms if self.rtt_model_ms is None else self.rtt_model_ms)
 
     def on_book_update(self, ts_ns: int) -> None:
         self.book_clock.on_update(ts_ns)
@@ -320,6 +335,22 @@ class NoSignals:
 # --------------------------------------------------------------------------- data
 
 
+@contextmanager
+def catalog_lock(cfg: DolphinConfig) -> Iterator[None]:
+    """An exclusive lock around ingest + export + read (parallel test workers and commands
+    share the repository's catalog; an export replaces folders another reader may be reading)."""
+    import fcntl
+
+    path = _resolve(cfg.execution.backtest.nautilus_dir)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path.parent / f".{path.name}.lock", "w") as fh:
+        fcntl.flock(fh, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(fh, fcntl.LOCK_UN)
+
+
 def ensure_catalog(cfg: DolphinConfig):
     """The configured catalog with the shipped sample ingested (idempotent). Returns
     (catalog, rows written now, NautilusTrader catalog folder)."""
@@ -374,7 +405,8 @@ def build_bar_ports(
     """Real ports for a bar backtest over an aligned panel (N x T) of the scan universe ``symbols``;
     ``traded`` maps the traded instrument ids to their symbols."""
     bt = cfg.execution.backtest
-    risk = SurvivalRiskView(backtest_survival_config(cfg, book=False, leverage_override=leverage_override))
+    risk = SurvivalRiskView(backtest_survival_config(cfg, book=False, leverage_override=leverage_override),
+                            rtt_model_ms=backtest_rtt_ms(cfg))
     nev = AlphaNevModel(cfg.alpha.nev)
     try:
         vd = vel_div if vel_div is not None else scan_vel_div(close, mask, ts_ns, cfg)
@@ -391,7 +423,7 @@ def build_bar_ports(
 
 def build_tick_ports(cfg: DolphinConfig, signals, *, kill: KillFlag | None = None, book: bool = True) -> BarWiring:
     """Real risk view, NEV and kill flag around a given signal source (L1 / L2 runs)."""
-    risk = SurvivalRiskView(backtest_survival_config(cfg, book=book))
+    risk = SurvivalRiskView(backtest_survival_config(cfg, book=book), rtt_model_ms=backtest_rtt_ms(cfg))
     nev = AlphaNevModel(cfg.alpha.nev)
     ports = AgentPorts(risk=risk, signals=signals, nev=nev, kill=kill or kill_flag_for(cfg, live=False), sensors=risk)
     return BarWiring(ports, risk, nev, "given")

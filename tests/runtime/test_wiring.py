@@ -1,0 +1,221 @@
+"""The composition root (`dolphin.runtime.wiring`) on real BacktestEngine runs over real data.
+
+Data: the shipped Binance USDT-M BTCUSDT L2 capture of 2024-08-08 (bookTicker quotes + trades)
+and the shipped 5-minute perps of July 2023, both ingested into the catalog and read from it.
+Entry candidates are scripted where the test is about risk or NEV (the signal source is an
+injected port); the survival controller, the NEV model and NautilusTrader are the real ones.
+"""
+
+from __future__ import annotations
+
+import math
+
+import msgspec
+import numpy as np
+import pytest
+
+from dolphin.alpha.nev import nev_breakdown
+from dolphin.alpha.signals import entry_signals
+from dolphin.core.config import load_config
+from dolphin.execution.agent import AgentPorts
+from dolphin.execution.feeds import TickSet
+from dolphin.execution.ports import Candidate, FileKillFlag, MemoryKillFlag, Posture
+from dolphin.research.backtest import load_bars, load_l1, run_bar_backtest, run_tick_backtest
+from dolphin.runtime.wiring import (
+    AlphaNevModel,
+    OracleBarSignals,
+    ScanUnavailable,
+    SurvivalRiskView,
+    backtest_survival_config,
+    build_tick_ports,
+    kill_flag_for,
+    map_posture,
+    scan_vel_div,
+)
+from dolphin.survival.posture import Posture as SurvivalPosture
+
+from tests.execution._support import EveryNBars
+
+NS = 1_000_000_000
+
+
+@pytest.fixture(scope="module")
+def cfg():
+    return load_config(environ={})
+
+
+@pytest.fixture(scope="module")
+def l1(cfg):
+    return load_l1(cfg)
+
+
+def _entries(engine):
+    return sorted(o.ts_init for o in engine.cache.orders() if not o.is_reduce_only)
+
+
+def _postures(risk: SurvivalRiskView):
+    return [(e.ts_ns, e.old, e.new, e.reason) for e in risk.controller.log.of_kind("posture")]
+
+
+def test_posture_enums_map_by_name():
+    for p in SurvivalPosture:
+        assert map_posture(int(p)).name == p.name
+
+
+def test_a_stale_book_pushes_the_posture_down_and_the_agent_stops_entering(cfg, l1):
+    t0 = l1.quotes[0].ts_event
+    gap = (t0 + 200 * NS, t0 + 230 * NS)  # 30 s without book updates, 200 s into the capture
+    quotes = [q for q in l1.quotes if not gap[0] <= q.ts_event < gap[1]]
+    runs = {}
+    for label, qs in (("intact", l1.quotes), ("stale", quotes)):
+        w = build_tick_ports(cfg, EveryNBars(n=10, edge_bps=30.0))
+        res = run_tick_backtest(cfg, w.ports, ticks=TickSet(l1.instrument, qs, l1.trades))
+        runs[label] = (w, res)
+    w, res = runs["stale"]
+    moves = _postures(w.risk)
+    # Start in HIBERNATE, climb with the upgrade dwell, reach an entry posture before the gap.
+    assert moves[0][1] == "HIBERNATE"
+    assert any(new in ("STALKER", "APEX") and ts < gap[0] for ts, _, new, _ in moves)
+    # Inside the gap the book age crosses L5's span: R_total falls and L5 caps the posture at TURTLE.
+    drops = [(ts, new, why) for ts, old, new, why in moves if gap[0] <= ts < gap[1] and new in ("TURTLE", "HIBERNATE")]
+    assert drops, moves
+    t_drop = drops[0][0]
+    assert any("L5_order_book" in why or "R_total" in why for _, _, why in drops)
+    assert w.risk.controller.layer_multipliers()["L5_order_book"] < 0.6
+    entries = _entries(res.engine)
+    assert any(t < gap[0] for t in entries)
+    assert not [t for t in entries if t >= t_drop]  # slow recovery: no entry for the rest of the run
+    assert res.agent.run.counters["entry_blocked_posture"] > runs["intact"][1].agent.run.counters.get("entry_blocked_posture", 0)
+    # The intact book never leaves the entry postures once reached.
+    intact = _postures(runs["intact"][0].risk)
+    assert [m for m in intact if m[2] in ("TURTLE", "HIBERNATE") and m[1] in ("STALKER", "APEX")] == []
+    assert runs["intact"][0].risk.readings["book_update"] == len(l1.quotes)
+
+
+def test_drawdown_from_the_portfolio_drives_the_capital_layer(cfg):
+    # A tight capital sigmoid (midpoint 0.1 % drawdown) over the real equity curve of a losing
+    # scripted strategy on real bars: the L9 reading is the agent's own drawdown.
+    layers = tuple(
+        msgspec.structs.replace(s, options={"steepness": 3000.0, "midpoint_frac": 0.001}, deadbands={"drawdown_frac": 0.0})
+        if s.name == "L9_drawdown" else s
+        for s in cfg.survival.layers
+    )  # fmt: skip
+    tight = msgspec.structs.replace(cfg, survival=msgspec.structs.replace(cfg.survival, layers=layers))
+    data = load_bars(load_config(environ={}, overrides={"execution": {"backtest": {"symbols": ["BTCUSDT"]}}}), max_bars=1500)
+    risk = SurvivalRiskView(backtest_survival_config(tight, book=False), rtt_model_ms=5.0)
+    ports = AgentPorts(risk=risk, signals=EveryNBars(n=3, side=-1, edge_bps=40.0), nev=AlphaNevModel(cfg.alpha.nev),
+                       kill=MemoryKillFlag(), sensors=risk)  # fmt: skip
+    res = run_bar_backtest(cfg, data=data, ports=ports)
+    eq = np.array([e for _, e in res.agent.run.equity])
+    peak = np.maximum.accumulate(eq)
+    dd = 1.0 - eq / peak
+    assert risk.readings["drawdown_frac"] == len(eq)
+    assert risk.controller.board.values[risk.controller.sensor_index("drawdown_frac")] == pytest.approx(dd[-1])
+    assert dd.max() > 0.002  # the scripted shorts lose more than twice the midpoint on this data
+    moves = _postures(risk)
+    downs = [m for m in moves if m[1] in ("APEX", "STALKER") and m[2] in ("TURTLE", "HIBERNATE")]
+    assert downs, moves
+    t_down = downs[0][0]
+    # No entry while the posture is below STALKER: find the intervals from the event log.
+    state, changes = "HIBERNATE", []
+    for ts, _old, new, _why in moves:
+        changes.append((ts, new))
+    def posture_at(ts):
+        p = "HIBERNATE"
+        for t, new in changes:
+            if t <= ts:
+                p = new
+        return p
+    entries = _entries(res.engine)
+    assert entries and all(posture_at(t) in ("STALKER", "APEX") for t in entries)
+    assert res.agent.run.counters["entry_blocked_posture"] > 0
+    assert any(t < t_down for t in entries)
+
+
+@pytest.mark.parametrize("tax_bps", [0.0, 3.0])
+def test_alpha_nev_model_is_the_oracle_breakdown(cfg, tax_bps):
+    nev_cfg = msgspec.structs.replace(cfg.alpha.nev, fees=msgspec.structs.replace(cfg.alpha.nev.fees, tax_bps=tax_bps, tax_side="both"))
+    model = AlphaNevModel(nev_cfg)
+    for edge, side, spread, taker in [(30.0, -1, 1.0, False), (8.0, 1, 2.0, True), (3.0, -1, 0.5, False)]:
+        got = model.nev_bps(Candidate("X", side, 0, edge), taker=taker, spread_bps=spread)
+        ref = nev_breakdown(edge, side, spread_bps=spread, slippage_bps=0.0,
+                            cfg=msgspec.structs.replace(nev_cfg, entry_liquidity="taker" if taker else "maker"))  # fmt: skip
+        assert got == (ref.nev_bps if ref.proposed else min(ref.nev_bps, 0.0))
+    assert model.reasons.get("NEV_NON_POSITIVE", 0) >= 1
+
+
+def test_real_nev_rejects_negative_nev_orders_in_a_backtest(cfg, l1):
+    # Maker entry 2 bps + taker exit 5 bps: an edge of 5 bps is negative after fees, 30 is not.
+    counts = {}
+    for edge in (5.0, 30.0):
+        w = build_tick_ports(cfg, EveryNBars(n=10, edge_bps=edge))
+        res = run_tick_backtest(cfg, w.ports, ticks=l1)
+        counts[edge] = (res.agent.run.counters, len(_entries(res.engine)), dict(w.nev.reasons))
+    c, n, reasons = counts[5.0]
+    assert n == 0 and c["entry_nev_negative"] > 0 and reasons["NEV_NON_POSITIVE"] == c["entry_nev_negative"]
+    c, n, reasons = counts[30.0]
+    assert n > 0 and c.get("entry_nev_negative", 0) == 0 and "NEV_NON_POSITIVE" not in reasons
+
+
+def test_kill_flag_is_the_configured_file(cfg, tmp_path):
+    c = load_config(environ={}, overrides={"execution": {"kill_flag_path": str(tmp_path / "run" / "kill.flag")}})
+    flag = kill_flag_for(c, live=True)
+    assert isinstance(flag, FileKillFlag) and flag.path == tmp_path / "run" / "kill.flag"
+    other = FileKillFlag(tmp_path / "run" / "kill.flag")  # another process's view of the same byte
+    assert not flag.is_raised()
+    other.raise_()
+    assert flag.is_raised()
+    # A backtest uses the file only when it exists (a raised flag stops a backtest too).
+    assert isinstance(kill_flag_for(c, live=False), FileKillFlag)
+    c2 = load_config(environ={}, overrides={"execution": {"kill_flag_path": str(tmp_path / "none" / "k.flag")}})
+    assert isinstance(kill_flag_for(c2, live=False), MemoryKillFlag)
+
+
+def test_oracle_bar_signals_are_entry_signals_looked_up_by_bar_close(cfg):
+    data = load_bars(cfg)
+    # Generated vel_div (this test is about the lookup, not the scanner): a sine crossing the
+    # short threshold.
+    t_n = data.close.shape[1]
+    vel_div = 0.05 * np.sin(np.arange(t_n) / 20.0)
+    traded = {str(s.instrument.id): str(s.instrument.raw_symbol) for s in data.sets}
+    acfg = msgspec.structs.replace(cfg.alpha, signal=msgspec.structs.replace(cfg.alpha.signal, vol_gate_mode="rolling"))
+    sig = OracleBarSignals.from_panel(data.close, data.mask, data.ts_ns, data.bar_ns, data.symbols, traded, vel_div,
+                                      acfg, btc_symbol="BTCUSDT", edge_scale_bps=25.0)  # fmt: skip
+    with np.errstate(invalid="ignore", divide="ignore"):
+        r = np.diff(np.log(data.close), axis=1)
+    r = np.where(data.mask[:, 1:] & data.mask[:, :-1], r, np.nan)
+    rets = np.concatenate([np.full((r.shape[0], 1), np.nan), r], axis=1).T
+    d, s, _resp, _why = entry_signals(vel_div, rets[:, data.symbols.index("BTCUSDT")], rets, acfg.signal)
+    seen = 0
+    for bs in data.sets:
+        iid = str(bs.instrument.id)
+        n = data.symbols.index(str(bs.instrument.raw_symbol))
+        for bar in bs.bars:
+            t = (bar.ts_event - data.bar_ns - int(data.ts_ns[0])) // data.bar_ns
+            out = sig.on_bar(iid, bar.ts_event, 0, 0, 0, 0, 0)
+            if d[t, n] != 0:
+                assert len(out) == 1 and out[0].side == d[t, n] and out[0].edge_bps == pytest.approx(25.0 * s[t, n])
+                seen += 1
+            else:
+                assert out == ()
+    assert seen > 0
+
+
+def test_scan_vel_div_is_the_scanners_or_says_why_not(cfg):
+    data = load_bars(cfg, max_bars=400)
+    try:
+        from dolphin.scan.sonar import Sonar
+    except ImportError:
+        with pytest.raises(ScanUnavailable, match="dolphin.scan"):
+            scan_vel_div(data.close, data.mask, data.ts_ns, cfg)
+        return
+    vd = scan_vel_div(data.close, data.mask, data.ts_ns, cfg)
+    assert vd.shape == (data.close.shape[1],)
+    assert np.isfinite(vd).sum() > 0
+    from dolphin.scan.config import ScanConfig
+
+    scfg = getattr(cfg, "scan", None) or ScanConfig()
+    sonar = Sonar(data.close.shape[0], msgspec.structs.replace(scfg, full_spectrum=False))
+    ref = [sonar.update(int(data.ts_ns[t]), data.close[:, t].copy(), data.mask[:, t].copy()).vel_div for t in range(len(vd))]
+    assert np.array_equal(np.nan_to_num(vd, nan=-9.0), np.nan_to_num(np.array(ref), nan=-9.0))
+    assert not math.isnan(vd[-1])
