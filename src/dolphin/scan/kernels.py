@@ -223,19 +223,122 @@ def corr_matvec(
 
 
 @nb.njit(cache=True)
-def _tridiag_top2(alpha: np.ndarray, beta: np.ndarray, m: int) -> tuple[float, float, float, float]:
-    """(theta1, theta2, |s1[last]|, |s2[last]|) of the m x m Lanczos tridiagonal."""
-    t = np.zeros((m, m))
+def _sturm_below(alpha: np.ndarray, beta: np.ndarray, m: int, x: float) -> int:
+    """Number of eigenvalues of the m x m tridiagonal (alpha, beta) strictly below x (Sturm count)."""
+    cnt = 0
+    dv = alpha[0] - x
+    if dv == 0.0:
+        dv = -1e-300
+    if dv < 0.0:
+        cnt += 1
+    for i in range(1, m):
+        dv = alpha[i] - x - beta[i - 1] * beta[i - 1] / dv
+        if dv == 0.0:
+            dv = -1e-300
+        if dv < 0.0:
+            cnt += 1
+    return cnt
+
+
+@nb.njit(cache=True)
+def _tridiag_eig_k(alpha: np.ndarray, beta: np.ndarray, m: int, k: int) -> float:
+    """The k-th largest eigenvalue (k = 1 is the largest) of the m x m tridiagonal, by bisection."""
+    lo = np.inf
+    hi = -np.inf
     for i in range(m):
-        t[i, i] = alpha[i]
+        r = 0.0
+        if i > 0:
+            r += abs(beta[i - 1])
         if i + 1 < m:
-            t[i, i + 1] = beta[i]
-            t[i + 1, i] = beta[i]
-    ev, vec = np.linalg.eigh(t)
-    th1 = ev[m - 1]
-    s1 = abs(vec[m - 1, m - 1])
+            r += abs(beta[i])
+        lo = min(lo, alpha[i] - r)
+        hi = max(hi, alpha[i] + r)
+    target = m - k + 1  # smallest x with count_below(x) >= target is the eigenvalue
+    scale = max(abs(lo), abs(hi), 1e-300)
+    for _ in range(200):
+        mid = 0.5 * (lo + hi)
+        if mid <= lo or mid >= hi or hi - lo <= 2e-16 * scale:
+            break
+        if _sturm_below(alpha, beta, m, mid) >= target:
+            hi = mid
+        else:
+            lo = mid
+    return 0.5 * (lo + hi)
+
+
+@nb.njit(cache=True)
+def _tridiag_vec(alpha: np.ndarray, beta: np.ndarray, m: int, theta: float, out: np.ndarray) -> None:
+    """Unit eigenvector of the tridiagonal for eigenvalue ``theta`` by inverse iteration (pivoted LU)."""
+    scale = 0.0
+    for i in range(m):
+        scale = max(scale, abs(alpha[i]) + (abs(beta[i]) if i + 1 < m else 0.0))
+    shift = theta + 1e-13 * max(scale, 1e-300)
+    x = np.ones(m)
+    dl = np.empty(m)
+    dd = np.empty(m)
+    du = np.empty(m)
+    du2 = np.zeros(m)
+    b = np.empty(m)
+    for _it in range(3):
+        for i in range(m):
+            dd[i] = alpha[i] - shift
+            du[i] = beta[i] if i + 1 < m else 0.0
+            dl[i] = beta[i] if i + 1 < m else 0.0
+            du2[i] = 0.0
+            b[i] = x[i]
+        # gaussian elimination with partial pivoting on a tridiagonal (as LAPACK dgtsv)
+        for i in range(m - 1):
+            if abs(dd[i]) >= abs(dl[i]):
+                if dd[i] == 0.0:
+                    dd[i] = 1e-300
+                f = dl[i] / dd[i]
+                dd[i + 1] -= f * du[i]
+                b[i + 1] -= f * b[i]
+                dl[i] = 0.0
+            else:
+                f = dd[i] / dl[i]
+                dd[i] = dl[i]
+                tmp = dd[i + 1]
+                dd[i + 1] = du[i] - f * tmp
+                if i + 2 < m:
+                    du2[i] = du[i + 1]
+                    du[i + 1] = -f * du[i + 1]
+                du[i] = tmp
+                tb = b[i]
+                b[i] = b[i + 1]
+                b[i + 1] = tb - f * b[i + 1]
+        if dd[m - 1] == 0.0:
+            dd[m - 1] = 1e-300
+        x[m - 1] = b[m - 1] / dd[m - 1]
+        if m >= 2:
+            x[m - 2] = (b[m - 2] - du[m - 2] * x[m - 1]) / dd[m - 2]
+        for i in range(m - 3, -1, -1):
+            x[i] = (b[i] - du[i] * x[i + 1] - du2[i] * x[i + 2]) / dd[i]
+        nrm = 0.0
+        for i in range(m):
+            nrm += x[i] * x[i]
+        nrm = math.sqrt(nrm)
+        if not (nrm > 0.0) or not np.isfinite(nrm):
+            for i in range(m):
+                x[i] = 1.0 if i == 0 else 0.0
+            break
+        for i in range(m):
+            x[i] /= nrm
+    for i in range(m):
+        out[i] = x[i]
+
+
+@nb.njit(cache=True)
+def _tridiag_top2(alpha: np.ndarray, beta: np.ndarray, m: int, y1: np.ndarray) -> tuple[float, float, float, float]:
+    """(theta1, theta2, |s1[last]|, |s2[last]|) of the m x m Lanczos tridiagonal; y1 <- top eigenvector."""
+    th1 = _tridiag_eig_k(alpha, beta, m, 1)
+    _tridiag_vec(alpha, beta, m, th1, y1)
+    s1 = abs(y1[m - 1])
     if m >= 2:
-        return th1, ev[m - 2], s1, abs(vec[m - 1, m - 2])
+        th2 = _tridiag_eig_k(alpha, beta, m, 2)
+        y2 = np.empty(m)
+        _tridiag_vec(alpha, beta, m, th2, y2)
+        return th1, th2, s1, abs(y2[m - 1])
     return th1, -np.inf, s1, 0.0
 
 
@@ -249,6 +352,7 @@ def lanczos_top(
     d: np.ndarray,
     has_missing: bool,
     v0: np.ndarray,
+    jitter: np.ndarray,
     gap_hint: float,
     tol_rel: float,
     max_steps: int,
@@ -261,6 +365,10 @@ def lanczos_top(
     ||C y1 - theta1 y1|| = beta_k |s1[k]| and the eigenvalue error is bounded by
     min(r1, r1^2 / gap) with gap = theta1 - (theta2 + r2) (second Ritz value pushed up by its
     own residual); before a second Ritz value exists the caller's ``gap_hint`` is used.
+    ``jitter`` (a fixed unit vector) is mixed into the start vector at 1e-3 so that a warm start
+    orthogonal to the top eigenvector (e.g. after two eigenvalues cross) cannot hide it; on an
+    invariant-subspace breakdown the basis is extended with jitter orthogonalised against it
+    (never a false "converged" on a subspace that may miss lambda_max).
     ``error_bound`` is +inf when no certificate was reached within ``max_steps``; the caller
     must then fall back to an exact solver. The Ritz vector goes to ``vec_out`` (warm start).
     """
@@ -270,12 +378,21 @@ def lanczos_top(
     alpha = np.zeros(m_cap)
     beta = np.zeros(m_cap)
     w = np.empty(n)
+    y1 = np.zeros(m_cap)
     # start vector restricted to eligible assets
+    n_eff = 0
+    v0n = 0.0
+    for j in range(n):
+        if d[j] > 0.0:
+            n_eff += 1
+            if np.isfinite(v0[j]):
+                v0n += v0[j] * v0[j]
+    v0n = math.sqrt(v0n) if v0n > 0.0 else 1.0
     nrm = 0.0
     for j in range(n):
-        x = v0[j] if d[j] > 0.0 else 0.0
-        if not np.isfinite(x):
-            x = 0.0
+        x = 0.0
+        if d[j] > 0.0:
+            x = (v0[j] if np.isfinite(v0[j]) else 0.0) / v0n + 1e-3 * jitter[j]
         q[0, j] = x
         nrm += x * x
     if nrm <= 0.0:
@@ -316,7 +433,38 @@ def lanczos_top(
         bk = math.sqrt(bk)
         beta[k] = bk
         m = k + 1
-        th1, th2, s1, s2 = _tridiag_top2(alpha, beta, m)
+        scale_a = 0.0
+        for i in range(m):
+            scale_a = max(scale_a, abs(alpha[i]))
+        if bk <= 1e-13 * max(scale_a, 1e-300):
+            # invariant subspace: exact Ritz values of the subspace, which may miss lambda_max
+            beta[k] = 0.0
+            th1, th2, s1, s2 = _tridiag_top2(alpha, beta, m, y1)
+            theta = th1
+            if m >= n_eff:
+                bound = 0.0
+                break
+            rn = 0.0
+            for j in range(n):
+                x = jitter[(j + 7 * (k + 1)) % n] if d[j] > 0.0 else 0.0
+                w[j] = x
+            for _rep in range(2):
+                for i in range(k + 1):
+                    c = 0.0
+                    for j in range(n):
+                        c += q[i, j] * w[j]
+                    for j in range(n):
+                        w[j] -= c * q[i, j]
+            for j in range(n):
+                rn += w[j] * w[j]
+            rn = math.sqrt(rn)
+            if rn <= 1e-10 or k + 1 >= max_steps:
+                bound = 0.0 if rn <= 1e-10 else np.inf
+                break
+            for j in range(n):
+                q[k + 1, j] = w[j] / rn
+            continue
+        th1, th2, s1, s2 = _tridiag_top2(alpha, beta, m, y1)
         theta = th1
         r1 = bk * s1
         if m >= 2:
@@ -326,9 +474,7 @@ def lanczos_top(
             bound = min(r1, r1 * r1 / gap)
         else:
             bound = r1
-        if bound <= tol_rel * scale or bk <= 1e-14 * scale:
-            if bk <= 1e-14 * scale:
-                bound = min(bound, bk)
+        if bound <= tol_rel * scale:
             break
         if k + 1 < max_steps:
             inv = 1.0 / bk
@@ -337,17 +483,10 @@ def lanczos_top(
     if not (bound <= tol_rel * (abs(theta) if theta != 0.0 else 1.0)):
         bound = np.inf
     # Ritz vector for the warm start
-    t = np.zeros((m, m))
-    for i in range(m):
-        t[i, i] = alpha[i]
-        if i + 1 < m:
-            t[i, i + 1] = beta[i]
-            t[i + 1, i] = beta[i]
-    ev, vec = np.linalg.eigh(t)
     for j in range(n):
         vec_out[j] = 0.0
     for i in range(m):
-        c = vec[i, m - 1]
+        c = y1[i]
         for j in range(n):
             vec_out[j] += c * q[i, j]
     return theta, bound, gap, steps

@@ -105,6 +105,8 @@ class Sonar:
         self._bar = -1
         self._last_ts_ns: int | None = None
         self.counters = ScanCounters()
+        jitter = np.random.default_rng(0x5EED).standard_normal(n_assets)  # fixed: results are reproducible
+        self._jitter = jitter / np.linalg.norm(jitter)
 
     # ------------------------------------------------------------------ public API
 
@@ -307,7 +309,7 @@ class Sonar:
         else:
             out = np.empty(self.n_assets)
             lam, bound, gap, steps = K.lanczos_top(
-                self._ret, self._valid, a, b, win.mu, win.d, has_missing, win.vec, 0.5 * win.gap,
+                self._ret, self._valid, a, b, win.mu, win.d, has_missing, win.vec, self._jitter, 0.5 * win.gap,
                 cfg.lanczos_tol_rel, cfg.lanczos_max_steps, out,
             )
             c.lanczos_steps += steps
