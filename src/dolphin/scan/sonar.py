@@ -191,6 +191,12 @@ class Sonar:
         checks.append(
             check_complete("bar.complete", int(np.count_nonzero(ok)), self.n_assets, cfg.gate.min_bar_completeness)
         )
+        if bar > 0:
+            checks.append(
+                check_complete(
+                    "bar.returns", int(np.count_nonzero(valid)), self.n_assets, cfg.gate.min_bar_completeness
+                )
+            )
         for f in feats:
             checks.append(
                 check_complete(f"window{f.window}.complete", f.n_assets, self.n_assets, cfg.gate.min_window_completeness)
