@@ -71,11 +71,15 @@ class DataConfig(ConfigStruct):
     row_group_size: Annotated[int, msgspec.Meta(ge=1024, le=16_777_216)] = 262_144
 
 
+from dolphin.scan.config import ScanConfig  # noqa: E402  (plane sections import the base types above)
+
+
 class DolphinConfig(ConfigStruct):
     """The root of the configuration tree."""
 
     mode: Literal["backtest", "paper", "live"] = "paper"
     data: DataConfig = DataConfig()
+    scan: ScanConfig = ScanConfig()
 
     def validate(self) -> None:
         for name in self.__struct_fields__:

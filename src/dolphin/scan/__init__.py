@@ -1,9 +1,12 @@
-"""dolphin.scan: Sonar, the eigenvalue regime scanner (rolling correlation spectra, velocities, regime)."""
+"""dolphin.scan: Sonar, the eigenvalue regime scanner (rolling correlation spectra, velocities, regime).
 
-from dolphin.scan.config import GateConfig, RegimeConfig, ScanConfig
-from dolphin.scan.gate import GateResult, InputCheck, bar_checksum
-from dolphin.scan.record import ATTACK, VETO, ScanRecord, WindowFeatures, decode_record, encode_record
-from dolphin.scan.sonar import ScanCounters, Sonar, scan_matrix
+Submodules load lazily so that importing the config tree does not import numba.
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import Any
 
 __all__ = [
     "ATTACK",
@@ -22,3 +25,17 @@ __all__ = [
     "encode_record",
     "scan_matrix",
 ]
+
+_WHERE = {
+    "ATTACK": "record", "VETO": "record", "ScanRecord": "record", "WindowFeatures": "record",
+    "decode_record": "record", "encode_record": "record",
+    "GateConfig": "config", "RegimeConfig": "config", "ScanConfig": "config",
+    "GateResult": "gate", "InputCheck": "gate", "bar_checksum": "gate",
+    "ScanCounters": "sonar", "Sonar": "sonar", "scan_matrix": "sonar",
+}
+
+
+def __getattr__(name: str) -> Any:
+    if name in _WHERE:
+        return getattr(importlib.import_module(f"dolphin.scan.{_WHERE[name]}"), name)
+    raise AttributeError(f"module 'dolphin.scan' has no attribute {name!r}")
