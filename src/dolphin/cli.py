@@ -18,6 +18,7 @@ from dolphin.core.config import ConfigError, DolphinConfig, load_config
 # One line per plane; each module defines register(subparsers) -> None.
 COMMAND_MODULES: list[str] = [
     "dolphin.data.commands",
+    "dolphin.scan.commands",
     "dolphin.runtime.main_job",
 ]
 

@@ -62,7 +62,7 @@ class ScanCounters:
 class _Window:
     __slots__ = (
         "w", "n", "s", "q", "mu", "d", "eligible", "prev_eligible", "missing", "vec", "gap", "history",
-        "n_eff", "initialised",
+        "n_eff", "initialised", "last_change_bar",
     )
 
     def __init__(self, w: int, n_assets: int, lag: int) -> None:
@@ -80,6 +80,7 @@ class _Window:
         self.history = np.full(lag + 1, np.nan)  # ring of lambda_max, index bar % (lag + 1)
         self.n_eff = 0
         self.initialised = False
+        self.last_change_bar = -(10**9)
 
 
 class Sonar:
@@ -216,6 +217,8 @@ class Sonar:
             reasons.append("no_structure")
         if not (instability <= rc.max_instability):
             reasons.append("unstable")
+        if any(bar - self._win[f.window].last_change_bar <= cfg.velocity_lag_bars for f in feats):
+            reasons.append("universe_change")  # velocities straddle a change of the eligible set
         regime = VETO if reasons else ATTACK
         if reasons:
             c.vetoes += 1
@@ -286,6 +289,7 @@ class Sonar:
             if win.initialised and not np.array_equal(win.eligible, win.prev_eligible):
                 changed = int(np.count_nonzero(win.eligible != win.prev_eligible))
                 c.universe_changes += changed
+                win.last_change_bar = bar
                 log.info("window %d bar %d: eligible set changed for %d assets (now %d)", w, bar, changed, n_eff)
             win.prev_eligible[:] = win.eligible
             win.initialised = True
