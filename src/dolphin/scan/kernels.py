@@ -353,6 +353,8 @@ def lanczos_top(
     has_missing: bool,
     v0: np.ndarray,
     jitter: np.ndarray,
+    p: np.ndarray,
+    use_p: bool,
     gap_hint: float,
     tol_rel: float,
     max_steps: int,
@@ -371,6 +373,8 @@ def lanczos_top(
     (never a false "converged" on a subspace that may miss lambda_max).
     ``error_bound`` is +inf when no certificate was reached within ``max_steps``; the caller
     must then fall back to an exact solver. The Ritz vector goes to ``vec_out`` (warm start).
+    With ``use_p`` (complete window) products use the maintained cross-product ``p`` (N x N)
+    instead of the W x N window: cheaper when W > N.
     """
     n = ret.shape[1]
     m_cap = max_steps + 1
@@ -413,7 +417,10 @@ def lanczos_top(
     steps = 0
     m = 0
     for k in range(max_steps):
-        corr_matvec(ret, valid, a, b, mu, d, has_missing, q[k], w)
+        if use_p:
+            cross_matvec(p, mu, d, float(b - a), q[k], w)
+        else:
+            corr_matvec(ret, valid, a, b, mu, d, has_missing, q[k], w)
         steps = k + 1
         ak = 0.0
         for j in range(n):
@@ -580,3 +587,67 @@ def standardise_into(
         d[j] = 1.0 / math.sqrt(ss)
         n_eff += 1
     return n_eff, n_low, n_zero
+
+
+@nb.njit(cache=True, fastmath=_FM)
+def cross_update(p: np.ndarray, ret: np.ndarray, add_row: int, drop_row: int) -> None:
+    """Rank-2 update of the window cross-product P = X^T X (zero-filled returns): + x_add x_add^T - x_drop x_drop^T."""
+    n = p.shape[0]
+    x = ret[add_row]
+    if drop_row >= 0:
+        y = ret[drop_row]
+        for i in range(n):
+            xi = x[i]
+            yi = y[i]
+            row = p[i]
+            for j in range(n):
+                row[j] += xi * x[j] - yi * y[j]
+    else:
+        for i in range(n):
+            xi = x[i]
+            row = p[i]
+            for j in range(n):
+                row[j] += xi * x[j]
+
+
+@nb.njit(cache=True, fastmath=_FM)
+def cross_matvec(p: np.ndarray, mu: np.ndarray, d: np.ndarray, nobs: float, v: np.ndarray, out: np.ndarray) -> None:
+    """out = C v from the maintained cross-product (complete windows): C = D (P - W mu mu^T) D."""
+    n = p.shape[0]
+    u = np.empty(n)
+    c0 = 0.0
+    for j in range(n):
+        u[j] = d[j] * v[j]
+        c0 += mu[j] * u[j]
+    c0 *= nobs
+    for i in range(n):
+        if d[i] == 0.0:
+            out[i] = 0.0
+            continue
+        row = p[i]
+        acc = 0.0
+        for j in range(n):
+            acc += row[j] * u[j]
+        out[i] = d[i] * (acc - mu[i] * c0)
+
+
+@nb.njit(cache=True, fastmath=_FM)
+def corr_from_cross(p: np.ndarray, mu: np.ndarray, d: np.ndarray, idx: np.ndarray, nobs: float) -> np.ndarray:
+    """C restricted to the eligible assets ``idx`` from the maintained cross-product (complete windows)."""
+    m = idx.size
+    c = np.empty((m, m))
+    for a in range(m):
+        i = idx[a]
+        for b in range(a, m):
+            j = idx[b]
+            x = d[i] * d[j] * (p[i, j] - nobs * mu[i] * mu[j])
+            c[a, b] = x
+            c[b, a] = x
+    return c
+
+
+@nb.njit(cache=True)
+def cross_resum(p: np.ndarray, ret: np.ndarray, a: int, b: int) -> None:
+    """Exact P = X^T X over rows [a, b) (the periodic re-anchor of the cross-product)."""
+    x = ret[a:b]
+    p[:, :] = np.dot(x.T, x)

@@ -62,11 +62,14 @@ class ScanCounters:
 class _Window:
     __slots__ = (
         "w", "n", "s", "q", "mu", "d", "eligible", "prev_eligible", "missing", "vec", "gap", "history",
-        "n_eff", "initialised", "last_change_bar",
+        "n_eff", "initialised", "last_change_bar", "p",
     )
 
     def __init__(self, w: int, n_assets: int, lag: int) -> None:
         self.w = w
+        # W >= N: keep the N x N cross-product X^T X (rank-2 update per bar); products and the
+        # exact spectrum then cost N^2 instead of W N. Otherwise a 1 x 1 placeholder.
+        self.p = np.zeros((n_assets, n_assets)) if w >= n_assets else np.zeros((1, 1))
         self.n = np.zeros(n_assets)
         self.s = np.zeros(n_assets)
         self.q = np.zeros(n_assets)
@@ -267,9 +270,13 @@ class Sonar:
             a, b = self._bounds(win.w)
             if resum:
                 win.missing = K.resum(self._ret, self._valid, a, b, win.n, win.s, win.q)
+                if win.p.shape[0] > 1:
+                    K.cross_resum(win.p, self._ret, a, b)
             else:
                 drop = row - win.w if self._returns_seen > win.w else -1
                 win.missing += K.slide_sums(self._ret, self._valid, row, drop, win.n, win.s, win.q)
+                if win.p.shape[0] > 1:
+                    K.cross_update(win.p, self._ret, row, drop)
 
     def _scan_window(self, win: _Window, bar: int) -> WindowFeatures:
         cfg = self.cfg
@@ -306,10 +313,15 @@ class Sonar:
         if alpha > 0.0:
             c.singular_shrinks += 1
         has_missing = bool(np.any(win.eligible & (win.n < rows)))
+        use_p = win.p.shape[0] > 1 and not has_missing
         entropy = absorption = nan
         steps = 0
         if cfg.full_spectrum:
-            eigs = K.exact_spectrum(self._ret[a:b], self._valid[a:b], win.mu, win.d, win.eligible)
+            if use_p:
+                idx = np.flatnonzero(win.eligible)
+                eigs = np.linalg.eigvalsh(K.corr_from_cross(win.p, win.mu, win.d, idx, float(rows)))
+            else:
+                eigs = K.exact_spectrum(self._ret[a:b], self._valid[a:b], win.mu, win.d, win.eligible)
             lam = float(eigs[-1])
             bound = 0.0
             exact = True
@@ -319,7 +331,8 @@ class Sonar:
         else:
             out = np.empty(self.n_assets)
             lam, bound, gap, steps = K.lanczos_top(
-                self._ret, self._valid, a, b, win.mu, win.d, has_missing, win.vec, self._jitter, 0.5 * win.gap,
+                self._ret, self._valid, a, b, win.mu, win.d, has_missing, win.vec, self._jitter, win.p, use_p,
+                0.5 * win.gap,
                 cfg.lanczos_tol_rel, cfg.lanczos_max_steps, out,
             )
             c.lanczos_steps += steps
