@@ -8,6 +8,10 @@ from __future__ import annotations
 import importlib
 from typing import Any
 
+# The config tree's root must load before dolphin.scan.config (core.config imports ScanConfig):
+# importing it here makes every import order safe.
+import dolphin.core.config  # noqa: F401
+
 __all__ = [
     "ATTACK",
     "VETO",
