@@ -560,38 +560,51 @@ def standardise_into(
     mu: np.ndarray,
     d: np.ndarray,
     eligible: np.ndarray,
-) -> tuple[int, int, int]:
-    """In-place :func:`standardise`; returns (n_eligible, n_low_coverage, n_zero_variance)."""
+    prev_eligible: np.ndarray,
+    rows: float,
+) -> tuple[int, int, int, int, bool]:
+    """In-place :func:`standardise`.
+
+    Returns (n_eligible, n_low_coverage, n_zero_variance, n_changed, has_missing): n_changed
+    counts assets whose eligibility differs from ``prev_eligible`` (not modified here);
+    has_missing is True when an eligible asset has fewer valid returns than ``rows``.
+    """
     m = n.shape[0]
     n_eff = 0
     n_low = 0
     n_zero = 0
+    n_changed = 0
+    has_missing = False
     for j in range(m):
         cnt = n[j]
+        ok = True
         if cnt < min_count or cnt <= 0.0:
             n_low += 1
-            eligible[j] = False
+            ok = False
+        else:
+            mj = s[j] / cnt
+            ss = q[j] - s[j] * mj
+            if not (ss / cnt > min_return_var):
+                n_zero += 1
+                ok = False
+            else:
+                mu[j] = mj
+                d[j] = 1.0 / math.sqrt(ss)
+                n_eff += 1
+                if cnt < rows:
+                    has_missing = True
+        if not ok:
             mu[j] = 0.0
             d[j] = 0.0
-            continue
-        mj = s[j] / cnt
-        ss = q[j] - s[j] * mj
-        if not (ss / cnt > min_return_var):
-            n_zero += 1
-            eligible[j] = False
-            mu[j] = 0.0
-            d[j] = 0.0
-            continue
-        eligible[j] = True
-        mu[j] = mj
-        d[j] = 1.0 / math.sqrt(ss)
-        n_eff += 1
-    return n_eff, n_low, n_zero
+        eligible[j] = ok
+        if ok != prev_eligible[j]:
+            n_changed += 1
+    return n_eff, n_low, n_zero, n_changed, has_missing
 
 
 @nb.njit(cache=True, fastmath=_FM)
 def cross_update(p: np.ndarray, ret: np.ndarray, add_row: int, drop_row: int) -> None:
-    """Rank-2 update of the window cross-product P = X^T X (zero-filled returns): + x_add x_add^T - x_drop x_drop^T."""
+    """Rank-2 update of the upper triangle of P = X^T X (zero-filled returns): + x x^T - y y^T."""
     n = p.shape[0]
     x = ret[add_row]
     if drop_row >= 0:
@@ -600,35 +613,40 @@ def cross_update(p: np.ndarray, ret: np.ndarray, add_row: int, drop_row: int) ->
             xi = x[i]
             yi = y[i]
             row = p[i]
-            for j in range(n):
+            for j in range(i, n):
                 row[j] += xi * x[j] - yi * y[j]
     else:
         for i in range(n):
             xi = x[i]
             row = p[i]
-            for j in range(n):
+            for j in range(i, n):
                 row[j] += xi * x[j]
 
 
 @nb.njit(cache=True, fastmath=_FM)
 def cross_matvec(p: np.ndarray, mu: np.ndarray, d: np.ndarray, nobs: float, v: np.ndarray, out: np.ndarray) -> None:
-    """out = C v from the maintained cross-product (complete windows): C = D (P - W mu mu^T) D."""
+    """out = C v from the upper triangle of the maintained cross-product (complete windows):
+    C = D (P - W mu mu^T) D. One read of the upper triangle."""
     n = p.shape[0]
     u = np.empty(n)
     c0 = 0.0
     for j in range(n):
         u[j] = d[j] * v[j]
         c0 += mu[j] * u[j]
+        out[j] = 0.0
     c0 *= nobs
     for i in range(n):
+        ui = u[i]
         if d[i] == 0.0:
-            out[i] = 0.0
             continue
         row = p[i]
-        acc = 0.0
-        for j in range(n):
+        acc = row[i] * ui
+        for j in range(i + 1, n):
             acc += row[j] * u[j]
-        out[i] = d[i] * (acc - mu[i] * c0)
+            out[j] += row[j] * ui
+        out[i] += acc
+    for i in range(n):
+        out[i] = d[i] * (out[i] - mu[i] * c0)
 
 
 @nb.njit(cache=True, fastmath=_FM)

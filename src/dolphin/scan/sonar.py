@@ -62,7 +62,7 @@ class ScanCounters:
 class _Window:
     __slots__ = (
         "w", "n", "s", "q", "mu", "d", "eligible", "prev_eligible", "missing", "vec", "gap", "history",
-        "n_eff", "initialised", "last_change_bar", "p",
+        "n_eff", "initialised", "last_change_bar", "p", "spare",
     )
 
     def __init__(self, w: int, n_assets: int, lag: int) -> None:
@@ -79,6 +79,7 @@ class _Window:
         self.prev_eligible = np.zeros(n_assets, dtype=np.bool_)
         self.missing = 0
         self.vec = np.ones(n_assets)
+        self.spare = np.empty(n_assets)
         self.gap = 0.0
         self.history = np.full(lag + 1, np.nan)  # ring of lambda_max, index bar % (lag + 1)
         self.n_eff = 0
@@ -285,20 +286,21 @@ class Sonar:
         a, b = self._bounds(w)
         rows = b - a
         min_count = max(2.0, math.ceil(cfg.min_coverage * w - 1e-9))
-        n_eff, n_low, n_zero = K.standardise_into(
-            win.n, win.s, win.q, float(min_count), cfg.min_return_var, win.mu, win.d, win.eligible
+        n_eff, n_low, n_zero, changed, has_missing = K.standardise_into(
+            win.n, win.s, win.q, float(min_count), cfg.min_return_var, win.mu, win.d, win.eligible,
+            win.prev_eligible, float(rows),
         )
         win.n_eff = n_eff
         ready = rows >= w and n_eff >= 2
         if rows >= w:
             c.low_coverage_exclusions += n_low
             c.zero_variance_exclusions += n_zero
-            if win.initialised and not np.array_equal(win.eligible, win.prev_eligible):
-                changed = int(np.count_nonzero(win.eligible != win.prev_eligible))
-                c.universe_changes += changed
-                win.last_change_bar = bar
-                log.info("window %d bar %d: eligible set changed for %d assets (now %d)", w, bar, changed, n_eff)
-            win.prev_eligible[:] = win.eligible
+            if changed:
+                if win.initialised:
+                    c.universe_changes += changed
+                    win.last_change_bar = bar
+                    log.info("window %d bar %d: eligible set changed for %d assets (now %d)", w, bar, changed, n_eff)
+                win.prev_eligible[:] = win.eligible
             win.initialised = True
         nan = math.nan
         slot = bar % win.history.size
@@ -312,7 +314,6 @@ class Sonar:
         alpha = cfg.singular_shrinkage if n_eff >= w else 0.0
         if alpha > 0.0:
             c.singular_shrinks += 1
-        has_missing = bool(np.any(win.eligible & (win.n < rows)))
         use_p = win.p.shape[0] > 1 and not has_missing
         entropy = absorption = nan
         steps = 0
@@ -329,14 +330,14 @@ class Sonar:
             entropy = K.entropy_normalised(eigs_s, n_eff)
             absorption = K.absorption_ratio(eigs_s, n_eff, cfg.absorption_frac)
         else:
-            out = np.empty(self.n_assets)
+            out = win.spare
             lam, bound, gap, steps = K.lanczos_top(
                 self._ret, self._valid, a, b, win.mu, win.d, has_missing, win.vec, self._jitter, win.p, use_p,
                 0.5 * win.gap,
                 cfg.lanczos_tol_rel, cfg.lanczos_max_steps, out,
             )
             c.lanczos_steps += steps
-            win.vec = out
+            win.vec, win.spare = out, win.vec
             if gap > 0.0:
                 win.gap = gap
             exact = False
