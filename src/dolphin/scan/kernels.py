@@ -604,7 +604,7 @@ def standardise_into(
 
 @nb.njit(cache=True, fastmath=_FM)
 def cross_update(p: np.ndarray, ret: np.ndarray, add_row: int, drop_row: int) -> None:
-    """Rank-2 update of the upper triangle of P = X^T X (zero-filled returns): + x x^T - y y^T."""
+    """Rank-2 update of P = X^T X (zero-filled returns, full storage): + x x^T - y y^T."""
     n = p.shape[0]
     x = ret[add_row]
     if drop_row >= 0:
@@ -613,40 +613,39 @@ def cross_update(p: np.ndarray, ret: np.ndarray, add_row: int, drop_row: int) ->
             xi = x[i]
             yi = y[i]
             row = p[i]
-            for j in range(i, n):
+            for j in range(n):
                 row[j] += xi * x[j] - yi * y[j]
     else:
         for i in range(n):
             xi = x[i]
             row = p[i]
-            for j in range(i, n):
+            for j in range(n):
                 row[j] += xi * x[j]
 
 
 @nb.njit(cache=True, fastmath=_FM)
 def cross_matvec(p: np.ndarray, mu: np.ndarray, d: np.ndarray, nobs: float, v: np.ndarray, out: np.ndarray) -> None:
-    """out = C v from the upper triangle of the maintained cross-product (complete windows):
-    C = D (P - W mu mu^T) D. One read of the upper triangle."""
+    """out = C v from the maintained cross-product (complete windows): C = D (P - W mu mu^T) D.
+
+    Full storage on purpose: row dot products vectorise; a symmetric one-triangle product
+    measured 3-4x slower here despite reading half the memory.
+    """
     n = p.shape[0]
     u = np.empty(n)
     c0 = 0.0
     for j in range(n):
         u[j] = d[j] * v[j]
         c0 += mu[j] * u[j]
-        out[j] = 0.0
     c0 *= nobs
     for i in range(n):
-        ui = u[i]
         if d[i] == 0.0:
+            out[i] = 0.0
             continue
         row = p[i]
-        acc = row[i] * ui
-        for j in range(i + 1, n):
+        acc = 0.0
+        for j in range(n):
             acc += row[j] * u[j]
-            out[j] += row[j] * ui
-        out[i] += acc
-    for i in range(n):
-        out[i] = d[i] * (out[i] - mu[i] * c0)
+        out[i] = d[i] * (acc - mu[i] * c0)
 
 
 @nb.njit(cache=True, fastmath=_FM)
