@@ -668,3 +668,23 @@ def cross_resum(p: np.ndarray, ret: np.ndarray, a: int, b: int) -> None:
     """Exact P = X^T X over rows [a, b) (the periodic re-anchor of the cross-product)."""
     x = ret[a:b]
     p[:, :] = np.dot(x.T, x)
+
+
+@nb.njit(cache=True)
+def build_z(
+    ret: np.ndarray, valid: np.ndarray, a: int, b: int, mu: np.ndarray, d: np.ndarray, idx: np.ndarray,
+    has_missing: bool,
+) -> np.ndarray:
+    """The standardised window Z (W x N_eff, eligible columns ``idx``) in one pass over the rows."""
+    w = b - a
+    m = idx.size
+    z = np.empty((w, m))
+    for t in range(w):
+        row = ret[a + t]
+        for k in range(m):
+            j = idx[k]
+            x = (row[j] - mu[j]) * d[j]
+            if has_missing and not valid[a + t, j]:
+                x = 0.0
+            z[t, k] = x
+    return z

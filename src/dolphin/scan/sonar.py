@@ -318,11 +318,15 @@ class Sonar:
         entropy = absorption = nan
         steps = 0
         if cfg.full_spectrum:
+            idx = np.flatnonzero(win.eligible)
             if use_p:
-                idx = np.flatnonzero(win.eligible)
                 eigs = np.linalg.eigvalsh(K.corr_from_cross(win.p, win.mu, win.d, idx, float(rows)))
             else:
-                eigs = K.exact_spectrum(self._ret[a:b], self._valid[a:b], win.mu, win.d, win.eligible)
+                z = K.build_z(self._ret, self._valid, a, b, win.mu, win.d, idx, has_missing)
+                if rows < n_eff:  # Gram route: same nonzero spectrum, the other n_eff - W are zero
+                    eigs = np.concatenate([np.zeros(n_eff - rows), np.linalg.eigvalsh(z @ z.T)])
+                else:
+                    eigs = np.linalg.eigvalsh(z.T @ z)
             lam = float(eigs[-1])
             bound = 0.0
             exact = True
