@@ -359,6 +359,7 @@ def lanczos_top(
     tol_rel: float,
     max_steps: int,
     vec_out: np.ndarray,
+    first_check: int = 0,
 ) -> tuple[float, float, float, int]:
     """Largest eigenvalue of C (window ret[a:b]) by warm-started Lanczos with a residual certificate.
 
@@ -374,7 +375,8 @@ def lanczos_top(
     ``error_bound`` is +inf when no certificate was reached within ``max_steps``; the caller
     must then fall back to an exact solver. The Ritz vector goes to ``vec_out`` (warm start).
     With ``use_p`` (complete window) products use the maintained cross-product ``p`` (N x N)
-    instead of the W x N window: cheaper when W > N.
+    instead of the W x N window: cheaper when W > N. The certificate is evaluated from step
+    ``first_check`` on (the caller predicts it from the previous bar; checks cost O(m) each).
     """
     n = ret.shape[1]
     m_cap = max_steps + 1
@@ -470,6 +472,11 @@ def lanczos_top(
                 break
             for j in range(n):
                 q[k + 1, j] = w[j] / rn
+            continue
+        if k < first_check and k + 1 < max_steps:
+            inv = 1.0 / bk
+            for j in range(n):
+                q[k + 1, j] = w[j] * inv
             continue
         th1, th2, s1, s2 = _tridiag_top2(alpha, beta, m, y1)
         theta = th1

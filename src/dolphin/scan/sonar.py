@@ -62,7 +62,7 @@ class ScanCounters:
 class _Window:
     __slots__ = (
         "w", "n", "s", "q", "mu", "d", "eligible", "prev_eligible", "missing", "vec", "gap", "history",
-        "n_eff", "initialised", "last_change_bar", "p", "spare",
+        "n_eff", "initialised", "last_change_bar", "p", "spare", "last_steps",
     )
 
     def __init__(self, w: int, n_assets: int, lag: int) -> None:
@@ -80,6 +80,7 @@ class _Window:
         self.missing = 0
         self.vec = np.ones(n_assets)
         self.spare = np.empty(n_assets)
+        self.last_steps = 0
         self.gap = 0.0
         self.history = np.full(lag + 1, np.nan)  # ring of lambda_max, index bar % (lag + 1)
         self.n_eff = 0
@@ -338,8 +339,9 @@ class Sonar:
             lam, bound, gap, steps = K.lanczos_top(
                 self._ret, self._valid, a, b, win.mu, win.d, has_missing, win.vec, self._jitter, win.p, use_p,
                 0.5 * win.gap,
-                cfg.lanczos_tol_rel, cfg.lanczos_max_steps, out,
+                cfg.lanczos_tol_rel, cfg.lanczos_max_steps, out, max(0, win.last_steps - 3),
             )
+            win.last_steps = steps
             c.lanczos_steps += steps
             win.vec, win.spare = out, win.vec
             if gap > 0.0:
