@@ -41,26 +41,31 @@ def run_scan(cfg: DolphinConfig, bars: AlignedBars, out_dir: Path, *, limit: int
     import msgspec
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
+    import pyarrow.parquet as pq
+
     from dolphin.scan.plot import plot_scan
-    from dolphin.scan.record import records_to_table, write_parquet
     from dolphin.scan.sonar import Sonar
+    from dolphin.scan.stream import ParquetSink
 
     scfg = cfg.scan
     if signal_only:
         scfg = msgspec.structs.replace(scfg, full_spectrum=False)
     t_len = bars.closes.shape[0] if limit is None else min(limit, bars.closes.shape[0])
     sonar = Sonar(bars.closes.shape[1], scfg)
-    records = []
-    with Progress(TextColumn("scan {task.description}"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(),
-                  disable=not progress) as bar:
-        task = bar.add_task(bars.name or "bars", total=t_len)
-        for t in range(t_len):
-            records.append(sonar.update(int(bars.ts_ms[t]) * 1_000_000, bars.closes[t], bars.mask[t]))
-            if t % 64 == 0 or t == t_len - 1:
-                bar.update(task, completed=t + 1)
     name = bars.name or "bars"
-    pq_path = write_parquet(records, out_dir / f"scan_{name}.parquet")
-    png_path = plot_scan(records_to_table(records), sorted(scfg.windows), out_dir / f"scan_{name}.png",
+    sink = ParquetSink(out_dir / f"scan_{name}.parquet")
+    try:
+        with Progress(TextColumn("scan {task.description}"), BarColumn(), MofNCompleteColumn(),
+                      TimeRemainingColumn(), disable=not progress) as bar:
+            task = bar.add_task(name, total=t_len)
+            for t in range(t_len):
+                sink.publish(sonar.update(int(bars.ts_ms[t]) * 1_000_000, bars.closes[t], bars.mask[t]))
+                if t % 64 == 0 or t == t_len - 1:
+                    bar.update(task, completed=t + 1)
+    finally:
+        sink.close()
+    pq_path = sink.path
+    png_path = plot_scan(pq.read_table(pq_path), sorted(scfg.windows), out_dir / f"scan_{name}.png",
                          title=f"{name}: {bars.closes.shape[1]} assets, {t_len} bars")
     c = sonar.counters
     print(f"scanned {t_len} bars x {bars.closes.shape[1]} assets: ATTACK {c.attacks}, VETO {c.vetoes}")
