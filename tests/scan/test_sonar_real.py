@@ -131,3 +131,29 @@ def test_spot_long_run_signal_path(shared_data) -> None:
     """Long run (slow): 5000 scans of the 50-asset set, every scan exact to 1e-9."""
     cfg = ScanConfig(full_spectrum=False, exact_check_every_bars=0)
     _run_and_check("binance_spot_1m_2021-04", 5000, cfg)
+
+
+def test_drift_is_detected_and_recovered(shared_data) -> None:
+    """Loss of accuracy (here: the sliding sums of one window corrupted, as accumulated rounding
+    would) is caught by the periodic exact check, counted, and the output is exact again."""
+    bars = real_bars("binance_spot_1m_2021-04")
+    closes, mask = bars.closes[7000:7400, :30], bars.mask[7000:7400, :30]
+    cfg = ScanConfig(windows=[50, 150], vel_div_short=50, vel_div_long=150, full_spectrum=False,
+                     regime=RegimeConfig(structure_window=150), exact_check_every_bars=40, resum_every_bars=100_000)
+    sonar = Sonar(30, cfg)
+    wrong_after_corruption = 0
+    for t in range(400):
+        if t == 205:
+            sonar._win[150].q *= 1.0 + 1e-4  # simulated drift of the running sums of squares
+        rec = sonar.update(t + 1, closes[t], mask[t])
+        f = rec.window(150)
+        if t >= 150:
+            lam, _ = reference_lambda_max(closes, mask, t, 150)
+            err = abs(f.lambda_max - lam) / lam
+            if 205 <= t < 240:
+                wrong_after_corruption += err > 1e-9
+            elif t >= 240:  # bar 240 is the first exact check after the corruption
+                assert err <= 1e-9, (t, err)
+    assert wrong_after_corruption > 0  # the corruption really broke the incremental state
+    assert sonar.counters.drift_violations == 1
+    assert sonar.counters.exact_checks >= 5

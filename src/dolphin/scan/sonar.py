@@ -271,14 +271,17 @@ class Sonar:
         for win in self._win.values():
             a, b = self._bounds(win.w)
             if resum:
-                win.missing = K.resum(self._ret, self._valid, a, b, win.n, win.s, win.q)
-                if win.p.shape[0] > 1:
-                    K.cross_resum(win.p, self._ret, a, b)
+                self._resum_window(win, a, b)
             else:
                 drop = row - win.w if self._returns_seen > win.w else -1
                 win.missing += K.slide_sums(self._ret, self._valid, row, drop, win.n, win.s, win.q)
                 if win.p.shape[0] > 1:
                     K.cross_update(win.p, self._ret, row, drop)
+
+    def _resum_window(self, win: _Window, a: int, b: int) -> None:
+        win.missing = K.resum(self._ret, self._valid, a, b, win.n, win.s, win.q)
+        if win.p.shape[0] > 1:
+            K.cross_resum(win.p, self._ret, a, b)
 
     def _scan_window(self, win: _Window, bar: int) -> WindowFeatures:
         cfg = self.cfg
@@ -349,8 +352,19 @@ class Sonar:
             exact = False
             check = cfg.exact_check_every_bars > 0 and bar % cfg.exact_check_every_bars == 0
             if not math.isfinite(bound) or check:
+                if check:
+                    # re-anchor first: the exact reference uses sums recomputed from the buffer, so
+                    # drift in the sliding sums is caught as well as a wrong Lanczos answer
+                    self._resum_window(win, a, b)
+                    c.resums += 1
+                    n_eff, n_low, n_zero, _, has_missing = K.standardise_into(
+                        win.n, win.s, win.q, float(min_count), cfg.min_return_var, win.mu, win.d, win.eligible,
+                        win.eligible, float(rows),
+                    )
+                    win.prev_eligible[:] = win.eligible
+                    alpha = cfg.singular_shrinkage if n_eff >= w else 0.0
                 eigs = K.exact_spectrum(self._ret[a:b], self._valid[a:b], win.mu, win.d, win.eligible)
-                lam_exact = float(eigs[-1])
+                lam_exact = float(eigs[-1]) if eigs.size else 0.0
                 if check and math.isfinite(bound):
                     c.exact_checks += 1
                     if abs(lam - lam_exact) > _DRIFT_TOL_REL * abs(lam_exact):
