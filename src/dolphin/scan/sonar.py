@@ -62,11 +62,12 @@ class ScanCounters:
 class _Window:
     __slots__ = (
         "w", "n", "s", "q", "mu", "d", "eligible", "prev_eligible", "missing", "vec", "gap", "history",
-        "n_eff", "initialised", "last_change_bar", "p", "spare", "last_steps",
+        "n_eff", "initialised", "last_change_bar", "p", "spare", "last_steps", "offset",
     )
 
-    def __init__(self, w: int, n_assets: int, lag: int) -> None:
+    def __init__(self, w: int, n_assets: int, lag: int, offset: int) -> None:
         self.w = w
+        self.offset = offset  # index among the windows: staggers re-anchors and exact checks
         # W >= N: keep the N x N cross-product X^T X (rank-2 update per bar); products and the
         # exact spectrum then cost N^2 instead of W N. Otherwise a 1 x 1 placeholder.
         self.p = np.zeros((n_assets, n_assets)) if w >= n_assets else np.zeros((1, 1))
@@ -107,7 +108,7 @@ class Sonar:
         self._returns_seen = 0
         self._prev_close = np.full(n_assets, np.nan)
         self._prev_ok = np.zeros(n_assets, dtype=np.bool_)
-        self._win = {w: _Window(w, n_assets, cfg.velocity_lag_bars) for w in self.windows}
+        self._win = {w: _Window(w, n_assets, cfg.velocity_lag_bars, k) for k, w in enumerate(self.windows)}
         self._bar = -1
         self._last_ts_ns: int | None = None
         self.counters = ScanCounters()
@@ -265,12 +266,12 @@ class Sonar:
         self._valid[row] = valid
         self._end += 1
         self._returns_seen += 1
-        resum = self._returns_seen % self.cfg.resum_every_bars == 0
-        if resum:
-            self.counters.resums += 1
+        every = self.cfg.resum_every_bars
         for win in self._win.values():
             a, b = self._bounds(win.w)
-            if resum:
+            # staggered across windows so that at most one window re-anchors on a bar
+            if (self._returns_seen + win.offset * every // len(self._win)) % every == 0:
+                self.counters.resums += 1
                 self._resum_window(win, a, b)
             else:
                 drop = row - win.w if self._returns_seen > win.w else -1
@@ -350,7 +351,8 @@ class Sonar:
             if gap > 0.0:
                 win.gap = gap
             exact = False
-            check = cfg.exact_check_every_bars > 0 and bar % cfg.exact_check_every_bars == 0
+            every = cfg.exact_check_every_bars
+            check = every > 0 and (bar + win.offset * every // len(self._win)) % every == 0
             if not math.isfinite(bound) or check:
                 if check:
                     # re-anchor first: the exact reference uses sums recomputed from the buffer, so
