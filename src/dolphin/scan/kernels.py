@@ -428,7 +428,17 @@ def lanczos_top(
         for j in range(n):
             ak += q[k, j] * w[j]
         alpha[k] = ak
-        # full re-orthogonalisation (twice is enough)
+        # full re-orthogonalisation against the whole basis (modified Gram-Schmidt), repeated
+        # only when the norm collapsed by more than 1/sqrt(2) (DGKS "twice is enough")
+        bprev = beta[k - 1] if k > 0 else 0.0
+        before = 0.0
+        for j in range(n):
+            x = w[j] - ak * q[k, j]
+            if k > 0:
+                x -= bprev * q[k - 1, j]
+            w[j] = x
+            before += x * x
+        bk = 0.0
         for _rep in range(2):
             for i in range(k + 1):
                 c = 0.0
@@ -436,9 +446,12 @@ def lanczos_top(
                     c += q[i, j] * w[j]
                 for j in range(n):
                     w[j] -= c * q[i, j]
-        bk = 0.0
-        for j in range(n):
-            bk += w[j] * w[j]
+            bk = 0.0
+            for j in range(n):
+                bk += w[j] * w[j]
+            if bk > 0.5 * before:
+                break
+            before = bk
         bk = math.sqrt(bk)
         beta[k] = bk
         m = k + 1
