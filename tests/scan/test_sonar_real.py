@@ -157,3 +157,12 @@ def test_drift_is_detected_and_recovered(shared_data) -> None:
     assert wrong_after_corruption > 0  # the corruption really broke the incremental state
     assert sonar.counters.drift_violations == 1
     assert sonar.counters.exact_checks >= 5
+
+
+@pytest.mark.parametrize("full", [False, True])
+def test_more_assets_than_window_is_shrunk_and_exact(shared_data, full: bool) -> None:
+    """N = 50 real assets > W = 30 / 45 returns: singular C, stated shrinkage, Gram route, still exact."""
+    cfg = ScanConfig(windows=[30, 45], vel_div_short=30, vel_div_long=45, full_spectrum=full,
+                     regime=RegimeConfig(structure_window=45), exact_check_every_bars=0)
+    sonar = _run_and_check("binance_spot_1m_2021-04", 250, cfg, t_start=12000)
+    assert sonar.counters.singular_shrinks == 2 * (250 - 30) - 15
