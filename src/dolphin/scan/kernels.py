@@ -380,7 +380,7 @@ def lanczos_top(
     """
     n = ret.shape[1]
     m_cap = max_steps + 1
-    q = np.zeros((m_cap, n))
+    q = np.empty((m_cap, n))  # every row is written before it is read
     alpha = np.zeros(m_cap)
     beta = np.zeros(m_cap)
     w = np.empty(n)
