@@ -124,6 +124,9 @@ def test_real_data_with_injected_gaps_and_nan(shared_data) -> None:
     assert c.zero_variance_exclusions > 0
     assert c.low_coverage_exclusions > 0
     assert c.universe_changes >= 3
+    # outage (20 assets) + 3-bar gap + NaN close + bad close + delisting + the frozen asset never gaps
+    assert c.gap_starts == 20 + 1 + 1 + 1 + 1
+    assert c.gap_ends == 20 + 1 + 1 + 1
 
 
 @pytest.mark.slow

@@ -39,6 +39,8 @@ class ScanCounters:
 
     bars: int = 0
     missing_bars: int = 0  # (asset, bar) pairs without a real bar
+    gap_starts: int = 0  # an asset had a usable bar and now has none (gap, outage, delisting)
+    gap_ends: int = 0  # an asset's bars resume (or it lists)
     bad_prices: int = 0  # bars flagged real with a NaN / inf / non-positive close
     low_coverage_exclusions: int = 0  # (window, scan, asset) exclusions for coverage
     zero_variance_exclusions: int = 0  # (window, scan, asset) exclusions for zero variance
@@ -164,6 +166,17 @@ class Sonar:
             c.bad_prices += n_bad
             log.info("bar %d: %d real bars with NaN/non-positive close masked", bar, n_bad)
         c.missing_bars += n_missing
+        if bar > 0:
+            started = self._prev_ok & ~ok
+            ended = ok & ~self._prev_ok
+            if started.any():
+                k = int(np.count_nonzero(started))
+                c.gap_starts += k
+                log.info("bar %d: gap starts for %d assets %s", bar, k, np.flatnonzero(started)[:10].tolist())
+            if ended.any():
+                k = int(np.count_nonzero(ended))
+                c.gap_ends += k
+                log.info("bar %d: bars resume for %d assets %s", bar, k, np.flatnonzero(ended)[:10].tolist())
         valid = ok & self._prev_ok
         r = np.zeros(self.n_assets)
         if valid.any():
