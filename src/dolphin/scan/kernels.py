@@ -385,7 +385,31 @@ def lanczos_top(
     beta = np.zeros(m_cap)
     w = np.empty(n)
     y1 = np.zeros(m_cap)
-    # start vector restricted to eligible assets
+    st = np.zeros(5)
+    n_eff = _lz_start(v0, d, jitter, q[0])
+    if n_eff == 0:
+        for j in range(n):
+            vec_out[j] = 0.0
+        return 0.0, 0.0, 0.0, 0
+    st[_GAP] = gap_hint
+    st[_BOUND] = np.inf
+    for k in range(max_steps):
+        if use_p:
+            cross_matvec(p, mu, d, float(b - a), q[k], w)
+        else:
+            corr_matvec(ret, valid, a, b, mu, d, has_missing, q[k], w)
+        if _lz_advance(q, alpha, beta, y1, k, w, d, jitter, n_eff, first_check, max_steps, tol_rel, st):
+            break
+    return _lz_finish(q, y1, st, tol_rel, vec_out)
+
+
+_THETA, _BOUND, _GAP, _M, _STEPS = 0, 1, 2, 3, 4
+
+
+@nb.njit(cache=True, fastmath=_FM)
+def _lz_start(v0: np.ndarray, d: np.ndarray, jitter: np.ndarray, q0: np.ndarray) -> int:
+    """Unit start vector (warm start + 1e-3 jitter, eligible assets only) into q0; returns N_eff."""
+    n = d.shape[0]
     n_eff = 0
     v0n = 0.0
     for j in range(n):
@@ -393,52 +417,83 @@ def lanczos_top(
             n_eff += 1
             if np.isfinite(v0[j]):
                 v0n += v0[j] * v0[j]
+    if n_eff == 0:
+        return 0
     v0n = math.sqrt(v0n) if v0n > 0.0 else 1.0
     nrm = 0.0
     for j in range(n):
         x = 0.0
         if d[j] > 0.0:
             x = (v0[j] if np.isfinite(v0[j]) else 0.0) / v0n + 1e-3 * jitter[j]
-        q[0, j] = x
+        q0[j] = x
         nrm += x * x
     if nrm <= 0.0:
         nrm = 0.0
         for j in range(n):
-            q[0, j] = 1.0 if d[j] > 0.0 else 0.0
-            nrm += q[0, j]
-    if nrm <= 0.0:
-        for j in range(n):
-            vec_out[j] = 0.0
-        return 0.0, 0.0, 0.0, 0
+            q0[j] = 1.0 if d[j] > 0.0 else 0.0
+            nrm += q0[j]
     inv = 1.0 / math.sqrt(nrm)
     for j in range(n):
-        q[0, j] *= inv
-    theta = 0.0
-    bound = np.inf
-    gap = gap_hint
-    steps = 0
-    m = 0
-    for k in range(max_steps):
-        if use_p:
-            cross_matvec(p, mu, d, float(b - a), q[k], w)
-        else:
-            corr_matvec(ret, valid, a, b, mu, d, has_missing, q[k], w)
-        steps = k + 1
-        ak = 0.0
-        for j in range(n):
-            ak += q[k, j] * w[j]
-        alpha[k] = ak
-        # full re-orthogonalisation against the whole basis (modified Gram-Schmidt), repeated
-        # only when the norm collapsed by more than 1/sqrt(2) (DGKS "twice is enough")
-        bprev = beta[k - 1] if k > 0 else 0.0
-        before = 0.0
-        for j in range(n):
-            x = w[j] - ak * q[k, j]
-            if k > 0:
-                x -= bprev * q[k - 1, j]
-            w[j] = x
-            before += x * x
+        q0[j] *= inv
+    return n_eff
+
+
+@nb.njit(cache=True, fastmath=_FM)
+def _lz_advance(
+    q: np.ndarray, alpha: np.ndarray, beta: np.ndarray, y1: np.ndarray, k: int, w: np.ndarray, d: np.ndarray,
+    jitter: np.ndarray, n_eff: int, first_check: int, max_steps: int, tol_rel: float, st: np.ndarray,
+) -> bool:
+    """One Lanczos step after the product w = C q[k]; updates st (theta, bound, gap, m, steps).
+
+    Returns True when finished (certified, exhausted, or breakdown without a new direction).
+    """
+    n = w.shape[0]
+    st[_STEPS] = k + 1
+    ak = 0.0
+    for j in range(n):
+        ak += q[k, j] * w[j]
+    alpha[k] = ak
+    # three-term recurrence, then full re-orthogonalisation against the whole basis (modified
+    # Gram-Schmidt), repeated only when the norm collapsed by more than 1/sqrt(2) (DGKS)
+    bprev = beta[k - 1] if k > 0 else 0.0
+    before = 0.0
+    for j in range(n):
+        x = w[j] - ak * q[k, j]
+        if k > 0:
+            x -= bprev * q[k - 1, j]
+        w[j] = x
+        before += x * x
+    bk = 0.0
+    for _rep in range(2):
+        for i in range(k + 1):
+            c = 0.0
+            for j in range(n):
+                c += q[i, j] * w[j]
+            for j in range(n):
+                w[j] -= c * q[i, j]
         bk = 0.0
+        for j in range(n):
+            bk += w[j] * w[j]
+        if bk > 0.5 * before:
+            break
+        before = bk
+    bk = math.sqrt(bk)
+    beta[k] = bk
+    m = k + 1
+    st[_M] = m
+    scale_a = 0.0
+    for i in range(m):
+        scale_a = max(scale_a, abs(alpha[i]))
+    if bk <= 1e-13 * max(scale_a, 1e-300):
+        # invariant subspace: exact Ritz values of the subspace, which may miss lambda_max
+        beta[k] = 0.0
+        th1, th2, s1, s2 = _tridiag_top2(alpha, beta, m, y1)
+        st[_THETA] = th1
+        if m >= n_eff:
+            st[_BOUND] = 0.0
+            return True
+        for j in range(n):
+            w[j] = jitter[(j + 7 * (k + 1)) % n] if d[j] > 0.0 else 0.0
         for _rep in range(2):
             for i in range(k + 1):
                 c = 0.0
@@ -446,77 +501,58 @@ def lanczos_top(
                     c += q[i, j] * w[j]
                 for j in range(n):
                     w[j] -= c * q[i, j]
-            bk = 0.0
-            for j in range(n):
-                bk += w[j] * w[j]
-            if bk > 0.5 * before:
-                break
-            before = bk
-        bk = math.sqrt(bk)
-        beta[k] = bk
-        m = k + 1
-        scale_a = 0.0
-        for i in range(m):
-            scale_a = max(scale_a, abs(alpha[i]))
-        if bk <= 1e-13 * max(scale_a, 1e-300):
-            # invariant subspace: exact Ritz values of the subspace, which may miss lambda_max
-            beta[k] = 0.0
-            th1, th2, s1, s2 = _tridiag_top2(alpha, beta, m, y1)
-            theta = th1
-            if m >= n_eff:
-                bound = 0.0
-                break
-            rn = 0.0
-            for j in range(n):
-                x = jitter[(j + 7 * (k + 1)) % n] if d[j] > 0.0 else 0.0
-                w[j] = x
-            for _rep in range(2):
-                for i in range(k + 1):
-                    c = 0.0
-                    for j in range(n):
-                        c += q[i, j] * w[j]
-                    for j in range(n):
-                        w[j] -= c * q[i, j]
-            for j in range(n):
-                rn += w[j] * w[j]
-            rn = math.sqrt(rn)
-            if rn <= 1e-10 or k + 1 >= max_steps:
-                bound = 0.0 if rn <= 1e-10 else np.inf
-                break
-            for j in range(n):
-                q[k + 1, j] = w[j] / rn
-            continue
-        if k < first_check and k + 1 < max_steps:
-            inv = 1.0 / bk
-            for j in range(n):
-                q[k + 1, j] = w[j] * inv
-            continue
-        th1, th2, s1, s2 = _tridiag_top2(alpha, beta, m, y1)
-        theta = th1
-        r1 = bk * s1
-        if m >= 2:
-            gap = th1 - (th2 + bk * s2)
-        scale = abs(th1) if th1 != 0.0 else 1.0
-        if gap > 0.0:
-            bound = min(r1, r1 * r1 / gap)
-        else:
-            bound = r1
-        if bound <= tol_rel * scale:
-            break
-        if k + 1 < max_steps:
-            inv = 1.0 / bk
-            for j in range(n):
-                q[k + 1, j] = w[j] * inv
+        rn = 0.0
+        for j in range(n):
+            rn += w[j] * w[j]
+        rn = math.sqrt(rn)
+        if rn <= 1e-10 or k + 1 >= max_steps:
+            st[_BOUND] = 0.0 if rn <= 1e-10 else np.inf
+            return True
+        for j in range(n):
+            q[k + 1, j] = w[j] / rn
+        return False
+    if k < first_check and k + 1 < max_steps:
+        inv = 1.0 / bk
+        for j in range(n):
+            q[k + 1, j] = w[j] * inv
+        return False
+    th1, th2, s1, s2 = _tridiag_top2(alpha, beta, m, y1)
+    st[_THETA] = th1
+    r1 = bk * s1
+    if m >= 2:
+        st[_GAP] = th1 - (th2 + bk * s2)
+    gap = st[_GAP]
+    scale = abs(th1) if th1 != 0.0 else 1.0
+    bound = min(r1, r1 * r1 / gap) if gap > 0.0 else r1
+    st[_BOUND] = bound
+    if bound <= tol_rel * scale:
+        return True
+    if k + 1 < max_steps:
+        inv = 1.0 / bk
+        for j in range(n):
+            q[k + 1, j] = w[j] * inv
+        return False
+    return True
+
+
+@nb.njit(cache=True, fastmath=_FM)
+def _lz_finish(
+    q: np.ndarray, y1: np.ndarray, st: np.ndarray, tol_rel: float, vec_out: np.ndarray
+) -> tuple[float, float, float, int]:
+    """Final (theta, bound or +inf if uncertified, gap, steps); the Ritz vector into vec_out."""
+    theta = st[_THETA]
+    bound = st[_BOUND]
     if not (bound <= tol_rel * (abs(theta) if theta != 0.0 else 1.0)):
         bound = np.inf
-    # Ritz vector for the warm start
+    n = vec_out.shape[0]
+    m = int(st[_M])
     for j in range(n):
         vec_out[j] = 0.0
     for i in range(m):
         c = y1[i]
         for j in range(n):
             vec_out[j] += c * q[i, j]
-    return theta, bound, gap, steps
+    return theta, bound, st[_GAP], int(st[_STEPS])
 
 
 @nb.njit(cache=True)
