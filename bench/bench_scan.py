@@ -132,6 +132,24 @@ def run(n: int, measured: int, mode: str = "blocks") -> dict:
     }
 
 
+def standalone(n: int, measured: int, full_spectrum: bool) -> np.ndarray:
+    """Thread-CPU ms per scan of one scanner running alone (as on its pinned hot-path core)."""
+    warm = max(WINDOWS) + 2
+    closes, mask, _ = universe(n, warm + measured)
+    sonar = Sonar(n, ScanConfig(full_spectrum=full_spectrum))
+    ts = (np.arange(warm + measured, dtype=np.int64) + 1) * 60_000_000_000
+    for t in range(warm):
+        sonar.update(int(ts[t]), closes[t], mask[t])
+    out = np.empty(measured)
+    clk = time.thread_time_ns
+    for i in range(measured):
+        t = warm + i
+        c0 = clk()
+        sonar.update(int(ts[t]), closes[t], mask[t])
+        out[i] = (clk() - c0) * 1e-6
+    return out
+
+
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--quick", action="store_true", help="fewer measured scans")
@@ -203,6 +221,24 @@ def main() -> None:
             figure(f"peak_alloc_signal_mb_n{n}", r["peak_sig_mb"], "MB", note="tracemalloc peak of one scan"),
             figure(f"peak_alloc_full_mb_n{n}", r["peak_full_mb"], "MB", note="tracemalloc peak of one scan"),
         ]
+    # standalone: each scanner alone (no baseline between its scans evicting its caches)
+    with threadpool_limits(1):
+        alone_sig = standalone(400, measured[400], False)
+        alone_full = standalone(400, measured[400], True)
+    b400 = float(np.median(results[400]["base_cpu"]))
+    sa, fa = float(np.median(alone_sig)), float(np.median(alone_full))
+    print(f"N= 400 standalone cpu: signal {sa:6.3f} ms (p99 {np.percentile(alone_sig, 99):6.3f}) | "
+          f"full {fa:6.3f} ms (p99 {np.percentile(alone_full, 99):6.3f})")
+    notes.append("standalone figures: the scanner alone in its loop (as on its pinned hot-path core); the"
+                 " interleaved figures run baseline, signal and full scanners alternately, which evicts caches")
+    figures += [
+        figure("signal_median_ms_n400_cpu_standalone", sa, "ms", baseline_name="naive corrcoef+eigvalsh (interleaved)",
+               baseline_value=b400, ratio=b400 / sa, goal=1.0, goal_op="<="),
+        figure("signal_p99_ms_n400_cpu_standalone", float(np.percentile(alone_sig, 99)), "ms"),
+        figure("full_median_ms_n400_cpu_standalone", fa, "ms", baseline_name="naive corrcoef+eigvalsh (interleaved)",
+               baseline_value=b400, ratio=b400 / fa, goal=8.0, goal_op="<="),
+        figure("full_p99_ms_n400_cpu_standalone", float(np.percentile(alone_full, 99)), "ms"),
+    ]
     # supplementary: N = 400 with a single dominant market mode (columns resampled at the same time)
     with threadpool_limits(1):
         r = run(400, measured[400], "columns")
