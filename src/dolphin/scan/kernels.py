@@ -360,6 +360,7 @@ def lanczos_top(
     max_steps: int,
     vec_out: np.ndarray,
     first_check: int = 0,
+    q_work: np.ndarray = np.empty((0, 0)),
 ) -> tuple[float, float, float, int]:
     """Largest eigenvalue of C (window ret[a:b]) by warm-started Lanczos with a residual certificate.
 
@@ -380,7 +381,9 @@ def lanczos_top(
     """
     n = ret.shape[1]
     m_cap = max_steps + 1
-    q = np.empty((m_cap, n))  # every row is written before it is read
+    # Krylov basis: the caller's workspace when it fits (no per-scan allocation); every row is
+    # written before it is read
+    q = q_work if (q_work.shape[0] >= m_cap and q_work.shape[1] == n) else np.empty((m_cap, n))
     alpha = np.zeros(m_cap)
     beta = np.zeros(m_cap)
     w = np.empty(n)

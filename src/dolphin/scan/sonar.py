@@ -116,6 +116,7 @@ class Sonar:
         self.counters = ScanCounters()
         jitter = np.random.default_rng(0x5EED).standard_normal(n_assets)  # fixed: results are reproducible
         self._jitter = jitter / np.linalg.norm(jitter)
+        self._q_work = np.empty((cfg.lanczos_max_steps + 1, n_assets))  # shared Lanczos basis workspace
 
     # ------------------------------------------------------------------ public API
 
@@ -356,7 +357,7 @@ class Sonar:
             lam, bound, gap, steps = K.lanczos_top(
                 self._ret, self._valid, a, b, win.mu, win.d, has_missing, win.vec, self._jitter, win.p, use_p,
                 0.5 * win.gap,
-                cfg.lanczos_tol_rel, cfg.lanczos_max_steps, out, max(0, win.last_steps - 3),
+                cfg.lanczos_tol_rel, cfg.lanczos_max_steps, out, max(0, win.last_steps - 3), self._q_work,
             )
             win.last_steps = steps
             c.lanczos_steps += steps
