@@ -36,14 +36,23 @@ from dolphin.core.paths import shared_data_dir  # noqa: E402
 from dolphin.scan import kernels as K  # noqa: E402
 from dolphin.scan.config import ScanConfig  # noqa: E402
 from dolphin.scan.sonar import Sonar  # noqa: E402
-from dolphin.scan.source import CsvDirSource  # noqa: E402
+from dolphin.data.sample import catalog_of  # noqa: E402
+from dolphin.scan.source import CatalogSource  # noqa: E402
 
 WINDOWS = (50, 150, 300, 750)
 DAY_BARS = 1440
 
 
+def _spot_bars():
+    """The 50 real spot assets at 1 minute, through the catalog (ingested once into a cache)."""
+    import tempfile
+
+    cat = catalog_of(shared_data_dir() / "binance_spot_1m_2021-04", Path(tempfile.gettempdir()) / "dolphin-bench-catalogs")
+    return CatalogSource(cat, "BINANCE_SPOT", "1m").load()
+
+
 def universe(n: int, t_len: int, mode: str = "blocks") -> tuple[np.ndarray, np.ndarray, str]:
-    bars = CsvDirSource(shared_data_dir() / "binance_spot_1m_2021-04").load()
+    bars = _spot_bars()
     base = bars.closes.shape[1]
     if mode == "columns" and n > base:
         # supplementary: the N columns drawn from the 50 real assets at the same time, with

@@ -1,4 +1,4 @@
-"""Test-support: real bars from the shared data (via the temporary CSV adapter) and references."""
+"""Test-support: real bars from the shared data (ingested into a catalog once) and references."""
 
 from __future__ import annotations
 
@@ -9,12 +9,23 @@ import numpy as np
 
 from dolphin.core.paths import shared_data_dir
 from dolphin.scan import kernels as K
-from dolphin.scan.source import AlignedBars, CsvDirSource
+from dolphin.data.sample import catalog_of
+from dolphin.data.schema import bar_interval_ns
+from dolphin.scan.source import AlignedBars, CatalogSource
 
 
 @lru_cache(maxsize=8)
 def real_bars(dataset: str) -> AlignedBars:
-    return CsvDirSource(Path(shared_data_dir()) / dataset).load()
+    """A shared real bar set (e.g. ``binance_spot_1m_2021-04``) through the catalog, on its own bar grid."""
+    import tempfile
+
+    cache = Path(tempfile.gettempdir()) / "dolphin-test-catalogs"
+    cat = catalog_of(Path(shared_data_dir()) / dataset, cache)
+    (ds,) = [d for d in cat.datasets() if d.startswith("bars_")]
+    (venue,) = cat.venues(ds)
+    bars = CatalogSource(cat, venue, ds.removeprefix("bars_")).load()
+    assert bar_interval_ns(ds) > 0
+    return bars
 
 
 def reference_lambda_max(

@@ -4,36 +4,49 @@ from __future__ import annotations
 
 import argparse
 import logging
+
+import numpy as np
 from pathlib import Path
 from typing import Callable
 
 from dolphin.core.config import DolphinConfig
 from dolphin.core.paths import repo_root
 
-from dolphin.scan.source import AlignedBars, BarSource, CsvDirSource, find_bar_dirs
+from dolphin.data.catalog import Catalog
+from dolphin.data.errors import CatalogError
+from dolphin.scan.source import AlignedBars, BarSource, CatalogSource
 
 __all__ = ["register", "run_scan", "SOURCE_FACTORY"]
 
 log = logging.getLogger(__name__)
 
 
-def csv_source(cfg: DolphinConfig, args: argparse.Namespace) -> BarSource:
-    """TEMPORARY: the shared-CSV adapter; replace with the catalog's aligned matrices at merge."""
-    root = Path(args.input) if args.input else repo_root() / cfg.data.sample_dir
-    if not root.is_dir():
-        raise FileNotFoundError(f"bar folder not found: {root}")
-    dirs = find_bar_dirs(root)
-    if args.dataset:
-        dirs = [d for d in dirs if d.name == args.dataset]
-    if not dirs:
-        raise FileNotFoundError(f"no *.csv.gz bar files under {root}" + (f" for dataset {args.dataset}" if args.dataset else ""))
-    if len(dirs) > 1:
-        log.warning("several bar folders under %s; scanning %s (choose with --dataset)", root, dirs[0].name)
-    return CsvDirSource(dirs[0])
+def catalog_source(cfg: DolphinConfig, args: argparse.Namespace) -> BarSource:
+    """Bars from the configured catalog (the shipped sample is ingested first when it is empty)."""
+    root = Path(args.catalog or cfg.data.catalog_dir)
+    if not root.is_absolute():
+        root = repo_root() / root
+    catalog = Catalog(root, row_group_size=cfg.data.row_group_size)
+    if not any(args.venue in catalog.venues(d) for d in catalog.datasets() if d.startswith("bars_")):
+        from dolphin.data.sample import ensure_sample
+
+        log.warning("catalog %s holds no %s bars: ingesting the shipped sample first", root, args.venue)
+        qdir = Path(cfg.data.quarantine_dir)
+        ensure_sample(catalog, qdir if qdir.is_absolute() else repo_root() / qdir)
+    return CatalogSource(catalog, args.venue, args.bar, symbols=args.symbol, start_ns=_ns(args.start), end_ns=_ns(args.end))
+
+
+def _ns(text: str | None) -> int | None:
+    if text is None:
+        return None
+    try:
+        return int(np.datetime64(text, "ns").astype(np.int64))
+    except ValueError:
+        raise ValueError(f"bad time {text!r}: use ISO-8601 such as 2023-07-05 or 2023-07-05T12:00") from None
 
 
 # The data source is a swappable function: (config, args) -> BarSource.
-SOURCE_FACTORY: Callable[[DolphinConfig, argparse.Namespace], BarSource] = csv_source
+SOURCE_FACTORY: Callable[[DolphinConfig, argparse.Namespace], BarSource] = catalog_source
 
 
 def run_scan(cfg: DolphinConfig, bars: AlignedBars, out_dir: Path, *, limit: int | None = None,
@@ -80,7 +93,7 @@ def run_scan(cfg: DolphinConfig, bars: AlignedBars, out_dir: Path, *, limit: int
 def _main(cfg: DolphinConfig, args: argparse.Namespace) -> int:
     try:
         bars = SOURCE_FACTORY(cfg, args).load()
-    except FileNotFoundError as exc:
+    except (FileNotFoundError, ValueError, CatalogError) as exc:
         print(f"dolphin scan: {exc}")
         return 2
     run_scan(cfg, bars, Path(args.out), limit=args.limit, signal_only=args.signal_only, progress=not args.no_progress)
@@ -89,8 +102,12 @@ def _main(cfg: DolphinConfig, args: argparse.Namespace) -> int:
 
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("scan", help="Sonar regime scan over a bar set: features to Parquet + PNG plot")
-    p.add_argument("--input", default=None, help="folder with per-symbol *.csv.gz bars (default: data.sample_dir)")
-    p.add_argument("--dataset", default=None, help="sub-folder name to scan when --input holds several")
+    p.add_argument("--catalog", default=None, help="catalog folder (default: data.catalog_dir)")
+    p.add_argument("--venue", default="BINANCE_USDM", help="venue (default: BINANCE_USDM)")
+    p.add_argument("--bar", default="5m", help="bar size (default: 5m; finer stored bars are aggregated)")
+    p.add_argument("--symbol", action="append", default=None, help="symbol (repeatable; default: all stored)")
+    p.add_argument("--start", default=None, help="first bar, ISO-8601 UTC (default: start of the data)")
+    p.add_argument("--end", default=None, help="end (exclusive), ISO-8601 UTC (default: end of the data)")
     p.add_argument("--out", default="var/scan", help="output folder (default: var/scan)")
     p.add_argument("--limit", type=int, default=None, help="scan only the first N bars")
     p.add_argument("--signal-only", action="store_true", help="lambda_max/velocities only (no entropy)")

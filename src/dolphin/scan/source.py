@@ -1,24 +1,26 @@
-"""TEMPORARY ADAPTER: aligned bar matrices from the shared gzipped CSVs.
+"""Where the scanner's bars come from: aligned matrices out of the catalog.
 
-This module stands in for ``dolphin.data`` (the lead's catalog, issue 2) until it provides
-aligned matrices; the lead replaces it at merge. It reads one ``<SYMBOL>.csv.gz`` per asset
-(columns ``open_time_ms,open,high,low,close,volume``) and aligns them on the union of bar
-timestamps: ``closes`` is T x N float64 with NaN where an asset has no bar, ``mask`` is
-T x N bool (True = a real bar). Nothing is filled.
+The scanner works time-major: ``closes`` is T x N float64 with NaN where an asset has no bar,
+``mask`` is T x N bool (True = a real bar); nothing is filled. :class:`CatalogSource` reads
+them from the Parquet catalog through :func:`dolphin.data.align.align_bars` (which is
+assets-major) on a regular bar grid.
 
-``dolphin scan`` takes its data through the :class:`BarSource` protocol, so swapping this
-adapter for the catalog is a one-line change in the composition root.
+``dolphin scan`` takes its data through the :class:`BarSource` protocol.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Protocol, Sequence
 
 import numpy as np
 
-__all__ = ["AlignedBars", "BarSource", "CsvDirSource", "find_bar_dirs"]
+from dolphin.data import align as _align
+from dolphin.data.catalog import Catalog
+from dolphin.data.errors import CatalogError
+from dolphin.data.schema import bar_interval_ns
+
+__all__ = ["AlignedBars", "BarSource", "CatalogSource", "from_catalog"]
 
 
 @dataclass(frozen=True)
@@ -46,39 +48,47 @@ class BarSource(Protocol):
     def load(self) -> AlignedBars: ...
 
 
-def find_bar_dirs(root: Path) -> list[Path]:
-    """Folders under ``root`` (itself included) that hold ``*.csv.gz`` bar files, most files first."""
-    dirs = {p.parent for p in root.rglob("*.csv.gz")}
-    return sorted(dirs, key=lambda p: (-len(list(p.glob("*.csv.gz"))), str(p)))
+def from_catalog(bars: _align.AlignedBars, name: str = "") -> AlignedBars:
+    """The catalog's (assets x time) matrices as the scanner's time-major view."""
+    return AlignedBars(
+        bars.ts_ns // 1_000_000, bars.symbols, np.ascontiguousarray(bars.close.T),
+        np.ascontiguousarray(bars.mask.T), name=name,
+    )  # fmt: skip
 
 
 @dataclass(frozen=True)
-class CsvDirSource:
-    """One folder of per-symbol gzipped OHLCV CSVs (temporary, see module docstring)."""
+class CatalogSource:
+    """Aligned closes of ``venue`` at ``bar`` size from the catalog.
 
-    directory: Path
+    ``symbols`` None: every symbol stored at a bar size that divides ``bar``. ``start_ns`` /
+    ``end_ns`` None: the span the catalog holds for them.
+    """
+
+    catalog: Catalog
+    venue: str
+    bar: str
     symbols: Sequence[str] | None = None
+    start_ns: int | None = None
+    end_ns: int | None = None
     max_assets: int | None = None
 
     def load(self) -> AlignedBars:
-        import pandas as pd
-
-        files = sorted(self.directory.glob("*.csv.gz"))
-        if self.symbols is not None:
-            wanted = set(self.symbols)
-            files = [f for f in files if f.name.split(".")[0] in wanted]
+        bar_ns = bar_interval_ns(self.bar)
+        datasets = [d for d in self.catalog.datasets() if d.startswith("bars_") and self.venue in self.catalog.venues(d)
+                    and bar_ns % bar_interval_ns(d) == 0]  # fmt: skip
+        if not datasets:
+            raise CatalogError(f"no bars for venue {self.venue} at a size dividing {self.bar} in {self.catalog.root}")
+        symbols = list(self.symbols) if self.symbols is not None else sorted(
+            {s for d in datasets for s in self.catalog.symbols(d, self.venue)})  # fmt: skip
         if self.max_assets is not None:
-            files = files[: self.max_assets]
-        if not files:
-            raise FileNotFoundError(f"no *.csv.gz bar files in {self.directory}")
-        frames: list[tuple[str, np.ndarray, np.ndarray]] = []
-        for f in files:
-            df = pd.read_csv(f, usecols=["open_time_ms", "close"])
-            df = df.drop_duplicates("open_time_ms", keep="last").sort_values("open_time_ms")
-            frames.append((f.name.split(".")[0], df["open_time_ms"].to_numpy(np.int64), df["close"].to_numpy(np.float64)))
-        ts = np.unique(np.concatenate([t for _, t, _ in frames]))
-        closes = np.full((ts.size, len(frames)), np.nan)
-        for j, (_, t, c) in enumerate(frames):
-            closes[np.searchsorted(ts, t), j] = c
-        mask = np.isfinite(closes)
-        return AlignedBars(ts, tuple(s for s, _, _ in frames), closes, mask, name=self.directory.name)
+            symbols = symbols[: self.max_assets]
+        start, end = self.start_ns, self.end_ns
+        if start is None or end is None:
+            spans = [(p.first_ns, p.last_ns) for p in self.catalog.partitions()
+                     if p.dataset in datasets and p.venue == self.venue and p.symbol in set(symbols)]  # fmt: skip
+            if not spans:
+                raise CatalogError(f"no stored bars for {symbols[:5]}... on {self.venue}")
+            start = min(a for a, _ in spans) if start is None else start
+            end = max(b for _, b in spans) + bar_ns if end is None else end
+        bars = _align.align_bars(self.catalog, self.venue, symbols, start, end, self.bar)
+        return from_catalog(bars, name=f"{self.venue}_{self.bar}")
