@@ -30,15 +30,24 @@ def ensure_sample(catalog: Catalog, quarantine_dir: str | Path) -> list[IngestRe
 
 def catalog_of(source: str | Path, cache_dir: str | Path, *, venue: str | None = None) -> Catalog:
     """A catalog holding the real files under ``source`` (ingested once into ``cache_dir``)."""
+    import fcntl
+
+    from dolphin.data.schema import SCHEMAS
+
     source = Path(source)
-    key = hashlib.sha1(f"{source.resolve()}|{venue}".encode()).hexdigest()[:12]
+    # The key covers the schemas, so a cache written by older code is never read by newer code.
+    fingerprint = f"{source.resolve()}|{venue}|{sorted((k, str(v)) for k, v in SCHEMAS.items())}"
+    key = hashlib.sha1(fingerprint.encode()).hexdigest()[:12]
     root = Path(cache_dir) / f"{source.name}-{key}"
+    root.mkdir(parents=True, exist_ok=True)
     done = root / ".ingested"
     cat = Catalog(root / "catalog")
-    if not done.exists():
-        reports = ingest_paths(cat, [source], quarantine_dir=root / "quarantine", venue=venue)
-        failed = [r.error for r in reports if r.error]
-        if failed:
-            raise RuntimeError(f"ingest of {source} failed: {failed[:3]}")
-        done.write_text("ok\n")
+    with open(root / ".lock", "w") as lock:  # several test workers may ask at once
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        if not done.exists():
+            reports = ingest_paths(cat, [source], quarantine_dir=root / "quarantine", venue=venue)
+            failed = [r.error for r in reports if r.error]
+            if failed:
+                raise RuntimeError(f"ingest of {source} failed: {failed[:3]}")
+            done.write_text("ok\n")
     return cat
