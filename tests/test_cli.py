@@ -59,3 +59,23 @@ def test_help_lists_the_commands(capsys) -> None:
         main(["--help"])
     out = capsys.readouterr().out
     assert "data" in out and "run" in out
+
+
+def test_5s_bars_from_the_real_capture_trades_align_with_a_mask(sample_data: Path, tmp_path: Path, capsys) -> None:
+    import numpy as np
+
+    from dolphin.data.align import align_bars
+    from dolphin.data.catalog import Catalog
+
+    cat = tmp_path / "cat"
+    src = sample_data / "l2_binance_2024-08-08" / "binance_spot_btcusdt_20240808.gz"
+    assert main(["data", "ingest", str(src), "--catalog", str(cat), "--quarantine", str(tmp_path / "q")]) == 0
+    assert main(["data", "bars", "--venue", "BINANCE_SPOT", "--bar", "5s", "--catalog", str(cat)]) == 0
+    c = Catalog(cat)
+    trades = c.read("trades", "BINANCE_SPOT", "BTCUSDT")
+    bars = c.read("bars_5s", "BINANCE_SPOT", "BTCUSDT")
+    assert int(np.sum(bars.column("trade_count").to_numpy())) == trades.num_rows
+    t0, t1 = bars.column("ts_ns")[0].as_py(), bars.column("ts_ns")[-1].as_py() + 5 * 10**9
+    a = align_bars(c, "BINANCE_SPOT", ["BTCUSDT"], t0, t1, "5s")
+    assert a.mask.sum() == bars.num_rows and a.shape[1] == (t1 - t0) // (5 * 10**9)
+    assert np.isnan(a.close[~a.mask]).all()

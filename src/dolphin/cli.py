@@ -20,6 +20,7 @@ COMMAND_MODULES: list[str] = [
     "dolphin.data.commands",
     "dolphin.grid.commands",
     "dolphin.alpha.commands",
+    "dolphin.scan.commands",
     "dolphin.runtime.main_job",
     "dolphin.survival.commands",
     "dolphin.execution.commands",

@@ -112,3 +112,21 @@ def test_every_shared_source_file_ingests_with_every_row_accounted(shared_data: 
     for r in reports:
         assert r.rows_total == r.rows_written + r.rows_already_present + r.rows_quarantined, r.source
     assert {"bars_1m", "bars_5m", "depth", "trades", "quotes", "funding"} <= set(catalog.datasets())
+
+
+def test_catalog_of_ingests_once_and_ensure_sample_is_idempotent(sample_data: Path, tmp_path: Path) -> None:
+    from dolphin.data.sample import catalog_of, ensure_sample
+
+    src = sample_data / "binance_usdm_1m_2023-07"
+    a = catalog_of(src, tmp_path / "cache")
+    marker = next((tmp_path / "cache").glob("*/.ingested"))
+    stamp = marker.stat().st_mtime_ns
+    b = catalog_of(src, tmp_path / "cache")
+    assert a.root == b.root and marker.stat().st_mtime_ns == stamp
+    assert len(b.symbols("bars_1m", "BINANCE_USDM")) == 9
+
+    cat = Catalog(tmp_path / "sample")
+    first = ensure_sample(cat, tmp_path / "q")
+    again = ensure_sample(cat, tmp_path / "q")
+    assert sum(r.rows_written for r in first) > 0 and sum(r.rows_written for r in again) == 0
+    assert all(r.ok for r in first + again)

@@ -76,6 +76,7 @@ class DataConfig(ConfigStruct):
 from dolphin.alpha.config import AlphaConfig  # noqa: E402
 from dolphin.execution.config import ExecutionConfig  # noqa: E402
 from dolphin.grid.config import GridConfig  # noqa: E402
+from dolphin.scan.config import ScanConfig  # noqa: E402
 
 
 class DolphinConfig(ConfigStruct):
@@ -87,6 +88,7 @@ class DolphinConfig(ConfigStruct):
     survival: SurvivalConfig = msgspec.field(default_factory=lambda: SurvivalConfig())
     execution: ExecutionConfig = ExecutionConfig()
     alpha: AlphaConfig = AlphaConfig()
+    scan: ScanConfig = ScanConfig()
 
     def validate(self) -> None:
         for name in self.__struct_fields__:

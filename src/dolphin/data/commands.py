@@ -199,6 +199,25 @@ def _cmd_export(cfg: DolphinConfig, args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_bars(cfg: DolphinConfig, args: argparse.Namespace) -> int:
+    from dolphin.data.align import bars_from_trades
+
+    console = Console(width=console_width())
+    cat = _catalog(cfg, args)
+    symbols = args.symbol or cat.symbols("trades", args.venue)
+    if not symbols:
+        console.print(f"[red]no trades stored for venue {args.venue}: ingest trades or a capture first")
+        return 1
+    dataset = f"bars_{args.bar}"
+    for sym in symbols:
+        trades = cat.read("trades", args.venue, sym)
+        bars = bars_from_trades(trades, args.bar)
+        res = cat.write(dataset, args.venue, sym, bars)
+        console.print(f"{sym}: {trades.num_rows:,} trades -> {bars.num_rows:,} {dataset} bars "
+                      f"({res.rows_written:,} new, {res.rows_already_present:,} already stored)")  # fmt: skip
+    return 0
+
+
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("data", help="market-data catalog: ingest, validate, inspect, export-nautilus")
     dsub = p.add_subparsers(dest="data_command", metavar="ACTION")
@@ -225,6 +244,13 @@ def register(sub: argparse._SubParsersAction) -> None:
     q.add_argument("--by-symbol", action="store_true", help="a row per symbol")
     common(q)
     q.set_defaults(func=_cmd_inspect)
+
+    q = dsub.add_parser("bars", help="build bars (e.g. 5s) from stored trades; only bars with trades are written")
+    q.add_argument("--venue", required=True)
+    q.add_argument("--bar", default="5s", help="bar size, e.g. 5s, 1m")
+    q.add_argument("--symbol", action="append", help="symbol (repeatable; default: all with trades)")
+    common(q)
+    q.set_defaults(func=_cmd_bars)
 
     q = dsub.add_parser("export-nautilus", help="write catalog streams into a NautilusTrader ParquetDataCatalog")
     q.add_argument("--dataset", required=True)

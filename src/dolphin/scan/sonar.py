@@ -1,0 +1,418 @@
+"""Sonar: the incremental eigenvalue regime scanner (stateful; one bar in, one ScanRecord out).
+
+Per bar, for every window W: the window's per-asset sums slide by one row (add the new
+return, drop the oldest: O(N), never a recompute), the standardisation is derived from the
+sums, and lambda_max comes from a warm-started Lanczos run whose matrix-vector products read
+the W x N return window directly (C is never formed). Each result carries a residual-based
+error certificate; when it cannot be certified within the step cap the exact solver is used
+(counted). The sums are re-anchored exactly every ``resum_every_bars`` and the iterative
+lambda_max is checked against ``eigvalsh`` every ``exact_check_every_bars`` (drift check).
+
+With ``full_spectrum`` the exact spectrum (Gram route when W < N_eff) gives lambda_max,
+entropy and absorption ratio; without it only the signal path runs.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+from dataclasses import dataclass, field
+from typing import Iterator, Sequence
+
+import numpy as np
+
+from dolphin.scan import kernels as K
+from dolphin.scan.config import ScanConfig
+from dolphin.scan.gate import InputCheck, bar_checksum, check_checksum, check_complete, check_fresh, evaluate_gate
+from dolphin.scan.record import ATTACK, VETO, ScanRecord, WindowFeatures
+
+__all__ = ["ScanCounters", "Sonar", "scan_matrix"]
+
+log = logging.getLogger(__name__)
+
+_DRIFT_TOL_REL = 1e-9
+
+
+@dataclass
+class ScanCounters:
+    """Cumulative counts of every data-quality and numerical event (nothing is silent)."""
+
+    bars: int = 0
+    missing_bars: int = 0  # (asset, bar) pairs without a real bar
+    gap_starts: int = 0  # an asset had a usable bar and now has none (gap, outage, delisting)
+    gap_ends: int = 0  # an asset's bars resume (or it lists)
+    bad_prices: int = 0  # bars flagged real with a NaN / inf / non-positive close
+    low_coverage_exclusions: int = 0  # (window, scan, asset) exclusions for coverage
+    zero_variance_exclusions: int = 0  # (window, scan, asset) exclusions for zero variance
+    universe_changes: int = 0  # an asset entered or left a window's eligible set (list / delist / gaps)
+    singular_shrinks: int = 0  # (window, scan) where N_eff >= W and shrinkage was applied
+    lanczos_fallbacks: int = 0  # no certificate within the step cap: exact solver used
+    exact_checks: int = 0
+    drift_violations: int = 0  # exact check disagreed by more than 1e-9 relative
+    resums: int = 0
+    checksum_failures: int = 0
+    stale_inputs: int = 0
+    vetoes: int = 0
+    attacks: int = 0
+    lanczos_steps: int = 0
+    events: dict[str, int] = field(default_factory=dict)
+
+    def count(self, name: str, k: int = 1) -> None:
+        self.events[name] = self.events.get(name, 0) + k
+
+
+class _Window:
+    __slots__ = (
+        "w", "n", "s", "q", "mu", "d", "eligible", "prev_eligible", "missing", "vec", "gap", "history",
+        "n_eff", "initialised", "last_change_bar", "p", "spare", "last_steps", "offset",
+    )
+
+    def __init__(self, w: int, n_assets: int, lag: int, offset: int) -> None:
+        self.w = w
+        self.offset = offset  # index among the windows: staggers re-anchors and exact checks
+        # W >= N: keep the N x N cross-product X^T X (rank-2 update per bar); products and the
+        # exact spectrum then cost N^2 instead of W N. Otherwise a 1 x 1 placeholder.
+        self.p = np.zeros((n_assets, n_assets)) if w >= n_assets else np.zeros((1, 1))
+        self.n = np.zeros(n_assets)
+        self.s = np.zeros(n_assets)
+        self.q = np.zeros(n_assets)
+        self.mu = np.zeros(n_assets)
+        self.d = np.zeros(n_assets)
+        self.eligible = np.zeros(n_assets, dtype=np.bool_)
+        self.prev_eligible = np.zeros(n_assets, dtype=np.bool_)
+        self.missing = 0
+        self.vec = np.ones(n_assets)
+        self.spare = np.empty(n_assets)
+        self.last_steps = 0
+        self.gap = 0.0
+        self.history = np.full(lag + 1, np.nan)  # ring of lambda_max, index bar % (lag + 1)
+        self.n_eff = 0
+        self.initialised = False
+        self.last_change_bar = -(10**9)
+
+
+class Sonar:
+    """The scanner for a fixed universe of ``n_assets`` (assets that list later start masked)."""
+
+    def __init__(self, n_assets: int, config: ScanConfig | None = None) -> None:
+        cfg = config or ScanConfig()
+        cfg.validate()
+        if n_assets < 1:
+            raise ValueError(f"n_assets must be >= 1, got {n_assets}")
+        self.cfg = cfg
+        self.n_assets = n_assets
+        self.windows = tuple(sorted(cfg.windows))
+        self.max_w = max(self.windows)
+        self._cap = self.max_w + max(self.max_w, 256)
+        self._ret = np.zeros((self._cap, n_assets))
+        self._valid = np.zeros((self._cap, n_assets), dtype=np.bool_)
+        self._end = 0  # rows in the buffer
+        self._returns_seen = 0
+        self._prev_close = np.full(n_assets, np.nan)
+        self._prev_ok = np.zeros(n_assets, dtype=np.bool_)
+        self._win = {w: _Window(w, n_assets, cfg.velocity_lag_bars, k) for k, w in enumerate(self.windows)}
+        self._bar = -1
+        self._last_ts_ns: int | None = None
+        self.counters = ScanCounters()
+        jitter = np.random.default_rng(0x5EED).standard_normal(n_assets)  # fixed: results are reproducible
+        self._jitter = jitter / np.linalg.norm(jitter)
+        self._q_work = np.empty((cfg.lanczos_max_steps + 1, n_assets))  # shared Lanczos basis workspace
+
+    # ------------------------------------------------------------------ public API
+
+    def update(
+        self,
+        ts_ns: int,
+        closes: np.ndarray,
+        mask: np.ndarray | None = None,
+        *,
+        now_ns: int | None = None,
+        checksum: int | None = None,
+        crossed_boundary: bool = False,
+        extra_inputs: Sequence[InputCheck] = (),
+    ) -> ScanRecord:
+        """Ingest one bar (closes of all assets, mask True = real bar) and return its scan record.
+
+        ``now_ns`` is the scan clock (injected; None means replay, where the bar is its own
+        clock). ``checksum`` is the bar's :func:`bar_checksum` when it arrived from another
+        process (``crossed_boundary``). ``extra_inputs`` are further verified inputs to gate on.
+        """
+        closes = np.asarray(closes, dtype=np.float64)
+        if closes.shape != (self.n_assets,):
+            raise ValueError(f"closes has shape {closes.shape}, expected ({self.n_assets},)")
+        mask = np.isfinite(closes) if mask is None else np.asarray(mask, dtype=np.bool_)
+        if mask.shape != (self.n_assets,):
+            raise ValueError(f"mask has shape {mask.shape}, expected ({self.n_assets},)")
+        cfg = self.cfg
+        c = self.counters
+        self._bar += 1
+        c.bars += 1
+        bar = self._bar
+        checks: list[InputCheck] = []
+
+        # -- checksum (before touching the data: an unverified bar still updates the state,
+        #    because the state must follow the feed, but it vetoes this scan)
+        if crossed_boundary:
+            chk = check_checksum("bar.checksum", True, checksum, bar_checksum(ts_ns, closes, mask))
+            if not chk.ok:
+                c.checksum_failures += 1
+            checks.append(chk)
+
+        # -- returns of this bar
+        finite_pos = np.isfinite(closes) & (closes > 0.0)
+        ok = mask & finite_pos
+        n_bad = int(np.count_nonzero(mask & ~finite_pos))
+        n_missing = int(self.n_assets - np.count_nonzero(mask))
+        if n_bad:
+            c.bad_prices += n_bad
+            log.info("bar %d: %d real bars with NaN/non-positive close masked", bar, n_bad)
+        c.missing_bars += n_missing
+        if bar > 0:
+            started = self._prev_ok & ~ok
+            ended = ok & ~self._prev_ok
+            if started.any():
+                k = int(np.count_nonzero(started))
+                c.gap_starts += k
+                log.info("bar %d: gap starts for %d assets %s", bar, k, np.flatnonzero(started)[:10].tolist())
+            if ended.any():
+                k = int(np.count_nonzero(ended))
+                c.gap_ends += k
+                log.info("bar %d: bars resume for %d assets %s", bar, k, np.flatnonzero(ended)[:10].tolist())
+        valid = ok & self._prev_ok
+        r = np.zeros(self.n_assets)
+        if valid.any():
+            r[valid] = np.log(closes[valid] / self._prev_close[valid])
+        self._prev_close = np.where(ok, closes, self._prev_close)
+        self._prev_ok = ok
+        if bar > 0:
+            self._push(r, valid)
+
+        # -- windows
+        feats: list[WindowFeatures] = []
+        for w in self.windows:
+            feats.append(self._scan_window(self._win[w], bar))
+
+        # -- velocities, vel_div, instability
+        by_w = {f.window: f for f in feats}
+        short, long_ = by_w[cfg.vel_div_short], by_w[cfg.vel_div_long]
+        vel_div = short.velocity - long_.velocity
+        all_ready = all(f.ready and math.isfinite(f.velocity) for f in feats)
+        instability = max(abs(f.velocity) for f in feats) if all_ready else math.nan
+
+        # -- zero-trust gate
+        if now_ns is not None:
+            fresh = check_fresh("bar.fresh", int(now_ns) - int(ts_ns), cfg.gate.bar_deadband_ns)
+            if not fresh.ok:
+                c.stale_inputs += 1
+            checks.append(fresh)
+        if self._last_ts_ns is not None and ts_ns <= self._last_ts_ns:
+            checks.append(InputCheck("bar.order", False, f"non-increasing timestamp {ts_ns} <= {self._last_ts_ns}"))
+            c.count("out_of_order_bars")
+        self._last_ts_ns = int(ts_ns) if self._last_ts_ns is None else max(self._last_ts_ns, int(ts_ns))
+        checks.append(
+            check_complete("bar.complete", int(np.count_nonzero(ok)), self.n_assets, cfg.gate.min_bar_completeness)
+        )
+        if bar > 0:
+            checks.append(
+                check_complete(
+                    "bar.returns", int(np.count_nonzero(valid)), self.n_assets, cfg.gate.min_bar_completeness
+                )
+            )
+        for f in feats:
+            checks.append(
+                check_complete(f"window{f.window}.complete", f.n_assets, self.n_assets, cfg.gate.min_window_completeness)
+            )
+        checks.extend(extra_inputs)
+        gate = evaluate_gate(checks)
+
+        # -- regime rule (config.RegimeConfig)
+        reasons: list[str] = []
+        if not gate.passed:
+            reasons.append("gate")
+        rc = cfg.regime
+        if not all_ready or any(f.n_assets < rc.min_assets for f in feats):
+            reasons.append("warmup")
+        sw = by_w[rc.structure_window]
+        if not (sw.ready and sw.lambda_max >= rc.min_signal_ratio * sw.mp_edge):
+            reasons.append("no_structure")
+        if not (instability <= rc.max_instability):
+            reasons.append("unstable")
+        if any(bar - self._win[f.window].last_change_bar <= cfg.velocity_lag_bars for f in feats):
+            reasons.append("universe_change")  # velocities straddle a change of the eligible set
+        regime = VETO if reasons else ATTACK
+        if reasons:
+            c.vetoes += 1
+        else:
+            c.attacks += 1
+        return ScanRecord(
+            ts_ns=int(ts_ns),
+            bar_index=bar,
+            windows=tuple(feats),
+            vel_div=float(vel_div),
+            instability=float(instability),
+            regime=regime,
+            veto_reasons=tuple(reasons),
+            failed_inputs=gate.failed_names,
+            n_assets=self.n_assets,
+            n_real_bars=int(np.count_nonzero(ok)),
+            n_missing_bars=n_missing,
+            n_bad_prices=n_bad,
+        )
+
+    def window_view(self, w: int) -> tuple[np.ndarray, np.ndarray]:
+        """The current W x N return window and its validity mask (copies; for tests and audits)."""
+        a, b = self._bounds(w)
+        return self._ret[a:b].copy(), self._valid[a:b].copy()
+
+    # ------------------------------------------------------------------ internals
+
+    def _bounds(self, w: int) -> tuple[int, int]:
+        return max(0, self._end - w), self._end
+
+    def _push(self, r: np.ndarray, valid: np.ndarray) -> None:
+        if self._end == self._cap:
+            keep = self.max_w
+            self._ret[:keep] = self._ret[self._end - keep : self._end]
+            self._valid[:keep] = self._valid[self._end - keep : self._end]
+            self._end = keep
+        row = self._end
+        self._ret[row] = r
+        self._valid[row] = valid
+        self._end += 1
+        self._returns_seen += 1
+        every = self.cfg.resum_every_bars
+        for win in self._win.values():
+            a, b = self._bounds(win.w)
+            # staggered across windows so that at most one window re-anchors on a bar
+            if (self._returns_seen + win.offset * every // len(self._win)) % every == 0:
+                self.counters.resums += 1
+                self._resum_window(win, a, b)
+            else:
+                drop = row - win.w if self._returns_seen > win.w else -1
+                win.missing += K.slide_sums(self._ret, self._valid, row, drop, win.n, win.s, win.q)
+                if win.p.shape[0] > 1:
+                    K.cross_update(win.p, self._ret, row, drop)
+
+    def _resum_window(self, win: _Window, a: int, b: int) -> None:
+        win.missing = K.resum(self._ret, self._valid, a, b, win.n, win.s, win.q)
+        if win.p.shape[0] > 1:
+            K.cross_resum(win.p, self._ret, a, b)
+
+    def _scan_window(self, win: _Window, bar: int) -> WindowFeatures:
+        cfg = self.cfg
+        c = self.counters
+        w = win.w
+        a, b = self._bounds(w)
+        rows = b - a
+        min_count = max(2.0, math.ceil(cfg.min_coverage * w - 1e-9))
+        n_eff, n_low, n_zero, changed, has_missing = K.standardise_into(
+            win.n, win.s, win.q, float(min_count), cfg.min_return_var, win.mu, win.d, win.eligible,
+            win.prev_eligible, float(rows),
+        )
+        win.n_eff = n_eff
+        ready = rows >= w and n_eff >= 2
+        if rows >= w:
+            c.low_coverage_exclusions += n_low
+            c.zero_variance_exclusions += n_zero
+            if changed:
+                if win.initialised:
+                    c.universe_changes += changed
+                    win.last_change_bar = bar
+                    log.info("window %d bar %d: eligible set changed for %d assets (now %d)", w, bar, changed, n_eff)
+                win.prev_eligible[:] = win.eligible
+            win.initialised = True
+        nan = math.nan
+        slot = bar % win.history.size
+        if not ready:
+            win.history[slot] = nan
+            return WindowFeatures(
+                window=w, ready=False, lambda_max=nan, entropy=nan, absorption=nan, mp_edge=nan, velocity=nan,
+                n_assets=n_eff, n_low_coverage=n_low, n_zero_variance=n_zero, n_missing_returns=win.missing,
+                shrinkage=0.0, error_bound=nan, lanczos_steps=0, exact=False,
+            )
+        alpha = cfg.singular_shrinkage if n_eff >= w else 0.0
+        if alpha > 0.0:
+            c.singular_shrinks += 1
+        use_p = win.p.shape[0] > 1 and not has_missing
+        entropy = absorption = nan
+        steps = 0
+        if cfg.full_spectrum:
+            idx = np.flatnonzero(win.eligible)
+            if use_p:
+                eigs = np.linalg.eigvalsh(K.corr_from_cross(win.p, win.mu, win.d, idx, float(rows)))
+            else:
+                z = K.build_z(self._ret, self._valid, a, b, win.mu, win.d, idx, has_missing)
+                if rows < n_eff:  # Gram route: same nonzero spectrum, the other n_eff - W are zero
+                    eigs = np.concatenate([np.zeros(n_eff - rows), np.linalg.eigvalsh(z @ z.T)])
+                else:
+                    eigs = np.linalg.eigvalsh(z.T @ z)
+            lam = float(eigs[-1])
+            bound = 0.0
+            exact = True
+            eigs_s = K.shrink_spectrum(eigs, alpha) if alpha > 0.0 else eigs
+            entropy = K.entropy_normalised(eigs_s, n_eff)
+            absorption = K.absorption_ratio(eigs_s, n_eff, cfg.absorption_frac)
+        else:
+            out = win.spare
+            lam, bound, gap, steps = K.lanczos_top(
+                self._ret, self._valid, a, b, win.mu, win.d, has_missing, win.vec, self._jitter, win.p, use_p,
+                0.5 * win.gap,
+                cfg.lanczos_tol_rel, cfg.lanczos_max_steps, out, max(0, win.last_steps - 3), self._q_work,
+            )
+            win.last_steps = steps
+            c.lanczos_steps += steps
+            win.vec, win.spare = out, win.vec
+            if gap > 0.0:
+                win.gap = gap
+            exact = False
+            every = cfg.exact_check_every_bars
+            check = every > 0 and (bar + win.offset * every // len(self._win)) % every == 0
+            if not math.isfinite(bound) or check:
+                if check:
+                    # re-anchor first: the exact reference uses sums recomputed from the buffer, so
+                    # drift in the sliding sums is caught as well as a wrong Lanczos answer
+                    self._resum_window(win, a, b)
+                    c.resums += 1
+                    n_eff, n_low, n_zero, _, has_missing = K.standardise_into(
+                        win.n, win.s, win.q, float(min_count), cfg.min_return_var, win.mu, win.d, win.eligible,
+                        win.eligible, float(rows),
+                    )
+                    win.prev_eligible[:] = win.eligible
+                    alpha = cfg.singular_shrinkage if n_eff >= w else 0.0
+                eigs = K.exact_spectrum(self._ret[a:b], self._valid[a:b], win.mu, win.d, win.eligible)
+                lam_exact = float(eigs[-1]) if eigs.size else 0.0
+                if check and math.isfinite(bound):
+                    c.exact_checks += 1
+                    if abs(lam - lam_exact) > _DRIFT_TOL_REL * abs(lam_exact):
+                        c.drift_violations += 1
+                        log.warning(
+                            "window %d bar %d: drift %.3g relative; re-anchored to exact", w, bar,
+                            abs(lam - lam_exact) / lam_exact,
+                        )
+                        win.vec = np.ones(self.n_assets)
+                else:
+                    c.lanczos_fallbacks += 1
+                    log.info("window %d bar %d: no Lanczos certificate in %d steps; exact fallback", w, bar, steps)
+                if len(eigs) >= 2:
+                    win.gap = float(eigs[-1] - eigs[-2])
+                lam, bound, exact = lam_exact, 0.0, True
+            bound = bound / lam if lam > 0 else bound
+        lam_s = (1.0 - alpha) * lam + alpha
+        prev = win.history[(bar - cfg.velocity_lag_bars) % win.history.size]
+        velocity = float((lam_s - prev) / prev) if math.isfinite(prev) and prev > 0 else nan
+        win.history[slot] = lam_s
+        return WindowFeatures(
+            window=w, ready=True, lambda_max=lam_s, entropy=entropy, absorption=absorption,
+            mp_edge=K.mp_edge(n_eff, rows), velocity=velocity, n_assets=n_eff, n_low_coverage=n_low,
+            n_zero_variance=n_zero, n_missing_returns=win.missing, shrinkage=alpha, error_bound=float(bound),
+            lanczos_steps=int(steps), exact=exact,
+        )
+
+
+def scan_matrix(
+    ts_ns: np.ndarray, closes: np.ndarray, mask: np.ndarray, config: ScanConfig | None = None
+) -> Iterator[ScanRecord]:
+    """Stream scan records over an aligned T x N bar matrix (replay: each bar is its own clock)."""
+    sonar = Sonar(closes.shape[1], config)
+    for t in range(closes.shape[0]):
+        yield sonar.update(int(ts_ns[t]), closes[t], mask[t])

@@ -1,0 +1,186 @@
+"""Property tests (hypothesis) of Sonar's kernels on GENERATED data (labelled: not market data)."""
+
+from __future__ import annotations
+
+import math
+
+import msgspec
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from dolphin.scan import kernels as K
+from dolphin.scan.config import ScanConfig
+from dolphin.scan.sonar import Sonar
+
+
+def _generated_closes(seed: int, t: int, n: int, hole_frac: float = 0.0) -> tuple[np.ndarray, np.ndarray]:
+    """Generated (synthetic) prices: a one-factor random walk, with random missing bars."""
+    rng = np.random.default_rng(seed)
+    beta = rng.uniform(0.2, 1.5, n)
+    f = rng.standard_normal((t, 1)) * 0.01
+    r = f * beta + rng.standard_normal((t, n)) * rng.uniform(0.002, 0.02, n)
+    closes = 100.0 * np.exp(np.cumsum(r, axis=0)) * rng.uniform(0.01, 1000.0, n)
+    mask = rng.random((t, n)) >= hole_frac
+    closes = np.where(mask, closes, np.nan)
+    return closes, mask
+
+
+def _spectrum(seed: int, w: int, n: int, hole: float) -> tuple[np.ndarray, int]:
+    closes, mask = _generated_closes(seed, w + 1, n, hole)
+    ret, valid = K.log_returns(closes, mask)
+    c, eligible = K.correlation_from_scratch(ret[1:], valid[1:], 0.5)
+    return c, int(eligible.sum())
+
+
+@given(st.integers(0, 10_000), st.integers(3, 40), st.integers(2, 30), st.sampled_from([0.0, 0.05, 0.2]))
+def test_correlation_is_symmetric_psd_unit_diagonal_and_trace_n(seed: int, w: int, n: int, hole: float) -> None:
+    c, n_eff = _spectrum(seed, w, n, hole)
+    assert np.allclose(c, c.T, atol=0, rtol=0)
+    if n_eff:
+        assert np.allclose(np.diag(c), 1.0, atol=1e-12)
+        ev = np.linalg.eigvalsh(c)
+        assert abs(ev.sum() - n_eff) <= 1e-9 * n_eff  # eigenvalues sum to N
+        assert ev[0] >= -1e-10 * n_eff  # PSD
+
+
+@given(st.integers(0, 10_000), st.integers(3, 40), st.integers(2, 30))
+def test_complete_window_equals_numpy_corrcoef(seed: int, w: int, n: int) -> None:
+    closes, mask = _generated_closes(seed, w + 1, n)
+    ret, valid = K.log_returns(closes, mask)
+    c, eligible = K.correlation_from_scratch(ret[1:], valid[1:])
+    assert eligible.all()
+    assert np.allclose(c, np.corrcoef(ret[1:].T), atol=1e-12)
+
+
+@given(st.integers(0, 10_000), st.integers(3, 40), st.integers(2, 30), st.sampled_from([0.0, 0.1]))
+def test_entropy_and_absorption_in_unit_interval(seed: int, w: int, n: int, hole: float) -> None:
+    c, n_eff = _spectrum(seed, w, n, hole)
+    if n_eff < 2:
+        return
+    ev = np.linalg.eigvalsh(c)
+    h = K.entropy_normalised(ev, n_eff)
+    ar = K.absorption_ratio(ev, n_eff, 0.2)
+    assert 0.0 <= h <= 1.0 and 0.0 < ar <= 1.0
+    # identity -> entropy 1; rank one -> entropy 0
+    assert K.entropy_normalised(np.ones(n_eff), n_eff) == pytest.approx(1.0)
+    assert K.entropy_normalised(np.r_[np.zeros(n_eff - 1), n_eff], n_eff) == pytest.approx(0.0, abs=1e-12)
+
+
+@given(st.integers(0, 10_000), st.integers(3, 40), st.integers(2, 30), st.sampled_from([0.0, 0.1]))
+def test_exact_spectrum_gram_route_matches_eigvalsh(seed: int, w: int, n: int, hole: float) -> None:
+    closes, mask = _generated_closes(seed, w + 1, n, hole)
+    ret, valid = K.log_returns(closes, mask)
+    rw, vw = ret[1:], valid[1:]
+    c, eligible = K.correlation_from_scratch(rw, vw, 0.5)
+    nsum, s, q = K.window_sums(rw, vw)
+    mu, d, el, _, _ = K.standardise(nsum, s, q, math.ceil(0.5 * w - 1e-9), 1e-18)
+    assert (el == eligible).all()
+    got = K.exact_spectrum(rw, vw, mu, d, el)
+    ref = np.linalg.eigvalsh(c)
+    assert got.shape == ref.shape
+    assert np.allclose(got, ref, atol=1e-10 * max(1, n))
+
+
+@settings(max_examples=40)
+@given(st.integers(0, 10_000), st.integers(2, 25), st.sampled_from([0.0, 0.03]))
+def test_incremental_equals_from_scratch(seed: int, n: int, hole: float) -> None:
+    """Sliding sums + Lanczos (signal path) and the full scan agree with a from-scratch eigvalsh."""
+    windows = [6, 15, 31]
+    t_len = 70
+    closes, mask = _generated_closes(seed, t_len, n, hole)
+    kw = dict(windows=windows, vel_div_short=6, vel_div_long=15, resum_every_bars=17, exact_check_every_bars=0,
+              min_coverage=0.7, regime={"structure_window": 15, "min_assets": 2})
+    sig = Sonar(n, _cfg(**kw, full_spectrum=False))
+    full = Sonar(n, _cfg(**kw, full_spectrum=True))
+    ret, valid = K.log_returns(closes, mask)
+    for t in range(t_len):
+        rs = sig.update(t + 1, closes[t], mask[t])
+        rf = full.update(t + 1, closes[t], mask[t])
+        for fs, ff in zip(rs.windows, rf.windows):
+            w = fs.window
+            if t < w:
+                assert not fs.ready
+                continue
+            c, eligible = K.correlation_from_scratch(ret[t - w + 1 : t + 1], valid[t - w + 1 : t + 1], 0.7)
+            n_eff = int(eligible.sum())
+            assert fs.n_assets == ff.n_assets == n_eff
+            if n_eff < 2:
+                assert not fs.ready
+                continue
+            alpha = 0.05 if n_eff >= w else 0.0
+            ev = (1 - alpha) * np.linalg.eigvalsh(c) + alpha
+            assert abs(fs.lambda_max - ev[-1]) <= 1e-9 * ev[-1]
+            assert abs(ff.lambda_max - ev[-1]) <= 1e-9 * ev[-1]
+            assert abs(ff.entropy - K.entropy_normalised(ev, n_eff)) <= 1e-9
+
+
+def _unit(n: int) -> np.ndarray:
+    v = np.random.default_rng(n).standard_normal(n)
+    return v / np.linalg.norm(v)
+
+
+def _cfg(**kw: object) -> ScanConfig:
+    return msgspec.convert(kw, ScanConfig)
+
+
+@settings(max_examples=25)
+@given(st.integers(0, 10_000), st.integers(3, 20), st.data())
+def test_invariant_to_asset_order_and_price_scaling(seed: int, n: int, data: st.DataObject) -> None:
+    closes, mask = _generated_closes(seed, 60, n, 0.02)
+    perm = np.array(data.draw(st.permutations(range(n))))
+    scale = np.array(data.draw(st.lists(st.floats(1e-4, 1e4), min_size=n, max_size=n)))
+    cfg = _cfg(windows=[10, 25, 50], vel_div_short=10, vel_div_long=25, full_spectrum=True, min_coverage=0.8,
+               regime={"structure_window": 25, "min_assets": 2})
+    a = Sonar(n, cfg)
+    b = Sonar(n, cfg)
+    for t in range(60):
+        ra = a.update(t + 1, closes[t], mask[t])
+        rb = b.update(t + 1, (closes[t] * scale)[perm], mask[t][perm])
+        for fa, fb in zip(ra.windows, rb.windows):
+            assert fa.ready == fb.ready and fa.n_assets == fb.n_assets
+            if fa.ready:
+                assert fb.lambda_max == pytest.approx(fa.lambda_max, rel=1e-9)
+                assert fb.entropy == pytest.approx(fa.entropy, rel=1e-9, abs=1e-12)
+                assert fb.absorption == pytest.approx(fa.absorption, rel=1e-9)
+
+
+@given(st.integers(0, 10_000), st.integers(5, 60), st.integers(2, 40))
+def test_lanczos_certificate_holds(seed: int, w: int, n: int) -> None:
+    """Cold-started Lanczos on generated windows: certified results are within their own bound."""
+    closes, mask = _generated_closes(seed, w + 1, n)
+    ret, valid = K.log_returns(closes, mask)
+    nsum, s, q = K.window_sums(ret[1:], valid[1:])
+    mu, d, el, _, _ = K.standardise(nsum, s, q, w, 1e-18)
+    out = np.empty(n)
+    lam, bound, _, steps = K.lanczos_top(ret, valid, 1, w + 1, mu, d, False, np.ones(n), _unit(n), np.zeros((1, 1)), False, 0.0, 1e-11, 40, out)
+    ref = np.linalg.eigvalsh(K.correlation_from_scratch(ret[1:], valid[1:])[0])[-1]
+    if math.isfinite(bound):
+        assert abs(lam - ref) <= max(bound, 1e-12 * ref) + 1e-12 * ref
+        assert abs(lam - ref) <= 1e-9 * ref
+    assert lam <= ref * (1 + 1e-12)  # a Ritz value never exceeds lambda_max
+    assert 1 <= steps <= 40
+
+
+@given(st.integers(1, 18), st.integers(0, 10_000))
+def test_tridiagonal_helpers_match_eigh(m: int, seed: int) -> None:
+    rng = np.random.default_rng(seed)
+    a = rng.standard_normal(m) * 10
+    b = np.abs(rng.standard_normal(m))
+    t = np.diag(a) + np.diag(b[: m - 1], 1) + np.diag(b[: m - 1], -1)
+    ev = np.linalg.eigvalsh(t)
+    y = np.zeros(m)
+    th1, th2, _, _ = K._tridiag_top2(a, b, m, y)
+    assert th1 == pytest.approx(ev[-1], abs=1e-12 * max(1, abs(ev).max()))
+    if m >= 2:
+        assert th2 == pytest.approx(ev[-2], abs=1e-12 * max(1, abs(ev).max()))
+    assert np.linalg.norm(t @ y - th1 * y) <= 1e-9 * max(1, abs(ev).max())
+
+
+def test_mp_edge_and_shrinkage_map() -> None:
+    assert K.mp_edge(100, 400) == pytest.approx(2.25)
+    assert math.isnan(K.mp_edge(0, 10))
+    ev = np.array([0.0, 0.5, 2.5])
+    assert np.allclose(K.shrink_spectrum(ev, 0.1), 0.9 * ev + 0.1)
+    assert K.shrink_spectrum(ev, 0.1).sum() == pytest.approx(ev.sum() * 0.9 + 0.3)

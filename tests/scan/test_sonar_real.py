@@ -1,0 +1,171 @@
+"""Sonar on REAL market data (../shared/data): every scan checked against numpy eigvalsh."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+
+from dolphin.scan.config import RegimeConfig, ScanConfig
+from dolphin.scan.record import ATTACK, VETO
+from dolphin.scan.sonar import Sonar
+
+from ._data import real_bars, reference_lambda_max
+
+DEFAULT_WINDOWS = (50, 150, 300, 750)
+
+
+def _run_and_check(dataset: str, n_bars: int, cfg: ScanConfig, t_start: int = 0, check_every: int = 1) -> Sonar:
+    bars = real_bars(dataset)
+    closes, mask = bars.closes[t_start : t_start + n_bars], bars.mask[t_start : t_start + n_bars]
+    sonar = Sonar(closes.shape[1], cfg)
+    checked = 0
+    for t in range(closes.shape[0]):
+        rec = sonar.update(int(bars.ts_ms[t_start + t]) * 1_000_000, closes[t], mask[t])
+        if t % check_every:
+            continue
+        for f in rec.windows:
+            if t < f.window:
+                assert not f.ready
+                continue
+            lam, n_eff = reference_lambda_max(closes, mask, t, f.window, min_coverage=cfg.min_coverage,
+                                              alpha=cfg.singular_shrinkage)
+            assert f.n_assets == n_eff
+            if n_eff < 2:
+                assert not f.ready
+                continue
+            assert f.ready
+            assert abs(f.lambda_max - lam) <= 1e-9 * lam, (dataset, t, f)
+            for name in ("lambda_max", "mp_edge", "error_bound"):
+                assert math.isfinite(getattr(f, name))
+            if cfg.full_spectrum:
+                assert 0.0 <= f.entropy <= 1.0 and 0.0 < f.absorption <= 1.0
+            checked += 1
+        if all(f.ready for f in rec.windows) and t >= max(cfg.windows) + cfg.velocity_lag_bars:
+            assert math.isfinite(rec.vel_div) and math.isfinite(rec.instability)
+            assert rec.regime in (ATTACK, VETO)
+    assert checked > 0
+    return sonar
+
+
+def test_spot_50_assets_signal_path_exact_every_scan(shared_data) -> None:
+    """The 50-asset 1-minute spot set, default windows: the incremental signal path vs eigvalsh."""
+    cfg = ScanConfig(full_spectrum=False, exact_check_every_bars=0)
+    sonar = _run_and_check("binance_spot_1m_2021-04", 1400, cfg, t_start=5000)
+    c = sonar.counters
+    assert c.drift_violations == 0
+    assert c.lanczos_steps > 0
+    assert c.singular_shrinks > 0  # W = 50 with 50 assets is singular: shrinkage applied and counted
+
+
+def test_spot_50_assets_full_scan(shared_data) -> None:
+    cfg = ScanConfig(full_spectrum=True)
+    _run_and_check("binance_spot_1m_2021-04", 900, cfg, t_start=9000, check_every=7)
+
+
+def test_perp_5m_listing_mid_window(shared_data) -> None:
+    """USD-M perps 5m: 3 symbols start ~157 bars before the other 27 (they list mid-window)."""
+    bars = real_bars("binance_usdm_5m_2023-07")
+    first_real = bars.mask.argmax(axis=0)
+    assert len(set(first_real.tolist())) > 1  # the data really has staggered listings
+    cfg = ScanConfig(full_spectrum=False, windows=[50, 150, 300], vel_div_short=50, vel_div_long=150,
+                     exact_check_every_bars=50)
+    sonar = _run_and_check("binance_usdm_5m_2023-07", 700, cfg)
+    c = sonar.counters
+    assert c.missing_bars > 0  # the not-yet-listed symbols
+    assert c.low_coverage_exclusions > 0
+    assert c.universe_changes > 0  # the listed symbols entered the windows
+    assert c.drift_violations == 0
+
+
+def test_perp_1m_set(shared_data) -> None:
+    cfg = ScanConfig(full_spectrum=False, windows=[50, 150, 300, 750], exact_check_every_bars=100)
+    sonar = _run_and_check("binance_usdm_1m_2023-07", 1300, cfg, check_every=3)
+    assert sonar.counters.drift_violations == 0
+
+
+def test_real_data_with_injected_gaps_and_nan(shared_data) -> None:
+    """Real spot closes with real-world mess injected: an exchange outage, NaN closes flagged real,
+    a delisting, a frozen (zero-variance) price. Exactness holds and every case is counted."""
+    bars = real_bars("binance_spot_1m_2021-04")
+    closes = bars.closes[2000:2700, :20].copy()
+    mask = bars.mask[2000:2700, :20].copy()
+    mask[400:404, :] = False  # outage: 4 bars missing for everyone
+    closes[400:404, :] = np.nan
+    mask[500:503, 3] = False  # a 3-bar gap for one asset
+    closes[500:503, 3] = np.nan
+    closes[450, 5] = np.nan  # NaN close flagged as real
+    closes[460, 6] = -1.0  # non-positive close flagged as real
+    mask[600:, 7] = False  # delisted
+    closes[600:, 7] = np.nan
+    closes[300:, 8] = closes[300, 8]  # frozen price
+    cfg = ScanConfig(windows=[50, 150], vel_div_short=50, vel_div_long=150, full_spectrum=False,
+                     regime=RegimeConfig(structure_window=150), exact_check_every_bars=25)
+    sonar = Sonar(20, cfg)
+    seen_nan = False
+    for t in range(700):
+        rec = sonar.update(t + 1, closes[t], mask[t])
+        for f in rec.windows:
+            if f.ready:
+                for v in (f.lambda_max, f.mp_edge, f.velocity if t > f.window + 1 else 0.0):
+                    seen_nan |= not math.isfinite(v)
+                lam, n_eff = reference_lambda_max(closes, mask, t, f.window)
+                assert f.n_assets == n_eff
+                assert abs(f.lambda_max - lam) <= 1e-9 * lam
+        if 400 <= t < 404:
+            assert rec.regime == VETO and "bar.complete" in rec.failed_inputs and "gate" in rec.veto_reasons
+        if t == 404:  # bars are back but no asset has a return across the outage yet
+            assert rec.regime == VETO and rec.failed_inputs == ("bar.returns",)
+    assert not seen_nan
+    c = sonar.counters
+    assert c.bad_prices == 2
+    assert c.missing_bars == 4 * 20 + 3 + 100
+    assert c.zero_variance_exclusions > 0
+    assert c.low_coverage_exclusions > 0
+    assert c.universe_changes >= 3
+    # outage (20 assets) + 3-bar gap + NaN close + bad close + delisting + the frozen asset never gaps
+    assert c.gap_starts == 20 + 1 + 1 + 1 + 1
+    assert c.gap_ends == 20 + 1 + 1 + 1
+
+
+@pytest.mark.slow
+def test_spot_long_run_signal_path(shared_data) -> None:
+    """Long run (slow): 5000 scans of the 50-asset set, every scan exact to 1e-9."""
+    cfg = ScanConfig(full_spectrum=False, exact_check_every_bars=0)
+    _run_and_check("binance_spot_1m_2021-04", 5000, cfg)
+
+
+def test_drift_is_detected_and_recovered(shared_data) -> None:
+    """Loss of accuracy (here: the sliding sums of one window corrupted, as accumulated rounding
+    would) is caught by the periodic exact check, counted, and the output is exact again."""
+    bars = real_bars("binance_spot_1m_2021-04")
+    closes, mask = bars.closes[7000:7400, :30], bars.mask[7000:7400, :30]
+    cfg = ScanConfig(windows=[50, 150], vel_div_short=50, vel_div_long=150, full_spectrum=False,
+                     regime=RegimeConfig(structure_window=150), exact_check_every_bars=40, resum_every_bars=100_000)
+    sonar = Sonar(30, cfg)
+    wrong_after_corruption = 0
+    for t in range(400):
+        if t == 205:
+            sonar._win[150].q *= 1.0 + 1e-4  # simulated drift of the running sums of squares
+        rec = sonar.update(t + 1, closes[t], mask[t])
+        f = rec.window(150)
+        if t >= 150:
+            lam, _ = reference_lambda_max(closes, mask, t, 150)
+            err = abs(f.lambda_max - lam) / lam
+            if 205 <= t < 240:
+                wrong_after_corruption += err > 1e-9
+            elif t >= 240:  # an exact check (every 40 bars, staggered per window) has run by now
+                assert err <= 1e-9, (t, err)
+    assert wrong_after_corruption > 0  # the corruption really broke the incremental state
+    assert sonar.counters.drift_violations == 1
+    assert sonar.counters.exact_checks >= 5
+
+
+@pytest.mark.parametrize("full", [False, True])
+def test_more_assets_than_window_is_shrunk_and_exact(shared_data, full: bool) -> None:
+    """N = 50 real assets > W = 30 / 45 returns: singular C, stated shrinkage, Gram route, still exact."""
+    cfg = ScanConfig(windows=[30, 45], vel_div_short=30, vel_div_long=45, full_spectrum=full,
+                     regime=RegimeConfig(structure_window=45), exact_check_every_bars=0)
+    sonar = _run_and_check("binance_spot_1m_2021-04", 250, cfg, t_start=12000)
+    assert sonar.counters.singular_shrinks == 2 * (250 - 30) - 15
