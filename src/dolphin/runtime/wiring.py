@@ -36,7 +36,7 @@ from dolphin.alpha.features import UpdateClock
 from dolphin.alpha.nev import nev_breakdown
 from dolphin.alpha.signals import SignalReason, entry_signals, vol_threshold_static
 from dolphin.core.config import DolphinConfig
-from dolphin.core.paths import repo_root, sample_data_dir
+from dolphin.core.paths import repo_root
 from dolphin.execution.agent import AgentPorts
 from dolphin.execution.ports import Candidate, FileKillFlag, KillFlag, MemoryKillFlag, Posture
 from dolphin.survival.clock import ManualClock
@@ -354,20 +354,18 @@ def catalog_lock(cfg: DolphinConfig) -> Iterator[None]:
 def ensure_catalog(cfg: DolphinConfig):
     """The configured catalog with the shipped sample ingested (idempotent). Returns
     (catalog, rows written now, NautilusTrader catalog folder)."""
-    from rich.console import Console
-
     from dolphin.data.catalog import Catalog
-    from dolphin.data.commands import ingest_with_progress
+    from dolphin.data.sample import ensure_sample
 
     catalog = Catalog(_resolve(cfg.data.catalog_dir), row_group_size=cfg.data.row_group_size)
     nautilus_dir = _resolve(cfg.execution.backtest.nautilus_dir)
     marker = nautilus_dir / ".sample_ingested"
     written = 0
     if not marker.is_file() or not catalog.datasets():
-        sample = sample_data_dir()
-        paths = [p for p in sorted(sample.iterdir()) if p.is_dir() or p.name.endswith((".csv", ".csv.gz", ".zip"))]
-        reports = ingest_with_progress(catalog, paths, _resolve(cfg.data.quarantine_dir), Console(quiet=True),
-                                       gap_tolerance_bars=cfg.data.gap_tolerance_bars)  # fmt: skip
+        reports = ensure_sample(catalog, _resolve(cfg.data.quarantine_dir))
+        failed = [r.error for r in reports if r.error]
+        if failed:
+            raise RuntimeError(f"ingest of the shipped sample failed: {failed[:3]}")
         written = sum(r.rows_written for r in reports)
         if written and nautilus_dir.is_dir():
             import shutil
