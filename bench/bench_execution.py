@@ -24,11 +24,11 @@ from nautilus_trader.model.identifiers import InstrumentId  # noqa: E402
 from nautilus_trader.trading.strategy import Strategy  # noqa: E402
 
 from dolphin.core.config import load_config  # noqa: E402
-from dolphin.execution._l2_adapter import load_l2_depth, load_l2_ticks  # noqa: E402
 from nautilus_trader.model.enums import BookType  # noqa: E402
 from dolphin.execution.agent import AgentPorts, DolphinAgent, DolphinAgentConfig  # noqa: E402
-from dolphin.execution.ports import Candidate, FixedRiskView, MemoryKillFlag, Posture, SimpleNevModel  # noqa: E402
-from dolphin.research.backtest import build_engine, default_ports, l2_capture_path, load_bars  # noqa: E402
+from dolphin.execution.ports import Candidate  # noqa: E402
+from dolphin.research.backtest import build_engine, default_ports, load_bars, load_depth, load_l1  # noqa: E402
+from dolphin.runtime.wiring import build_tick_ports  # noqa: E402
 
 REPEAT = 7
 
@@ -106,7 +106,7 @@ def _time_run(make_engine) -> float:
 def main() -> None:
     cfg = load_config(environ={})
     bt = cfg.execution.backtest
-    ticks = load_l2_ticks(l2_capture_path(), "BTCUSDT", maker_fee_bps=bt.maker_fee_bps, taker_fee_bps=bt.taker_fee_bps)
+    ticks = load_l1(cfg)
     iid = str(ticks.instrument.id)
     bar_type = f"{iid}-1-SECOND-MID-INTERNAL"
     n_l1 = len(ticks.quotes) + len(ticks.trades)
@@ -117,7 +117,7 @@ def main() -> None:
         e.add_data(ticks.quotes)
         e.add_data(ticks.trades)
         if with_agent:
-            ports = AgentPorts(FixedRiskView(Posture.STALKER), EveryN(10), SimpleNevModel(), MemoryKillFlag())
+            ports = build_tick_ports(cfg, EveryN(10)).ports
             e.add_strategy(DolphinAgent(DolphinAgentConfig(instrument_ids=(iid,), bar_types=(bar_type,),
                                                            subscribe_quotes=True, subscribe_trades=True,
                                                            order_ttl_ms=cfg.execution.placer.cancel_after_ms),
@@ -126,7 +126,7 @@ def main() -> None:
             e.add_strategy(EmptyStrategy([iid], [bar_type], True, True))
         return e
 
-    depth = load_l2_depth(l2_capture_path(), "BTCUSDT", maker_fee_bps=bt.maker_fee_bps, taker_fee_bps=bt.taker_fee_bps)
+    depth = load_depth(cfg)
     d_iid = str(depth.instrument.id)
     d_bar = f"{d_iid}-1-SECOND-LAST-INTERNAL"
     n_l2 = len(depth.deltas) + len(depth.trades)
@@ -137,7 +137,7 @@ def main() -> None:
         e.add_data(depth.deltas)
         e.add_data(depth.trades)
         if with_agent:
-            ports = AgentPorts(FixedRiskView(Posture.STALKER), EveryN(10), SimpleNevModel(), MemoryKillFlag())
+            ports = build_tick_ports(cfg, EveryN(10)).ports
             e.add_strategy(DolphinAgent(DolphinAgentConfig(instrument_ids=(d_iid,), bar_types=(d_bar,),
                                                            subscribe_trades=True, subscribe_book=True,
                                                            order_ttl_ms=cfg.execution.placer.cancel_after_ms),
@@ -146,7 +146,9 @@ def main() -> None:
             e.add_strategy(_EmptyBook(d_iid, d_bar))
         return e
 
-    sets = load_bars(bt)
+    data = load_bars(cfg)
+    default_ports(cfg, data)  # the scanner's vel_div, once (not timed)
+    sets = data.sets
     n_bars = sum(len(s.bars) for s in sets)
     interval_ms = bt.bar_minutes * 60_000
 
@@ -160,7 +162,7 @@ def main() -> None:
         if with_agent:
             e.add_strategy(DolphinAgent(DolphinAgentConfig(instrument_ids=iids, bar_types=bts,
                                                            order_ttl_ms=2 * interval_ms + 11),
-                                        cfg.execution, (ports_factory or (lambda: default_ports(bt)))()))
+                                        cfg.execution, (ports_factory or (lambda: default_ports(cfg, data)))()))
         else:
             e.add_strategy(EmptyStrategy(list(iids), list(bts), False, False))
         return e
@@ -168,8 +170,7 @@ def main() -> None:
     figures = []
     def bar_engine_no_orders(with_agent: bool):
         # The agent's own per-bar work (guard, equity, exits, signals) with a source that never fires.
-        return bar_engine(with_agent, lambda: AgentPorts(FixedRiskView(Posture.STALKER), EveryN(10**12),
-                                                         SimpleNevModel(), MemoryKillFlag()))
+        return bar_engine(with_agent, lambda: build_tick_ports(cfg, EveryN(10**12), book=False).ports)
 
     for label, make, n_events in (("l1", l1_engine, n_l1), ("l2", l2_engine, n_l2), ("bars", bar_engine, n_bars),
                                   ("bars_no_orders", bar_engine_no_orders, n_bars)):

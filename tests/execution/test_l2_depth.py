@@ -1,7 +1,7 @@
 """The L2 capture replayed as book deltas (Binance USDT-M sync rules) into a real BacktestEngine.
 
 Data: the real usdm BTCUSDT diff-depth stream, REST snapshot, trades and bookTicker of
-2024-08-08 (hftbacktest capture).
+2024-08-08 (hftbacktest capture), ingested into the catalog and read from it.
 """
 
 from __future__ import annotations
@@ -11,10 +11,9 @@ from nautilus_trader.model.book import OrderBook
 from nautilus_trader.model.enums import BookType, LiquiditySide
 from nautilus_trader.model.events import OrderFilled, OrderPendingCancel, OrderSubmitted
 
-from dolphin.execution._l2_adapter import load_l2_depth
 from dolphin.execution.agent import AgentPorts
 from dolphin.execution.ports import FixedMicrostructure, FixedRiskView, MemoryKillFlag, Posture, SimpleNevModel
-from dolphin.research.backtest import l2_capture_path, run_depth_backtest
+from dolphin.research.backtest import load_depth, run_depth_backtest
 
 from ._support import EveryNBars, cfg_with, l2_ticks
 
@@ -23,7 +22,9 @@ MS = 1_000_000
 
 @pytest.fixture(scope="module")
 def depth():
-    return load_l2_depth(l2_capture_path(), "BTCUSDT", maker_fee_bps=2.0, taker_fee_bps=5.0)
+    from dolphin.core.config import load_config
+
+    return load_depth(load_config(environ={}))
 
 
 def test_depth_sync_follows_binance_rules_and_matches_the_book_ticker(depth):

@@ -18,7 +18,7 @@ from nautilus_trader.model.instruments import CryptoPerpetual
 from dolphin.data.catalog import Catalog
 from dolphin.execution.instruments import make_usdm_perp
 
-__all__ = ["BarSet", "TickSet", "catalog_bar_set", "catalog_ticks", "ensure_exported"]
+__all__ = ["BarSet", "DepthSet", "TickSet", "catalog_bar_set", "catalog_depth", "catalog_ticks", "ensure_exported"]
 
 
 @dataclass
@@ -33,6 +33,17 @@ class TickSet:
     instrument: CryptoPerpetual
     quotes: list
     trades: list
+
+
+@dataclass
+class DepthSet:
+    instrument: CryptoPerpetual
+    deltas: list  # OrderBookDeltas batches: the snapshot, then one batch per diff message
+    trades: list
+    snapshot_update_id: int
+    diffs_applied: int  # diff messages replayed after the snapshot
+    diffs_dropped: int  # diff messages already contained in the snapshot (u < lastUpdateId)
+    chain_breaks: int  # replayed diffs whose pu is not the previous diff's u
 
 
 def ensure_exported(catalog: Catalog, nautilus_dir: Path, dataset: str, venue: str, symbol: str, *, force: bool = False):
@@ -102,3 +113,49 @@ def catalog_ticks(
     last = quotes[-1].ts_event
     trades = [t for t in nc.trade_ticks(instrument_ids=[str(inst.id)]) if t.ts_event <= last]
     return TickSet(inst, quotes, trades)
+
+
+def catalog_depth(
+    catalog: Catalog, nautilus_dir: Path, venue: str, symbol: str, *,
+    maker_fee_bps: float, taker_fee_bps: float, tax_bps: float = 0.0,
+) -> DepthSet:  # fmt: skip
+    """The L2 capture as NautilusTrader order-book delta batches (snapshot + diffs in Binance's
+    sync order, ``dolphin.data.nautilus.depth_in_sync_order``) plus the trades inside its span."""
+    import numpy as np
+    from nautilus_trader.model.data import OrderBookDeltas
+    from nautilus_trader.model.enums import RecordFlag
+
+    from dolphin.data.nautilus import depth_in_sync_order, nautilus_catalog
+
+    ensure_exported(catalog, nautilus_dir, "depth", venue, symbol)
+    ensure_exported(catalog, nautilus_dir, "trades", venue, symbol)
+    nc = nautilus_catalog(nautilus_dir)
+    inst = _instrument(nc, symbol, venue, maker_fee_bps=maker_fee_bps, taker_fee_bps=taker_fee_bps, tax_bps=tax_bps)
+    raw = nc.order_book_deltas(instrument_ids=[str(inst.id)])
+    if not raw:
+        raise FileNotFoundError(f"no depth for {venue}/{symbol} in the catalog")
+    batches, cur = [], []
+    last_flag = int(RecordFlag.F_LAST)
+    for d in raw:
+        cur.append(d)
+        if d.flags & last_flag:
+            batches.append(OrderBookDeltas(inst.id, cur))
+            cur = []
+    if cur:
+        batches.append(OrderBookDeltas(inst.id, cur))
+    # Sync statistics from the stored rows (the same rows the export replays).
+    table = catalog.read("depth", venue, symbol)
+    snap = table.column("is_snapshot").to_numpy(zero_copy_only=False)
+    last = table.column("last_update_id").to_numpy()
+    prev = table.column("prev_update_id").to_numpy()
+    first_id = int(last[np.flatnonzero(snap)[0]]) if snap.any() else -1
+    diff_u, idx = np.unique(last[~snap], return_index=True)
+    diff_pu = prev[~snap][idx]
+    kept = diff_u >= first_id
+    ku, kpu = diff_u[kept], diff_pu[kept]
+    breaks = int((kpu[1:] != ku[:-1]).sum())
+    synced = depth_in_sync_order(table)
+    assert synced.num_rows <= table.num_rows
+    t_first, t_last = batches[0].ts_event, batches[-1].ts_event
+    trades = [t for t in nc.trade_ticks(instrument_ids=[str(inst.id)]) if t_first <= t.ts_event <= t_last]
+    return DepthSet(inst, batches, trades, first_id, int(kept.sum()), int((~kept).sum()), breaks)

@@ -24,7 +24,6 @@ from nautilus_trader.model.enums import AccountType, BookType, OmsType
 from nautilus_trader.model.objects import Money
 
 from dolphin.core.config import DolphinConfig
-from dolphin.core.paths import sample_data_dir, shared_data_dir
 from dolphin.execution.agent import AgentPorts, DolphinAgent, DolphinAgentConfig
 from dolphin.execution.config import BacktestConfig, ExecutionConfig
 from dolphin.execution.feeds import BarSet, TickSet, catalog_bar_set, catalog_ticks
@@ -52,11 +51,6 @@ def config_hash(cfg: DolphinConfig) -> str:
 
     raw = msgspec.to_builtins(msgspec.structs.replace(cfg, mode="backtest"))
     return hashlib.sha256(msgspec.json.encode(raw, order="sorted")).hexdigest()[:16]
-
-
-def _data_dir(dataset: str) -> Path:
-    sample = sample_data_dir() / dataset
-    return sample if sample.is_dir() else shared_data_dir() / dataset
 
 
 @dataclass
@@ -112,15 +106,18 @@ def build_engine(
     fill_model: FillModel | None = None,
     trades: bool = False,
     book_type: BookType = BookType.L1_MBP,
+    engine_options: dict[str, Any] | None = None,
 ) -> BacktestEngine:
     """A BINANCE venue with fees, fill model, latency; queue position on when trades drive it.
 
     NautilusTrader's queue position works from trade ticks; with bars only there are no
-    trades and it would block every limit fill, so bar runs keep it off.
+    trades and it would block every limit fill, so bar runs keep it off. ``engine_options``
+    are extra ``BacktestEngineConfig`` fields (the benchmark's engine switches).
     """
     engine = BacktestEngine(
         config=BacktestEngineConfig(
-            trader_id="DOLPHIN-001", logging=LoggingConfig(bypass_logging=True), run_analysis=False
+            trader_id="DOLPHIN-001", logging=LoggingConfig(bypass_logging=True), run_analysis=False,
+            **(engine_options or {}),
         )
     )
     if fill_model is None:
@@ -292,10 +289,6 @@ def build_report(agent: DolphinAgent, bt: BacktestConfig, scenario: str, *, peri
 # --------------------------------------------------------------------------- L2 capture runs
 
 
-def l2_capture_path(name: str = "binance_usdm_btcusdt_20240808.gz") -> Path:
-    return _data_dir("l2_binance_2024-08-08") / name
-
-
 def load_l1(cfg: DolphinConfig, symbol: str = "BTCUSDT", *, max_quotes: int | None = None) -> TickSet:
     """bookTicker quotes + trades of the ingested L2 capture, from the catalog."""
     from dolphin.runtime.wiring import catalog_lock, ensure_catalog
@@ -305,6 +298,18 @@ def load_l1(cfg: DolphinConfig, symbol: str = "BTCUSDT", *, max_quotes: int | No
         catalog, _written, nautilus_dir = ensure_catalog(cfg)
         return catalog_ticks(catalog, nautilus_dir, bt.venue, symbol, maker_fee_bps=bt.maker_fee_bps,
                          taker_fee_bps=bt.taker_fee_bps, tax_bps=bt.tax_bps, max_quotes=max_quotes)  # fmt: skip
+
+
+def load_depth(cfg: DolphinConfig, symbol: str = "BTCUSDT"):
+    """The ingested L2 capture as order-book delta batches + trades, from the catalog."""
+    from dolphin.execution.feeds import catalog_depth
+    from dolphin.runtime.wiring import catalog_lock, ensure_catalog
+
+    bt = cfg.execution.backtest
+    with catalog_lock(cfg):
+        catalog, _written, nautilus_dir = ensure_catalog(cfg)
+        return catalog_depth(catalog, nautilus_dir, bt.venue, symbol, maker_fee_bps=bt.maker_fee_bps,
+                             taker_fee_bps=bt.taker_fee_bps, tax_bps=bt.tax_bps)  # fmt: skip
 
 
 def run_tick_backtest(
@@ -366,14 +371,10 @@ def run_depth_backtest(
     The agent's bars are INTERNAL bars aggregated from trades (last price); its placement reads
     the data engine's L2 book. Queue position is on (driven by the trades).
     """
-    from dolphin.execution._l2_adapter import load_l2_depth
-
     ex: ExecutionConfig = cfg.execution
     bt = ex.backtest
     if depth is None:
-        depth = load_l2_depth(
-            l2_capture_path(), "BTCUSDT", maker_fee_bps=bt.maker_fee_bps, taker_fee_bps=bt.taker_fee_bps, tax_bps=bt.tax_bps
-        )
+        depth = load_depth(cfg)
     fill_model = make_fill_model(bt, hell=(scenario == "hell"))
     engine = build_engine(bt, fill_model=fill_model, trades=True, book_type=BookType.L2_MBP)
     engine.add_instrument(depth.instrument)

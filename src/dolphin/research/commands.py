@@ -40,20 +40,18 @@ def _backtest(cfg: DolphinConfig, args: argparse.Namespace) -> int:
     with Progress(transient=True) as progress:
         task = progress.add_task("backtest", total=len(scenarios) + 1)
         if args.data in ("l1", "l2"):
-            from dolphin.execution._l2_adapter import load_l2_depth
             from dolphin.research._placeholder_signals import ZMoveSignals
-            from dolphin.research.backtest import l2_capture_path, load_l1, run_depth_backtest, run_tick_backtest
+            from dolphin.research.backtest import load_depth, load_l1, run_depth_backtest, run_tick_backtest
             from dolphin.runtime.wiring import build_tick_ports
 
-            fees = dict(maker_fee_bps=bt.maker_fee_bps, taker_fee_bps=bt.taker_fee_bps, tax_bps=bt.tax_bps)
             if args.data == "l2":
-                depth = load_l2_depth(l2_capture_path(), "BTCUSDT", **fees)
+                depth = load_depth(cfg)
             else:
                 ticks = load_l1(cfg)
             progress.advance(task)
             for sc in scenarios:
                 # One asset, no multi-asset scan: the entry candidates are the labelled placeholder.
-                ports = build_tick_ports(cfg, ZMoveSignals(12, 2.5, bt.signal_edge_bps, True)).ports
+                ports = build_tick_ports(cfg, ZMoveSignals(12, 2.5, bt.signal_edge_bps, True), book=True).ports
                 if args.data == "l2":
                     res = run_depth_backtest(cfg, ports, depth=depth, scenario=sc, bar_seconds=args.bar_seconds)
                 else:
