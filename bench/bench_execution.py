@@ -4,7 +4,10 @@ Same real data in the same process, runs interleaved (empty, agent, empty, agent
 - L1: the Binance USDT-M BTCUSDT L2 capture (2024-08-08): bookTicker quotes + trades, with the
   agent's 1-second internal bars aggregated from quotes (the empty strategy subscribes to the
   same quotes, trades and bars and does nothing);
-- bars: the configured 5-minute USDT-M perp set.
+- bars: the configured 5-minute USDT-M perp set, read from the catalog; the agent runs exactly
+  as `dolphin backtest` builds it (composition root: survival controller, Oracle signals on the
+  scanner's vel_div, Oracle NEV).
+- bars_switches: the same with NautilusTrader engine switches applied to BOTH runs.
 Only `engine.run()` is timed (engine set-up and data loading are not). Goal (issue 7): the
 agent costs at most 30 % of the empty run's throughput, i.e. agent/empty >= 0.70.
 """
@@ -19,6 +22,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from _common import figure, write_results  # noqa: E402
+from nautilus_trader.config import CacheConfig, PortfolioConfig  # noqa: E402
 from nautilus_trader.model.data import BarType  # noqa: E402
 from nautilus_trader.model.identifiers import InstrumentId  # noqa: E402
 from nautilus_trader.trading.strategy import Strategy  # noqa: E402
@@ -31,6 +35,16 @@ from dolphin.research.backtest import build_engine, default_ports, load_bars, lo
 from dolphin.runtime.wiring import build_tick_ports  # noqa: E402
 
 REPEAT = 7
+
+# NautilusTrader switches tried against the per-order / per-position work (applied to both runs).
+# ExecEngineConfig.snapshot_orders / snapshot_positions are already False by default; the
+# NETTING snapshot of a reopened position and the analyzer's pandas record per closed position
+# are unconditional in 1.231 (portfolio.pyx, execution/engine.pyx); RiskEngineConfig(bypass=True)
+# is not acceptable (it removes the pre-trade checks).
+SWITCHES = dict(
+    portfolio=PortfolioConfig(bar_updates=False, convert_to_account_base_currency=False),
+    cache=CacheConfig(persist_account_events=False),
+)
 
 
 class EmptyStrategy(Strategy):
@@ -152,8 +166,8 @@ def main() -> None:
     n_bars = sum(len(s.bars) for s in sets)
     interval_ms = bt.bar_minutes * 60_000
 
-    def bar_engine(with_agent: bool, ports_factory=None):
-        e = build_engine(bt)
+    def bar_engine(with_agent: bool, ports_factory=None, engine_options=None):
+        e = build_engine(bt, engine_options=engine_options)
         for s in sets:
             e.add_instrument(s.instrument)
             e.add_data(s.bars)
@@ -172,8 +186,12 @@ def main() -> None:
         # The agent's own per-bar work (guard, equity, exits, signals) with a source that never fires.
         return bar_engine(with_agent, lambda: build_tick_ports(cfg, EveryN(10**12), book=False).ports)
 
+    def bar_engine_switches(with_agent: bool):
+        return bar_engine(with_agent, engine_options=SWITCHES)
+
     for label, make, n_events in (("l1", l1_engine, n_l1), ("l2", l2_engine, n_l2), ("bars", bar_engine, n_bars),
-                                  ("bars_no_orders", bar_engine_no_orders, n_bars)):
+                                  ("bars_no_orders", bar_engine_no_orders, n_bars),
+                                  ("bars_switches", bar_engine_switches, n_bars)):
         _time_run(lambda: make(False))  # warm-up
         _time_run(lambda: make(True))
         empty, agent = [], []
@@ -199,9 +217,14 @@ def main() -> None:
     path = write_results("execution", figures, notes=[
         "l1 data: Binance USDT-M BTCUSDT bookTicker quotes + trades from the 2024-08-08 L2 capture (real, not resampled)",
         "l2 data: the same capture as order-book delta batches (snapshot + diff stream) + trades; events = batches + trades",
-        f"bars data: {bt.dataset} {', '.join(bt.symbols)} (real)",
-        "l1/l2: the agent's signal source is scripted (a short candidate every 10th 1-second bar); "
-        "bars: the agent runs exactly as `dolphin backtest` does (placeholder z-move signals, fixed STALKER risk view)",
+        f"bars data: {bt.bars} {bt.venue} {', '.join(bt.symbols)} from the catalog (the shipped sample, real)",
+        "l1/l2: the agent's signal source is scripted (a short candidate every 10th 1-second bar), risk, NEV and "
+        "kill flag are the composition root's real ones; bars: the agent runs exactly as `dolphin backtest` builds it "
+        "(survival controller, Oracle signals on the scanner's vel_div, Oracle NEV); bars_no_orders: the same real "
+        "risk view with a signal source that never fires (the agent's own per-bar work)",
+        "engine switches: none in l1/l2/bars/bars_no_orders (NautilusTrader defaults, logging bypassed, "
+        "run_analysis off, in both runs); bars_switches applies PortfolioConfig(bar_updates=False, "
+        "convert_to_account_base_currency=False) + CacheConfig(persist_account_events=False) to BOTH runs",
         "the agent's cost includes NautilusTrader's own work for the orders it sends (matching, events, portfolio; "
         "NautilusTrader's portfolio analyzer builds pandas records per closed position), which an empty strategy never incurs",
         "goal from issue 7: the agent costs at most 30 % of the empty run's throughput (ratio >= 0.70)",

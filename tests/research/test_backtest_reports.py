@@ -40,6 +40,14 @@ def test_report_is_reproducible_bit_for_bit_with_a_fixed_seed(cfg, bar_sets):
     assert a.equity == b.equity
     r = a.report
     assert r["trades"] > 5
+    # The composition root's real components ran: Oracle signals on the scanner's vel_div, the
+    # survival controller fed by the run (drawdown, slippage, order RTT), the Oracle NEV gate.
+    assert r["signals"] == "oracle" and r["signal_candidates_emitted"] > 0
+    sv = r["survival"]
+    assert sv["layers"] == ["L6_slippage_drift", "L9_drawdown", "RTT_lockdown"]
+    assert sv["readings"]["drawdown_frac"] > 0 and sv["readings"]["slippage_drift_bps"] > 0
+    assert sv["readings"]["order_rtt_ms"] > 0 and sv["postures_entered"].get("TURTLE", 0) >= 1
+    assert r["nev_reasons"]["PROPOSED"] > 0
     for key in ("roi", "max_drawdown", "profit_factor", "sharpe", "win_rate", "ggr_annual", "fill_rate",
                 "cancel_rate", "otr", "realised_nev_bps", "fees_usdt", "taxes_usdt"):
         assert key in r and not (isinstance(r[key], float) and math.isnan(r[key])), key

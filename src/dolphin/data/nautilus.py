@@ -232,7 +232,7 @@ def export_stream(
     # Replace, never append: NautilusTrader skips a file whose interval exists already, so a
     # stale export would silently survive a re-ingest.
     ident = str(bar_type_for(inst.id, dataset)) if dataset.startswith("bars_") else str(inst.id)
-    sub = {"trades": "trade_tick", "quotes": "quote_tick", "depth": "order_book_delta"}.get(dataset, "bar")
+    sub = {"trades": "trade_tick", "quotes": "quote_tick", "depth": "order_book_deltas"}.get(dataset, "bar")
     for folder in (Path(nautilus_dir) / "data" / sub / ident, Path(nautilus_dir) / "data" / _inst_folder(inst) / str(inst.id)):
         if folder.is_dir():
             shutil.rmtree(folder)

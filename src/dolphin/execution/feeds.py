@@ -50,7 +50,7 @@ def ensure_exported(catalog: Catalog, nautilus_dir: Path, dataset: str, venue: s
     """Export one catalog stream to the NautilusTrader catalog unless it is there already."""
     from dolphin.data.nautilus import bar_type_for, export_stream, instrument_for
 
-    sub = {"trades": "trade_tick", "quotes": "quote_tick", "depth": "order_book_delta"}.get(dataset, "bar")
+    sub = {"trades": "trade_tick", "quotes": "quote_tick", "depth": "order_book_deltas"}.get(dataset, "bar")
     if dataset.startswith("bars_"):
         ident = str(bar_type_for(instrument_for(venue, symbol, 1, 1).id, dataset))
     else:

@@ -203,6 +203,9 @@ def run_bar_backtest(
     engine.run()
     report = build_report(agent, bt, scenario, periods_per_year=NS_PER_YEAR / interval_ns)
     report["signals"] = data.signal_status or "given"
+    from dolphin.runtime.wiring import ports_summary
+
+    report.update(ports_summary(agent.ports))
     return BacktestResult(report=report, equity=list(agent.run.equity), agent=agent, engine=engine, fill_model=fill_model)
 
 
@@ -354,6 +357,9 @@ def run_tick_backtest(
         engine.add_strategy(s)
     engine.run()
     report = build_report(agent, bt, scenario, periods_per_year=NS_PER_YEAR / (bar_seconds * 1e9))
+    from dolphin.runtime.wiring import ports_summary
+
+    report.update(ports_summary(agent.ports))
     return BacktestResult(report=report, equity=list(agent.run.equity), agent=agent, engine=engine)
 
 
@@ -395,4 +401,7 @@ def run_depth_backtest(
     engine.add_strategy(agent)
     engine.run()
     report = build_report(agent, bt, scenario, periods_per_year=NS_PER_YEAR / (bar_seconds * 1e9))
+    from dolphin.runtime.wiring import ports_summary
+
+    report.update(ports_summary(agent.ports))
     return BacktestResult(report=report, equity=list(agent.run.equity), agent=agent, engine=engine, fill_model=fill_model)

@@ -57,6 +57,7 @@ __all__ = [
     "ensure_catalog",
     "kill_flag_for",
     "map_posture",
+    "ports_summary",
     "scan_vel_div",
 ]
 
@@ -110,12 +111,16 @@ class SurvivalRiskView:
         self.rtt_measured_max_ms = 0.0
         self._tick_ns = int(cfg.tick_ms) * 1_000_000
         self._last_tick_ns = 0
+        self._now_ns = -(2**62)
         self.clock: ManualClock | None = None
         self.controller: SurvivalController | None = None
         self.sizer: AlphaBetSizer | None = None
         self.slippage = SlippageTracker()
         self.book_clock = UpdateClock(jitter_alpha)
         self._peak = -math.inf
+        self._last_dd = math.nan
+        self.book_reading_step_ns = 50_000_000
+        self._book_obs_ns = -(2**62)
         self.readings: dict[str, int] = {}
         self._idx: dict[str, int] = {}
 
@@ -132,15 +137,17 @@ class SurvivalRiskView:
     # ---- time
     def advance(self, ts_ns: int) -> SurvivalController:
         """Move the controller's clock to ``ts_ns`` (never back) and tick once per tick_ms."""
+        if ts_ns <= self._now_ns:  # hot path: several events share one timestamp
+            return self.controller  # type: ignore[return-value]
         ctl = self.controller
         if ctl is None:
+            self._now_ns = ts_ns
             return self._start(ts_ns)
-        clock = self.clock
-        if ts_ns > clock.now_ns():
-            clock.set_ns(ts_ns)
-            if ts_ns - self._last_tick_ns >= self._tick_ns:
-                self._last_tick_ns = ts_ns
-                ctl.tick()
+        self._now_ns = ts_ns
+        self.clock.set_ns(ts_ns)
+        if ts_ns - self._last_tick_ns >= self._tick_ns:
+            self._last_tick_ns = ts_ns
+            ctl.tick()
         return ctl
 
     # ---- RiskView
@@ -169,7 +176,13 @@ class SurvivalRiskView:
         if equity > self._peak:
             self._peak = equity
         dd = 1.0 - equity / self._peak if self._peak > 0 else 1.0
-        self._observe("drawdown_frac", ts_ns, max(0.0, dd))
+        if dd < 0.0:
+            dd = 0.0
+        if dd != self._last_dd:  # a value sensor: an unchanged drawdown is not a new reading
+            self._last_dd = dd
+            self._observe("drawdown_frac", ts_ns, dd)
+        else:
+            self.advance(ts_ns)
 
     def on_fill(self, ts_ns: int, side: int, expected_px: float, realised_px: float) -> None:
         if not (expected_px > 0.0):
@@ -183,7 +196,12 @@ class SurvivalRiskView:
         self._observe("order_rtt_ms", ts_ns, rtt_ms if self.rtt_model_ms is None else self.rtt_model_ms)
 
     def on_book_update(self, ts_ns: int) -> None:
+        # Jitter sees every update; the readings go out at most once per book_reading_step_ns
+        # of event time (a book age error below the step, 50 ms vs L5's 200 ms deadband).
         self.book_clock.on_update(ts_ns)
+        if ts_ns - self._book_obs_ns < self.book_reading_step_ns:
+            return
+        self._book_obs_ns = ts_ns
         self._observe("book_update", ts_ns, 1.0)
         j = self.book_clock.jitter_ns
         if j == j:  # NaN until two intervals were seen
@@ -417,6 +435,31 @@ def build_bar_ports(
         signals, status = NoSignals(str(exc)), f"none: {exc}"
     ports = AgentPorts(risk=risk, signals=signals, nev=nev, kill=kill or kill_flag_for(cfg, live=False), sensors=risk)
     return BarWiring(ports, risk, nev, status)
+
+
+def ports_summary(ports: AgentPorts) -> dict:
+    """Deterministic report section: survival posture path, readings, NEV and signal reasons."""
+    out: dict = {}
+    risk = ports.risk
+    if isinstance(risk, SurvivalRiskView) and risk.controller is not None:
+        ctl = risk.controller
+        moves = ctl.log.of_kind("posture")
+        out["survival"] = {
+            "layers": [layer.name for layer in ctl.layers],
+            "final_posture": ctl.posture_name,
+            "final_r_total": ctl.r_total,
+            "posture_changes": len(moves),
+            "postures_entered": dict(sorted({m.new: sum(1 for x in moves if x.new == m.new) for m in moves}.items())),
+            "readings": dict(sorted(risk.readings.items())),
+            "sizer_denials": risk.sizer.denials if risk.sizer is not None else 0,
+            "killed": ctl.killed,
+        }
+    if isinstance(ports.nev, AlphaNevModel):
+        out["nev_reasons"] = dict(sorted(ports.nev.reasons.items()))
+    if isinstance(ports.signals, OracleBarSignals):
+        out["signal_reasons"] = ports.signals.reason_counts()
+        out["signal_candidates_emitted"] = ports.signals.emitted
+    return out
 
 
 def build_tick_ports(cfg: DolphinConfig, signals, *, kill: KillFlag | None = None, book: bool = True) -> BarWiring:
