@@ -29,7 +29,7 @@ from nautilus_trader.trading.strategy import Strategy  # noqa: E402
 
 from dolphin.core.config import load_config  # noqa: E402
 from nautilus_trader.model.enums import BookType  # noqa: E402
-from dolphin.execution.agent import AgentPorts, DolphinAgent, DolphinAgentConfig  # noqa: E402
+from dolphin.execution.agent import DolphinAgent, DolphinAgentConfig  # noqa: E402
 from dolphin.execution.ports import Candidate  # noqa: E402
 from dolphin.research.backtest import build_engine, default_ports, load_bars, load_depth, load_l1  # noqa: E402
 from dolphin.runtime.wiring import build_tick_ports  # noqa: E402

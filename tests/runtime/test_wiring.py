@@ -27,6 +27,7 @@ from dolphin.runtime.wiring import (
     ScanUnavailable,
     SurvivalRiskView,
     backtest_survival_config,
+    build_live_ports,
     build_tick_ports,
     kill_flag_for,
     map_posture,
@@ -125,9 +126,8 @@ def test_drawdown_from_the_portfolio_drives_the_capital_layer(cfg):
     assert downs, moves
     t_down = downs[0][0]
     # No entry while the posture is below STALKER: find the intervals from the event log.
-    state, changes = "HIBERNATE", []
-    for ts, _old, new, _why in moves:
-        changes.append((ts, new))
+    changes = [(ts, new) for ts, _old, new, _why in moves]
+
     def posture_at(ts):
         p = "HIBERNATE"
         for t, new in changes:
@@ -227,3 +227,17 @@ def test_scan_vel_div_is_the_scanners_or_says_why_not(cfg):
     ref = [sonar.update(int(data.ts_ns[t]), data.close[:, t].copy(), data.mask[:, t].copy()).vel_div for t in range(len(vd))]
     assert np.array_equal(np.nan_to_num(vd, nan=-9.0), np.nan_to_num(np.array(ref), nan=-9.0))
     assert not math.isnan(vd[-1])
+
+
+def test_live_ports_run_every_layer_and_fail_safe_without_their_sensors(tmp_path):
+    c = load_config(environ={}, overrides={"execution": {"kill_flag_path": str(tmp_path / "kill.flag")}})
+    w = build_live_ports(c)
+    assert isinstance(w.ports.kill, FileKillFlag) and w.signal_status.startswith("none")
+    risk = w.ports.risk
+    t0 = 1_700_000_000 * NS
+    assert risk.posture(t0) == Posture.HIBERNATE  # survival.posture.initial
+    assert [layer.name for layer in risk.controller.layers] == [s.name for s in c.survival.layers]
+    # No grid heartbeat for longer than L1's limit: the invariant kills, R_total = 0, HIBERNATE.
+    assert risk.posture(t0 + 20 * NS) == Posture.HIBERNATE
+    assert risk.controller.killed and risk.r_total(t0 + 21 * NS) == 0.0
+    assert risk.size_notional(100_000.0, Posture.HIBERNATE, 0.0) == 0.0

@@ -18,9 +18,13 @@ def _live(cfg: DolphinConfig, args: argparse.Namespace) -> int:
         print(f"dolphin live: refused: {gate.reason}", file=sys.stderr)
         return 3
     print(f"dolphin live: {gate.reason}")
-    # The live TradingNode (Binance adapter, credentials from the environment) is composed by
-    # the runtime plane; this command only owns the test control in front of it.
-    print("dolphin live: gate passed; live node start is wired by the runtime composition root", file=sys.stderr)
+    from dolphin.runtime.wiring import build_live_ports
+
+    w = build_live_ports(cfg)
+    print(f"dolphin live: ports composed (survival layers {len(cfg.survival.layers)}, kill flag "
+          f"{w.ports.kill.path}, signals {w.signal_status})")  # type: ignore[attr-defined]
+    # The live TradingNode (Binance adapter, credentials from the environment) is not built yet.
+    print("dolphin live: no live TradingNode in this build; not starting", file=sys.stderr)
     return 4
 
 

@@ -1,12 +1,12 @@
 """What the execution agent needs from other planes, as small protocols.
 
-The agent and the backtest depend only on these. The real implementations live in other
-planes (``dolphin.survival`` for :class:`RiskView`, ``dolphin.alpha`` for :class:`SignalSource`
-and :class:`NevModel`, ``dolphin.runtime`` for the kill flag) and are wired by the
-composition root. The defaults here are the trivially correct ones: a kill flag over one
-byte of a file, an in-process kill flag, and a fixed risk view whose sizing is the
-AlphaBetSizer formula (notional = capital x base fraction x R_total x posture ceiling,
-bounded by the venue limit).
+The agent and the backtest depend only on these. The real implementations are wired in the
+composition root ``dolphin.runtime.wiring`` (survival controller for :class:`RiskView` and
+:class:`RiskSensors`, the Oracle for :class:`SignalSource` and :class:`NevModel`,
+:class:`FileKillFlag` on ``execution.kill_flag_path``). The simple implementations here
+(:class:`FixedRiskView` with a posture schedule, :class:`SimpleNevModel`,
+:class:`FixedMicrostructure`, :class:`MemoryKillFlag`) are for tests of the agent's own
+mechanics, where a scripted posture isolates the rule under test.
 """
 
 from __future__ import annotations

@@ -52,6 +52,7 @@ __all__ = [
     "SurvivalRiskView",
     "backtest_survival_config",
     "build_bar_ports",
+    "build_live_ports",
     "build_tick_ports",
     "catalog_lock",
     "ensure_catalog",
@@ -435,6 +436,18 @@ def build_bar_ports(
         signals, status = NoSignals(str(exc)), f"none: {exc}"
     ports = AgentPorts(risk=risk, signals=signals, nev=nev, kill=kill or kill_flag_for(cfg, live=False), sensors=risk)
     return BarWiring(ports, risk, nev, status)
+
+
+def build_live_ports(cfg: DolphinConfig, signals=None) -> BarWiring:
+    """Ports of a live / paper agent: every configured survival layer (its sensors are fed by
+    the grid, ledger, scanner and factor planes; an unfed invariant fails safe), Oracle NEV and
+    the shared file kill flag. The live signal feed (scanner records -> Oracle) is not built yet:
+    without one the agent proposes nothing."""
+    risk = SurvivalRiskView(cfg.survival)
+    nev = AlphaNevModel(cfg.alpha.nev)
+    sig = signals if signals is not None else NoSignals("live scanner feed not wired")
+    ports = AgentPorts(risk=risk, signals=sig, nev=nev, kill=kill_flag_for(cfg, live=True), sensors=risk)
+    return BarWiring(ports, risk, nev, "given" if signals is not None else "none: live scanner feed not wired")
 
 
 def ports_summary(ports: AgentPorts) -> dict:
