@@ -20,6 +20,11 @@ from dolphin.grid.hazelcast_backend import HazelcastGrid
 from dolphin.grid.member import MemberSpec, kill_member, start_member, stop_member
 from dolphin.grid.protocol import FEATURES_MAP, HEALTH_MAP, QuorumState
 from dolphin.grid.records import FeatureRecord, HealthRecord
+from dolphin.runtime.health import GridHealthBridge
+from dolphin.survival.clock import ManualClock
+from dolphin.survival.config import LayerSpec, SurvivalConfig
+from dolphin.survival.controller import SurvivalController
+from dolphin.survival.posture import HIBERNATE
 
 from .conftest import free_port
 
@@ -38,6 +43,16 @@ def test_member_kill_loses_nothing_and_whole_grid_loss_is_lost_until_resync(tmp_
         grid = HazelcastGrid(cluster_name=cluster, members=addrs, members_expected=2, invocation_timeout_s=20.0)
         q = grid.wait_quorum(QuorumState.OK, 30.0)
         assert q.state is QuorumState.OK and q.members_seen == 2, q
+        # The survival controller's L1 quorum layer, fed from this client's quorum signal.
+        clock = ManualClock(0)
+        ctl = SurvivalController(
+            SurvivalConfig(layers=(LayerSpec(name="L1_grid_quorum", path="dolphin.survival.layers.builtin:GridQuorumLayer"),)),
+            clock,
+        )  # fmt: skip
+        bridge = GridHealthBridge(ctl)
+        bridge.update(q)
+        ctl.tick()
+        assert not ctl.killed and ctl.r_total == 1.0
 
         features = grid.map(FEATURES_MAP)
         written = {
@@ -51,6 +66,9 @@ def test_member_kill_loses_nothing_and_whole_grid_loss_is_lost_until_resync(tmp_
         kill_member(handles[0])
         q = grid.wait_quorum(QuorumState.DEGRADED, 60.0)
         assert q.state is QuorumState.DEGRADED and q.members_seen == 1, q
+        bridge.update(q)  # one member left still meets the quorum: no kill
+        ctl.tick()
+        assert not ctl.killed and ctl.r_total == 1.0
         assert features.get_all(list(written)) == written
         features.put("after-kill", FeatureRecord("after-kill", 1, 1, (0.5,), 0.0, 0.0, 0.0))
         assert features.get("after-kill") == FeatureRecord("after-kill", 1, 1, (0.5,), 0.0, 0.0, 0.0)
@@ -60,6 +78,9 @@ def test_member_kill_loses_nothing_and_whole_grid_loss_is_lost_until_resync(tmp_
         q = grid.wait_quorum(QuorumState.LOST, 60.0)
         assert q.lost and not q.client_connected, q
         assert q.last_resync_ns is None
+        clock.advance_s(1.0)
+        bridge.update(q)  # invariant violation: HIBERNATE in the same call
+        assert ctl.killed and ctl.posture == HIBERNATE and ctl.r_total == 0.0
 
         # --- a member comes back (empty): reconnect + resync, then LOST clears
         t_restart = time.monotonic_ns()
@@ -71,6 +92,12 @@ def test_member_kill_loses_nothing_and_whole_grid_loss_is_lost_until_resync(tmp_
         assert features.size() == 301
         assert features.get_all(list(written)) == written
         assert grid.map(HEALTH_MAP).get("L1/grid") == HealthRecord("L1", "grid", 1, 1.0, True)
+        clock.advance_s(1.0)
+        bridge.update(q)  # reconnected and resynchronised: the grid's kill clears
+        assert not ctl.killed and bridge.rearms == 1 and ctl.r_total > 0.0
+        ctl.kill("operator kill switch")  # a kill from elsewhere is never cleared by the grid
+        bridge.update(q)
+        assert ctl.killed and bridge.rearms == 1
     finally:
         if grid is not None:
             grid.close()

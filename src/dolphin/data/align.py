@@ -97,56 +97,78 @@ def align_bars(
         syms = tuple(sorted({s for _, ds in sources for s in stored[ds]}))
     else:
         syms = tuple(symbols)
+    if len(set(syms)) != len(syms):
+        raise CatalogError(f"symbols repeat: {sorted(s for s in set(syms) if syms.count(s) > 1)}")
     n = len(syms)
     used: set[str] = set()
     out = {f: np.full((n, t_count), np.nan) for f in _FIELDS}
     mask = np.zeros((n, t_count), dtype=bool)
     incomplete = np.zeros(n, dtype=np.int64)
     ts_grid = start + np.arange(t_count, dtype=np.int64) * bar_ns
+    # Per asset, the coarsest stored bar size that divides the requested one; one
+    # multi-threaded read per source dataset.
+    plan: dict[str, list[int]] = {}
     for i, sym in enumerate(syms):
-        # Per asset, the coarsest stored bar size that divides the requested one.
-        src = next(((ns, ds) for ns, ds in sources if sym in stored[ds]), None)
-        if src is None:
-            continue
-        src_ns, ds = src
+        src = next((ds for _, ds in sources if sym in stored[ds]), None)
+        if src is not None:
+            plan.setdefault(src, []).append(i)
+    for ds, members in plan.items():
         used.add(ds)
+        src_ns = bar_interval_ns(ds)
         k = bar_ns // src_ns
-        tbl = catalog.read(ds, venue, sym, start, start + t_count * bar_ns, columns=["ts_ns", *_FIELDS])
+        tbl = catalog.read_many(ds, venue, [syms[i] for i in members], start, start + t_count * bar_ns,
+                                columns=["ts_ns", *_FIELDS])  # fmt: skip
         if tbl.num_rows == 0:
             continue
-        ts = tbl.column("ts_ns").to_numpy()
-        vals = {f: pc.cast(tbl.column(f), pa.float64()).to_numpy() for f in _FIELDS}
-        if k == 1:
-            idx = ((ts - start) // bar_ns).astype(np.int64)
-            for f in _FIELDS:
-                out[f][i, idx] = vals[f]
-            mask[i, idx] = True
-            continue
-        # Aggregate k finer bars into one; real only when all k are present.
-        sub = ((ts - start) // src_ns).astype(np.int64)
-        fine = {f: np.full(t_count * k, np.nan) for f in _FIELDS}
-        present = np.zeros(t_count * k, dtype=bool)
-        for f in _FIELDS:
-            fine[f][sub] = vals[f]
-        present[sub] = True
-        pres = present.reshape(t_count, k)
-        full = pres.all(axis=1)
-        any_ = pres.any(axis=1)
-        incomplete[i] = int((any_ & ~full).sum())
-        o = fine["open"].reshape(t_count, k)[:, 0]
-        c = fine["close"].reshape(t_count, k)[:, -1]
-        with np.errstate(invalid="ignore"):
-            h = np.nanmax(np.where(pres, fine["high"].reshape(t_count, k), -np.inf), axis=1)
-            lo = np.nanmin(np.where(pres, fine["low"].reshape(t_count, k), np.inf), axis=1)
-        v = np.where(pres, fine["volume"].reshape(t_count, k), 0.0).sum(axis=1)
-        for f, arr in zip(_FIELDS, (o, h, lo, c, v)):
-            out[f][i] = np.where(full, arr, np.nan)
-        mask[i] = full
+        codes_arr = pc.dictionary_encode(tbl.column("symbol")).combine_chunks()
+        names = codes_arr.dictionary.to_pylist()
+        codes = codes_arr.indices.to_numpy()
+        order = np.argsort(codes, kind="stable")
+        bounds = np.searchsorted(codes[order], np.arange(len(names) + 1))
+        ts_all = tbl.column("ts_ns").to_numpy()
+        vals_all = {f: pc.cast(tbl.column(f), pa.float64()).to_numpy() for f in _FIELDS}
+        row_of = {syms[i]: i for i in members}
+        for c, name in enumerate(names):
+            i = row_of[name]
+            sel = order[bounds[c] : bounds[c + 1]]
+            ts = ts_all[sel]
+            vals = {f: v[sel] for f, v in vals_all.items()}
+            _place(out, mask, incomplete, i, ts, vals, start, bar_ns, src_ns, k, t_count)
     return AlignedBars(
         ts_ns=ts_grid, symbols=syms, bar_ns=bar_ns, mask=mask, source_datasets=tuple(sorted(used)),
         incomplete=incomplete,
         **out,
     )  # fmt: skip
+
+
+def _place(out, mask, incomplete, i, ts, vals, start, bar_ns, src_ns, k, t_count) -> None:
+    """Put one asset's bars (already read, float64) on row ``i`` of the grid."""
+    if k == 1:
+        idx = ((ts - start) // bar_ns).astype(np.int64)
+        for f in _FIELDS:
+            out[f][i, idx] = vals[f]
+        mask[i, idx] = True
+        return
+    # Aggregate k finer bars into one; real only when all k are present.
+    sub = ((ts - start) // src_ns).astype(np.int64)
+    fine = {f: np.full(t_count * k, np.nan) for f in _FIELDS}
+    present = np.zeros(t_count * k, dtype=bool)
+    for f in _FIELDS:
+        fine[f][sub] = vals[f]
+    present[sub] = True
+    pres = present.reshape(t_count, k)
+    full = pres.all(axis=1)
+    any_ = pres.any(axis=1)
+    incomplete[i] = int((any_ & ~full).sum())
+    o = fine["open"].reshape(t_count, k)[:, 0]
+    c = fine["close"].reshape(t_count, k)[:, -1]
+    with np.errstate(invalid="ignore"):
+        h = np.nanmax(np.where(pres, fine["high"].reshape(t_count, k), -np.inf), axis=1)
+        lo = np.nanmin(np.where(pres, fine["low"].reshape(t_count, k), np.inf), axis=1)
+    v = np.where(pres, fine["volume"].reshape(t_count, k), 0.0).sum(axis=1)
+    for f, arr in zip(_FIELDS, (o, h, lo, c, v)):
+        out[f][i] = np.where(full, arr, np.nan)
+    mask[i] = full
 
 
 def bars_from_trades(trades: pa.Table, bar: str = "5s") -> pa.Table:
