@@ -32,20 +32,20 @@ def run_main_job(cfg: DolphinConfig, console: Console, *, out_dir: Path | None =
     if not sample.is_dir():
         console.print(f"[red]sample data not found at {sample}")
         return 2
-    console.rule("1/4 ingest the shipped sample (real Binance USDT-M data)")
+    console.rule("1/5 ingest the shipped sample (real Binance USDT-M data)")
     reports = ingest_with_progress(
         catalog, [p for p in sorted(sample.iterdir()) if p.is_dir() or p.name.endswith((".csv", ".csv.gz", ".zip"))],
         _resolve(cfg.data.quarantine_dir), console, gap_tolerance_bars=cfg.data.gap_tolerance_bars,
     )  # fmt: skip
     if print_ingest_summary(reports, console):
         return 1
-    console.rule("2/4 catalog")
+    console.rule("2/5 catalog")
     console.print(catalog_summary_table(catalog))
     from dolphin.data.plots import plot_catalog
 
     png = plot_catalog(catalog, var / "reports" / "catalog.png")
     console.print(f"overview plot: {png}")
-    console.rule("3/4 NautilusTrader catalog (bars of the perpetuals)")
+    console.rule("3/5 NautilusTrader catalog (bars of the perpetuals)")
     from dolphin.data.nautilus import export_stream
 
     nautilus_dir = var / "nautilus"
@@ -59,13 +59,17 @@ def run_main_job(cfg: DolphinConfig, console: Console, *, out_dir: Path | None =
         console.print(f"wrote {n_objs:,} bars to the NautilusTrader catalog at {nautilus_dir}")
     else:
         console.print(f"NautilusTrader catalog at {nautilus_dir} is up to date (nothing new ingested)")
-    console.rule("4/4 Sonar regime scan (every USDT-M perpetual in the sample, 5-minute bars)")
+    console.rule("4/5 Sonar regime scan (every USDT-M perpetual in the sample, 5-minute bars)")
     from dolphin.scan.commands import run_scan
     from dolphin.scan.source import CatalogSource
 
     bars = CatalogSource(catalog, venue, "5m").load()
     run_scan(cfg, bars, var / "scan", progress=console.is_terminal)
-    return 0
+    console.rule("5/5 NautilusTrader backtest of the agent: nominal and HELL side by side")
+    from dolphin.cli import build_parser
+
+    args = build_parser().parse_args(["backtest", "--scenario", "hell", "--out", str(var / "reports")])
+    return int(args.func(cfg, args) or 0)
 
 
 def _cmd_run(cfg: DolphinConfig, args: argparse.Namespace) -> int:
