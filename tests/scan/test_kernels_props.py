@@ -154,7 +154,7 @@ def test_lanczos_certificate_holds(seed: int, w: int, n: int) -> None:
     nsum, s, q = K.window_sums(ret[1:], valid[1:])
     mu, d, el, _, _ = K.standardise(nsum, s, q, w, 1e-18)
     out = np.empty(n)
-    lam, bound, _, steps = K.lanczos_top(ret, valid, 1, w + 1, mu, d, False, np.ones(n), _unit(n), np.zeros((1, 1)), False, 0.0, 1e-11, 40, out)
+    lam, bound, _, steps = K.lanczos_top(ret, valid, 1, w + 1, mu, d, False, np.ones(n), _unit(n), np.zeros((1, 1)), False, np.inf, 1e-11, 40, out)
     ref = np.linalg.eigvalsh(K.correlation_from_scratch(ret[1:], valid[1:])[0])[-1]
     if math.isfinite(bound):
         assert abs(lam - ref) <= max(bound, 1e-12 * ref) + 1e-12 * ref
