@@ -64,15 +64,19 @@ class ScanCounters:
 class _Window:
     __slots__ = (
         "w", "n", "s", "q", "mu", "d", "eligible", "prev_eligible", "missing", "vec", "gap", "history",
-        "n_eff", "initialised", "last_change_bar", "p", "spare", "last_steps", "offset", "fail_streak",
+        "n_eff", "initialised", "last_change_bar", "p", "spare", "last_steps", "offset", "fail_streak", "mv_p",
     )
 
-    def __init__(self, w: int, n_assets: int, lag: int, offset: int) -> None:
+    def __init__(self, w: int, n_assets: int, lag: int, offset: int, signal_only: bool) -> None:
         self.w = w
         self.offset = offset  # index among the windows: staggers re-anchors and exact checks
         # W >= N: keep the N x N cross-product X^T X (rank-2 update per bar); products and the
-        # exact spectrum then cost N^2 instead of W N. Otherwise a 1 x 1 placeholder.
-        self.p = np.zeros((n_assets, n_assets)) if w >= n_assets else np.zeros((1, 1))
+        # exact spectrum then cost N^2 instead of W N. On the signal path it is also kept for
+        # W >= 64 < N: ||C||_F^2 for the certificate then costs N^2 instead of W^2 N (Gram).
+        # Otherwise a 1 x 1 placeholder.
+        self.mv_p = w >= n_assets
+        keep = self.mv_p or (signal_only and w >= 64)
+        self.p = np.zeros((n_assets, n_assets)) if keep else np.zeros((1, 1))
         self.n = np.zeros(n_assets)
         self.s = np.zeros(n_assets)
         self.q = np.zeros(n_assets)
@@ -111,7 +115,7 @@ class Sonar:
         self._returns_seen = 0
         self._prev_close = np.full(n_assets, np.nan)
         self._prev_ok = np.zeros(n_assets, dtype=np.bool_)
-        self._win = {w: _Window(w, n_assets, cfg.velocity_lag_bars, k) for k, w in enumerate(self.windows)}
+        self._win = {w: _Window(w, n_assets, cfg.velocity_lag_bars, k, not cfg.full_spectrum) for k, w in enumerate(self.windows)}
         self._bar = -1
         self._last_ts_ns: int | None = None
         self.counters = ScanCounters()
@@ -319,10 +323,11 @@ class Sonar:
             if not use_p:
                 gram = self._gram(win, a, b, rows, n_eff, has_missing)
             return math.nan, math.inf, 0, gram
+        p_frob = win.p.shape[0] > 1 and not has_missing
         prev = win.history[(bar - 1) % win.history.size]
         frob = math.inf
         if not (math.isfinite(prev) and prev > 0.55 * n_eff):
-            if use_p:
+            if p_frob:
                 frob = K.frobenius_sq_cross(win.p, win.mu, win.d, float(rows))
             else:
                 gram = self._gram(win, a, b, rows, n_eff, has_missing)
@@ -341,7 +346,7 @@ class Sonar:
                 break
             # the trace rule alone did not certify: add the Frobenius rule and continue from the Ritz vector
             c.count("frobenius_retries")
-            if use_p:
+            if p_frob:
                 frob = K.frobenius_sq_cross(win.p, win.mu, win.d, float(rows))
             else:
                 gram = self._gram(win, a, b, rows, n_eff, has_missing)
@@ -394,7 +399,7 @@ class Sonar:
         alpha = cfg.singular_shrinkage if n_eff >= w else 0.0
         if alpha > 0.0:
             c.singular_shrinks += 1
-        use_p = win.p.shape[0] > 1 and not has_missing
+        use_p = win.mv_p and not has_missing
         entropy = absorption = nan
         steps = 0
         if cfg.full_spectrum:
