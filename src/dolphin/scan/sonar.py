@@ -71,11 +71,11 @@ class _Window:
         self.w = w
         self.offset = offset  # index among the windows: staggers re-anchors and exact checks
         # W >= N: keep the N x N cross-product X^T X (rank-2 update per bar); products and the
-        # exact spectrum then cost N^2 instead of W N. On the signal path it is also kept for
-        # W >= 64 < N: ||C||_F^2 for the certificate then costs N^2 instead of W^2 N (Gram).
-        # Otherwise a 1 x 1 placeholder.
+        # exact spectrum then cost N^2 instead of W N. On the signal path it is also kept when
+        # W^2 >= 2 N: ||C||_F^2 for the certificate then costs ~3 N^2 (update + pass) instead of
+        # W^2 N (Gram). Otherwise a 1 x 1 placeholder.
         self.mv_p = w >= n_assets
-        keep = self.mv_p or (signal_only and w >= 64)
+        keep = self.mv_p or (signal_only and w * w >= 2 * n_assets)
         self.p = np.zeros((n_assets, n_assets)) if keep else np.zeros((1, 1))
         self.n = np.zeros(n_assets)
         self.s = np.zeros(n_assets)
