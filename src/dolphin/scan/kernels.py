@@ -399,7 +399,7 @@ def lanczos_top(
     st[_GAP] = 0.0
     st[_BOUND] = np.inf
     trace_up = n_eff * (1.0 + 1e-9)  # trace C = N_eff (unit diagonal); slack for drifted sums
-    frob_up = frob_sq * (1.0 + 1e-10) + 1e-12 * n_eff if np.isfinite(frob_sq) else np.inf
+    frob_up = frob_sq * (1.0 + 1e-9) + 1e-12 * n_eff if np.isfinite(frob_sq) else np.inf
     for k in range(max_steps):
         if use_p:
             cross_matvec(p, mu, d, float(b - a), q[k], w)
