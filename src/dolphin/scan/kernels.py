@@ -390,7 +390,7 @@ def lanczos_top(
     beta = np.zeros(m_cap)
     w = np.empty(n)
     y1 = np.zeros(m_cap)
-    st = np.zeros(5)
+    st = np.zeros(6)
     n_eff = _lz_start(v0, d, jitter, q[0])
     if n_eff == 0:
         for j in range(n):
@@ -411,7 +411,7 @@ def lanczos_top(
     return _lz_finish(q, y1, st, tol_rel, vec_out)
 
 
-_THETA, _BOUND, _GAP, _M, _STEPS = 0, 1, 2, 3, 4
+_THETA, _BOUND, _GAP, _M, _STEPS, _DROP = 0, 1, 2, 3, 4, 5
 
 
 @nb.njit(cache=True, fastmath=_FM)
@@ -495,15 +495,18 @@ def _lz_advance(
         scale_a = max(scale_a, abs(alpha[i]))
     if bk <= 1e-13 * max(scale_a, 1e-300):
         # invariant subspace (residual <= bk): the Ritz values are eigenvalues, but the subspace
-        # may miss lambda_max; certify against the rest of the spectrum or extend the basis
+        # may miss lambda_max; certify against the rest of the spectrum or extend the basis.
+        # The dropped coupling (<= bk) perturbs the eigenvalues by at most bk (Weyl): it is
+        # added to every later bound (st[_DROP]).
         beta[k] = 0.0
         if m >= n_eff:  # the basis spans the whole eligible space: T is C in another basis
             th1, _t2, _s1, _s2 = _tridiag_top2(alpha, beta, m, y1)
             st[_THETA] = th1
-            st[_BOUND] = 0.0
+            st[_BOUND] = st[_DROP] + bk  # exact up to the zeroed couplings (Weyl)
             return True
         if _certify(alpha, beta, m, bk, trace_up, frob_up, tol_rel, y1, st):
             return True
+        st[_DROP] += bk
         for j in range(n):
             w[j] = jitter[(j + 7 * (k + 1)) % n] if d[j] > 0.0 else 0.0
         for _rep in range(2):
@@ -558,7 +561,8 @@ def _certify(
     after two eigenvalues cross, a warm start converges to the second one with a tiny residual.
     Rounding: last components of nearly equal Ritz values are ill-determined, so ||s_k|| is
     inflated by sqrt(k) * 1e-13 m ||T|| / (smallest Ritz gap among the top k + 1), and the bound by
-    1e-15 m ||T||. Writes st[_THETA], st[_BOUND] (best bound), st[_GAP] (its eta).
+    1e-15 m ||T||, plus st[_DROP] (couplings zeroed at invariant-subspace breakdowns, Weyl).
+    Writes st[_THETA], st[_BOUND] (best bound), st[_GAP] (its eta).
     """
     th1 = _tridiag_eig_k(alpha, beta, m, 1)
     _tridiag_vec(alpha, beta, m, th1, y1)
@@ -604,7 +608,7 @@ def _certify(
             else:
                 slack = 1e-13 * m * scale / gap_min if gap_min > 0.0 else np.inf
                 e = bm * (math.sqrt(sum_s2) + math.sqrt(k) * slack)
-            bound = 2.0 * e * e / (eta + math.sqrt(eta * eta + 4.0 * e * e)) + 1e-15 * m * scale
+            bound = 2.0 * e * e / (eta + math.sqrt(eta * eta + 4.0 * e * e)) + 1e-15 * m * scale + st[_DROP]
             if bound < best:
                 best = bound
                 st[_BOUND] = bound

@@ -311,8 +311,8 @@ class Sonar:
         The certificate needs an upper bound on the rest of the spectrum (kernels._certify): the
         trace rule is free; the Frobenius rule needs ||C||_F^2, O(N^2) from the maintained
         cross-product, else ||G||_F^2 of the Gram matrix (O(W N min(W, N)), kept for the exact
-        solver). The trace rule alone is tried first when the last lambda_max exceeded N_eff / 2
-        (then it can certify). After a failed certificate the next scans of the window go straight
+        solver). The trace rule alone is tried first when the last lambda_max exceeded 0.55 N_eff
+        (then it can certify; Frobenius is added if it does not). After a failed certificate the next scans of the window go straight
         to the exact solver (the Gram matrix is built anyway), retrying Lanczos every 16 bars.
         A bound of +inf tells the caller to use the exact solver (counted).
         """
