@@ -7,7 +7,7 @@ import math
 import msgspec
 import numpy as np
 import pytest
-from hypothesis import given, settings
+from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
 from dolphin.scan import kernels as K
@@ -85,6 +85,7 @@ def test_exact_spectrum_gram_route_matches_eigvalsh(seed: int, w: int, n: int, h
 
 @settings(max_examples=40)
 @given(st.integers(0, 10_000), st.integers(2, 25), st.sampled_from([0.0, 0.03]))
+@example(528, 3, 0.03)  # regression: top two eigenvalues cross at window 6; the old certificate passed lambda_2
 def test_incremental_equals_from_scratch(seed: int, n: int, hole: float) -> None:
     """Sliding sums + Lanczos (signal path) and the full scan agree with a from-scratch eigvalsh."""
     windows = [6, 15, 31]
@@ -154,13 +155,76 @@ def test_lanczos_certificate_holds(seed: int, w: int, n: int) -> None:
     nsum, s, q = K.window_sums(ret[1:], valid[1:])
     mu, d, el, _, _ = K.standardise(nsum, s, q, w, 1e-18)
     out = np.empty(n)
-    lam, bound, _, steps = K.lanczos_top(ret, valid, 1, w + 1, mu, d, False, np.ones(n), _unit(n), np.zeros((1, 1)), False, 0.0, 1e-11, 40, out)
+    lam, bound, _, steps = K.lanczos_top(ret, valid, 1, w + 1, mu, d, False, np.ones(n), _unit(n), np.zeros((1, 1)), False, np.inf, 1e-11, 40, out)
     ref = np.linalg.eigvalsh(K.correlation_from_scratch(ret[1:], valid[1:])[0])[-1]
     if math.isfinite(bound):
         assert abs(lam - ref) <= max(bound, 1e-12 * ref) + 1e-12 * ref
         assert abs(lam - ref) <= 1e-9 * ref
     assert lam <= ref * (1 + 1e-12)  # a Ritz value never exceeds lambda_max
     assert 1 <= steps <= 40
+
+
+def _window_operator(seed: int, w: int, n: int) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    closes, mask = _generated_closes(seed, w + 1, n)
+    ret, valid = K.log_returns(closes, mask)
+    nsum, s, q = K.window_sums(ret[1:], valid[1:])
+    mu, d, _, _, _ = K.standardise(nsum, s, q, w, 1e-18)
+    c = K.correlation_from_scratch(ret[1:], valid[1:])[0]
+    return ret, valid, mu, d, c
+
+
+@given(st.integers(0, 10_000), st.integers(3, 60), st.integers(2, 30), st.booleans())
+def test_certificate_never_passes_a_lower_eigenvalue(seed: int, w: int, n: int, with_frob: bool) -> None:
+    """Adversarial warm start (generated data): the start vector is the eigenvector of lambda_2 and the
+    jitter is orthogonal to the top eigenvector, so the Krylov space may never see lambda_max. A
+    certified answer must still be lambda_max (else: no certificate, and the caller goes exact)."""
+    ret, valid, mu, d, c = _window_operator(seed, w, n)
+    ev, vecs = np.linalg.eigh(c)
+    v1, v2 = vecs[:, -1], vecs[:, -2]
+    jit = np.random.default_rng(seed).standard_normal(n)
+    jit -= (jit @ v1) * v1
+    jit /= np.linalg.norm(jit)
+    frob = float((c * c).sum()) if with_frob else np.inf
+    out = np.empty(n)
+    lam, bound, _, _ = K.lanczos_top(ret, valid, 1, w + 1, mu, d, False, v2.copy(), jit, np.zeros((1, 1)), False,
+                                     frob, 1e-11, 24, out)
+    if math.isfinite(bound):
+        assert abs(lam - ev[-1]) <= 1e-9 * ev[-1], (lam, ev[-1], ev[-2], bound)
+        assert ev[-1] - lam <= bound + 1e-12 * ev[-1]
+
+
+def test_certificate_refuses_the_second_eigenvalue_of_a_crossing() -> None:
+    """Two eigenvalues 1.001 and 1.0 (generated 3 x 3 correlation), warm start = eigenvector of 1.0,
+    jitter orthogonal to the top one: the residual is 0 at step 1, yet theta = lambda_2 must not be
+    certified (trace 3 and ||C||_F^2 leave room for lambda_1 = 1.001 above it)."""
+    rng = np.random.default_rng(3)
+    q, _ = np.linalg.qr(rng.standard_normal((3, 3)))
+    target = q @ np.diag([1.001, 1.0, 0.999]) @ q.T
+    # a complete window whose correlation matrix is exactly `target`: Z = U S^(1/2) Q^T with centred U
+    w = 8
+    u = rng.standard_normal((w, 3))
+    u -= u.mean(axis=0)
+    u, _ = np.linalg.qr(u - u.mean(axis=0))
+    u -= u.mean(axis=0)
+    z = u[:, :3] @ np.diag(np.sqrt([1.001, 1.0, 0.999])) @ q.T
+    dn = np.sqrt((z * z).sum(axis=0))
+    ret = np.vstack([np.zeros(3), z])
+    valid = np.ones_like(ret, dtype=bool)
+    valid[0] = False
+    nsum, s, qq = K.window_sums(ret[1:], valid[1:])
+    mu, d, _, _, _ = K.standardise(nsum, s, qq, w, 1e-18)
+    c = K.correlation_from_scratch(ret[1:], valid[1:])[0]
+    ev, vecs = np.linalg.eigh(c)
+    assert ev[-1] - ev[-2] > 1e-4 and dn.min() > 0  # the constructed crossing is real
+    v1, v2 = vecs[:, -1], vecs[:, -2]
+    jit = np.array([1.0, -1.0, 0.5])
+    jit -= (jit @ v1) * v1
+    jit /= np.linalg.norm(jit)
+    out = np.empty(3)
+    lam, bound, _, steps = K.lanczos_top(ret, valid, 1, w + 1, mu, d, False, v2.copy(), jit, np.zeros((1, 1)),
+                                         False, float((c * c).sum()), 1e-11, 24, out)
+    assert not (math.isfinite(bound) and abs(lam - ev[-1]) > 1e-9 * ev[-1])
+    assert lam <= ev[-1] * (1 + 1e-12)
 
 
 @given(st.integers(1, 18), st.integers(0, 10_000))

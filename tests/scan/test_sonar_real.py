@@ -169,3 +169,47 @@ def test_more_assets_than_window_is_shrunk_and_exact(shared_data, full: bool) ->
                      regime=RegimeConfig(structure_window=45), exact_check_every_bars=0)
     sonar = _run_and_check("binance_spot_1m_2021-04", 250, cfg, t_start=12000)
     assert sonar.counters.singular_shrinks == 2 * (250 - 30) - 15
+
+
+def test_real_eigenvalue_crossing_small_universe(shared_data) -> None:
+    """REAL spot closes, 4 assets, W = 15: the top eigenvector turns over between consecutive bars
+    (the top two eigenvalues cross; found from the data, not assumed). The warm-started signal path
+    must stay equal to eigvalsh on every scan through the crossings."""
+    from dolphin.scan import kernels as K
+
+    bars = real_bars("binance_spot_1m_2021-04")
+    closes, mask = bars.closes[5000:5300, :4], bars.mask[5000:5300, :4]
+    ret, valid = K.log_returns(closes, mask)
+    w = 15
+    crossings = 0
+    prev = None
+    for t in range(w, closes.shape[0]):
+        c, el = K.correlation_from_scratch(ret[t - w + 1 : t + 1], valid[t - w + 1 : t + 1], 0.9)
+        if el.sum() < 4:
+            prev = None
+            continue
+        v = np.linalg.eigh(c)[1][:, -1]
+        crossings += prev is not None and abs(v @ prev) < 0.3
+        prev = v
+    assert crossings >= 1  # the data really has a crossing in this range
+    cfg = ScanConfig(full_spectrum=False, windows=[15, 30], vel_div_short=15, vel_div_long=30,
+                     exact_check_every_bars=0, regime=RegimeConfig(structure_window=15, min_assets=2))
+    sonar = _run_and_check_arrays(closes, mask, cfg)
+    assert sonar.counters.lanczos_steps > 0
+
+
+def _run_and_check_arrays(closes: np.ndarray, mask: np.ndarray, cfg: ScanConfig) -> Sonar:
+    sonar = Sonar(closes.shape[1], cfg)
+    checked = 0
+    for t in range(closes.shape[0]):
+        rec = sonar.update(t + 1, closes[t], mask[t])
+        for f in rec.windows:
+            if not f.ready:
+                continue
+            lam, n_eff = reference_lambda_max(closes, mask, t, f.window, min_coverage=cfg.min_coverage,
+                                              alpha=cfg.singular_shrinkage)
+            assert f.n_assets == n_eff
+            assert abs(f.lambda_max - lam) <= 1e-9 * lam, (t, f)
+            checked += 1
+    assert checked > 0
+    return sonar

@@ -35,6 +35,7 @@ __all__ = [
     "correlation_from_scratch",
     "entropy_normalised",
     "exact_spectrum",
+    "frobenius_sq_cross",
     "lanczos_top",
     "log_returns",
     "mp_edge",
@@ -355,29 +356,30 @@ def lanczos_top(
     jitter: np.ndarray,
     p: np.ndarray,
     use_p: bool,
-    gap_hint: float,
+    frob_sq: float,
     tol_rel: float,
     max_steps: int,
     vec_out: np.ndarray,
     first_check: int = 0,
     q_work: np.ndarray = np.empty((0, 0)),
 ) -> tuple[float, float, float, int]:
-    """Largest eigenvalue of C (window ret[a:b]) by warm-started Lanczos with a residual certificate.
+    """Largest eigenvalue of C (window ret[a:b]) by warm-started Lanczos with a rigorous certificate.
 
-    Returns (theta, error_bound, gap_estimate, steps). Full re-orthogonalisation keeps the
-    Krylov basis orthonormal. After each step the Ritz pair (theta1, y1) has residual
-    ||C y1 - theta1 y1|| = beta_k |s1[k]| and the eigenvalue error is bounded by
-    min(r1, r1^2 / gap) with gap = theta1 - (theta2 + r2) (second Ritz value pushed up by its
-    own residual); before a second Ritz value exists the caller's ``gap_hint`` is used.
+    Returns (theta, error_bound, eta, steps). Full re-orthogonalisation keeps the Krylov basis
+    orthonormal. theta is the top Ritz value, so theta <= lambda_max always (Rayleigh
+    quotient). The certificate (:func:`_certify`) proves lambda_max - theta <= error_bound:
+    a residual alone only bounds the distance to *some* eigenvalue, so it is combined with an
+    upper bound on the rest of the spectrum from the trace (= N_eff, C is PSD) and, when
+    ``frob_sq`` = ||C||_F^2 is given (np.inf = unknown), the Frobenius norm. ``eta`` is the
+    proven separation between the certified top cluster and the rest (0 if none).
     ``jitter`` (a fixed unit vector) is mixed into the start vector at 1e-3 so that a warm start
-    orthogonal to the top eigenvector (e.g. after two eigenvalues cross) cannot hide it; on an
-    invariant-subspace breakdown the basis is extended with jitter orthogonalised against it
-    (never a false "converged" on a subspace that may miss lambda_max).
+    orthogonal to the top eigenvector converges; correctness does not depend on it. On an
+    invariant-subspace breakdown the basis is extended with jitter orthogonalised against it.
     ``error_bound`` is +inf when no certificate was reached within ``max_steps``; the caller
     must then fall back to an exact solver. The Ritz vector goes to ``vec_out`` (warm start).
     With ``use_p`` (complete window) products use the maintained cross-product ``p`` (N x N)
     instead of the W x N window: cheaper when W > N. The certificate is evaluated from step
-    ``first_check`` on (the caller predicts it from the previous bar; checks cost O(m) each).
+    ``first_check`` on (the caller predicts it from the previous bar).
     """
     n = ret.shape[1]
     m_cap = max_steps + 1
@@ -388,25 +390,28 @@ def lanczos_top(
     beta = np.zeros(m_cap)
     w = np.empty(n)
     y1 = np.zeros(m_cap)
-    st = np.zeros(5)
+    st = np.zeros(6)
     n_eff = _lz_start(v0, d, jitter, q[0])
     if n_eff == 0:
         for j in range(n):
             vec_out[j] = 0.0
         return 0.0, 0.0, 0.0, 0
-    st[_GAP] = gap_hint
+    st[_GAP] = 0.0
     st[_BOUND] = np.inf
+    trace_up = n_eff * (1.0 + 1e-9)  # trace C = N_eff (unit diagonal); slack for drifted sums
+    frob_up = frob_sq * (1.0 + 1e-9) + 1e-12 * n_eff if np.isfinite(frob_sq) else np.inf
     for k in range(max_steps):
         if use_p:
             cross_matvec(p, mu, d, float(b - a), q[k], w)
         else:
             corr_matvec(ret, valid, a, b, mu, d, has_missing, q[k], w)
-        if _lz_advance(q, alpha, beta, y1, k, w, d, jitter, n_eff, first_check, max_steps, tol_rel, st):
+        if _lz_advance(q, alpha, beta, y1, k, w, d, jitter, n_eff, first_check, max_steps, tol_rel, trace_up,
+                       frob_up, st):
             break
     return _lz_finish(q, y1, st, tol_rel, vec_out)
 
 
-_THETA, _BOUND, _GAP, _M, _STEPS = 0, 1, 2, 3, 4
+_THETA, _BOUND, _GAP, _M, _STEPS, _DROP = 0, 1, 2, 3, 4, 5
 
 
 @nb.njit(cache=True, fastmath=_FM)
@@ -444,7 +449,8 @@ def _lz_start(v0: np.ndarray, d: np.ndarray, jitter: np.ndarray, q0: np.ndarray)
 @nb.njit(cache=True, fastmath=_FM)
 def _lz_advance(
     q: np.ndarray, alpha: np.ndarray, beta: np.ndarray, y1: np.ndarray, k: int, w: np.ndarray, d: np.ndarray,
-    jitter: np.ndarray, n_eff: int, first_check: int, max_steps: int, tol_rel: float, st: np.ndarray,
+    jitter: np.ndarray, n_eff: int, first_check: int, max_steps: int, tol_rel: float, trace_up: float,
+    frob_up: float, st: np.ndarray,
 ) -> bool:
     """One Lanczos step after the product w = C q[k]; updates st (theta, bound, gap, m, steps).
 
@@ -488,13 +494,19 @@ def _lz_advance(
     for i in range(m):
         scale_a = max(scale_a, abs(alpha[i]))
     if bk <= 1e-13 * max(scale_a, 1e-300):
-        # invariant subspace: exact Ritz values of the subspace, which may miss lambda_max
+        # invariant subspace (residual <= bk): the Ritz values are eigenvalues, but the subspace
+        # may miss lambda_max; certify against the rest of the spectrum or extend the basis.
+        # The dropped coupling (<= bk) perturbs the eigenvalues by at most bk (Weyl): it is
+        # added to every later bound (st[_DROP]).
         beta[k] = 0.0
-        th1, th2, s1, s2 = _tridiag_top2(alpha, beta, m, y1)
-        st[_THETA] = th1
-        if m >= n_eff:
-            st[_BOUND] = 0.0
+        if m >= n_eff:  # the basis spans the whole eligible space: T is C in another basis
+            th1, _t2, _s1, _s2 = _tridiag_top2(alpha, beta, m, y1)
+            st[_THETA] = th1
+            st[_BOUND] = st[_DROP] + bk  # exact up to the zeroed couplings (Weyl)
             return True
+        if _certify(alpha, beta, m, bk, trace_up, frob_up, tol_rel, y1, st):
+            return True
+        st[_DROP] += bk
         for j in range(n):
             w[j] = jitter[(j + 7 * (k + 1)) % n] if d[j] > 0.0 else 0.0
         for _rep in range(2):
@@ -509,7 +521,7 @@ def _lz_advance(
             rn += w[j] * w[j]
         rn = math.sqrt(rn)
         if rn <= 1e-10 or k + 1 >= max_steps:
-            st[_BOUND] = 0.0 if rn <= 1e-10 else np.inf
+            st[_BOUND] = np.inf  # cannot extend: no certificate (the caller uses the exact solver)
             return True
         for j in range(n):
             q[k + 1, j] = w[j] / rn
@@ -519,16 +531,7 @@ def _lz_advance(
         for j in range(n):
             q[k + 1, j] = w[j] * inv
         return False
-    th1, th2, s1, s2 = _tridiag_top2(alpha, beta, m, y1)
-    st[_THETA] = th1
-    r1 = bk * s1
-    if m >= 2:
-        st[_GAP] = th1 - (th2 + bk * s2)
-    gap = st[_GAP]
-    scale = abs(th1) if th1 != 0.0 else 1.0
-    bound = min(r1, r1 * r1 / gap) if gap > 0.0 else r1
-    st[_BOUND] = bound
-    if bound <= tol_rel * scale:
+    if _certify(alpha, beta, m, bk, trace_up, frob_up, tol_rel, y1, st):
         return True
     if k + 1 < max_steps:
         inv = 1.0 / bk
@@ -536,6 +539,86 @@ def _lz_advance(
             q[k + 1, j] = w[j] * inv
         return False
     return True
+
+
+@nb.njit(cache=True)
+def _certify(
+    alpha: np.ndarray, beta: np.ndarray, m: int, bm: float, trace_up: float, frob_up: float, tol_rel: float,
+    y1: np.ndarray, st: np.ndarray,
+) -> bool:
+    """Rigorous bound on lambda_max - theta1 from the m-step Lanczos relation C Q = Q T + bm q e_m^T.
+
+    For k = 1..m, split C in the basis [Y_k, Y_k-perp] (Y_k = the top-k Ritz vectors):
+    C = [[Theta_k, E^T], [E, B]] with ||E||_2 = ||R_k||_2 <= bm * ||s_k|| (s_k = last components
+    of the top-k eigenvectors of T). B is the compression of C to the complement, so
+      lambda_max(B) <= trace B = trace C - sum theta_i            (B is PSD: C is)
+      lambda_max(B) <= ||B||_F <= sqrt(||C||_F^2 - sum theta_i^2)  (Frobenius).
+    If theta_k > u >= lambda_max(B), the spectra of Theta_k and B are separated by
+    eta = theta_k - u, and (Li & Li 2005, quadratic residual bound for block matrices)
+    |lambda_1(C) - theta_1| <= 2 ||E||^2 / (eta + sqrt(eta^2 + 4 ||E||^2)) <= min(||E||, ||E||^2 / eta).
+    Since theta_1 <= lambda_1 always, theta_1 is certified when that bound is <= tol_rel theta_1.
+    A residual alone (k = 1 without u) would only bound the distance to *some* eigenvalue:
+    after two eigenvalues cross, a warm start converges to the second one with a tiny residual.
+    Rounding: last components of nearly equal Ritz values are ill-determined, so ||s_k|| is
+    inflated by sqrt(k) * 1e-13 m ||T|| / (smallest Ritz gap among the top k + 1), and the bound by
+    1e-15 m ||T||, plus st[_DROP] (couplings zeroed at invariant-subspace breakdowns, Weyl).
+    Writes st[_THETA], st[_BOUND] (best bound), st[_GAP] (its eta).
+    """
+    th1 = _tridiag_eig_k(alpha, beta, m, 1)
+    _tridiag_vec(alpha, beta, m, th1, y1)
+    st[_THETA] = th1
+    st[_BOUND] = np.inf
+    st[_GAP] = 0.0
+    if not (th1 > 0.0):
+        return False
+    scale = 0.0
+    for i in range(m):
+        r = abs(alpha[i])
+        if i > 0:
+            r += abs(beta[i - 1])
+        if i + 1 < m:
+            r += abs(beta[i])
+        scale = max(scale, r)
+    target = tol_rel * th1
+    y = np.empty(m)
+    sum_th = 0.0
+    sum_th2 = 0.0
+    sum_s2 = 0.0
+    th_k = th1
+    s_k = abs(y1[m - 1])
+    gap_min = np.inf
+    best = np.inf
+    for k in range(1, m + 1):
+        if k > 1:
+            _tridiag_vec(alpha, beta, m, th_k, y)
+            s_k = abs(y[m - 1])
+        sum_th += th_k
+        sum_th2 += th_k * th_k
+        sum_s2 += s_k * s_k
+        th_next = _tridiag_eig_k(alpha, beta, m, k + 1) if k < m else -np.inf
+        if k < m:
+            gap_min = min(gap_min, th_k - th_next)
+        u = trace_up - sum_th
+        if np.isfinite(frob_up):
+            u = min(u, math.sqrt(max(frob_up - sum_th2, 0.0)))
+        eta = th_k - u
+        if eta > 0.0:
+            if k == m:
+                e = bm  # the whole Krylov space: ||R|| = bm exactly
+            else:
+                slack = 1e-13 * m * scale / gap_min if gap_min > 0.0 else np.inf
+                e = bm * (math.sqrt(sum_s2) + math.sqrt(k) * slack)
+            bound = 2.0 * e * e / (eta + math.sqrt(eta * eta + 4.0 * e * e)) + 1e-15 * m * scale + st[_DROP]
+            if bound < best:
+                best = bound
+                st[_BOUND] = bound
+                st[_GAP] = eta
+            if best <= target:
+                return True
+        if k < m and not (th_next > 0.0):
+            break  # the remaining Ritz values cannot separate a cluster from a PSD remainder
+        th_k = th_next
+    return False
 
 
 @nb.njit(cache=True, fastmath=_FM)
@@ -747,3 +830,26 @@ def build_z(
                 x = 0.0
             z[t, k] = x
     return z
+
+
+@nb.njit(cache=True, fastmath=_FM)
+def frobenius_sq_cross(p: np.ndarray, mu: np.ndarray, d: np.ndarray, nobs: float) -> float:
+    """||C||_F^2 from the maintained cross-product (complete windows): sum_ij (d_i d_j (P_ij - W mu_i mu_j))^2."""
+    n = p.shape[0]
+    tot = 0.0
+    for i in range(n):
+        if d[i] == 0.0:
+            continue
+        row = p[i]
+        a = nobs * mu[i]
+        acc = 0.0
+        for j in range(n):
+            x = d[j] * (row[j] - a * mu[j])
+            acc += x * x
+        tot += d[i] * d[i] * acc
+    return tot
+
+
+def frobenius_sq_gram(g: np.ndarray) -> float:
+    """||G||_F^2 of a Gram matrix (Z Z^T or Z^T Z: both equal ||C||_F^2)."""
+    return float(np.vdot(g, g))

@@ -46,7 +46,7 @@ class ScanCounters:
     zero_variance_exclusions: int = 0  # (window, scan, asset) exclusions for zero variance
     universe_changes: int = 0  # an asset entered or left a window's eligible set (list / delist / gaps)
     singular_shrinks: int = 0  # (window, scan) where N_eff >= W and shrinkage was applied
-    lanczos_fallbacks: int = 0  # no certificate within the step cap: exact solver used
+    lanczos_fallbacks: int = 0  # lambda_max from the exact solver: no certificate (or recent failure)
     exact_checks: int = 0
     drift_violations: int = 0  # exact check disagreed by more than 1e-9 relative
     resums: int = 0
@@ -64,15 +64,19 @@ class ScanCounters:
 class _Window:
     __slots__ = (
         "w", "n", "s", "q", "mu", "d", "eligible", "prev_eligible", "missing", "vec", "gap", "history",
-        "n_eff", "initialised", "last_change_bar", "p", "spare", "last_steps", "offset",
+        "n_eff", "initialised", "last_change_bar", "p", "spare", "last_steps", "offset", "fail_streak", "mv_p",
     )
 
-    def __init__(self, w: int, n_assets: int, lag: int, offset: int) -> None:
+    def __init__(self, w: int, n_assets: int, lag: int, offset: int, signal_only: bool) -> None:
         self.w = w
         self.offset = offset  # index among the windows: staggers re-anchors and exact checks
         # W >= N: keep the N x N cross-product X^T X (rank-2 update per bar); products and the
-        # exact spectrum then cost N^2 instead of W N. Otherwise a 1 x 1 placeholder.
-        self.p = np.zeros((n_assets, n_assets)) if w >= n_assets else np.zeros((1, 1))
+        # exact spectrum then cost N^2 instead of W N. On the signal path it is also kept when
+        # W^2 >= 2 N: ||C||_F^2 for the certificate then costs ~3 N^2 (update + pass) instead of
+        # W^2 N (Gram). Otherwise a 1 x 1 placeholder.
+        self.mv_p = w >= n_assets
+        keep = self.mv_p or (signal_only and w * w >= 2 * n_assets)
+        self.p = np.zeros((n_assets, n_assets)) if keep else np.zeros((1, 1))
         self.n = np.zeros(n_assets)
         self.s = np.zeros(n_assets)
         self.q = np.zeros(n_assets)
@@ -84,6 +88,7 @@ class _Window:
         self.vec = np.ones(n_assets)
         self.spare = np.empty(n_assets)
         self.last_steps = 0
+        self.fail_streak = 0  # consecutive scans without a Lanczos certificate (exact solver used)
         self.gap = 0.0
         self.history = np.full(lag + 1, np.nan)  # ring of lambda_max, index bar % (lag + 1)
         self.n_eff = 0
@@ -110,7 +115,7 @@ class Sonar:
         self._returns_seen = 0
         self._prev_close = np.full(n_assets, np.nan)
         self._prev_ok = np.zeros(n_assets, dtype=np.bool_)
-        self._win = {w: _Window(w, n_assets, cfg.velocity_lag_bars, k) for k, w in enumerate(self.windows)}
+        self._win = {w: _Window(w, n_assets, cfg.velocity_lag_bars, k, not cfg.full_spectrum) for k, w in enumerate(self.windows)}
         self._bar = -1
         self._last_ts_ns: int | None = None
         self.counters = ScanCounters()
@@ -298,6 +303,67 @@ class Sonar:
         if win.p.shape[0] > 1:
             K.cross_resum(win.p, self._ret, a, b)
 
+    def _certified_lambda(
+        self, win: _Window, a: int, b: int, rows: int, n_eff: int, has_missing: bool, use_p: bool, bar: int
+    ) -> tuple[float, float, int, np.ndarray | None]:
+        """(lambda_max, absolute error bound or +inf, Lanczos steps, Gram matrix or None) of C.
+
+        The certificate needs an upper bound on the rest of the spectrum (kernels._certify): the
+        trace rule is free; the Frobenius rule needs ||C||_F^2, O(N^2) from the maintained
+        cross-product, else ||G||_F^2 of the Gram matrix (O(W N min(W, N)), kept for the exact
+        solver). The trace rule alone is tried first when the last lambda_max exceeded 0.55 N_eff
+        (then it can certify; Frobenius is added if it does not). After a failed certificate the next scans of the window go straight
+        to the exact solver (the Gram matrix is built anyway), retrying Lanczos every 16 bars.
+        A bound of +inf tells the caller to use the exact solver (counted).
+        """
+        cfg = self.cfg
+        c = self.counters
+        gram: np.ndarray | None = None
+        if win.fail_streak and bar % 16:
+            if not use_p:
+                gram = self._gram(win, a, b, rows, n_eff, has_missing)
+            return math.nan, math.inf, 0, gram
+        p_frob = win.p.shape[0] > 1 and not has_missing
+        prev = win.history[(bar - 1) % win.history.size]
+        frob = math.inf
+        if not (math.isfinite(prev) and prev > 0.55 * n_eff):
+            if p_frob:
+                frob = K.frobenius_sq_cross(win.p, win.mu, win.d, float(rows))
+            else:
+                gram = self._gram(win, a, b, rows, n_eff, has_missing)
+                frob = K.frobenius_sq_gram(gram)
+        steps = 0
+        for _attempt in range(2):
+            out = win.spare
+            lam, bound, eta, k = K.lanczos_top(
+                self._ret, self._valid, a, b, win.mu, win.d, has_missing, win.vec, self._jitter, win.p, use_p,
+                frob, cfg.lanczos_tol_rel, cfg.lanczos_max_steps, out, max(0, win.last_steps - 3), self._q_work,
+            )
+            steps += k
+            win.last_steps = k
+            win.vec, win.spare = out, win.vec
+            if math.isfinite(bound) or math.isfinite(frob):
+                break
+            # the trace rule alone did not certify: add the Frobenius rule and continue from the Ritz vector
+            c.count("frobenius_retries")
+            if p_frob:
+                frob = K.frobenius_sq_cross(win.p, win.mu, win.d, float(rows))
+            else:
+                gram = self._gram(win, a, b, rows, n_eff, has_missing)
+                frob = K.frobenius_sq_gram(gram)
+        c.lanczos_steps += steps
+        if eta > 0.0:
+            win.gap = eta
+        if math.isfinite(bound):
+            win.fail_streak = 0
+        return lam, bound, steps, gram
+
+    def _gram(self, win: _Window, a: int, b: int, rows: int, n_eff: int, has_missing: bool) -> np.ndarray:
+        """Z Z^T (W < N_eff) or Z^T Z: the smaller Gram form of C (same nonzero spectrum)."""
+        idx = np.flatnonzero(win.eligible)
+        z = K.build_z(self._ret, self._valid, a, b, win.mu, win.d, idx, has_missing)
+        return z @ z.T if rows < n_eff else z.T @ z
+
     def _scan_window(self, win: _Window, bar: int) -> WindowFeatures:
         cfg = self.cfg
         c = self.counters
@@ -333,7 +399,7 @@ class Sonar:
         alpha = cfg.singular_shrinkage if n_eff >= w else 0.0
         if alpha > 0.0:
             c.singular_shrinks += 1
-        use_p = win.p.shape[0] > 1 and not has_missing
+        use_p = win.mv_p and not has_missing
         entropy = absorption = nan
         steps = 0
         if cfg.full_spectrum:
@@ -353,17 +419,7 @@ class Sonar:
             entropy = K.entropy_normalised(eigs_s, n_eff)
             absorption = K.absorption_ratio(eigs_s, n_eff, cfg.absorption_frac)
         else:
-            out = win.spare
-            lam, bound, gap, steps = K.lanczos_top(
-                self._ret, self._valid, a, b, win.mu, win.d, has_missing, win.vec, self._jitter, win.p, use_p,
-                0.5 * win.gap,
-                cfg.lanczos_tol_rel, cfg.lanczos_max_steps, out, max(0, win.last_steps - 3), self._q_work,
-            )
-            win.last_steps = steps
-            c.lanczos_steps += steps
-            win.vec, win.spare = out, win.vec
-            if gap > 0.0:
-                win.gap = gap
+            lam, bound, steps, gram = self._certified_lambda(win, a, b, rows, n_eff, has_missing, use_p, bar)
             exact = False
             every = cfg.exact_check_every_bars
             check = every > 0 and (bar + win.offset * every // len(self._win)) % every == 0
@@ -379,7 +435,15 @@ class Sonar:
                     )
                     win.prev_eligible[:] = win.eligible
                     alpha = cfg.singular_shrinkage if n_eff >= w else 0.0
-                eigs = K.exact_spectrum(self._ret[a:b], self._valid[a:b], win.mu, win.d, win.eligible)
+                if check:
+                    eigs = K.exact_spectrum(self._ret[a:b], self._valid[a:b], win.mu, win.d, win.eligible)
+                elif gram is not None:  # the Gram matrix built for ||C||_F^2: same nonzero spectrum as C
+                    eigs = np.linalg.eigvalsh(gram)
+                elif use_p:
+                    idx = np.flatnonzero(win.eligible)
+                    eigs = np.linalg.eigvalsh(K.corr_from_cross(win.p, win.mu, win.d, idx, float(rows)))
+                else:
+                    eigs = K.exact_spectrum(self._ret[a:b], self._valid[a:b], win.mu, win.d, win.eligible)
                 lam_exact = float(eigs[-1]) if eigs.size else 0.0
                 if check and math.isfinite(bound):
                     c.exact_checks += 1
@@ -392,9 +456,11 @@ class Sonar:
                         win.vec = np.ones(self.n_assets)
                 else:
                     c.lanczos_fallbacks += 1
-                    log.info("window %d bar %d: no Lanczos certificate in %d steps; exact fallback", w, bar, steps)
-                if len(eigs) >= 2:
-                    win.gap = float(eigs[-1] - eigs[-2])
+                    win.fail_streak += 1
+                    if steps:
+                        log.info("window %d bar %d: no certificate in %d Lanczos steps; exact solver", w, bar, steps)
+                    else:
+                        c.count("exact_direct")  # straight to the exact solver after a recent failure
                 lam, bound, exact = lam_exact, 0.0, True
             bound = bound / lam if lam > 0 else bound
         lam_s = (1.0 - alpha) * lam + alpha
