@@ -50,7 +50,9 @@ SOURCE_FACTORY: Callable[[DolphinConfig, argparse.Namespace], BarSource] = catal
 
 
 def run_scan(cfg: DolphinConfig, bars: AlignedBars, out_dir: Path, *, limit: int | None = None,
-             signal_only: bool = False, progress: bool = True) -> tuple[Path, Path]:
+             signal_only: bool = False, progress: bool = True, workers: int = 0) -> tuple[Path, Path]:
+    """Scan every bar; with ``workers`` K > 0 the per-asset return computation runs in K worker
+    processes that write to the state grid, and the scan reads the whole return row back from it."""
     import msgspec
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
@@ -67,12 +69,24 @@ def run_scan(cfg: DolphinConfig, bars: AlignedBars, out_dir: Path, *, limit: int
     sonar = Sonar(bars.closes.shape[1], scfg)
     name = bars.name or "bars"
     sink = ParquetSink(out_dir / f"scan_{name}.parquet")
+    import contextlib
+
+    pool_cm = contextlib.nullcontext(None)
+    if workers > 0:
+        from dolphin.grid.scaleout import scan_workers
+
+        closes = np.where(bars.mask, bars.closes, np.nan)
+        pool_cm = scan_workers(cfg.grid, list(bars.symbols), closes, workers=workers, window=1)
     try:
-        with Progress(TextColumn("scan {task.description}"), BarColumn(), MofNCompleteColumn(),
-                      TimeRemainingColumn(), disable=not progress) as bar:
+        with pool_cm as pool, Progress(TextColumn("scan {task.description}"), BarColumn(), MofNCompleteColumn(),
+                                       TimeRemainingColumn(), disable=not progress) as bar:  # fmt: skip
             task = bar.add_task(name, total=t_len)
             for t in range(t_len):
-                sink.publish(sonar.update(int(bars.ts_ms[t]) * 1_000_000, bars.closes[t], bars.mask[t]))
+                ts_ns = int(bars.ts_ms[t]) * 1_000_000
+                returns = None
+                if pool is not None and t > 0:
+                    returns = pool.step(t, ts_ns).returns[-1]  # the whole return row, read from the grid
+                sink.publish(sonar.update(ts_ns, bars.closes[t], bars.mask[t], returns=returns))
                 if t % 64 == 0 or t == t_len - 1:
                     bar.update(task, completed=t + 1)
     finally:
@@ -96,7 +110,8 @@ def _main(cfg: DolphinConfig, args: argparse.Namespace) -> int:
     except (FileNotFoundError, ValueError, CatalogError) as exc:
         print(f"dolphin scan: {exc}")
         return 2
-    run_scan(cfg, bars, Path(args.out), limit=args.limit, signal_only=args.signal_only, progress=not args.no_progress)
+    run_scan(cfg, bars, Path(args.out), limit=args.limit, signal_only=args.signal_only, progress=not args.no_progress,
+             workers=args.workers)
     return 0
 
 
@@ -112,4 +127,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--limit", type=int, default=None, help="scan only the first N bars")
     p.add_argument("--signal-only", action="store_true", help="lambda_max/velocities only (no entropy)")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    p.add_argument("--workers", type=int, default=0,
+                   help="K worker processes compute per-asset returns into the state grid (grid.backend; "
+                        "the embedded default switches to shared memory); 0: in-process")
     p.set_defaults(func=_main)

@@ -135,12 +135,16 @@ class Sonar:
         checksum: int | None = None,
         crossed_boundary: bool = False,
         extra_inputs: Sequence[InputCheck] = (),
+        returns: np.ndarray | None = None,
     ) -> ScanRecord:
         """Ingest one bar (closes of all assets, mask True = real bar) and return its scan record.
 
         ``now_ns`` is the scan clock (injected; None means replay, where the bar is its own
         clock). ``checksum`` is the bar's :func:`bar_checksum` when it arrived from another
         process (``crossed_boundary``). ``extra_inputs`` are further verified inputs to gate on.
+        ``returns`` are this bar's log returns when another process computed them (the scale-out
+        workers, ``dolphin scan --workers K``); a return is used only where both bars are real
+        here too, and a non-finite one counts as missing.
         """
         closes = np.asarray(closes, dtype=np.float64)
         if closes.shape != (self.n_assets,):
@@ -185,7 +189,13 @@ class Sonar:
                 log.info("bar %d: bars resume for %d assets %s", bar, k, np.flatnonzero(ended)[:10].tolist())
         valid = ok & self._prev_ok
         r = np.zeros(self.n_assets)
-        if valid.any():
+        if returns is not None:
+            returns = np.asarray(returns, dtype=np.float64)
+            if returns.shape != (self.n_assets,):
+                raise ValueError(f"returns has shape {returns.shape}, expected ({self.n_assets},)")
+            valid &= np.isfinite(returns)
+            r[valid] = returns[valid]
+        elif valid.any():
             r[valid] = np.log(closes[valid] / self._prev_close[valid])
         self._prev_close = np.where(ok, closes, self._prev_close)
         self._prev_ok = ok
