@@ -156,6 +156,8 @@ class SurvivalRiskView:
         return self.advance(ts_ns).r_total
 
     def posture(self, ts_ns: int) -> Posture:
+        if ts_ns <= self._now_ns:  # hot path: same timestamp, no tick due (== advance's early return)
+            return _POSTURE_MAP[self.controller.posture]  # type: ignore[union-attr]
         return _POSTURE_MAP[self.advance(ts_ns).posture]
 
     def size_notional(self, capital: float, posture: Posture, r_total: float) -> float:
@@ -182,7 +184,7 @@ class SurvivalRiskView:
         if dd != self._last_dd:  # a value sensor: an unchanged drawdown is not a new reading
             self._last_dd = dd
             self._observe("drawdown_frac", ts_ns, dd)
-        else:
+        elif ts_ns > self._now_ns:  # (advance returns at once for a time already seen)
             self.advance(ts_ns)
 
     def on_fill(self, ts_ns: int, side: int, expected_px: float, realised_px: float) -> None:
@@ -292,6 +294,9 @@ class OracleBarSignals:
         self.reason = reason
         self.edge_scale_bps = edge_scale_bps
         self.emitted = 0
+        # (direction, strength, direction rows, strength rows): the panel as nested Python lists,
+        # built at the first lookup (and again if the arrays are replaced).
+        self._rows: tuple | None = None
 
     @classmethod
     def from_panel(
@@ -331,12 +336,16 @@ class OracleBarSignals:
         if n is None:
             return ()
         t = (ts_ns - self.bar_ns - self.ts0) // self.bar_ns
-        if t < 0 or t >= self.direction.shape[0]:
+        rows = self._rows
+        if rows is None or rows[0] is not self.direction or rows[1] is not self.strength:
+            rows = self._rows = (self.direction, self.strength, self.direction.tolist(), self.strength.tolist())
+        d_rows = rows[2]
+        if t < 0 or t >= len(d_rows):
             return ()
-        d = int(self.direction[t, n])
+        d = int(d_rows[t][n])  # Python lists: no numpy scalar per bar (same values as int()/float() of the array)
         if d == 0:
             return ()
-        st = float(self.strength[t, n])
+        st = float(rows[3][t][n])
         self.emitted += 1
         return (Candidate(instrument_id, d, ts_ns, self.edge_scale_bps * st, st, "vel_div"),)
 
