@@ -294,9 +294,7 @@ class OracleBarSignals:
         self.reason = reason
         self.edge_scale_bps = edge_scale_bps
         self.emitted = 0
-        # (direction, strength, direction rows, strength rows): the panel as nested Python lists,
-        # built at the first lookup (and again if the arrays are replaced).
-        self._rows: tuple | None = None
+        self._cols: dict[str, tuple[list, list]] = {}  # instrument -> (direction, strength) column lists
 
     @classmethod
     def from_panel(
@@ -332,20 +330,22 @@ class OracleBarSignals:
 
     def on_bar(self, instrument_id: str, ts_ns: int, open_: float, high: float, low: float, close: float,
                volume: float) -> Sequence[Candidate]:  # fmt: skip
-        n = self.col.get(instrument_id)
-        if n is None:
-            return ()
+        cols = self._cols.get(instrument_id)
+        if cols is None:
+            n = self.col.get(instrument_id)
+            if n is None:
+                return ()
+            # The traded column as Python lists, built once: no numpy scalar per bar (the same
+            # values as int()/float() of the array elements).
+            cols = self._cols[instrument_id] = (self.direction[:, n].tolist(), self.strength[:, n].tolist())
         t = (ts_ns - self.bar_ns - self.ts0) // self.bar_ns
-        rows = self._rows
-        if rows is None or rows[0] is not self.direction or rows[1] is not self.strength:
-            rows = self._rows = (self.direction, self.strength, self.direction.tolist(), self.strength.tolist())
-        d_rows = rows[2]
-        if t < 0 or t >= len(d_rows):
+        d_col = cols[0]
+        if t < 0 or t >= len(d_col):
             return ()
-        d = int(d_rows[t][n])  # Python lists: no numpy scalar per bar (same values as int()/float() of the array)
+        d = int(d_col[t])
         if d == 0:
             return ()
-        st = float(rows[3][t][n])
+        st = float(cols[1][t])
         self.emitted += 1
         return (Candidate(instrument_id, d, ts_ns, self.edge_scale_bps * st, st, "vel_div"),)
 
