@@ -31,7 +31,14 @@ from dolphin.core.config import load_config  # noqa: E402
 from nautilus_trader.model.enums import BookType  # noqa: E402
 from dolphin.execution.agent import DolphinAgent, DolphinAgentConfig  # noqa: E402
 from dolphin.execution.ports import Candidate  # noqa: E402
-from dolphin.research.backtest import build_engine, default_ports, load_bars, load_depth, load_l1  # noqa: E402
+from dolphin.research.backtest import (  # noqa: E402
+    BACKTEST_AGENT_LOGS,
+    build_engine,
+    default_ports,
+    load_bars,
+    load_depth,
+    load_l1,
+)
 from dolphin.runtime.wiring import build_tick_ports  # noqa: E402
 
 REPEAT = 7
@@ -134,7 +141,8 @@ def main() -> None:
             ports = build_tick_ports(cfg, EveryN(10)).ports
             e.add_strategy(DolphinAgent(DolphinAgentConfig(instrument_ids=(iid,), bar_types=(bar_type,),
                                                            subscribe_quotes=True, subscribe_trades=True,
-                                                           order_ttl_ms=cfg.execution.placer.cancel_after_ms),
+                                                           order_ttl_ms=cfg.execution.placer.cancel_after_ms,
+                                                           **BACKTEST_AGENT_LOGS),
                                         cfg.execution, ports))
         else:
             e.add_strategy(EmptyStrategy([iid], [bar_type], True, True))
@@ -154,7 +162,8 @@ def main() -> None:
             ports = build_tick_ports(cfg, EveryN(10)).ports
             e.add_strategy(DolphinAgent(DolphinAgentConfig(instrument_ids=(d_iid,), bar_types=(d_bar,),
                                                            subscribe_trades=True, subscribe_book=True,
-                                                           order_ttl_ms=cfg.execution.placer.cancel_after_ms),
+                                                           order_ttl_ms=cfg.execution.placer.cancel_after_ms,
+                                                           **BACKTEST_AGENT_LOGS),
                                         cfg.execution, ports))
         else:
             e.add_strategy(_EmptyBook(d_iid, d_bar))
@@ -175,7 +184,7 @@ def main() -> None:
         bts = tuple(str(s.bar_type) for s in sets)
         if with_agent:
             e.add_strategy(DolphinAgent(DolphinAgentConfig(instrument_ids=iids, bar_types=bts,
-                                                           order_ttl_ms=2 * interval_ms + 11),
+                                                           order_ttl_ms=2 * interval_ms + 11, **BACKTEST_AGENT_LOGS),
                                         cfg.execution, (ports_factory or (lambda: default_ports(cfg, data)))()))
         else:
             e.add_strategy(EmptyStrategy(list(iids), list(bts), False, False))
