@@ -41,7 +41,7 @@ from dolphin.research.backtest import (  # noqa: E402
 )
 from dolphin.runtime.wiring import build_tick_ports  # noqa: E402
 
-REPEAT = 7
+REPEAT = 15  # the machine is shared: more interleaved pairs for a steadier median
 
 # NautilusTrader switches tried against the per-order / per-position work (applied to both runs).
 # ExecEngineConfig.snapshot_orders / snapshot_positions are already False by default; the
@@ -236,6 +236,12 @@ def main() -> None:
         "convert_to_account_base_currency=False) + CacheConfig(persist_account_events=False) to BOTH runs",
         "the agent's cost includes NautilusTrader's own work for the orders it sends (matching, events, portfolio; "
         "NautilusTrader's portfolio analyzer builds pandas records per closed position), which an empty strategy never incurs",
+        "agent runs use BACKTEST_AGENT_LOGS as `dolphin backtest` does (NautilusTrader's per-event / per-command "
+        "strategy log lines off; logging is bypassed in both runs, so they were formatted for nothing)",
+        "bars split (this machine, medians): empty run -> agent without orders adds the agent's per-bar work "
+        "(guard, survival tick once per timestamp, equity/drawdown, signal lookup); agent without orders -> agent "
+        "adds the orders and positions: dolphin's order path plus NautilusTrader's matching, events, portfolio "
+        "and its analyzer's pandas record per closed position",
         "goal from issue 7: the agent costs at most 30 % of the empty run's throughput (ratio >= 0.70)",
     ])
     print(path)
