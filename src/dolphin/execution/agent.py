@@ -157,7 +157,15 @@ class DolphinAgent(Strategy):
 
     def _guard(self, ts_ns: int) -> bool:
         """Kill flag and posture, checked on every event; True when submits may proceed."""
-        if self.ports.kill.is_raised():
+        ports = self.ports
+        raised = ports.kill.is_raised()
+        if not raised and not self._killed:
+            # Hot path: no kill to raise or clear; only a posture change needs the full path.
+            posture = ports.risk.posture(ts_ns)
+            if posture is self._posture and posture is not Posture.HIBERNATE and not self._hibernating:
+                return True
+            return self._guard_posture(ts_ns, posture)
+        if raised:
             if not self._killed:
                 self._killed = True
                 self.run.count("kill_raised")
@@ -166,7 +174,9 @@ class DolphinAgent(Strategy):
         if self._killed:
             self._killed = False
             self._event(ts_ns, "kill_cleared")
-        posture = self.ports.risk.posture(ts_ns)
+        return self._guard_posture(ts_ns, self.ports.risk.posture(ts_ns))
+
+    def _guard_posture(self, ts_ns: int, posture: Posture) -> bool:
         if posture != self._posture:
             self._event(ts_ns, "posture", old=self._posture.name, new=posture.name)
             self._posture = posture
@@ -242,7 +252,8 @@ class DolphinAgent(Strategy):
         close = bar.close.as_double()
         self._last_px[key] = close
         ok = self._guard(ts)
-        self._record_equity(ts)
+        if ts > self._last_equity_ts:  # once per timestamp (several instruments share one)
+            self._record_equity(ts)
         state = self._pos.get(key)
         if state is not None:
             state.bars_held += 1

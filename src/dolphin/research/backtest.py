@@ -98,6 +98,14 @@ def _load_bars(cfg: DolphinConfig, max_bars: int | None) -> BarData:
     return BarData(sets, aligned.close, aligned.mask, aligned.ts_ns, bar_ns, tuple(aligned.symbols))
 
 
+# build_engine bypasses NautilusTrader's logging, so the strategy's per-event / per-command log
+# lines (an f-string of every order event) would be formatted for nothing; the agent records
+# its own events (AgentRun). Live and paper keep NautilusTrader's defaults.
+BACKTEST_AGENT_LOGS: dict[str, bool] = dict(
+    log_events=False, log_commands=False, log_rejected_due_post_only_as_warning=False
+)
+
+
 def build_engine(
     bt: BacktestConfig,
     *,
@@ -194,6 +202,7 @@ def run_bar_backtest(
             instrument_ids=tuple(str(s.instrument.id) for s in sets),
             bar_types=tuple(str(s.bar_type) for s in sets),
             order_ttl_ms=int(ttl_ms),
+            **BACKTEST_AGENT_LOGS,
         ),
         ex,
         ports if ports is not None else default_ports(cfg, data, leverage_override=leverage_override),
@@ -347,6 +356,7 @@ def run_tick_backtest(
             subscribe_quotes=True,
             subscribe_trades=bool(ticks.trades),
             order_ttl_ms=order_ttl_ms if order_ttl_ms is not None else ex.placer.cancel_after_ms,
+            **BACKTEST_AGENT_LOGS,
         ),
         ex,
         ports,
@@ -393,6 +403,7 @@ def run_depth_backtest(
             subscribe_trades=True,
             subscribe_book=True,
             order_ttl_ms=order_ttl_ms if order_ttl_ms is not None else ex.placer.cancel_after_ms,
+            **BACKTEST_AGENT_LOGS,
         ),
         ex,
         ports,

@@ -156,6 +156,8 @@ class SurvivalRiskView:
         return self.advance(ts_ns).r_total
 
     def posture(self, ts_ns: int) -> Posture:
+        if ts_ns <= self._now_ns:  # hot path: same timestamp, no tick due (== advance's early return)
+            return _POSTURE_MAP[self.controller.posture]  # type: ignore[union-attr]
         return _POSTURE_MAP[self.advance(ts_ns).posture]
 
     def size_notional(self, capital: float, posture: Posture, r_total: float) -> float:
@@ -182,7 +184,7 @@ class SurvivalRiskView:
         if dd != self._last_dd:  # a value sensor: an unchanged drawdown is not a new reading
             self._last_dd = dd
             self._observe("drawdown_frac", ts_ns, dd)
-        else:
+        elif ts_ns > self._now_ns:  # (advance returns at once for a time already seen)
             self.advance(ts_ns)
 
     def on_fill(self, ts_ns: int, side: int, expected_px: float, realised_px: float) -> None:
@@ -292,6 +294,7 @@ class OracleBarSignals:
         self.reason = reason
         self.edge_scale_bps = edge_scale_bps
         self.emitted = 0
+        self._cols: dict[str, tuple[list, list]] = {}  # instrument -> (direction, strength) column lists
 
     @classmethod
     def from_panel(
@@ -327,16 +330,22 @@ class OracleBarSignals:
 
     def on_bar(self, instrument_id: str, ts_ns: int, open_: float, high: float, low: float, close: float,
                volume: float) -> Sequence[Candidate]:  # fmt: skip
-        n = self.col.get(instrument_id)
-        if n is None:
-            return ()
+        cols = self._cols.get(instrument_id)
+        if cols is None:
+            n = self.col.get(instrument_id)
+            if n is None:
+                return ()
+            # The traded column as Python lists, built once: no numpy scalar per bar (the same
+            # values as int()/float() of the array elements).
+            cols = self._cols[instrument_id] = (self.direction[:, n].tolist(), self.strength[:, n].tolist())
         t = (ts_ns - self.bar_ns - self.ts0) // self.bar_ns
-        if t < 0 or t >= self.direction.shape[0]:
+        d_col = cols[0]
+        if t < 0 or t >= len(d_col):
             return ()
-        d = int(self.direction[t, n])
+        d = int(d_col[t])
         if d == 0:
             return ()
-        st = float(self.strength[t, n])
+        st = float(cols[1][t])
         self.emitted += 1
         return (Candidate(instrument_id, d, ts_ns, self.edge_scale_bps * st, st, "vel_div"),)
 
