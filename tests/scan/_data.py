@@ -11,11 +11,11 @@ from dolphin.core.paths import shared_data_dir
 from dolphin.scan import kernels as K
 from dolphin.data.sample import catalog_of
 from dolphin.data.schema import bar_interval_ns
-from dolphin.scan.source import AlignedBars, CatalogSource
+from dolphin.scan.source import ScanBars, CatalogSource
 
 
 @lru_cache(maxsize=8)
-def real_bars(dataset: str) -> AlignedBars:
+def real_bars(dataset: str) -> ScanBars:
     """A shared real bar set (e.g. ``binance_spot_1m_2021-04``) through the catalog, on its own bar grid."""
     import tempfile
 

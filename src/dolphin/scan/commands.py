@@ -14,7 +14,7 @@ from dolphin.core.paths import repo_root
 
 from dolphin.data.catalog import Catalog
 from dolphin.data.errors import CatalogError
-from dolphin.scan.source import AlignedBars, BarSource, CatalogSource
+from dolphin.scan.source import ScanBars, BarSource, CatalogSource
 
 __all__ = ["register", "run_scan", "SOURCE_FACTORY"]
 
@@ -49,7 +49,7 @@ def _ns(text: str | None) -> int | None:
 SOURCE_FACTORY: Callable[[DolphinConfig, argparse.Namespace], BarSource] = catalog_source
 
 
-def run_scan(cfg: DolphinConfig, bars: AlignedBars, out_dir: Path, *, limit: int | None = None,
+def run_scan(cfg: DolphinConfig, bars: ScanBars, out_dir: Path, *, limit: int | None = None,
              signal_only: bool = False, progress: bool = True, workers: int = 0) -> tuple[Path, Path]:
     """Scan every bar; with ``workers`` K > 0 the per-asset return computation runs in K worker
     processes that write to the state grid, and the scan reads the whole return row back from it."""

@@ -20,12 +20,15 @@ from dolphin.data.catalog import Catalog
 from dolphin.data.errors import CatalogError
 from dolphin.data.schema import bar_interval_ns
 
-__all__ = ["AlignedBars", "BarSource", "CatalogSource", "from_catalog"]
+__all__ = ["ScanBars", "BarSource", "CatalogSource", "from_catalog"]
 
 
 @dataclass(frozen=True)
-class AlignedBars:
-    """Bars of N assets on one clock: ts_ms (T,), closes (T x N, NaN = none), mask (T x N, True = real)."""
+class ScanBars:
+    """The scanner's time-major view of :class:`dolphin.data.align.AlignedBars`.
+
+    ts_ms (T,), closes (T x N, NaN = no bar), mask (T x N, True = real bar).
+    """
 
     ts_ms: np.ndarray
     symbols: tuple[str, ...]
@@ -45,12 +48,12 @@ class AlignedBars:
 class BarSource(Protocol):
     """Anything that yields aligned bar matrices (the catalog will implement this)."""
 
-    def load(self) -> AlignedBars: ...
+    def load(self) -> ScanBars: ...
 
 
-def from_catalog(bars: _align.AlignedBars, name: str = "") -> AlignedBars:
+def from_catalog(bars: _align.AlignedBars, name: str = "") -> ScanBars:
     """The catalog's (assets x time) matrices as the scanner's time-major view."""
-    return AlignedBars(
+    return ScanBars(
         bars.ts_ns // 1_000_000, bars.symbols, np.ascontiguousarray(bars.close.T),
         np.ascontiguousarray(bars.mask.T), name=name,
     )  # fmt: skip
@@ -72,7 +75,7 @@ class CatalogSource:
     end_ns: int | None = None
     max_assets: int | None = None
 
-    def load(self) -> AlignedBars:
+    def load(self) -> ScanBars:
         bar_ns = bar_interval_ns(self.bar)
         datasets = [d for d in self.catalog.datasets() if d.startswith("bars_") and self.venue in self.catalog.venues(d)
                     and bar_ns % bar_interval_ns(d) == 0]  # fmt: skip
