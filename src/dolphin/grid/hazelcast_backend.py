@@ -335,6 +335,23 @@ class HazelcastGrid(Grid):
                 f"no Hazelcast member of cluster {cluster_name!r} reachable at {list(members)} "
                 f"within {connect_timeout_s} s (start one with `dolphin grid member start`)"
             )
+        self._warm_compact_schemas()
+
+    def _warm_compact_schemas(self) -> None:
+        """Make every record's Compact schema known to this client (and the cluster) up front.
+
+        A client that receives a Compact value whose schema it has not seen fetches the schema
+        asynchronously and handles that event later, so the first messages of a new type on a
+        topic could overtake each other (seen in the contract test). Writing one sample of each
+        type through the public API replicates its schema and registers it locally.
+        """
+        defaults = {str: "", int: 0, float: 0.0, bool: False, tuple: ()}
+        warm = self._client.get_map("__dolphin_schema_warmup").blocking()
+        with self._errors():
+            for cls, type_name in COMPACT_TYPE_NAMES.items():
+                hints = typing.get_type_hints(cls)
+                sample = cls(**{f: defaults[typing.get_origin(hints[f]) or hints[f]] for f in cls.__struct_fields__})
+                warm.set(type_name, sample)
 
     # ---- connection state and resync
     def _on_lifecycle(self, state: str) -> None:
