@@ -127,6 +127,19 @@ class Catalog:
         base = self._dir(dataset, venue, symbol)
         return sorted(base.glob("*.parquet")) if base.is_dir() else []
 
+    def _files_in_range(
+        self, dataset: str, venue: str, symbol: str, start_ns: int | None, end_ns: int | None
+    ) -> list[Path]:
+        """The day files that can hold rows of ``[start_ns, end_ns)`` (pruned by file name)."""
+        files = self.files(dataset, venue, symbol)
+        if start_ns is not None:
+            first_day = _date_str(int(start_ns // _DAY_NS))
+            files = [f for f in files if f.stem >= first_day]
+        if end_ns is not None:
+            last_day = _date_str(int((end_ns - 1) // _DAY_NS))
+            files = [f for f in files if f.stem <= last_day]
+        return files
+
     def read(
         self,
         dataset: str,
@@ -138,15 +151,9 @@ class Catalog:
     ) -> pa.Table:
         """Rows with ``start_ns <= ts_ns < end_ns`` (open bounds when None), sorted by time."""
         schema = self.schema(dataset)
-        files = self.files(dataset, venue, symbol)
         if start_ns is not None and end_ns is not None and end_ns < start_ns:
             raise CatalogError(f"empty range: end_ns {end_ns} < start_ns {start_ns}")
-        if start_ns is not None:
-            first_day = _date_str(int(start_ns // _DAY_NS))
-            files = [f for f in files if f.stem >= first_day]
-        if end_ns is not None:
-            last_day = _date_str(int((end_ns - 1) // _DAY_NS))
-            files = [f for f in files if f.stem <= last_day]
+        files = self._files_in_range(dataset, venue, symbol, start_ns, end_ns)
         cols = columns or schema.names
         if not files:
             return schema.empty_table().select(cols)
@@ -179,14 +186,7 @@ class Catalog:
         schema = self.schema(dataset)
         cols = list(columns or schema.names)
         base = self.root / dataset / venue
-        files = []
-        for sym in symbols:
-            for f in self.files(dataset, venue, sym):
-                if start_ns is not None and f.stem < _date_str(int(start_ns // _DAY_NS)):
-                    continue
-                if end_ns is not None and f.stem > _date_str(int((end_ns - 1) // _DAY_NS)):
-                    continue
-                files.append(str(f))
+        files = [str(f) for sym in symbols for f in self._files_in_range(dataset, venue, sym, start_ns, end_ns)]
         if not files:
             empty = schema.empty_table().select(cols)
             return empty.append_column("symbol", pa.array([], pa.string()))
