@@ -344,6 +344,17 @@ def _tridiag_top2(alpha: np.ndarray, beta: np.ndarray, m: int, y1: np.ndarray) -
 
 
 @nb.njit(cache=True, fastmath=_FM)
+def _orthogonalise(q: np.ndarray, w: np.ndarray, k: int, n: int) -> None:
+    """One classical Gram-Schmidt pass: remove from ``w`` its components along rows 0..k of ``q``."""
+    for i in range(k + 1):
+        c = 0.0
+        for j in range(n):
+            c += q[i, j] * w[j]
+        for j in range(n):
+            w[j] -= c * q[i, j]
+
+
+@nb.njit(cache=True, fastmath=_FM)
 def lanczos_top(
     ret: np.ndarray,
     valid: np.ndarray,
@@ -474,12 +485,7 @@ def _lz_advance(
         before += x * x
     bk = 0.0
     for _rep in range(2):
-        for i in range(k + 1):
-            c = 0.0
-            for j in range(n):
-                c += q[i, j] * w[j]
-            for j in range(n):
-                w[j] -= c * q[i, j]
+        _orthogonalise(q, w, k, n)
         bk = 0.0
         for j in range(n):
             bk += w[j] * w[j]
@@ -510,12 +516,7 @@ def _lz_advance(
         for j in range(n):
             w[j] = jitter[(j + 7 * (k + 1)) % n] if d[j] > 0.0 else 0.0
         for _rep in range(2):
-            for i in range(k + 1):
-                c = 0.0
-                for j in range(n):
-                    c += q[i, j] * w[j]
-                for j in range(n):
-                    w[j] -= c * q[i, j]
+            _orthogonalise(q, w, k, n)
         rn = 0.0
         for j in range(n):
             rn += w[j] * w[j]
