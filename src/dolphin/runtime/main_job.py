@@ -15,6 +15,7 @@ from rich.console import Console
 from dolphin.core.config import DolphinConfig
 from dolphin.core.paths import console_width, repo_root, sample_data_dir
 from dolphin.data.catalog import Catalog
+from dolphin.data.sample import sample_sources
 from dolphin.data.commands import catalog_summary_table, ingest_with_progress, print_ingest_summary
 
 __all__ = ["register", "run_main_job"]
@@ -34,7 +35,7 @@ def run_main_job(cfg: DolphinConfig, console: Console, *, out_dir: Path | None =
         return 2
     console.rule("1/5 ingest the shipped sample (real Binance USDT-M data)")
     reports = ingest_with_progress(
-        catalog, [p for p in sorted(sample.iterdir()) if p.is_dir() or p.name.endswith((".csv", ".csv.gz", ".zip"))],
+        catalog, sample_sources(),
         _resolve(cfg.data.quarantine_dir), console, gap_tolerance_bars=cfg.data.gap_tolerance_bars,
     )  # fmt: skip
     if print_ingest_summary(reports, console):
