@@ -248,3 +248,49 @@ def test_mp_edge_and_shrinkage_map() -> None:
     ev = np.array([0.0, 0.5, 2.5])
     assert np.allclose(K.shrink_spectrum(ev, 0.1), 0.9 * ev + 0.1)
     assert K.shrink_spectrum(ev, 0.1).sum() == pytest.approx(ev.sum() * 0.9 + 0.3)
+
+
+def _psd_with_spectrum(seed: int, n: int, top: list[float]) -> tuple[np.ndarray, np.ndarray]:
+    """Generated PSD matrix: given top eigenvalues over a random bulk in [0, 1], random eigenvectors."""
+    rng = np.random.default_rng(seed)
+    lam = np.concatenate([rng.uniform(0.0, 1.0, n - len(top)), np.asarray(top, dtype=float)])
+    q, _ = np.linalg.qr(rng.standard_normal((n, n)))
+    m = (q * lam) @ q.T
+    m = 0.5 * (m + m.T)
+    return m, np.linalg.eigvalsh(m)
+
+
+@settings(max_examples=60)
+@given(st.integers(0, 10_000), st.integers(2, 120), st.floats(1.5, 40.0), st.floats(0.0, 0.5),
+       st.sampled_from([0.0, 1e-12, 1e-10, 1e-9, 1e-6, 1e-2]), st.sampled_from([1e-11, 1e-10, 1e-9]))
+def test_shift_certificate_bound_always_holds(seed: int, n: int, lam1: float, gap_frac: float, below: float,
+                                              tol: float) -> None:
+    """Whatever theta is given (exact, or below lambda_max by up to 1 %, near-degenerate top pair),
+    a finite bound is never smaller than the true error, and a theta more than tol below
+    lambda_max is never certified within tol."""
+    m, ev = _psd_with_spectrum(seed, n, [lam1 * (1.0 - gap_frac), lam1] if n >= 3 else [lam1])
+    lam_max = ev[-1]
+    theta = lam_max * (1.0 - below)
+    bound = K.shift_certificate(m, theta, tol)
+    slack = 8 * n * 2.0**-53 * lam_max  # eigvalsh's own rounding of the reference
+    if math.isfinite(bound):
+        assert lam_max - theta <= bound + slack
+    if below >= 2 * tol:
+        assert not bound <= tol * theta
+    if below == 0.0:
+        # the exact top eigenvalue is certified (rounding of the factorisation is far below tol here)
+        assert bound <= tol * theta + slack
+
+
+def test_shift_certificate_refuses_the_second_eigenvalue() -> None:
+    """Generated: two close top eigenvalues (the crossing case); lambda_2 given as theta is refused."""
+    m, ev = _psd_with_spectrum(7, 200, [10.0, 10.0 + 1e-6])
+    assert math.isinf(K.shift_certificate(m, ev[-2], 1e-10))
+    assert K.shift_certificate(m, ev[-1], 1e-10) <= 1e-10 * ev[-1]
+
+
+def test_shift_certificate_rejects_non_finite_or_empty() -> None:
+    m, _ = _psd_with_spectrum(3, 5, [3.0])
+    assert math.isinf(K.shift_certificate(m, math.nan, 1e-10))
+    assert math.isinf(K.shift_certificate(m, 0.0, 1e-10))
+    assert math.isinf(K.shift_certificate(np.zeros((0, 0)), 1.0, 1e-10))

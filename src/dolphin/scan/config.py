@@ -61,6 +61,12 @@ class ScanConfig(ConfigStruct):
     # Lanczos: relative error target of the certified bound, and the step cap before exact fallback.
     lanczos_tol_rel: PosFloat = 1e-11
     lanczos_max_steps: Annotated[int, msgspec.Meta(ge=2, le=64)] = 24
+    # Shift certificate (docs/decisions/0003): when trace and Frobenius cannot separate lambda_max
+    # from the rest (several comparable market modes), a converged Ritz value is proven by one
+    # Cholesky factorisation of sigma I - C; its relative error target (rounding of an n x n
+    # Cholesky alone is ~ n u trace / lambda_max, ~2e-11 at N = 400). Off: the exact solver instead.
+    shift_certificate: bool = True
+    shift_tol_rel: Annotated[float, msgspec.Meta(gt=0.0, le=1e-9)] = 1e-10
     # Exact re-anchoring: recompute the window sums from the buffer every this many bars, and
     # check the iterative lambda_max against eigvalsh every this many bars (0 disables a check).
     resum_every_bars: PosInt = 256

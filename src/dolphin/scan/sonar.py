@@ -65,6 +65,7 @@ class _Window:
     __slots__ = (
         "w", "n", "s", "q", "mu", "d", "eligible", "prev_eligible", "missing", "vec", "gap", "history",
         "n_eff", "initialised", "last_change_bar", "p", "spare", "last_steps", "offset", "fail_streak", "mv_p",
+        "shift_mode",
     )
 
     def __init__(self, w: int, n_assets: int, lag: int, offset: int, signal_only: bool) -> None:
@@ -88,7 +89,8 @@ class _Window:
         self.vec = np.ones(n_assets)
         self.spare = np.empty(n_assets)
         self.last_steps = 0
-        self.fail_streak = 0  # consecutive scans without a Lanczos certificate (exact solver used)
+        self.fail_streak = 0  # consecutive scans without any certificate (exact solver used)
+        self.shift_mode = False  # trace / Frobenius cannot certify here: converge, then shift certificate
         self.gap = 0.0
         self.history = np.full(lag + 1, np.nan)  # ring of lambda_max, index bar % (lag + 1)
         self.n_eff = 0
@@ -316,15 +318,21 @@ class Sonar:
     def _certified_lambda(
         self, win: _Window, a: int, b: int, rows: int, n_eff: int, has_missing: bool, use_p: bool, bar: int
     ) -> tuple[float, float, int, np.ndarray | None]:
-        """(lambda_max, absolute error bound or +inf, Lanczos steps, Gram matrix or None) of C.
+        """(lambda_max, absolute error bound or +inf, Lanczos steps, spectral matrix or None) of C.
 
-        The certificate needs an upper bound on the rest of the spectrum (kernels._certify): the
-        trace rule is free; the Frobenius rule needs ||C||_F^2, O(N^2) from the maintained
-        cross-product, else ||G||_F^2 of the Gram matrix (O(W N min(W, N)), kept for the exact
-        solver). The trace rule alone is tried first when the last lambda_max exceeded 0.55 N_eff
-        (then it can certify; Frobenius is added if it does not). After a failed certificate the next scans of the window go straight
-        to the exact solver (the Gram matrix is built anyway), retrying Lanczos every 16 bars.
-        A bound of +inf tells the caller to use the exact solver (counted).
+        Two rigorous certificates, cheapest first (docs/decisions/0003-scan-incremental-exact-lambda.md):
+        1. trace / Frobenius (kernels._certify): the trace rule is free; the Frobenius rule needs
+           ||C||_F^2, O(N^2) from the maintained cross-product, else ||G||_F^2 of the Gram matrix.
+           The trace rule alone is tried first when the last lambda_max exceeded 0.55 N_eff.
+        2. shift (kernels.shift_certificate): when 1 fails (several comparable modes), one Cholesky
+           of sigma I - M, M the cheaper explicit form of C (N_eff x N_eff from the cross-product,
+           or the Gram matrix). The window then stays in shift mode: Lanczos stops as soon as the
+           Ritz value has converged by estimate and goes straight to the Cholesky proof; every
+           64 bars route 1 is retried in full.
+        The matrix built for either route is returned so that a failed certificate costs no
+        second build: the caller's exact solver uses it. After both fail, the next scans go
+        straight to the exact solver, retrying every 16 bars. +inf tells the caller to use the
+        exact solver (counted).
         """
         cfg = self.cfg
         c = self.counters
@@ -333,26 +341,30 @@ class Sonar:
             if not use_p:
                 gram = self._gram(win, a, b, rows, n_eff, has_missing)
             return math.nan, math.inf, 0, gram
+        shift_ok = cfg.shift_certificate
+        shift_fast = shift_ok and win.shift_mode and bar % 64 != 0
         p_frob = win.p.shape[0] > 1 and not has_missing
         prev = win.history[(bar - 1) % win.history.size]
         frob = math.inf
-        if not (math.isfinite(prev) and prev > 0.55 * n_eff):
+        if not shift_fast and not (math.isfinite(prev) and prev > 0.55 * n_eff):
             if p_frob:
                 frob = K.frobenius_sq_cross(win.p, win.mu, win.d, float(rows))
             else:
                 gram = self._gram(win, a, b, rows, n_eff, has_missing)
                 frob = K.frobenius_sq_gram(gram)
+        conv_tol = 0.05 * cfg.shift_tol_rel if shift_fast else 0.0
         steps = 0
-        for _attempt in range(2):
+        for _attempt in range(1 if shift_fast else 2):
             out = win.spare
             lam, bound, eta, k = K.lanczos_top(
                 self._ret, self._valid, a, b, win.mu, win.d, has_missing, win.vec, self._jitter, win.p, use_p,
                 frob, cfg.lanczos_tol_rel, cfg.lanczos_max_steps, out, max(0, win.last_steps - 3), self._q_work,
+                conv_tol,
             )
             steps += k
             win.last_steps = k
             win.vec, win.spare = out, win.vec
-            if math.isfinite(bound) or math.isfinite(frob):
+            if math.isfinite(bound) or math.isfinite(frob) or shift_fast:
                 break
             # the trace rule alone did not certify: add the Frobenius rule and continue from the Ritz vector
             c.count("frobenius_retries")
@@ -366,7 +378,31 @@ class Sonar:
             win.gap = eta
         if math.isfinite(bound):
             win.fail_streak = 0
+            win.shift_mode = False
+        elif shift_ok and math.isfinite(lam) and lam > 0.0:
+            if gram is None:
+                gram = self._spectral_matrix(win, a, b, rows, n_eff, has_missing)
+            sb = K.shift_certificate(gram, lam, cfg.shift_tol_rel)
+            if sb <= cfg.shift_tol_rel * lam:
+                c.count("shift_certified")
+                win.fail_streak = 0
+                win.shift_mode = True
+                bound = sb
+            else:
+                c.count("shift_failed")
         return lam, bound, steps, gram
+
+    def _spectral_matrix(self, win: _Window, a: int, b: int, rows: int, n_eff: int, has_missing: bool) -> np.ndarray:
+        """The cheaper explicit matrix with C's nonzero spectrum: C from the cross-product or a Gram form.
+
+        Cost model (multiply-adds): C from the maintained cross-product costs N^2 to form and N^3 / 6
+        to factor; the W x W Gram matrix W^2 N to form and W^3 / 6 to factor.
+        """
+        if win.p.shape[0] > 1 and not has_missing:
+            if rows >= n_eff or rows * rows * n_eff + rows**3 / 6 > n_eff**3 / 6:
+                idx = np.flatnonzero(win.eligible)
+                return K.corr_from_cross(win.p, win.mu, win.d, idx, float(rows))
+        return self._gram(win, a, b, rows, n_eff, has_missing)
 
     def _gram(self, win: _Window, a: int, b: int, rows: int, n_eff: int, has_missing: bool) -> np.ndarray:
         """Z Z^T (W < N_eff) or Z^T Z: the smaller Gram form of C (same nonzero spectrum)."""
