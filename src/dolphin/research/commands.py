@@ -56,7 +56,6 @@ def _backtest(cfg: DolphinConfig, args: argparse.Namespace) -> int:
                     res = run_depth_backtest(cfg, ports, depth=depth, scenario=sc, bar_seconds=args.bar_seconds)
                 else:
                     res = run_tick_backtest(cfg, ports, ticks=ticks, scenario=sc, bar_seconds=args.bar_seconds)
-                res.report["signals"] = ports.signals.label()
                 results.append(res)
                 progress.advance(task)
         else:

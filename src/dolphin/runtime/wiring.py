@@ -487,6 +487,7 @@ def ports_summary(ports: AgentPorts) -> dict:
     from dolphin.execution.oracle_book import OracleBookSignals, OracleMicrostructure
 
     if isinstance(ports.signals, OracleBookSignals):
+        out["signals"] = ports.signals.label()
         out["oracle_book"] = ports.signals.summary()
         out["signal_candidates_emitted"] = ports.signals.emitted
     if isinstance(ports.micro, OracleMicrostructure):
