@@ -93,10 +93,6 @@ class OracleBookFeed:
 
     # ------------------------------------------------------------------ binding
 
-    @property
-    def bound(self) -> bool:
-        return self._strategy is not None
-
     def bind(self, strategy: Any) -> None:
         """Attach to a started strategy: its instruments and books (cache) and its clock.
 
@@ -117,7 +113,7 @@ class OracleBookFeed:
         for iid in self._iids:
             inst = strategy.cache.instrument(iid)
             if inst is None:
-                raise KeyError(f"instrument {iid} is not in the strategy's cache: the Oracle book has no tick grid")
+                raise KeyError(f"instrument {iid} is not in the strategy's cache: no tick grid for the Oracle book")
             grids.append(TickGrid.from_tick_size(str(inst.price_increment)))
             self._inc_raw.append(int(inst.price_increment.raw))
             self._price_prec.append(int(inst.price_precision))
@@ -205,10 +201,6 @@ class OracleBookFeed:
     def asset(self, instrument_id: str) -> int | None:
         return self.index.get(instrument_id)
 
-    def source(self, instrument_id: str) -> str:
-        i = self.index.get(instrument_id)
-        return self.sources[i] if i is not None else NO_BOOK
-
     def builder(self, asset: int) -> BookBuilder:
         return self.oracle.builders[asset]
 
@@ -230,7 +222,8 @@ class OracleBookFeed:
         """ARS's depth quality q in [0, 1] of a synced book (depth within ``alpha.ars.depth_band_bps``)."""
         db, da = self.oracle.builders[asset].book.depth_within_bps_quote(self.cfg.ars.depth_band_bps)
         age = f.micro.book_age_ns
-        return float(depth_quality_frac(db + da, f.spread_bps, age / 1e6 if age >= 0 else math.nan, self.oracle.params))
+        age_ms = age / 1e6 if age >= 0 else math.nan
+        return float(depth_quality_frac(db + da, f.spread_bps, age_ms, self.oracle.params))
 
 
 # --------------------------------------------------------------------------- placement confidence
@@ -276,7 +269,9 @@ class OracleMicrostructure:
 class OracleBookSignals:
     """SignalSource: the Oracle's order-book candidates with NEV after fees (module doc)."""
 
-    def __init__(self, feed: OracleBookFeed, cfg: AlphaConfig, *, min_abs_wobi: float, order_notional_quote: float) -> None:
+    def __init__(
+        self, feed: OracleBookFeed, cfg: AlphaConfig, *, min_abs_wobi: float, order_notional_quote: float
+    ) -> None:
         if not (0.0 <= min_abs_wobi <= 1.0):
             raise ValueError(f"min_abs_wobi must be in [0, 1], got {min_abs_wobi}")
         self.feed = feed

@@ -73,6 +73,11 @@ def _backtest(cfg: DolphinConfig, args: argparse.Namespace) -> int:
     for r in reports:
         r["data"] = data
     print(render_table(reports, title=f"dolphin backtest {data} (config {h}, seed {bt.seed})"))
+    for r in reports:
+        ob = r.get("oracle_book")
+        if ob:
+            print(f"{r['scenario']}: {r['signals']}: {ob['evaluated']} evaluated, {ob['proposed']} proposed "
+                  f"{ob['nev_reasons']}" + (f"; {ob['why_none']}" if "why_none" in ob else ""))  # fmt: skip
     name = (f"backtest-{h}" if args.scenario != "hell" else f"hell-{h}") + ("" if args.data == "bars" else f"-{args.data}")
     paths = write_report(out, name, reports, [r.equity for r in results])
     if args.scenario == "hell" and args.data == "bars":
