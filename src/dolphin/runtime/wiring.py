@@ -41,6 +41,7 @@ from dolphin.alpha.signals import SignalReason, entry_signals, vol_threshold_sta
 from dolphin.core.config import DolphinConfig
 from dolphin.core.paths import repo_root
 from dolphin.execution.agent import AgentPorts
+from dolphin.execution.oracle_book import OracleBookFeed, OracleBookSignals, OracleMicrostructure
 from dolphin.execution.ports import Candidate, FileKillFlag, KillFlag, MemoryKillFlag, Posture
 from dolphin.survival.clock import ManualClock
 from dolphin.survival.config import SurvivalConfig
@@ -63,6 +64,7 @@ __all__ = [
     "map_posture",
     "ports_summary",
     "scan_vel_div",
+    "tick_order_notional_quote",
 ]
 
 # survival.posture.Posture is APEX=0 .. HIBERNATE=3; execution.ports.Posture is HIBERNATE=0 .. APEX=3.
@@ -484,8 +486,6 @@ def ports_summary(ports: AgentPorts) -> dict:
     if isinstance(ports.signals, OracleBarSignals):
         out["signal_reasons"] = ports.signals.reason_counts()
         out["signal_candidates_emitted"] = ports.signals.emitted
-    from dolphin.execution.oracle_book import OracleBookSignals, OracleMicrostructure
-
     if isinstance(ports.signals, OracleBookSignals):
         out["signals"] = ports.signals.label()
         out["oracle_book"] = ports.signals.summary()
@@ -511,8 +511,6 @@ def build_tick_ports(
     book (:mod:`dolphin.execution.oracle_book`), fed from the agent's own market data, as the
     placement confidence (``micro``) and, unless ``signals`` is given, as the signal source
     (order-book candidates with NEV after fees). ``book``: a book stream exists (L5 layer on)."""
-    from dolphin.execution.oracle_book import OracleBookFeed, OracleBookSignals, OracleMicrostructure
-
     risk = SurvivalRiskView(backtest_survival_config(cfg, book=book), rtt_model_ms=backtest_rtt_ms(cfg))
     nev = AlphaNevModel(cfg.alpha.nev)
     feed = OracleBookFeed(cfg.alpha)
