@@ -151,6 +151,9 @@ class DolphinAgent(Strategy):
                 self._books.add(iid.value)
         for text in self.config.bar_types:
             self.subscribe_bars(BarType.from_str(text))
+        for port in (self.ports.micro, self.ports.signals):  # ports reading this strategy's book
+            if hasattr(port, "bind"):
+                port.bind(self)
         self._posture = self.ports.risk.posture(self.clock.timestamp_ns())
 
     # ------------------------------------------------------------------ guards
@@ -369,7 +372,7 @@ class DolphinAgent(Strategy):
             self._event(ts_ns, "nev_negative", instrument=key, nev_bps=nev_maker, attempt=attempt)
             return
         tick = inst.price_increment.as_double()
-        confidence = self.ports.micro.confidence(key) if self.ports.micro is not None else 0.5
+        confidence = self.ports.micro.confidence(key, cand.side) if self.ports.micro is not None else 0.5
         placement = maker_price_ticks(
             cand.side, round(bid / tick), round(ask / tick), posture, confidence, pcfg
         )

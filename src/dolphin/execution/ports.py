@@ -2,8 +2,10 @@
 
 The agent and the backtest depend only on these. The real implementations are wired in the
 composition root ``dolphin.runtime.wiring`` (survival controller for :class:`RiskView` and
-:class:`RiskSensors`, the Oracle for :class:`SignalSource` and :class:`NevModel`,
-:class:`FileKillFlag` on ``execution.kill_flag_path``). The simple implementations here
+:class:`RiskSensors`, the Oracle for :class:`SignalSource`, :class:`NevModel` and
+:class:`MicrostructureView`, :class:`FileKillFlag` on ``execution.kill_flag_path``). A port
+with a ``bind(strategy)`` method is bound by the agent at start (it reads the strategy's
+cache, clock and message bus: the Oracle's book is fed from the agent's own market data). The simple implementations here
 (:class:`FixedRiskView` with a posture schedule, :class:`SimpleNevModel`,
 :class:`FixedMicrostructure`, :class:`MemoryKillFlag`) are for tests of the agent's own
 mechanics, where a scripted posture isolates the rule under test.
@@ -114,12 +116,14 @@ class MicrostructureView(Protocol):
     """Order-book view for placement and trade permanence.
 
     `wobi` is the weighted order-book imbalance in [-1, 1] (positive: bid-heavy) or None when
-    unknown; `confidence` in [0, 1] is how far the book can be trusted for placement.
+    unknown; `confidence` in [0, 1] is how far the book can be trusted for placing an order of
+    `side` (+1 buy, -1 sell, 0 unknown). The real view is the Oracle's book
+    (``dolphin.execution.oracle_book.OracleMicrostructure``).
     """
 
     def wobi(self, instrument_id: str) -> float | None: ...
 
-    def confidence(self, instrument_id: str) -> float: ...
+    def confidence(self, instrument_id: str, side: int = 0) -> float: ...
 
 
 @runtime_checkable
@@ -246,5 +250,5 @@ class FixedMicrostructure:
     def wobi(self, instrument_id: str) -> float | None:
         return self.fixed_wobi
 
-    def confidence(self, instrument_id: str) -> float:
+    def confidence(self, instrument_id: str, side: int = 0) -> float:
         return self.fixed_confidence

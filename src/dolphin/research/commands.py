@@ -40,7 +40,6 @@ def _backtest(cfg: DolphinConfig, args: argparse.Namespace) -> int:
     with Progress(transient=True) as progress:
         task = progress.add_task("backtest", total=len(scenarios) + 1)
         if args.data in ("l1", "l2"):
-            from dolphin.research._placeholder_signals import ZMoveSignals
             from dolphin.research.backtest import load_depth, load_l1, run_depth_backtest, run_tick_backtest
             from dolphin.runtime.wiring import build_tick_ports
 
@@ -50,13 +49,13 @@ def _backtest(cfg: DolphinConfig, args: argparse.Namespace) -> int:
                 ticks = load_l1(cfg)
             progress.advance(task)
             for sc in scenarios:
-                # One asset, no multi-asset scan: the entry candidates are the labelled placeholder.
-                ports = build_tick_ports(cfg, ZMoveSignals(12, 2.5, bt.signal_edge_bps, True), book=True).ports
+                # One asset, no cross-section for the scanner's vel_div: the Oracle's order-book
+                # candidates (WOBI, microprice edge, ARS, NEV after fees) on the replayed book.
+                ports = build_tick_ports(cfg, book=True).ports
                 if args.data == "l2":
                     res = run_depth_backtest(cfg, ports, depth=depth, scenario=sc, bar_seconds=args.bar_seconds)
                 else:
                     res = run_tick_backtest(cfg, ports, ticks=ticks, scenario=sc, bar_seconds=args.bar_seconds)
-                res.report["signals"] = "placeholder z-move (single-asset capture: no vel_div)"
                 results.append(res)
                 progress.advance(task)
         else:
@@ -74,6 +73,11 @@ def _backtest(cfg: DolphinConfig, args: argparse.Namespace) -> int:
     for r in reports:
         r["data"] = data
     print(render_table(reports, title=f"dolphin backtest {data} (config {h}, seed {bt.seed})"))
+    for r in reports:
+        ob = r.get("oracle_book")
+        if ob:
+            print(f"{r['scenario']}: {r['signals']}: {ob['evaluated']} evaluated, {ob['proposed']} proposed "
+                  f"{ob['nev_reasons']}" + (f"; {ob['why_none']}" if "why_none" in ob else ""))  # fmt: skip
     name = (f"backtest-{h}" if args.scenario != "hell" else f"hell-{h}") + ("" if args.data == "bars" else f"-{args.data}")
     paths = write_report(out, name, reports, [r.equity for r in results])
     if args.scenario == "hell" and args.data == "bars":

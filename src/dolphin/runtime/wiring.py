@@ -13,6 +13,9 @@
 - :class:`OracleBarSignals`: ``dolphin.alpha.signals.entry_signals`` (vel_div rule, volatility
   gate, responsiveness) over the aligned bar panel; vel_div comes from the scanner
   (:func:`scan_vel_div`, ``dolphin.scan.sonar.Sonar`` run over the same aligned bars).
+- L1 / L2 capture runs (one asset, no cross-section for vel_div): the Oracle's book
+  (``dolphin.execution.oracle_book``: WOBI direction, microprice edge, ARS, NEV after fees) is the
+  signal source, and its WOBI and depth quality the SmartPlacer's confidence.
 - the kill flag: ``FileKillFlag`` on ``cfg.execution.kill_flag_path``.
 
 Layers whose sensors a backtest cannot observe (grid quorum, ledger integrity, MC-Forewarner,
@@ -38,6 +41,7 @@ from dolphin.alpha.signals import SignalReason, entry_signals, vol_threshold_sta
 from dolphin.core.config import DolphinConfig
 from dolphin.core.paths import repo_root
 from dolphin.execution.agent import AgentPorts
+from dolphin.execution.oracle_book import OracleBookFeed, OracleBookSignals, OracleMicrostructure
 from dolphin.execution.ports import Candidate, FileKillFlag, KillFlag, MemoryKillFlag, Posture
 from dolphin.survival.clock import ManualClock
 from dolphin.survival.config import SurvivalConfig
@@ -60,6 +64,7 @@ __all__ = [
     "map_posture",
     "ports_summary",
     "scan_vel_div",
+    "tick_order_notional_quote",
 ]
 
 # survival.posture.Posture is APEX=0 .. HIBERNATE=3; execution.ports.Posture is HIBERNATE=0 .. APEX=3.
@@ -481,12 +486,42 @@ def ports_summary(ports: AgentPorts) -> dict:
     if isinstance(ports.signals, OracleBarSignals):
         out["signal_reasons"] = ports.signals.reason_counts()
         out["signal_candidates_emitted"] = ports.signals.emitted
+    if isinstance(ports.signals, OracleBookSignals):
+        out["signals"] = ports.signals.label()
+        out["oracle_book"] = ports.signals.summary()
+        out["signal_candidates_emitted"] = ports.signals.emitted
+    if isinstance(ports.micro, OracleMicrostructure):
+        out["placement_confidence"] = "oracle book: book_alignment(side, WOBI) x depth quality (" + (
+            "+".join(sorted(set(ports.micro.feed.sources))) or "none") + ")"
     return out
 
 
-def build_tick_ports(cfg: DolphinConfig, signals, *, kill: KillFlag | None = None, book: bool = True) -> BarWiring:
-    """Real risk view, NEV and kill flag around a given signal source (L1 / L2 runs)."""
+def tick_order_notional_quote(cfg: DolphinConfig) -> float:
+    """The largest entry the sizer can give at the backtest's starting capital (R_total 1, APEX):
+    the size the Oracle's taker legs walk the book for."""
+    sc = cfg.survival
+    n = cfg.execution.backtest.starting_usdt * sc.sizer.base_fraction * sc.posture.apex_leverage
+    return min(n, sc.sizer.venue_max_notional)
+
+
+def build_tick_ports(
+    cfg: DolphinConfig, signals=None, *, kill: KillFlag | None = None, book: bool = True
+) -> BarWiring:  # fmt: skip
+    """Real ports of an L1 / L2 run: survival risk view, Oracle NEV, kill flag and the Oracle's
+    book (:mod:`dolphin.execution.oracle_book`), fed from the agent's own market data, as the
+    placement confidence (``micro``) and, unless ``signals`` is given, as the signal source
+    (order-book candidates with NEV after fees). ``book``: a book stream exists (L5 layer on)."""
     risk = SurvivalRiskView(backtest_survival_config(cfg, book=book), rtt_model_ms=backtest_rtt_ms(cfg))
     nev = AlphaNevModel(cfg.alpha.nev)
-    ports = AgentPorts(risk=risk, signals=signals, nev=nev, kill=kill or kill_flag_for(cfg, live=False), sensors=risk)
-    return BarWiring(ports, risk, nev, "given")
+    feed = OracleBookFeed(cfg.alpha)
+    micro = OracleMicrostructure(feed)
+    status = "given"
+    if signals is None:
+        # The book leans the trade's way past the same threshold the agent's trade-permanence
+        # rule calls a favourable book.
+        signals = OracleBookSignals(feed, cfg.alpha, min_abs_wobi=cfg.execution.exits.wobi_threshold,
+                                    order_notional_quote=tick_order_notional_quote(cfg))  # fmt: skip
+        status = "oracle_book"
+    ports = AgentPorts(risk=risk, signals=signals, nev=nev, kill=kill or kill_flag_for(cfg, live=False), micro=micro,
+                       sensors=risk)  # fmt: skip
+    return BarWiring(ports, risk, nev, status)
