@@ -294,3 +294,51 @@ def test_shift_certificate_rejects_non_finite_or_empty() -> None:
     assert math.isinf(K.shift_certificate(m, math.nan, 1e-10))
     assert math.isinf(K.shift_certificate(m, 0.0, 1e-10))
     assert math.isinf(K.shift_certificate(np.zeros((0, 0)), 1.0, 1e-10))
+
+
+@given(st.integers(0, 10_000), st.integers(3, 60), st.integers(2, 30))
+def test_convergence_only_mode_never_certifies_by_itself_and_shift_proof_is_sound(seed: int, w: int, n: int) -> None:
+    """Shift mode (generated data, adversarial start = eigenvector of lambda_2, jitter orthogonal to
+    the top one): Lanczos with frob_sq < 0 only converges. Its own bound is +inf unless the basis
+    spans the whole space (then exact); the shift certificate of its theta is either refused or
+    within its bound of lambda_max."""
+    ret, valid, mu, d, c = _window_operator(seed, w, n)
+    ev, vecs = np.linalg.eigh(c)
+    v1, v2 = vecs[:, -1], vecs[:, -2]
+    jit = np.random.default_rng(seed).standard_normal(n)
+    jit -= (jit @ v1) * v1
+    jit /= np.linalg.norm(jit)
+    out = np.empty(n)
+    lam, bound, _, steps = K.lanczos_top(ret, valid, 1, w + 1, mu, d, False, v2.copy(), jit, np.zeros((1, 1)),
+                                         False, -1.0, 1e-11, 24, out, 0, np.empty((0, 0)), 2e-11)
+    slack = 8 * n * 2.0**-53 * ev[-1]
+    if math.isfinite(bound):
+        assert abs(lam - ev[-1]) <= bound + slack and bound <= 1e-9 * ev[-1]
+    sb = K.shift_certificate(c, lam, 1e-10)
+    if math.isfinite(sb):
+        assert ev[-1] - lam <= sb + slack
+    if ev[-1] - lam > 2e-10 * ev[-1]:
+        assert not sb <= 1e-10 * lam
+
+
+@settings(max_examples=40)
+@given(st.integers(0, 10_000), st.integers(5, 80), st.integers(2, 40))
+def test_shift_certificate_from_cross_product_equals_explicit_form(seed: int, w: int, n: int) -> None:
+    """Generated complete windows: sigma I - C built from the cross-product in one pass gives the same
+    verdict as the explicit matrix (certified at lambda_max, refused 1e-8 below it)."""
+    closes, mask = _generated_closes(seed, w + 1, n)
+    ret, valid = K.log_returns(closes, mask)
+    nsum, s, q = K.window_sums(ret[1:], valid[1:])
+    mu, d, el, _, _ = K.standardise(nsum, s, q, w, 1e-18)
+    p = np.zeros((n, n))
+    K.cross_resum(p, ret, 1, w + 1)
+    idx = np.flatnonzero(el)
+    if idx.size == 0:
+        return
+    c = K.corr_from_cross(p, mu, d, idx, float(w))
+    lam = np.linalg.eigvalsh(c)[-1]
+    a = K.shift_certificate_cross(p, mu, d, idx, float(w), lam, 1e-10)
+    b = K.shift_certificate(c, lam, 1e-10)
+    assert a <= 1e-10 * lam and b <= 1e-10 * lam
+    assert math.isinf(K.shift_certificate_cross(p, mu, d, idx, float(w), lam * (1 - 1e-8), 1e-10))
+    assert math.isinf(K.shift_certificate(c, lam * (1 - 1e-8), 1e-10))

@@ -40,6 +40,7 @@ __all__ = [
     "log_returns",
     "mp_edge",
     "shift_certificate",
+    "shift_certificate_cross",
     "shrink_spectrum",
     "standardise",
     "window_sums",
@@ -396,7 +397,8 @@ def lanczos_top(
     With ``conv_tol`` > 0 the iteration also stops, uncertified, once the top Ritz value has
     converged by the usual estimate (residual^2 / Ritz gap <= conv_tol * theta): the caller then
     certifies it by other means (:func:`shift_certificate`). The estimate decides only when to
-    stop, never what is published.
+    stop, never what is published. ``frob_sq`` < 0 (with ``conv_tol`` > 0) skips the trace /
+    Frobenius certificate altogether: every step only checks convergence.
     """
     n = ret.shape[1]
     m_cap = max_steps + 1
@@ -417,6 +419,8 @@ def lanczos_top(
     st[_BOUND] = np.inf
     trace_up = n_eff * (1.0 + 1e-9)  # trace C = N_eff (unit diagonal); slack for drifted sums
     frob_up = frob_sq * (1.0 + 1e-9) + 1e-12 * n_eff if np.isfinite(frob_sq) else np.inf
+    if frob_sq < 0.0:
+        frob_up = -1.0  # convergence only: skip the trace / Frobenius certificate (conv_tol must be > 0)
     for k in range(max_steps):
         if use_p:
             cross_matvec(p, mu, d, float(b - a), q[k], w)
@@ -539,7 +543,13 @@ def _lz_advance(
         for j in range(n):
             q[k + 1, j] = w[j] * inv
         return False
-    if _certify(alpha, beta, m, bk, trace_up, frob_up, tol_rel, y1, st):
+    if conv_tol > 0.0 and frob_up < 0.0:
+        # convergence only (the caller proves theta by the shift certificate): top Ritz pair of T
+        th1 = _tridiag_eig_k(alpha, beta, m, 1)
+        _tridiag_vec(alpha, beta, m, th1, y1)
+        st[_THETA] = th1
+        st[_BOUND] = np.inf
+    elif _certify(alpha, beta, m, bk, trace_up, frob_up, tol_rel, y1, st):
         return True
     if conv_tol > 0.0 and m >= 2:
         # converged by estimate: |lambda - theta| ~ r^2 / gap (r = bk |y1[m-1]|, gap to the next
@@ -615,7 +625,7 @@ def _certify(
         if k < m:
             gap_min = min(gap_min, th_k - th_next)
         u = trace_up - sum_th
-        if np.isfinite(frob_up):
+        if np.isfinite(frob_up) and frob_up >= 0.0:  # < 0: unknown (convergence-only mode)
             u = min(u, math.sqrt(max(frob_up - sum_th2, 0.0)))
         eta = th_k - u
         if eta > 0.0:
@@ -821,6 +831,29 @@ def corr_from_cross(p: np.ndarray, mu: np.ndarray, d: np.ndarray, idx: np.ndarra
     return c
 
 
+@nb.njit(cache=True, fastmath=_FM)
+def _shifted_from_cross(
+    p: np.ndarray, mu: np.ndarray, d: np.ndarray, idx: np.ndarray, nobs: float, sigma: float
+) -> tuple[np.ndarray, float, float]:
+    """(sigma I - C restricted to ``idx``, trace C, max |C_ii|) from the maintained cross-product."""
+    m = idx.size
+    c = np.empty((m, m))
+    tr = 0.0
+    dmax = 0.0
+    for a in range(m):
+        i = idx[a]
+        for b in range(a, m):
+            j = idx[b]
+            x = d[i] * d[j] * (p[i, j] - nobs * mu[i] * mu[j])
+            c[a, b] = -x
+            c[b, a] = -x
+        cii = -c[a, a]
+        tr += cii
+        dmax = max(dmax, abs(cii))
+        c[a, a] = sigma - cii
+    return c, tr, dmax
+
+
 @nb.njit(cache=True)
 def cross_resum(p: np.ndarray, ret: np.ndarray, a: int, b: int) -> None:
     """Exact P = X^T X over rows [a, b) (the periodic re-anchor of the cross-product)."""
@@ -881,28 +914,52 @@ def shift_certificate(m: np.ndarray, theta: float, tol_rel: float) -> float:
     a Ritz value (theta <= lambda_max up to the Ritz value's rounding, a small multiple of
     m_steps u ||T||, covered by the 1e-13 theta term). With sigma = theta (1 + tol_rel / 2):
     if the Cholesky factorisation of A = sigma I - m runs to completion, then (Demmel; Higham,
-    Accuracy and Stability, Thm 10.3) R^T R = A_fl + dA with |dA| <= gamma_{n+1} |R^T| |R|, so
-    ||dA||_2 <= gamma_{n+1} ||R||_F^2; forming A's diagonal adds at most u (sigma + max|m_ii|).
-    Hence lambda_min(A) >= -delta and lambda_max(m) <= sigma + delta: the bound is
-    sigma - theta + delta (+ 1e-13 theta). The factorisation fails (+inf) when theta is more
-    than about tol_rel / 2 below lambda_max: a Ritz value that converged to another eigenvalue
-    (eigenvalue crossing) or has not converged is never certified. Costs n^3 / 3 flops in
-    LAPACK (dpotrf), ~7x less than the eigenvalues (eigvalsh) of the same matrix.
+    Accuracy and Stability, Thm 10.3) R R^T = A_fl + dA with |dA| <= gamma_{n+1} |R| |R^T|, so
+    ||dA||_2 <= gamma_{n+1} ||R||_F^2, and from the diagonal of the same relation
+    ||R||_F^2 <= trace(A_fl) / (1 - gamma_{n+1}); forming A's diagonal adds at most
+    u (sigma + max|m_ii|). Hence lambda_min(A) >= -delta and lambda_max(m) <= sigma + delta: the
+    bound is sigma - theta + delta (+ 1e-13 theta). The factorisation fails (+inf) when theta is
+    more than about tol_rel / 2 below lambda_max: a Ritz value that converged to another
+    eigenvalue (eigenvalue crossing) or has not converged is never certified. Costs n^3 / 3
+    flops in LAPACK (dpotrf), ~7x less than the eigenvalues (eigvalsh) of the same matrix.
     """
     n = m.shape[0]
-    if n == 0 or not (theta > 0.0) or not math.isfinite(theta) or (n + 1) * _U >= 0.01:
+    if n == 0 or not (theta > 0.0) or not math.isfinite(theta):
         return math.inf
-    gamma = (n + 1) * _U / (1.0 - (n + 1) * _U)
     sigma = theta * (1.0 + 0.5 * tol_rel)
     a = np.negative(m)
     a.flat[:: n + 1] += sigma
-    try:
-        r = np.linalg.cholesky(a)
-    except np.linalg.LinAlgError:
+    diag = np.diagonal(m)
+    return _cholesky_bound(a, theta, sigma, float(np.sum(diag)), float(np.max(np.abs(diag))))
+
+
+def shift_certificate_cross(
+    p: np.ndarray, mu: np.ndarray, d: np.ndarray, idx: np.ndarray, nobs: float, theta: float, tol_rel: float
+) -> float:
+    """:func:`shift_certificate` of C formed from the maintained cross-product (complete windows),
+    with sigma I - C built in one pass (no separate C)."""
+    if idx.size == 0 or not (theta > 0.0) or not math.isfinite(theta):
         return math.inf
-    fro2 = float(np.vdot(r, r)) * (1.0 + n * n * _U)  # ||R||_F^2, its own summation error included
-    if not math.isfinite(fro2):
+    sigma = theta * (1.0 + 0.5 * tol_rel)
+    a, tr_m, dmax = _shifted_from_cross(p, mu, d, idx, nobs, sigma)
+    return _cholesky_bound(a, theta, sigma, tr_m, dmax)
+
+
+def _cholesky_bound(a: np.ndarray, theta: float, sigma: float, tr_m: float, dmax: float) -> float:
+    """Factor the symmetric ``a`` = sigma I - M in place (LAPACK dpotrf); the bound or +inf."""
+    from scipy.linalg import lapack
+
+    n = a.shape[0]
+    if (n + 1) * _U >= 0.01:
         return math.inf
-    dmax = float(np.max(np.abs(np.diagonal(m))))
+    gamma = (n + 1) * _U / (1.0 - (n + 1) * _U)
+    # a is symmetric: its transpose is the same matrix in Fortran order, factored without a copy
+    _, info = lapack.dpotrf(a.T, lower=1, clean=0, overwrite_a=1)
+    if info != 0:
+        return math.inf
+    tr_a = (n * sigma - tr_m) * (1.0 + 4.0 * n * _U) + n * _U * (sigma + dmax)
+    if not (tr_a > 0.0) or not math.isfinite(tr_a):
+        return math.inf
+    fro2 = tr_a / (1.0 - gamma)
     delta = gamma * fro2 + _U * (sigma + dmax)
     return (sigma - theta) + delta + 1e-13 * theta

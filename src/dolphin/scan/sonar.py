@@ -352,12 +352,16 @@ class Sonar:
             else:
                 gram = self._gram(win, a, b, rows, n_eff, has_missing)
                 frob = K.frobenius_sq_gram(gram)
-        conv_tol = 0.05 * cfg.shift_tol_rel if shift_fast else 0.0
+        conv_tol = 0.2 * cfg.shift_tol_rel if shift_fast else 0.0
+        if shift_fast:
+            frob = -1.0  # shift mode: Lanczos only converges; the Cholesky proof follows
+        # products from the cross-product (N^2) when it is kept and cheaper than the window (2 W N)
+        lz_p = use_p or (p_frob and 2 * rows >= n_eff)
         steps = 0
         for _attempt in range(1 if shift_fast else 2):
             out = win.spare
             lam, bound, eta, k = K.lanczos_top(
-                self._ret, self._valid, a, b, win.mu, win.d, has_missing, win.vec, self._jitter, win.p, use_p,
+                self._ret, self._valid, a, b, win.mu, win.d, has_missing, win.vec, self._jitter, win.p, lz_p,
                 frob, cfg.lanczos_tol_rel, cfg.lanczos_max_steps, out, max(0, win.last_steps - 3), self._q_work,
                 conv_tol,
             )
@@ -365,7 +369,7 @@ class Sonar:
             win.last_steps = k
             win.vec, win.spare = out, win.vec
             if math.isfinite(bound) or math.isfinite(frob) or shift_fast:
-                break
+                break  # (frob = -1 in shift mode is finite too)
             # the trace rule alone did not certify: add the Frobenius rule and continue from the Ritz vector
             c.count("frobenius_retries")
             if p_frob:
@@ -380,9 +384,13 @@ class Sonar:
             win.fail_streak = 0
             win.shift_mode = False
         elif shift_ok and math.isfinite(lam) and lam > 0.0:
-            if gram is None:
-                gram = self._spectral_matrix(win, a, b, rows, n_eff, has_missing)
-            sb = K.shift_certificate(gram, lam, cfg.shift_tol_rel)
+            if gram is None and self._cross_is_cheaper(win, rows, n_eff, has_missing):
+                idx = np.flatnonzero(win.eligible)
+                sb = K.shift_certificate_cross(win.p, win.mu, win.d, idx, float(rows), lam, cfg.shift_tol_rel)
+            else:
+                if gram is None:
+                    gram = self._gram(win, a, b, rows, n_eff, has_missing)
+                sb = K.shift_certificate(gram, lam, cfg.shift_tol_rel)
             if sb <= cfg.shift_tol_rel * lam:
                 c.count("shift_certified")
                 win.fail_streak = 0
@@ -392,17 +400,16 @@ class Sonar:
                 c.count("shift_failed")
         return lam, bound, steps, gram
 
-    def _spectral_matrix(self, win: _Window, a: int, b: int, rows: int, n_eff: int, has_missing: bool) -> np.ndarray:
-        """The cheaper explicit matrix with C's nonzero spectrum: C from the cross-product or a Gram form.
+    @staticmethod
+    def _cross_is_cheaper(win: _Window, rows: int, n_eff: int, has_missing: bool) -> bool:
+        """Whether sigma I - C from the maintained cross-product is cheaper than the Gram form.
 
-        Cost model (multiply-adds): C from the maintained cross-product costs N^2 to form and N^3 / 6
-        to factor; the W x W Gram matrix W^2 N to form and W^3 / 6 to factor.
+        Cost model (multiply-adds): C from the cross-product costs N^2 to form and N^3 / 6 to
+        factor; the W x W Gram matrix W^2 N to form and W^3 / 6 to factor.
         """
-        if win.p.shape[0] > 1 and not has_missing:
-            if rows >= n_eff or rows * rows * n_eff + rows**3 / 6 > n_eff**3 / 6:
-                idx = np.flatnonzero(win.eligible)
-                return K.corr_from_cross(win.p, win.mu, win.d, idx, float(rows))
-        return self._gram(win, a, b, rows, n_eff, has_missing)
+        if win.p.shape[0] <= 1 or has_missing:
+            return False
+        return rows >= n_eff or rows * rows * n_eff + rows**3 / 6 > n_eff**3 / 6
 
     def _gram(self, win: _Window, a: int, b: int, rows: int, n_eff: int, has_missing: bool) -> np.ndarray:
         """Z Z^T (W < N_eff) or Z^T Z: the smaller Gram form of C (same nonzero spectrum)."""
