@@ -161,19 +161,25 @@ class DolphinAgent(Strategy):
         for text in self.config.bar_types:
             self.subscribe_bars(BarType.from_str(text))
         self._posture = self.ports.risk.posture(self.clock.timestamp_ns())
+        # The ports' per-event methods, bound once (the hot paths call them on every bar/tick).
+        self._kill_raised = self.ports.kill.is_raised
+        self._risk_posture = self.ports.risk.posture
+        self._signals_on_bar = self.ports.signals.on_bar
 
     # ------------------------------------------------------------------ guards
 
     def _guard(self, ts_ns: int) -> bool:
         """Kill flag and posture, checked on every event; True when submits may proceed."""
-        ports = self.ports
-        raised = ports.kill.is_raised()
+        raised = self._kill_raised()
         if not raised and not self._killed:
             # Hot path: no kill to raise or clear; only a posture change needs the full path.
-            posture = ports.risk.posture(ts_ns)
+            posture = self._risk_posture(ts_ns)
             if posture is self._posture and posture is not Posture.HIBERNATE and not self._hibernating:
                 return True
             return self._guard_posture(ts_ns, posture)
+        return self._guard_kill(ts_ns, raised)
+
+    def _guard_kill(self, ts_ns: int, raised: bool) -> bool:
         if raised:
             if not self._killed:
                 self._killed = True
@@ -260,7 +266,16 @@ class DolphinAgent(Strategy):
         key = bar.bar_type.instrument_id.value
         close = bar.close.as_double()
         self._last_px[key] = close
-        ok = self._guard(ts)
+        # The guard (see _guard), its no-change hot path inlined: this runs for every bar.
+        raised = self._kill_raised()
+        if not raised and not self._killed:
+            posture = self._risk_posture(ts)
+            if posture is self._posture and posture is not Posture.HIBERNATE and not self._hibernating:
+                ok = True
+            else:
+                ok = self._guard_posture(ts, posture)
+        else:
+            ok = self._guard_kill(ts, raised)
         if ts > self._last_equity_ts:  # once per timestamp (several instruments share one)
             self._record_equity(ts)
         state = self._pos.get(key)
@@ -274,7 +289,7 @@ class DolphinAgent(Strategy):
                     self._event(ts, "exit_signal", instrument=key, reason=reason.value, bars_held=state.bars_held, px=px)
             if ok and state.exit_reason is not None:
                 self._send_exit(key, ts)  # no-op while an exit order is working
-        candidates = self.ports.signals.on_bar(
+        candidates = self._signals_on_bar(
             key, ts, bar.open.as_double(), bar.high.as_double(), bar.low.as_double(), close, bar.volume.as_double()
         )
         if not candidates or not ok or self._posture not in ENTRY_POSTURES:
