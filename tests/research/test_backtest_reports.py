@@ -21,6 +21,7 @@ from dolphin.execution.live_gate import check_live_allowed
 from dolphin.research.backtest import config_hash, load_bars, run_bar_backtest
 from dolphin.research.knee import knee_index, run_knee
 from dolphin.research.report import render_table, report_json, write_report
+from dolphin.research.trade_records import BufferedAnalyzer
 
 
 @pytest.fixture(scope="module")
@@ -56,6 +57,11 @@ def test_report_is_reproducible_bit_for_bit_with_a_fixed_seed(cfg, bar_sets):
     assert po and all(e.liquidity_side == LiquiditySide.MAKER for e in po)
     fees = sum(e.commission.as_double() for o in a.engine.cache.orders() for e in o.events if isinstance(e, OrderFilled))
     assert r["fees_usdt"] + r["taxes_usdt"] == pytest.approx(fees)
+    # NautilusTrader's analyzer record per closed position is buffered (research.trade_records):
+    # read after the run, it holds one record per trade the agent saw close, in order.
+    analyzer = a.engine.portfolio.analyzer
+    assert type(analyzer) is BufferedAnalyzer
+    assert analyzer.realized_pnls().tolist() == [t["pnl"] for t in a.agent.run.trades]
 
 
 def test_a_different_seed_changes_the_fill_model_draws(cfg, bar_sets):

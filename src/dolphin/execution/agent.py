@@ -93,6 +93,10 @@ class _PosState:
     bars_held: int = 0
     exit_reason: ExitReason | None = None
     exit_attempts: int = 0
+    # NautilusTrader's Position object (updated in place by fills; a reopened NETTING
+    # position is a new object and arrives with a new PositionOpened) and its instrument.
+    position: Any = None
+    instrument: Any = None
 
 
 @dataclass
@@ -137,6 +141,11 @@ class DolphinAgent(Strategy):
         self._alerts: set[str] = set()
         self._entry_nev: dict[str, float] = {}
         self._sensors = ports.sensors
+        # Precomputed per instrument: InstrumentId, Instrument and tick size (filled on first use).
+        self._inst_data: dict[str, tuple[InstrumentId, Any, float]] = {}
+        # Held positions in NautilusTrader's positions_open order (sorted by position id), so
+        # the equity sum adds them in the same order as a cache query would.
+        self._held: list[_PosState] = []
 
     # ------------------------------------------------------------------ lifecycle
 
@@ -155,19 +164,25 @@ class DolphinAgent(Strategy):
             if hasattr(port, "bind"):
                 port.bind(self)
         self._posture = self.ports.risk.posture(self.clock.timestamp_ns())
+        # The ports' per-event methods, bound once (the hot paths call them on every bar/tick).
+        self._kill_raised = self.ports.kill.is_raised
+        self._risk_posture = self.ports.risk.posture
+        self._signals_on_bar = self.ports.signals.on_bar
 
     # ------------------------------------------------------------------ guards
 
     def _guard(self, ts_ns: int) -> bool:
         """Kill flag and posture, checked on every event; True when submits may proceed."""
-        ports = self.ports
-        raised = ports.kill.is_raised()
+        raised = self._kill_raised()
         if not raised and not self._killed:
             # Hot path: no kill to raise or clear; only a posture change needs the full path.
-            posture = ports.risk.posture(ts_ns)
+            posture = self._risk_posture(ts_ns)
             if posture is self._posture and posture is not Posture.HIBERNATE and not self._hibernating:
                 return True
             return self._guard_posture(ts_ns, posture)
+        return self._guard_kill(ts_ns, raised)
+
+    def _guard_kill(self, ts_ns: int, raised: bool) -> bool:
         if raised:
             if not self._killed:
                 self._killed = True
@@ -254,7 +269,16 @@ class DolphinAgent(Strategy):
         key = bar.bar_type.instrument_id.value
         close = bar.close.as_double()
         self._last_px[key] = close
-        ok = self._guard(ts)
+        # The guard (see _guard), its no-change hot path inlined: this runs for every bar.
+        raised = self._kill_raised()
+        if not raised and not self._killed:
+            posture = self._risk_posture(ts)
+            if posture is self._posture and posture is not Posture.HIBERNATE and not self._hibernating:
+                ok = True
+            else:
+                ok = self._guard_posture(ts, posture)
+        else:
+            ok = self._guard_kill(ts, raised)
         if ts > self._last_equity_ts:  # once per timestamp (several instruments share one)
             self._record_equity(ts)
         state = self._pos.get(key)
@@ -268,7 +292,7 @@ class DolphinAgent(Strategy):
                     self._event(ts, "exit_signal", instrument=key, reason=reason.value, bars_held=state.bars_held, px=px)
             if ok and state.exit_reason is not None:
                 self._send_exit(key, ts)  # no-op while an exit order is working
-        candidates = self.ports.signals.on_bar(
+        candidates = self._signals_on_bar(
             key, ts, bar.open.as_double(), bar.high.as_double(), bar.low.as_double(), close, bar.volume.as_double()
         )
         if not candidates or not ok or self._posture not in ENTRY_POSTURES:
@@ -284,6 +308,15 @@ class DolphinAgent(Strategy):
             self._enter(cand, 0, ts)
 
     # ------------------------------------------------------------------ helpers
+
+    def _instrument(self, key: str) -> tuple[InstrumentId, Any, float]:
+        """InstrumentId, Instrument and tick size of `key`, looked up once."""
+        data = self._inst_data.get(key)
+        if data is None:
+            iid = InstrumentId.from_str(key)
+            inst = self.cache.instrument(iid)
+            data = self._inst_data[key] = (iid, inst, inst.price_increment.as_double())
+        return data
 
     def _working(self, key: str) -> int:
         return sum(1 for c in self._orders.values() if c.instrument_id == key)
@@ -324,12 +357,11 @@ class DolphinAgent(Strategy):
             return
         self._last_equity_ts = ts_ns
         eq = self._capital()
-        if self._pos:  # only query the cache when we hold something
-            for pos in self.cache.positions_open(strategy_id=self.id):
-                key = pos.instrument_id.value
-                if key in self._last_px or key in self._quotes or key in self._books:
-                    inst = self.cache.instrument(pos.instrument_id)
-                    eq += pos.unrealized_pnl(inst.make_price(self._px(key))).as_double()
+        for state in self._held:  # the open positions, in the cache's positions_open order
+            pos = state.position
+            key = pos.instrument_id.value
+            if pos.is_open and (key in self._last_px or key in self._quotes or key in self._books):
+                eq += pos.unrealized_pnl(state.instrument.make_price(self._px(key))).as_double()
         self.run.equity.append((ts_ns, eq))
         if self._sensors is not None:
             self._sensors.on_equity(ts_ns, eq)
@@ -341,8 +373,7 @@ class DolphinAgent(Strategy):
 
     def _enter(self, cand: Candidate, attempt: int, ts_ns: int) -> None:
         key = cand.instrument_id
-        iid = InstrumentId.from_str(key)
-        inst = self.cache.instrument(iid)
+        iid, inst, tick = self._instrument(key)
         bid, ask = self._book(key)
         mid = 0.5 * (bid + ask)
         spread_bps = (ask - bid) / mid * 1e4 if ask > bid else 0.0
@@ -371,7 +402,6 @@ class DolphinAgent(Strategy):
             self.run.count("entry_nev_negative")
             self._event(ts_ns, "nev_negative", instrument=key, nev_bps=nev_maker, attempt=attempt)
             return
-        tick = inst.price_increment.as_double()
         confidence = self.ports.micro.confidence(key, cand.side) if self.ports.micro is not None else 0.5
         placement = maker_price_ticks(
             cand.side, round(bid / tick), round(ask / tick), posture, confidence, pcfg
@@ -447,12 +477,10 @@ class DolphinAgent(Strategy):
             return
         if any(c.kind == "exit" for c in self._orders.values() if c.instrument_id == key):
             return
-        iid = InstrumentId.from_str(key)
-        positions = self.cache.positions_open(instrument_id=iid, strategy_id=self.id)
-        if not positions:
+        pos = state.position
+        if pos is None or not pos.is_open:
             return
-        pos = positions[0]
-        inst = self.cache.instrument(iid)
+        iid, inst, tick = self._instrument(key)
         close_side = -state.side
         side = OrderSide.BUY if close_side > 0 else OrderSide.SELL
         ecfg = self.exec_cfg.exits
@@ -464,7 +492,6 @@ class DolphinAgent(Strategy):
         state.exit_attempts += 1
         if passive:
             bid, ask = self._book(key)
-            tick = inst.price_increment.as_double()
             pl = maker_price_ticks(close_side, round(bid / tick), round(ask / tick), self._posture, 1.0, self.exec_cfg.placer, exit_order=True)
             order = self.order_factory.limit(
                 iid, side, pos.quantity, inst.make_price(pl.price_ticks * tick), post_only=True, reduce_only=True
@@ -587,7 +614,9 @@ class DolphinAgent(Strategy):
         side = 1 if pos.side == PositionSide.LONG else -1
         entry_px = pos.avg_px_open
         nev = self._entry_nev.pop(key, math.nan)
-        self._pos[key] = _PosState(side, entry_px, entry_px * pos.quantity.as_double(), nev)
+        self._pos[key] = _PosState(side, entry_px, entry_px * pos.quantity.as_double(), nev,
+                                   position=pos, instrument=self._instrument(key)[1])
+        self._sort_held()
         # A filled entry ends the quoting for this instrument: cancel sibling entry orders.
         for k, c in list(self._orders.items()):
             if c.instrument_id == key and c.kind == "entry":
@@ -599,6 +628,9 @@ class DolphinAgent(Strategy):
         if self._hibernating:
             self._pos[key].exit_reason = ExitReason.HIBERNATE
             self._send_exit(key, event.ts_event)
+
+    def _sort_held(self) -> None:
+        self._held = sorted(self._pos.values(), key=lambda st: st.position.id.value)
 
     def on_position_changed(self, event) -> None:
         key = event.instrument_id.value
@@ -612,6 +644,7 @@ class DolphinAgent(Strategy):
         key = event.instrument_id.value
         self._capital_cache = None
         state = self._pos.pop(key, None)
+        self._sort_held()
         pos = self.cache.position(event.position_id)
         pnl = pos.realized_pnl.as_double() if pos.realized_pnl is not None else 0.0
         notional = pos.avg_px_open * pos.peak_qty.as_double()

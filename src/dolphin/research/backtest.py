@@ -28,6 +28,7 @@ from dolphin.execution.config import BacktestConfig, ExecutionConfig
 from dolphin.execution.feeds import BarSet, TickSet, catalog_bar_set, catalog_ticks
 from dolphin.execution.instruments import BINANCE
 from dolphin.research.hell import HellFillModel
+from dolphin.research.trade_records import buffer_trade_records
 
 __all__ = ["BacktestResult", "BarData", "build_engine", "config_hash", "load_bars", "run_bar_backtest"]
 
@@ -119,7 +120,9 @@ def build_engine(
 
     NautilusTrader's queue position works from trade ticks; with bars only there are no
     trades and it would block every limit fill, so bar runs keep it off. ``engine_options``
-    are extra ``BacktestEngineConfig`` fields (the benchmark's engine switches).
+    are extra ``BacktestEngineConfig`` fields (the benchmark's engine switches). The
+    portfolio analyzer's per-closed-position record is buffered (``research.trade_records``:
+    the same records, built on first read instead of one pandas concat per position).
     """
     engine = BacktestEngine(
         config=BacktestEngineConfig(
@@ -127,6 +130,7 @@ def build_engine(
             **(engine_options or {}),
         )
     )
+    buffer_trade_records(engine.portfolio.analyzer)
     if fill_model is None:
         fill_model = make_fill_model(bt, hell=hell)
     engine.add_venue(

@@ -1,0 +1,66 @@
+"""The agent's held positions equal NautilusTrader's open positions at every equity point.
+
+Real BacktestEngine over the shipped real bars, the composition root's real ports (as
+`dolphin backtest`). The agent keeps its open positions (NautilusTrader Position objects) instead
+of querying the cache per timestamp; this checks, at every equity record, that they are the
+cache's open positions of the strategy, the same objects in the same order, and that the equity
+equals the cache-query sum the agent used before.
+"""
+
+from __future__ import annotations
+
+from dolphin.core.config import load_config
+from dolphin.execution.agent import DolphinAgent, DolphinAgentConfig
+from dolphin.research.backtest import BACKTEST_AGENT_LOGS, build_engine, default_ports, load_bars
+
+
+class _Checked(DolphinAgent):
+    def __init__(self, *args) -> None:
+        super().__init__(*args)
+        self.checked = 0
+        self.with_positions = 0
+        self.with_several = 0
+        self.mismatches: list[int] = []
+
+    def _record_equity(self, ts_ns: int) -> None:
+        before = len(self.run.equity)
+        super()._record_equity(ts_ns)
+        if len(self.run.equity) == before:
+            return
+        open_ = self.cache.positions_open(strategy_id=self.id)
+        held = [st.position for st in self._held]
+        eq = self._capital()
+        for pos in open_:
+            inst = self.cache.instrument(pos.instrument_id)
+            eq += pos.unrealized_pnl(inst.make_price(self._px(pos.instrument_id.value))).as_double()
+        if [p.id for p in open_] != [p.id for p in held] or any(a is not b for a, b in zip(open_, held)):
+            self.mismatches.append(ts_ns)
+        if eq != self.run.equity[-1][1]:  # bit-identical, not approximately equal
+            self.mismatches.append(ts_ns)
+        self.checked += 1
+        self.with_positions += bool(open_)
+        self.with_several += len(open_) > 1
+
+
+def test_held_positions_are_the_caches_open_positions_at_every_equity_point() -> None:
+    cfg = load_config(environ={})
+    bt = cfg.execution.backtest
+    data = load_bars(cfg)
+    engine = build_engine(bt)
+    for s in data.sets:
+        engine.add_instrument(s.instrument)
+        engine.add_data(s.bars)
+    agent = _Checked(
+        DolphinAgentConfig(instrument_ids=tuple(str(s.instrument.id) for s in data.sets),
+                           bar_types=tuple(str(s.bar_type) for s in data.sets),
+                           order_ttl_ms=bt.bar_order_ttl_bars * bt.bar_minutes * 60_000 + 11, **BACKTEST_AGENT_LOGS),
+        cfg.execution,
+        default_ports(cfg, data),
+    )
+    engine.add_strategy(agent)
+    engine.run()
+    assert agent.mismatches == []
+    assert agent.checked == len(agent.run.equity)
+    # Several positions opened and closed (NETTING reopens included), some held together.
+    assert len(agent.run.trades) > 5 and agent.with_positions > 100 and agent.with_several > 10
+    engine.dispose()
