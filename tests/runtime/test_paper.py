@@ -170,3 +170,39 @@ def test_a_feed_without_data_fails_clearly_and_the_node_still_shuts_down(tmp_pat
     assert "holds no events (missing data)" in s["error"]
     assert s["orders"]["submitted"] == 0 and s["shutdown"]["pending_tasks"] == []
     assert res.path.is_file()
+
+
+def test_ctrl_c_stops_the_node_cleanly_and_restores_the_handler(tmp_path, bars):
+    import os
+    import signal
+
+    cfg = _cfg(tmp_path, skip_bars=880, flatten_wait_ms=300)
+    before = signal.getsignal(signal.SIGINT)
+
+    def on_running(agent, client):
+        asyncio.get_running_loop().call_later(1.5, os.kill, os.getpid(), signal.SIGINT)
+
+    res = run_paper(cfg, speed=300 * 20, bars=bars, on_running=on_running)
+    s = res.summary
+    assert s["stopped_by"] == "signal SIGINT"
+    rp = s["replay"]
+    assert 0 < rp["groups_replayed"] < rp["groups_total"]  # interrupted mid-replay
+    assert s["orders"]["open_at_end"] == 0 and s["shutdown"]["open_positions_at_end"] == 0
+    assert s["shutdown"]["pending_tasks"] == []
+    assert signal.getsignal(signal.SIGINT) is before
+    assert res.path.is_file()
+
+
+def test_the_l2_capture_replays_into_the_node_book(tmp_path):
+    """The real BTCUSDT L2 capture (depth deltas + trades) replayed into the live node: the
+    agent's book sensors read it, the Oracle's book signals see it, the node stops clean."""
+    cfg = _cfg(tmp_path, data="l2", flatten_wait_ms=300)
+    res = run_paper(cfg, speed=20.0, max_seconds=4.0)
+    s = res.summary
+    assert s["data"] == "l2" and s["stopped_by"] == "max_seconds" and s["error"] is None
+    rp = s["replay"]
+    assert rp["errors"] == {} and rp["events_replayed"] > 1000
+    assert any(x.startswith("book BTCUSDT-PERP.BINANCE") for x in rp["subscriptions"])
+    assert s["survival"]["readings"]["book_update"] > 0
+    assert s["signal_status"] == "oracle_book" and s["signals"].startswith("oracle book (l2_depth)")
+    assert s["shutdown"]["pending_tasks"] == []

@@ -794,7 +794,7 @@ def build_summary(cfg: DolphinConfig, h: str, mode: str, speed: float | None, ma
             "executor_workers_cancelled": state.get("executor_workers_cancelled", 0),
             "kill_raised": agent.ports.kill.is_raised(),
         },
-        "signals": status,
+        "signal_status": status,
         "signals_unmapped": ports.signals.unmapped if isinstance(ports.signals, ReplayTimeSignals) else 0,
         "counters": dict(sorted(c.items())),
     }
