@@ -206,3 +206,21 @@ def test_the_l2_capture_replays_into_the_node_book(tmp_path):
     assert s["survival"]["readings"]["book_update"] > 0
     assert s["signal_status"] == "oracle_book" and s["signals"].startswith("oracle book (l2_depth)")
     assert s["shutdown"]["pending_tasks"] == []
+
+
+def test_dolphin_paper_command_prints_the_config_hash_and_writes_the_summary(tmp_path, capsys):
+    from dolphin.cli import main
+    from dolphin.research.backtest import config_hash
+
+    toml = tmp_path / "paper.toml"
+    toml.write_text(
+        f'[execution]\nkill_flag_path = "{tmp_path / "kill.flag"}"\n'
+        f'[execution.backtest]\nreports_dir = "{tmp_path / "reports"}"\n'
+        "[paper]\nspeed = 3000.0\nskip_bars = 3900\n"
+    )
+    assert main(["-c", str(toml), "paper", "--max-seconds", "2"]) == 0
+    out = capsys.readouterr().out
+    h = config_hash(load_config(toml, environ={}))
+    assert f"configuration {h}" in out and "stopped by max_seconds" in out
+    doc = json.loads((tmp_path / "reports" / f"paper_{h}.json").read_text())
+    assert doc["config_hash"] == h and doc["speed"] == 3000.0 and doc["replay"]["events_replayed"] > 0
