@@ -62,7 +62,7 @@ from nautilus_trader.live.data_client import LiveMarketDataClient
 from nautilus_trader.live.factories import LiveDataClientFactory
 from nautilus_trader.live.node import TradingNode
 from nautilus_trader.model.data import Bar, OrderBookDelta, OrderBookDeltas, QuoteTick, TradeTick
-from nautilus_trader.model.identifiers import ClientId, InstrumentId, Venue
+from nautilus_trader.model.identifiers import ClientId, Venue
 
 from dolphin.core.config import DolphinConfig
 from dolphin.execution.agent import AgentPorts, DolphinAgent, DolphinAgentConfig
@@ -532,7 +532,7 @@ def run_paper(
     loaded; ``feed`` replaces the replayed events (the signals still come from ``bars``).
     ``on_running(agent, client)`` is called once the trader runs and the replay started.
     """
-    from dolphin.research.backtest import config_hash, make_fill_model
+    from dolphin.research.backtest import config_hash
 
     pc = cfg.paper
     speed = pc.speed if speed is None else speed
@@ -558,8 +558,53 @@ def run_paper(
 
     loop = asyncio.new_event_loop()
     asyncio.set_event_loop(loop)
-    prev_int = signal.getsignal(signal.SIGINT)
-    node = TradingNode(config=node_config(cfg, key, speed, book=(mode == "l2")), loop=loop)
+    handled = (signal.SIGINT, signal.SIGTERM, signal.SIGABRT)
+    prev_handlers = {sig: signal.getsignal(sig) for sig in handled}
+    state: dict[str, Any] = {"stopped_by": None, "error": None, "pending_tasks": [], "forced_close": 0}
+    node: TradingNode | None = None
+    try:
+        node, client, agent, ports = _build_node(cfg, mode, key, speed, feed, risk, kill, signals_inner, micro, agent_kw)
+        stop = asyncio.Event()
+        if install_signal_handlers:  # Ctrl-C / SIGTERM: our orderly wind-down, not the kernel's stop
+            for sig in (signal.SIGINT, signal.SIGTERM):
+                loop.add_signal_handler(sig, _on_signal, sig, state, stop)
+        loop.run_until_complete(_main(node, client, agent, ports, risk, stop, state, cfg, h, mode, speed,
+                                      max_seconds, status, feed, console, on_running, t_wall0))  # fmt: skip
+    finally:
+        if node is not None:
+            node.dispose()
+        for sig in handled:
+            try:
+                loop.remove_signal_handler(sig)
+            except (RuntimeError, ValueError):
+                pass
+            signal.signal(sig, prev_handlers[sig])
+        if not loop.is_closed():
+            loop.close()
+        asyncio.set_event_loop(None)
+        _FEEDS.pop(key, None)
+        _CLIENTS.pop(key, None)
+
+    summary = state["summary"]
+    summary["wall_seconds"] = round(time.monotonic() - t_wall0, 3)
+    out_dir = Path(reports_dir) if reports_dir is not None else _resolve(ex.backtest.reports_dir)
+    path = write_summary(summary, out_dir / f"paper_{h}.json")
+    return PaperResult(summary, path, agent, client)
+
+
+def _on_signal(sig: signal.Signals, state: dict, stop: asyncio.Event) -> None:
+    state["stopped_by"] = f"signal {sig.name}"
+    stop.set()
+
+
+def _build_node(cfg: DolphinConfig, mode: str, key: str, speed: float | None, feed: PaperFeed, risk: PaperRiskView,
+                kill: Any, signals_inner: Any, micro: Any, agent_kw: dict):  # fmt: skip
+    """The TradingNode with the replay and sandbox clients built, the instruments cached and the
+    agent added (not started)."""
+    from dolphin.research.backtest import make_fill_model
+
+    ex = cfg.execution
+    node = TradingNode(config=node_config(cfg, key, speed, book=(mode == "l2")), loop=asyncio.get_event_loop())
     node.add_data_client_factory("REPLAY", ReplayDataClientFactory)
     node.add_exec_client_factory("BINANCE", PaperSandboxFactory)
     PaperSandboxClient.fill_model = make_fill_model(ex.backtest, hell=False)
@@ -580,78 +625,61 @@ def run_paper(
     for inst in feed.instruments:
         node.kernel.cache.add_instrument(inst)
     signals = ReplayTimeSignals(signals_inner, client.data_ts) if mode == "bars" else signals_inner
-    ports = AgentPorts(risk=risk, signals=signals, nev=AlphaNevModel(cfg.alpha.nev), kill=kill, micro=micro, sensors=risk)
-    ttl_ms = pc.order_ttl_ms or ex.placer.cancel_after_ms
+    ports = AgentPorts(risk=risk, signals=signals, nev=AlphaNevModel(cfg.alpha.nev), kill=kill, micro=micro,
+                       sensors=risk)  # fmt: skip
+    ttl_ms = cfg.paper.order_ttl_ms or ex.placer.cancel_after_ms
     agent = DolphinAgent(
         DolphinAgentConfig(instrument_ids=tuple(str(i.id) for i in feed.instruments), order_ttl_ms=ttl_ms, **agent_kw),
         ex, ports,
     )  # fmt: skip
     node.trader.add_strategy(agent)
+    return node, client, agent, ports
 
-    stop = asyncio.Event()
-    state: dict[str, Any] = {"stopped_by": None, "error": None, "pending_tasks": [], "forced_close": 0}
 
-    if install_signal_handlers:
-        for sig in (signal.SIGINT, signal.SIGTERM):
-            loop.add_signal_handler(sig, lambda s=sig: (state.__setitem__("stopped_by", f"signal {s.name}"), stop.set()))
-
-    async def main() -> None:
-        run_task = loop.create_task(node.run_async(), name="dolphin-node")
-        deadline = time.monotonic() + node._config.timeout_connection + 5.0
-        while not node.trader.is_running:
-            if run_task.done() or time.monotonic() > deadline or client.stats.errors:
-                state["error"] = "node did not start: " + ("; ".join(client.stats.error_messages) or
-                                                           "clients did not connect in time")  # fmt: skip
-                state["stopped_by"] = "start_failed"
-                break
-            await asyncio.sleep(0.02)
-        if state["error"] is None:
-            client.start_replay()
-            if on_running is not None:
-                on_running(agent, client)
-            await _wait_run(client, stop, state, max_seconds, console, t_wall0)
-            await _wind_down(agent, risk, pc.flatten_wait_ms, state)
-        if state["error"] is not None and not run_task.done():
-            run_task.cancel()  # the kernel is still awaiting the client that failed to connect
-            await asyncio.gather(run_task, return_exceptions=True)
-        await node.stop_async()
-        try:
-            await asyncio.wait_for(run_task, timeout=5.0)
-        except (asyncio.TimeoutError, asyncio.CancelledError):
-            pass
-        await asyncio.sleep(0)
-        me = asyncio.current_task()
-        # The strategies' ActorExecutor workers outlive kernel.stop (NautilusTrader cancels them
-        # only when the loop is torn down): cancel and await them here.
-        workers = [t for t in asyncio.all_tasks(loop) if t is not me and not t.done()
-                   and getattr(t.get_coro(), "__qualname__", "") == "ActorExecutor._worker"]  # fmt: skip
-        for t in workers:
-            t.cancel()
-        await asyncio.gather(*workers, return_exceptions=True)
-        state["executor_workers_cancelled"] = len(workers)
-        state["pending_tasks"] = sorted(f"{t.get_name()} {t.get_coro()!r}" for t in asyncio.all_tasks(loop)
-                                        if t is not me and not t.done())  # fmt: skip
-        state["summary"] = build_summary(cfg, h, mode, speed, max_seconds, agent, client, ports, status, state,
-                                         wall_s=time.monotonic() - t_wall0, feed=feed)  # fmt: skip
-
+async def _main(node: TradingNode, client: ReplayDataClient, agent: DolphinAgent, ports: AgentPorts,
+                risk: PaperRiskView, stop: asyncio.Event, state: dict, cfg: DolphinConfig, h: str, mode: str,
+                speed: float | None, max_seconds: float, status: str, feed: PaperFeed, console: Any,
+                on_running: Any, t_wall0: float) -> None:  # fmt: skip
+    """Start the node, replay, wind down, stop; the summary is built before dispose (which
+    clears the cache)."""
+    loop = asyncio.get_running_loop()
+    run_task = loop.create_task(node.run_async(), name="dolphin-node")
+    deadline = time.monotonic() + node._config.timeout_connection + 5.0
+    while not node.trader.is_running:
+        if run_task.done() or time.monotonic() > deadline or client.stats.errors:
+            state["error"] = "node did not start: " + ("; ".join(client.stats.error_messages) or
+                                                       "clients did not connect in time")  # fmt: skip
+            state["stopped_by"] = "start_failed"
+            break
+        await asyncio.sleep(0.02)
+    if state["error"] is None:
+        client.start_replay()
+        if on_running is not None:
+            on_running(agent, client)
+        await _wait_run(client, stop, state, max_seconds, console, t_wall0)
+        await _wind_down(agent, risk, cfg.paper.flatten_wait_ms, state)
+    if state["error"] is not None and not run_task.done():
+        run_task.cancel()  # the kernel is still awaiting the client that failed to connect
+        await asyncio.gather(run_task, return_exceptions=True)
+    await node.stop_async()
     try:
-        loop.run_until_complete(main())
-    finally:
-        if install_signal_handlers:
-            for sig in (signal.SIGINT, signal.SIGTERM):
-                loop.remove_signal_handler(sig)
-        node.dispose()
-        if not loop.is_closed():
-            loop.close()
-        signal.signal(signal.SIGINT, prev_int)
-        asyncio.set_event_loop(None)
-        _FEEDS.pop(key, None)
-
-    summary = state["summary"]
-    summary["wall_seconds"] = round(time.monotonic() - t_wall0, 3)
-    out_dir = Path(reports_dir) if reports_dir is not None else _resolve(ex.backtest.reports_dir)
-    path = write_summary(summary, out_dir / f"paper_{h}.json")
-    return PaperResult(summary, path, agent, client)
+        await asyncio.wait_for(run_task, timeout=5.0)
+    except (asyncio.TimeoutError, asyncio.CancelledError):
+        pass
+    await asyncio.sleep(0)
+    me = asyncio.current_task()
+    # The strategies' ActorExecutor workers outlive kernel.stop (NautilusTrader cancels them
+    # only when the loop is torn down): cancel and await them here.
+    workers = [t for t in asyncio.all_tasks(loop) if t is not me and not t.done()
+               and getattr(t.get_coro(), "__qualname__", "") == "ActorExecutor._worker"]  # fmt: skip
+    for t in workers:
+        t.cancel()
+    await asyncio.gather(*workers, return_exceptions=True)
+    state["executor_workers_cancelled"] = len(workers)
+    state["pending_tasks"] = sorted(f"{t.get_name()} {t.get_coro()!r}" for t in asyncio.all_tasks(loop)
+                                    if t is not me and not t.done())  # fmt: skip
+    state["summary"] = build_summary(cfg, h, mode, speed, max_seconds, agent, client, ports, status, state,
+                                     wall_s=time.monotonic() - t_wall0, feed=feed)  # fmt: skip
 
 
 async def _wait_run(client: ReplayDataClient, stop: asyncio.Event, state: dict, max_seconds: float,
