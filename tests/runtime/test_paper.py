@@ -73,6 +73,9 @@ def test_the_live_node_trades_the_replayed_bars_through_the_sandbox_and_stops_cl
     eq_ts = [ts for ts, _ in res.agent.run.equity]
     assert len(eq_ts) == rp["groups_replayed"]  # one equity point per replayed timestamp
     assert t0 < eq_ts[0] < eq_ts[-1] < time.time_ns()  # bars are stamped by the live clock
+    # Paced at the speed-up: the live span is the data span / 15,000 (7.5 s here).
+    data_span_ns = rp["last_data_ts_ns"] - rp["first_data_ts_ns"]
+    assert (eq_ts[-1] - eq_ts[0]) == pytest.approx(data_span_ns / (300 * 50), rel=0.05)
     # The Oracle's vel_div candidates reached the agent, which placed post-only maker limits.
     assert s["signal_candidates_emitted"] > 0 and s["signals_unmapped"] == 0
     entries = _entries(s)
