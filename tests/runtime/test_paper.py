@@ -229,3 +229,22 @@ def test_dolphin_paper_command_prints_the_config_hash_and_writes_the_summary(tmp
     assert f"configuration {h}" in out and "stopped by max_seconds" in out
     doc = json.loads((tmp_path / "reports" / f"paper_{h}.json").read_text())
     assert doc["config_hash"] == h and doc["speed"] == 3000.0 and doc["replay"]["events_replayed"] > 0
+
+
+def test_a_position_open_at_the_end_is_flattened_by_the_agents_hibernate_rule(tmp_path, bars):
+    """The replay stops a few bars after the strong candidate of bar 922: the position the agent
+    opened is still open; the wind-down (HIBERNATE: passive exit, market after
+    ``hibernate_market_after_ms``) closes it without NautilusTrader's forced close-out."""
+    cfg = _cfg(tmp_path, skip_bars=914, flatten_wait_ms=3000)
+    ex = cfg.execution
+    cfg = msgspec.structs.replace(cfg, execution=msgspec.structs.replace(
+        ex, exits=msgspec.structs.replace(ex.exits, hibernate_market_after_ms=400)))  # fmt: skip
+    full = bar_feed(bars.sets, start_ns=_skip_ns(bars, 914))
+    feed = PaperFeed(full.instruments, full.groups[:14], "bars 915-928")
+    res = run_paper(cfg, speed=300 * 3, bars=bars, feed=feed)
+    s = res.summary
+    assert s["stopped_by"] == "replay_end"
+    exits = [t["exit_reason"] for t in res.agent.run.trades]
+    assert "hibernate" in exits  # a position was open at the end and the agent's rule closed it
+    assert s["shutdown"]["forced_close"] == 0 and s["shutdown"]["open_positions_at_end"] == 0
+    assert s["orders"]["open_at_end"] == 0 and s["shutdown"]["pending_tasks"] == []
