@@ -24,6 +24,7 @@ COMMAND_MODULES: list[str] = [
     "dolphin.runtime.main_job",
     "dolphin.survival.commands",
     "dolphin.execution.commands",
+    "dolphin.runtime.paper_commands",
     "dolphin.research.commands",
 ]
 

@@ -76,6 +76,7 @@ class DataConfig(ConfigStruct):
 from dolphin.alpha.config import AlphaConfig  # noqa: E402
 from dolphin.execution.config import ExecutionConfig  # noqa: E402
 from dolphin.grid.config import GridConfig  # noqa: E402
+from dolphin.runtime.config import PaperConfig  # noqa: E402
 from dolphin.scan.config import ScanConfig  # noqa: E402
 
 
@@ -89,6 +90,7 @@ class DolphinConfig(ConfigStruct):
     execution: ExecutionConfig = ExecutionConfig()
     alpha: AlphaConfig = AlphaConfig()
     scan: ScanConfig = ScanConfig()
+    paper: PaperConfig = PaperConfig()
 
     def validate(self) -> None:
         for name in self.__struct_fields__:

@@ -23,8 +23,17 @@ def _live(cfg: DolphinConfig, args: argparse.Namespace) -> int:
     w = build_live_ports(cfg)
     print(f"dolphin live: ports composed (survival layers {len(cfg.survival.layers)}, kill flag "
           f"{w.ports.kill.path}, signals {w.signal_status})")  # type: ignore[attr-defined]
-    # The live TradingNode (Binance adapter, credentials from the environment) is not built yet.
-    print("dolphin live: no live TradingNode in this build; not starting", file=sys.stderr)
+    from dolphin.runtime.live_node import LiveNodeRefused, prepare_live_node
+
+    try:
+        plan = prepare_live_node(cfg)
+    except LiveNodeRefused as exc:
+        print(f"dolphin live: refused: {exc}", file=sys.stderr)
+        return 4
+    # Credentials present and the endpoint reachable: the Binance node config is built, but the
+    # live signal feed (scanner records -> Oracle) is not wired, so the node is not started.
+    print(f"dolphin live: Binance USDT-M node configured ({plan.endpoint}); refused: the live signal feed "
+          f"is not wired ({w.signal_status}); not starting", file=sys.stderr)  # fmt: skip
     return 4
 
 

@@ -1,0 +1,80 @@
+"""`dolphin live` after the HELL gate: the Binance USDT-M node is configured from the
+environment's credentials and refused with a clear reason (no network here: only refusals)."""
+
+from __future__ import annotations
+
+import pytest
+
+from dolphin.core.config import load_config
+from dolphin.runtime.live_node import LiveNodeRefused, binance_node_config, check_endpoint, prepare_live_node
+
+KEY, SECRET = "k3y-VALUE-never-shown", "s3cret-VALUE-never-shown"
+
+
+@pytest.fixture(scope="module")
+def cfg():
+    return load_config(environ={})
+
+
+@pytest.mark.parametrize(
+    "env, missing",
+    [
+        ({}, "DOLPHIN_BINANCE_API_KEY and DOLPHIN_BINANCE_API_SECRET"),
+        ({"DOLPHIN_BINANCE_API_KEY": KEY}, "DOLPHIN_BINANCE_API_SECRET"),
+        ({"DOLPHIN_BINANCE_API_SECRET": SECRET}, "DOLPHIN_BINANCE_API_KEY"),
+    ],
+)
+def test_missing_credentials_are_named(cfg, env, missing):
+    with pytest.raises(LiveNodeRefused) as exc:
+        prepare_live_node(cfg, env)
+    assert str(exc.value) == f"Binance credentials missing: set {missing} in the environment"
+    assert KEY not in str(exc.value) and SECRET not in str(exc.value)
+
+
+def test_an_unreachable_endpoint_is_named_and_no_secret_leaks(cfg):
+    env = {"DOLPHIN_BINANCE_API_KEY": KEY, "DOLPHIN_BINANCE_API_SECRET": SECRET}
+    with pytest.raises(LiveNodeRefused) as exc:  # port 9 on localhost: nothing listens (refused)
+        prepare_live_node(cfg, env, endpoint="https://127.0.0.1:9", timeout_s=1.0)
+    msg = str(exc.value)
+    assert msg.startswith("Binance USDT-M endpoint 127.0.0.1:9 (https://127.0.0.1:9) unreachable")
+    assert KEY not in msg and SECRET not in msg
+
+
+def test_the_node_config_uses_the_real_binance_usdm_clients(cfg):
+    from nautilus_trader.adapters.binance.common.enums import BinanceAccountType
+    from nautilus_trader.adapters.binance.config import BinanceDataClientConfig, BinanceExecClientConfig
+
+    from dolphin.core.config import Secrets
+
+    nc = binance_node_config(cfg, Secrets.from_env({"DOLPHIN_BINANCE_API_KEY": KEY, "DOLPHIN_BINANCE_API_SECRET": SECRET}))
+    data, exe = nc.data_clients["BINANCE"], nc.exec_clients["BINANCE"]
+    assert isinstance(data, BinanceDataClientConfig) and isinstance(exe, BinanceExecClientConfig)
+    assert data.account_type == exe.account_type == BinanceAccountType.USDT_FUTURES
+    assert exe.api_key == KEY  # handed to NautilusTrader only
+    assert sorted(data.instrument_provider.load_ids) == sorted(f"{s}-PERP.BINANCE" for s in cfg.execution.backtest.symbols)
+
+
+def test_check_endpoint_reports_a_refused_port():
+    why = check_endpoint("http://127.0.0.1:9", timeout_s=1.0)
+    assert why is not None and "127.0.0.1:9" in why
+
+
+def test_dolphin_live_after_a_passing_gate_refuses_naming_the_missing_key(tmp_path, monkeypatch, capsys):
+    """The HELL report here is generated (a passing one for the default configuration), so the
+    command gets past the gate to the node; the credentials are absent from the environment."""
+    import json
+
+    from dolphin.cli import main
+    from dolphin.execution.live_gate import hell_report_path
+
+    monkeypatch.chdir(tmp_path)
+    for var in ("DOLPHIN_BINANCE_API_KEY", "DOLPHIN_BINANCE_API_SECRET"):
+        monkeypatch.delenv(var, raising=False)
+    cfg = load_config()
+    h, path = hell_report_path(cfg)
+    path.parent.mkdir(parents=True)
+    path.write_text(json.dumps({"config_hash": h, "runs": [{"scenario": "hell", "ruin": False}]}))
+    assert main(["live"]) == 4
+    err = capsys.readouterr()
+    assert "passed (no ruin)" in err.out
+    assert "refused: Binance credentials missing: set DOLPHIN_BINANCE_API_KEY and DOLPHIN_BINANCE_API_SECRET" in err.err

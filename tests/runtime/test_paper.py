@@ -1,0 +1,250 @@
+"""`dolphin paper`: the agent in a real NautilusTrader TradingNode (live kernel, asyncio loop,
+wall clock) fed by the replay data client, fills from NautilusTrader's sandbox execution client.
+
+Data: the shipped real Binance USDT-M 5-minute perps of July 2023 (BTC, ETH, ADA traded; the
+scan universe for the Oracle's vel_div), read from the catalog, replayed at high speed-ups.
+The signals are the Oracle's real ones (the first candidates appear after the static volatility
+gate's 864-bar calibration, so the replay skips into the data set: the signal panel keeps those
+bars as history). The only test settings: the survival upgrade dwell is 0 s (the default 60 s of
+wall time would outlast a test), files go to tmp_path.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import time
+from pathlib import Path
+
+import msgspec
+import pytest
+
+from dolphin.core.config import load_config
+from dolphin.execution.ports import FileKillFlag
+from dolphin.research.backtest import load_bars
+from dolphin.runtime.paper import PaperFeed, bar_feed, run_paper
+
+pytestmark = pytest.mark.xdist_group("paper")
+
+MAX_BARS = 1100  # traded bars loaded (the first Oracle candidates are past bar 900)
+
+
+def _cfg(tmp_path: Path, **paper):
+    cfg = load_config(environ={})
+    sv, ex = cfg.survival, cfg.execution
+    return msgspec.structs.replace(
+        cfg,
+        survival=msgspec.structs.replace(sv, posture=msgspec.structs.replace(sv.posture, min_upgrade_dwell_s=0.0)),
+        execution=msgspec.structs.replace(
+            ex, kill_flag_path=str(tmp_path / "kill.flag"),
+            backtest=msgspec.structs.replace(ex.backtest, reports_dir=str(tmp_path / "reports")),
+        ),
+        paper=msgspec.structs.replace(cfg.paper, progress=False, **paper),
+    )  # fmt: skip
+
+
+@pytest.fixture(scope="module")
+def bars(tmp_path_factory):
+    cfg = _cfg(tmp_path_factory.mktemp("bars"))
+    data = load_bars(cfg, max_bars=MAX_BARS)
+    from dolphin.research.backtest import default_ports
+
+    default_ports(cfg, data)  # the Sonar vel_div once for the module (cached on the BarData)
+    assert data.signal_status == "oracle"
+    return data
+
+
+def _entries(summary):
+    return [o for o in summary["orders"]["list"] if not o["reduce_only"]]
+
+
+def test_the_live_node_trades_the_replayed_bars_through_the_sandbox_and_stops_clean(tmp_path, bars):
+    cfg = _cfg(tmp_path, skip_bars=880, flatten_wait_ms=1500)
+    t0 = time.time_ns()
+    res = run_paper(cfg, speed=300 * 50, bars=bars)  # 50 bars/s
+    s = res.summary
+    # The replay ran to its end, into the agent's bar subscriptions, on the live clock.
+    assert s["stopped_by"] == "replay_end" and s["error"] is None
+    rp = s["replay"]
+    assert rp["finished"] and rp["groups_replayed"] == rp["groups_total"] > 200
+    assert rp["errors"] == {}
+    assert sorted(rp["subscriptions"]) == sorted(f"bars {b.bar_type}" for b in bars.sets)
+    assert rp["events_replayed"] == sum(len(items) for _, items in bar_feed(bars.sets, start_ns=_skip_ns(bars, 880)).groups)
+    eq_ts = [ts for ts, _ in res.agent.run.equity]
+    assert len(eq_ts) == rp["groups_replayed"]  # one equity point per replayed timestamp
+    assert t0 < eq_ts[0] < eq_ts[-1] < time.time_ns()  # bars are stamped by the live clock
+    # Paced at the speed-up: the live span is the data span / 15,000 (7.5 s here).
+    data_span_ns = rp["last_data_ts_ns"] - rp["first_data_ts_ns"]
+    assert (eq_ts[-1] - eq_ts[0]) == pytest.approx(data_span_ns / (300 * 50), rel=0.05)
+    # The Oracle's vel_div candidates reached the agent, which placed post-only maker limits.
+    assert s["signal_candidates_emitted"] > 0 and s["signals_unmapped"] == 0
+    entries = _entries(s)
+    assert entries and all(o["type"] == "LIMIT" and o["post_only"] for o in entries)
+    assert s["orders"]["submitted"] == len(s["orders"]["list"]) == s["counters"]["submitted_entry"] + s["counters"].get("submitted_exit", 0)
+    # The sandbox filled them against the replayed market (maker fills, fees charged).
+    assert s["fills"] > 0 and s["counters"]["fills_maker"] > 0 and s["pnl"]["fees_usdt"] > 0
+    assert s["pnl"]["final_balance_usdt"] == pytest.approx(
+        s["pnl"]["start_balance_usdt"] + s["pnl"]["realised_usdt"], abs=1e-6)  # flat at the end
+    # The survival controller climbed on the real clock (dwell 0 s, one tick per second).
+    assert [p["new"] for p in s["posture_path"]][:3] == ["TURTLE", "STALKER", "APEX"]
+    # Shutdown: HIBERNATE cancelled and flattened; no order, position or task left.
+    assert s["counters"]["hibernate_entered"] == 1
+    sh = s["shutdown"]
+    assert s["orders"]["open_at_end"] == 0 and sh["open_positions_at_end"] == 0 and sh["pending_tasks"] == []
+    # The summary was written atomically (no temporary file left) and equals the result.
+    assert res.path == Path(cfg.execution.backtest.reports_dir) / f"paper_{s['config_hash']}.json"
+    assert json.loads(res.path.read_text())["orders"]["submitted"] == s["orders"]["submitted"]
+    assert [p.name for p in res.path.parent.iterdir()] == [res.path.name]
+
+
+def _skip_ns(bars, n):
+    return min(s.bars[0].ts_event for s in bars.sets) + n * bars.bar_ns
+
+
+def test_the_200ms_cancel_timer_fires_on_the_real_clock(tmp_path, bars):
+    # 2 bars/s: an unfilled maker order meets no new bar within its 200 ms of wall time.
+    cfg = _cfg(tmp_path, skip_bars=914, flatten_wait_ms=500)  # strong candidate at bar 922
+    res = run_paper(cfg, speed=300 * 2, bars=bars, max_seconds=7.0)
+    s = res.summary
+    assert s["stopped_by"] == "max_seconds"
+    ttl = s["counters"].get("cancel_ttl", 0)
+    assert ttl > 0 and s["orders"]["cancel_ttl"] == ttl
+    lifetimes = sorted(o["cancel_after_ms"] for o in s["orders"]["list"] if o["cancel_after_ms"] is not None)
+    # The timer runs from the event that led to the order (the bar, or the previous cancel),
+    # the order is created a few ms later: each fires ~200 ms after its order on the live clock.
+    # (Upper bound loose: two shared cores under a parallel test run delay the event loop.)
+    timer_fired = [x for x in lifetimes if 190.0 <= x < 1000.0]
+    assert len(timer_fired) >= ttl
+    assert sorted(timer_fired)[len(timer_fired) // 2] == pytest.approx(200.0, abs=50.0)
+    assert s["counters"].get("requotes", 0) > 0  # the agent re-quoted after the timer
+
+
+def test_the_kill_flag_file_stops_submission_in_the_live_node(tmp_path, bars):
+    cfg = _cfg(tmp_path, skip_bars=880, flatten_wait_ms=500)
+    kill = Path(cfg.execution.kill_flag_path)
+    seen: dict[str, int] = {}
+
+    def on_running(agent, client):
+        async def raise_after_first_entry():
+            while agent.run.counters.get("submitted_entry", 0) == 0:
+                await asyncio.sleep(0.005)
+            seen["kill_ns"] = agent.clock.timestamp_ns()
+            FileKillFlag(kill).raise_()  # as another process would, through the shared mapping
+
+        asyncio.get_running_loop().create_task(raise_after_first_entry())
+
+    res = run_paper(cfg, speed=300 * 50, bars=bars, on_running=on_running)
+    s = res.summary
+    assert "kill_ns" in seen and s["shutdown"]["kill_raised"]
+    assert s["counters"]["kill_raised"] == 1
+    orders = s["orders"]["list"]
+    assert orders and all(o["ts_init_ns"] <= seen["kill_ns"] for o in orders)  # nothing after the flag
+    assert s["orders"]["open_at_end"] == 0  # the kill cancelled what was working
+    assert s["replay"]["finished"] and s["shutdown"]["pending_tasks"] == []
+
+
+def test_malformed_replay_items_are_counted_and_named(tmp_path, bars):
+    """Generated defects inserted into the real bar feed: an unsupported object, a bar of an
+    instrument the node does not know, a timestamp group going back in time."""
+    cfg = _cfg(tmp_path, skip_bars=1000, flatten_wait_ms=300)
+    real = bar_feed(bars.sets[:2], start_ns=_skip_ns(bars, 1000))  # BTC, ETH: ADA is unknown
+    ada = [b for b in bars.sets[2].bars if b.ts_event >= _skip_ns(bars, 1000)][:3]
+    groups = [(ts, list(items)) for ts, items in real.groups]
+    groups[1][1].append("not market data")
+    for i, b in enumerate(ada):
+        groups[2 + i][1].append(b)
+    groups.insert(5, (groups[0][0], list(groups[0][1])))  # back in time
+    feed = PaperFeed(real.instruments, groups, "bars with generated defects")
+    res = run_paper(cfg, speed=300 * 100, bars=bars, feed=feed)
+    s = res.summary
+    errs = s["replay"]["errors"]
+    assert errs == {"out_of_order": 1, "unknown_instrument": 3, "unsupported_type": 1}
+    msgs = " | ".join(s["replay"]["error_messages"])
+    assert "unsupported item str" in msgs and "no instrument ADAUSDT-PERP.BINANCE" in msgs and "went back" in msgs
+    assert s["stopped_by"] == "replay_end" and s["replay"]["groups_replayed"] == len(groups) - 1
+    assert s["shutdown"]["pending_tasks"] == []
+
+
+def test_a_feed_without_data_fails_clearly_and_the_node_still_shuts_down(tmp_path, bars):
+    cfg = _cfg(tmp_path, skip_bars=1000)
+    feed = PaperFeed([s.instrument for s in bars.sets], [], "empty (missing data)")
+    res = run_paper(cfg, speed=1000.0, bars=bars, feed=feed)
+    s = res.summary
+    assert s["stopped_by"] == "start_failed"
+    assert s["replay"]["errors"] == {"empty_feed": 1}
+    assert "holds no events (missing data)" in s["error"]
+    assert s["orders"]["submitted"] == 0 and s["shutdown"]["pending_tasks"] == []
+    assert res.path.is_file()
+
+
+def test_ctrl_c_stops_the_node_cleanly_and_restores_the_handler(tmp_path, bars):
+    import os
+    import signal
+
+    cfg = _cfg(tmp_path, skip_bars=880, flatten_wait_ms=300)
+    before = signal.getsignal(signal.SIGINT)
+
+    def on_running(agent, client):
+        asyncio.get_running_loop().call_later(1.5, os.kill, os.getpid(), signal.SIGINT)
+
+    res = run_paper(cfg, speed=300 * 20, bars=bars, on_running=on_running)
+    s = res.summary
+    assert s["stopped_by"] == "signal SIGINT"
+    rp = s["replay"]
+    assert 0 < rp["groups_replayed"] < rp["groups_total"]  # interrupted mid-replay
+    assert s["orders"]["open_at_end"] == 0 and s["shutdown"]["open_positions_at_end"] == 0
+    assert s["shutdown"]["pending_tasks"] == []
+    assert signal.getsignal(signal.SIGINT) is before
+    assert res.path.is_file()
+
+
+def test_the_l2_capture_replays_into_the_node_book(tmp_path):
+    """The real BTCUSDT L2 capture (depth deltas + trades) replayed into the live node: the
+    agent's book sensors read it, the Oracle's book signals see it, the node stops clean."""
+    cfg = _cfg(tmp_path, data="l2", flatten_wait_ms=300)
+    res = run_paper(cfg, speed=20.0, max_seconds=4.0)
+    s = res.summary
+    assert s["data"] == "l2" and s["stopped_by"] == "max_seconds" and s["error"] is None
+    rp = s["replay"]
+    assert rp["errors"] == {} and rp["events_replayed"] > 1000
+    assert any(x.startswith("book BTCUSDT-PERP.BINANCE") for x in rp["subscriptions"])
+    assert s["survival"]["readings"]["book_update"] > 0
+    assert s["signal_status"] == "oracle_book" and s["signals"].startswith("oracle book (l2_depth)")
+    assert s["shutdown"]["pending_tasks"] == []
+
+
+def test_dolphin_paper_command_prints_the_config_hash_and_writes_the_summary(tmp_path, capsys):
+    from dolphin.cli import main
+    from dolphin.research.backtest import config_hash
+
+    toml = tmp_path / "paper.toml"
+    toml.write_text(
+        f'[execution]\nkill_flag_path = "{tmp_path / "kill.flag"}"\n'
+        f'[execution.backtest]\nreports_dir = "{tmp_path / "reports"}"\n'
+        "[paper]\nspeed = 3000.0\nskip_bars = 3900\n"
+    )
+    assert main(["-c", str(toml), "paper", "--max-seconds", "2"]) == 0
+    out = capsys.readouterr().out
+    h = config_hash(load_config(toml, environ={}))
+    assert f"configuration {h}" in out and "stopped by max_seconds" in out
+    doc = json.loads((tmp_path / "reports" / f"paper_{h}.json").read_text())
+    assert doc["config_hash"] == h and doc["speed"] == 3000.0 and doc["replay"]["events_replayed"] > 0
+
+
+def test_a_position_open_at_the_end_is_flattened_by_the_agents_hibernate_rule(tmp_path, bars):
+    """The replay stops a few bars after the strong candidate of bar 922: the position the agent
+    opened is still open; the wind-down (HIBERNATE: passive exit, market after
+    ``hibernate_market_after_ms``) closes it without NautilusTrader's forced close-out."""
+    cfg = _cfg(tmp_path, skip_bars=914, flatten_wait_ms=3000)
+    ex = cfg.execution
+    cfg = msgspec.structs.replace(cfg, execution=msgspec.structs.replace(
+        ex, exits=msgspec.structs.replace(ex.exits, hibernate_market_after_ms=400)))  # fmt: skip
+    full = bar_feed(bars.sets, start_ns=_skip_ns(bars, 914))
+    feed = PaperFeed(full.instruments, full.groups[:14], "bars 915-928")
+    res = run_paper(cfg, speed=300 * 3, bars=bars, feed=feed)
+    s = res.summary
+    assert s["stopped_by"] == "replay_end"
+    exits = [t["exit_reason"] for t in res.agent.run.trades]
+    assert "hibernate" in exits  # a position was open at the end and the agent's rule closed it
+    assert s["shutdown"]["forced_close"] == 0 and s["shutdown"]["open_positions_at_end"] == 0
+    assert s["orders"]["open_at_end"] == 0 and s["shutdown"]["pending_tasks"] == []
