@@ -565,7 +565,7 @@ def test_no_quiet_tick_while_recovering_killed_or_waiting_for_the_dwell() -> Non
 _quiet_op = st.one_of(
     st.tuples(st.just("adv"), st.sampled_from([0.0, 0.5, 1.0, 4.9, 5.0, 5.1, 30.0, 60.0, 300.0, 4000.0])),
     st.tuples(st.just("obs"), st.sampled_from(_QUIET_SENSORS),
-              st.sampled_from([0.0, 0.5, 1.0, 3.0, 5.0, 12.0, 25.0, 95.0, 0.05, 0.15, 0.3, float("nan")])),
+              st.sampled_from([0.0, 0.5, 1.0, 3.0, 5.0, 12.0, 25.0, 95.0, 0.005, 0.05, 0.15, 0.3, float("nan")])),
     st.tuples(st.just("tick")),
     st.tuples(st.just("kill")),
     st.tuples(st.just("rearm")),
@@ -594,3 +594,33 @@ def test_property_skipping_quiet_ticks_equals_full_evaluation(names: tuple, init
             elif op[0] == "rearm":
                 ctl.rearm("generated")
         assert _state(fast) == _state(ref)
+
+
+def test_a_reading_that_keeps_every_target_keeps_the_controller_quiet() -> None:
+    fast, ref, clock = _quiet_pair(("L6_slippage_drift", "L9_drawdown"), "APEX", 60.0)
+    calls = []
+    dd = fast.layers[1]
+    dd.target = lambda now, _t=dd.target: calls.append(now) or _t(now)  # type: ignore[method-assign]
+    for ctl in (fast, ref):
+        ctl.tick()
+    quiet = fast._quiet_until_ns
+    for v in (0.005, 0.01, 0.0):  # inside the L9 deadband: the target stays 1.0
+        for ctl in (fast, ref):
+            ctl.observe("drawdown_frac", v)
+        assert fast._quiet_until_ns == quiet
+        clock.advance_s(300.0)
+        fast.tick(), ref.tick()
+        assert _state(fast) == _state(ref)
+    assert len(calls) == 1 + 3  # evaluated once per reading, never by a tick
+    for ctl in (fast, ref):
+        ctl.observe("drawdown_frac", 0.1)  # a new target: the next tick is a full one
+    assert fast._quiet_until_ns < 0
+    clock.advance_s(300.0)
+    fast.tick(), ref.tick()
+    assert _state(fast) == _state(ref) and len(calls) == 1 + 3 + 2
+    for ctl in (fast, ref):
+        ctl.observe("drawdown_frac", float("nan"))  # NaN never compares equal: not quiet
+    assert fast._quiet_until_ns < 0
+    clock.advance_s(300.0)
+    fast.tick(), ref.tick()
+    assert _state(fast) == _state(ref)

@@ -288,8 +288,11 @@ class DolphinAgent(Strategy):
         if state is not None:
             state.bars_held += 1
             if ok and state.exit_reason is None:
-                px = self._px(key)
-                reason = exit_decision(state.side, state.entry_px, px, state.bars_held, self._wobi(key), self.exec_cfg.exits)
+                if key in self._quotes or key in self._books or self.ports.micro is not None:
+                    px, wobi = self._px(key), self._wobi(key)
+                else:  # bars only: the price is this bar's close and there is no book imbalance
+                    px, wobi = close, None
+                reason = exit_decision(state.side, state.entry_px, px, state.bars_held, wobi, self.exec_cfg.exits)
                 if reason is not None:
                     state.exit_reason = reason
                     self._event(ts, "exit_signal", instrument=key, reason=reason.value, bars_held=state.bars_held, px=px)

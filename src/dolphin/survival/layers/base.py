@@ -133,6 +133,8 @@ class Layer:
         The controller skips the evaluation of a tick only while every layer is quiet. The
         default, ``QUIET_NEVER``, is always safe: a layer that reads time (staleness, windows,
         holds) keeps it unless it can say exactly when its result could next change.
+        ``QUIET_FOREVER`` promises more: ``target`` is a pure function of the board's readings (no
+        time, no state of its own), so the controller may evaluate it when a reading arrives.
         """
         return QUIET_NEVER
 
