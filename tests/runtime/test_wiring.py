@@ -201,12 +201,14 @@ def test_oracle_bar_signals_are_entry_signals_looked_up_by_bar_close(cfg):
         for bar in bs.bars:
             t = (bar.ts_event - data.bar_ns - int(data.ts_ns[0])) // data.bar_ns
             out = sig.on_bar(iid, bar.ts_event, 0, 0, 0, 0, 0)
+            assert sig.candidates_at(iid, bar.ts_event) == out  # the agent's price-free lookup
             if d[t, n] != 0:
                 assert len(out) == 1 and out[0].side == d[t, n] and out[0].edge_bps == pytest.approx(25.0 * s[t, n])
                 seen += 1
             else:
                 assert out == ()
-    assert seen > 0
+    assert seen > 0 and sig.emitted == 2 * seen
+    assert sig.candidates_at("NOPE.BINANCE", int(data.ts_ns[0])) == ()
 
 
 def test_scan_vel_div_is_the_scanners_or_says_why_not(cfg):

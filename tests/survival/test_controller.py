@@ -470,3 +470,157 @@ def test_controller_accepts_an_injected_clock_only() -> None:
     clock.advance_s(1.0)
     ctl.tick()
     assert ctl.posture == HIBERNATE and 0.8 < ctl.r_total < 1.0  # the book feed is 1 s old: past its deadband
+
+
+# ------------------------------------------------------------------ quiet ticks (skipped evaluation)
+
+_QUIET_LAYERS = ("L1_grid_quorum", "L6_slippage_drift", "L7_external_factors", "ACB_v6", "L9_drawdown", "RTT_lockdown")
+_QUIET_SENSORS = ("grid_members", "grid_heartbeat", "slippage_drift_bps", "exf_shock", "acb_dvol", "drawdown_frac",
+                  "order_rtt_ms")  # fmt: skip
+
+
+def _quiet_pair(names: tuple[str, ...], initial: str, dwell_s: float):
+    """Two controllers on one clock: ``fast`` may skip quiet ticks, ``ref`` (an on_step observer
+    is set) evaluates every tick in full."""
+    specs = tuple(s for s in SurvivalConfig().layers if s.name in names)
+    cfg = msgspec.structs.replace(only(*specs), posture=msgspec.structs.replace(
+        PostureConfig(), initial=initial, min_upgrade_dwell_s=dwell_s))  # fmt: skip
+    clock = ManualClock(0)
+    fast = SurvivalController(cfg, clock)
+    ref = SurvivalController(cfg, clock, on_step=lambda rec: None)
+    return fast, ref, clock
+
+
+def _state(ctl: SurvivalController) -> tuple:
+    return (ctl.r_total, ctl.r_pct, ctl.posture, ctl.cap, ctl.killed, ctl.exposure, tuple(ctl.damped),
+            tuple(ctl.category_mult), tuple(layer.cap for layer in ctl.layers), ctl._last_eval_ns,
+            [msgspec.structs.astuple(e) for e in ctl.log.events])  # fmt: skip
+
+
+def test_quiet_ticks_are_skipped_and_change_nothing() -> None:
+    fast, ref, clock = _quiet_pair(("L6_slippage_drift", "L9_drawdown", "RTT_lockdown"), "APEX", 60.0)
+    calls = []
+    dd = fast.layers[1]
+    dd.target = lambda now, _t=dd.target: calls.append(now) or _t(now)  # type: ignore[method-assign]
+    for ctl in (fast, ref):
+        ctl.tick()
+    assert fast._quiet_until_ns > 0 and len(calls) == 1
+    for _ in range(5):  # nothing read, nothing damped: skipped, only the evaluation time moves
+        clock.advance_s(300.0)
+        fast.tick(), ref.tick()
+        assert _state(fast) == _state(ref)
+    assert len(calls) == 1 and fast._last_eval_ns == clock.now_ns()
+    for ctl in (fast, ref):  # a reading: the next tick is a full one
+        ctl.observe("order_rtt_ms", 5.0)
+    clock.advance_s(1.0)
+    fast.tick(), ref.tick()
+    assert len(calls) == 2 and _state(fast) == _state(ref)
+    rtt = fast.layers[2]  # quiet until the sample leaves the 5 s window, then quiet for good
+    assert fast._quiet_until_ns == rtt._samples[0][0] + 5 * NS_PER_S
+    clock.advance_s(3.0)
+    fast.tick(), ref.tick()
+    assert len(calls) == 2
+    clock.advance_s(1.0)  # exactly at the edge (sample time + 5 s): still inside the window
+    fast.tick(), ref.tick()
+    assert len(calls) == 2
+    clock.advance_s(0.5)
+    fast.tick(), ref.tick()
+    assert len(calls) == 3 and _state(fast) == _state(ref) and not rtt._samples
+    fast.on_step = lambda rec: None  # an observer wants every step: no skipping
+    clock.advance_s(1.0)
+    fast.tick()
+    assert len(calls) == 4
+
+
+def test_no_quiet_tick_while_recovering_killed_or_waiting_for_the_dwell() -> None:
+    fast, ref, clock = _quiet_pair(("L1_grid_quorum", "L9_drawdown"), "TURTLE", 60.0)
+    for ctl in (fast, ref):
+        ctl.observe("grid_members", 3.0)
+        ctl.observe("drawdown_frac", 0.3)
+        ctl.tick()
+    assert fast._quiet_until_ns < 0  # the grid heartbeat ages: L1 is never quiet
+    fast, ref, clock = _quiet_pair(("L9_drawdown",), "TURTLE", 60.0)
+    for ctl in (fast, ref):
+        ctl.tick()  # R = 1 at TURTLE: an upgrade waits for the dwell
+    assert not fast._stable and fast._quiet_until_ns < 0
+    clock.advance_s(60.0)
+    fast.tick(), ref.tick()
+    assert fast.posture == STALKER and not fast._stable and _state(fast) == _state(ref)
+    for ctl in (fast, ref):
+        ctl.observe("drawdown_frac", 0.5)
+        ctl.tick()
+        ctl.observe("drawdown_frac", 0.0)
+    clock.advance_s(1.0)
+    fast.tick(), ref.tick()
+    assert fast.damped[0] < 1.0 and fast._quiet_until_ns < 0  # recovering slowly: every tick counts
+    assert _state(fast) == _state(ref)
+    for ctl in (fast, ref):
+        ctl.kill("test")
+    clock.advance_s(1.0)
+    fast.tick(), ref.tick()
+    assert fast._quiet_until_ns < 0 and _state(fast) == _state(ref)
+    assert fast.rearm("ok") and ref.rearm("ok") and _state(fast) == _state(ref)
+
+
+_quiet_op = st.one_of(
+    st.tuples(st.just("adv"), st.sampled_from([0.0, 0.5, 1.0, 4.9, 5.0, 5.1, 30.0, 60.0, 300.0, 4000.0])),
+    st.tuples(st.just("obs"), st.sampled_from(_QUIET_SENSORS),
+              st.sampled_from([0.0, 0.5, 1.0, 3.0, 5.0, 12.0, 25.0, 95.0, 0.005, 0.05, 0.15, 0.3, float("nan")])),
+    st.tuples(st.just("tick")),
+    st.tuples(st.just("kill")),
+    st.tuples(st.just("rearm")),
+)  # fmt: skip
+
+
+@settings(max_examples=150, deadline=None)
+@given(
+    names=st.sets(st.sampled_from(_QUIET_LAYERS), min_size=1).map(lambda s: tuple(sorted(s))),
+    initial=st.sampled_from(["APEX", "STALKER", "TURTLE", "HIBERNATE"]),
+    dwell_s=st.sampled_from([0.0, 1.0, 60.0]),
+    ops=st.lists(_quiet_op, max_size=60),
+)
+def test_property_skipping_quiet_ticks_equals_full_evaluation(names: tuple, initial: str, dwell_s: float, ops: list) -> None:
+    fast, ref, clock = _quiet_pair(names, initial, dwell_s)
+    for op in ops:
+        if op[0] == "adv":
+            clock.advance_s(op[1])
+        for ctl in (fast, ref):
+            if op[0] == "obs" and op[1] in ctl.board.index:
+                ctl.observe(op[1], op[2])
+            elif op[0] == "tick":
+                ctl.tick()
+            elif op[0] == "kill":
+                ctl.kill("generated")
+            elif op[0] == "rearm":
+                ctl.rearm("generated")
+        assert _state(fast) == _state(ref)
+
+
+def test_a_reading_that_keeps_every_target_keeps_the_controller_quiet() -> None:
+    fast, ref, clock = _quiet_pair(("L6_slippage_drift", "L9_drawdown"), "APEX", 60.0)
+    calls = []
+    dd = fast.layers[1]
+    dd.target = lambda now, _t=dd.target: calls.append(now) or _t(now)  # type: ignore[method-assign]
+    for ctl in (fast, ref):
+        ctl.tick()
+    quiet = fast._quiet_until_ns
+    for v in (0.005, 0.01, 0.0):  # inside the L9 deadband: the target stays 1.0
+        for ctl in (fast, ref):
+            ctl.observe("drawdown_frac", v)
+        assert fast._quiet_until_ns == quiet
+        clock.advance_s(300.0)
+        fast.tick(), ref.tick()
+        assert _state(fast) == _state(ref)
+    assert len(calls) == 1 + 3  # evaluated once per reading, never by a tick
+    for ctl in (fast, ref):
+        ctl.observe("drawdown_frac", 0.1)  # a new target: the next tick is a full one
+    assert fast._quiet_until_ns < 0
+    clock.advance_s(300.0)
+    fast.tick(), ref.tick()
+    assert _state(fast) == _state(ref) and len(calls) == 1 + 3 + 2
+    for ctl in (fast, ref):
+        ctl.observe("drawdown_frac", float("nan"))  # NaN never compares equal: not quiet
+    assert fast._quiet_until_ns < 0
+    clock.advance_s(300.0)
+    fast.tick(), ref.tick()
+    assert _state(fast) == _state(ref)

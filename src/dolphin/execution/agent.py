@@ -97,6 +97,7 @@ class _PosState:
     # position is a new object and arrives with a new PositionOpened) and its instrument.
     position: Any = None
     instrument: Any = None
+    key: str = ""  # the instrument id's text (== position.instrument_id.value)
 
 
 @dataclass
@@ -168,6 +169,8 @@ class DolphinAgent(Strategy):
         self._kill_raised = self.ports.kill.is_raised
         self._risk_posture = self.ports.risk.posture
         self._signals_on_bar = self.ports.signals.on_bar
+        # A source that needs only the instrument and the bar time (see SignalSource).
+        self._signals_at = getattr(self.ports.signals, "candidates_at", None)
 
     # ------------------------------------------------------------------ guards
 
@@ -285,16 +288,22 @@ class DolphinAgent(Strategy):
         if state is not None:
             state.bars_held += 1
             if ok and state.exit_reason is None:
-                px = self._px(key)
-                reason = exit_decision(state.side, state.entry_px, px, state.bars_held, self._wobi(key), self.exec_cfg.exits)
+                if key in self._quotes or key in self._books or self.ports.micro is not None:
+                    px, wobi = self._px(key), self._wobi(key)
+                else:  # bars only: the price is this bar's close and there is no book imbalance
+                    px, wobi = close, None
+                reason = exit_decision(state.side, state.entry_px, px, state.bars_held, wobi, self.exec_cfg.exits)
                 if reason is not None:
                     state.exit_reason = reason
                     self._event(ts, "exit_signal", instrument=key, reason=reason.value, bars_held=state.bars_held, px=px)
             if ok and state.exit_reason is not None:
                 self._send_exit(key, ts)  # no-op while an exit order is working
-        candidates = self._signals_on_bar(
-            key, ts, bar.open.as_double(), bar.high.as_double(), bar.low.as_double(), close, bar.volume.as_double()
-        )
+        if self._signals_at is not None:
+            candidates = self._signals_at(key, ts)
+        else:
+            candidates = self._signals_on_bar(
+                key, ts, bar.open.as_double(), bar.high.as_double(), bar.low.as_double(), close, bar.volume.as_double()
+            )
         if not candidates or not ok or self._posture not in ENTRY_POSTURES:
             if candidates and ok:
                 self.run.count("entry_blocked_posture", len(candidates))
@@ -356,12 +365,22 @@ class DolphinAgent(Strategy):
         if ts_ns <= self._last_equity_ts:
             return
         self._last_equity_ts = ts_ns
-        eq = self._capital()
-        for state in self._held:  # the open positions, in the cache's positions_open order
-            pos = state.position
-            key = pos.instrument_id.value
-            if pos.is_open and (key in self._last_px or key in self._quotes or key in self._books):
-                eq += pos.unrealized_pnl(state.instrument.make_price(self._px(key))).as_double()
+        eq = self._capital_cache
+        if eq is None:
+            eq = self._capital()
+        if self._held:
+            last_px, quotes, books = self._last_px, self._quotes, self._books
+            for state in self._held:  # the open positions, in the cache's positions_open order
+                pos = state.position
+                key = state.key
+                if pos.is_open:
+                    if key in quotes or key in books:
+                        px = self._px(key)
+                    elif key in last_px:
+                        px = last_px[key]
+                    else:
+                        continue
+                    eq += pos.unrealized_pnl(state.instrument.make_price(px)).as_double()
         self.run.equity.append((ts_ns, eq))
         if self._sensors is not None:
             self._sensors.on_equity(ts_ns, eq)
@@ -615,7 +634,7 @@ class DolphinAgent(Strategy):
         entry_px = pos.avg_px_open
         nev = self._entry_nev.pop(key, math.nan)
         self._pos[key] = _PosState(side, entry_px, entry_px * pos.quantity.as_double(), nev,
-                                   position=pos, instrument=self._instrument(key)[1])
+                                   position=pos, instrument=self._instrument(key)[1], key=key)
         self._sort_held()
         # A filled entry ends the quoting for this instrument: cancel sibling entry orders.
         for k, c in list(self._orders.items()):

@@ -68,6 +68,9 @@ class SignalSource(Protocol):
 
     The agent calls it once per bar of every subscribed instrument, in event order; the
     implementation owns how it reads the scanner's records (vel_div, regime) for that bar.
+    A source whose candidates depend only on the instrument and the bar time (a panel computed
+    before the run) may also define ``candidates_at(instrument_id, ts_ns)``, returning exactly
+    what ``on_bar`` would; the agent then calls it instead and skips the bar's prices.
     """
 
     def on_bar(

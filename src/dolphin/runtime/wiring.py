@@ -335,6 +335,11 @@ class OracleBarSignals:
 
     def on_bar(self, instrument_id: str, ts_ns: int, open_: float, high: float, low: float, close: float,
                volume: float) -> Sequence[Candidate]:  # fmt: skip
+        return self.candidates_at(instrument_id, ts_ns)
+
+    def candidates_at(self, instrument_id: str, ts_ns: int) -> Sequence[Candidate]:
+        """The candidates of the bar of ``instrument_id`` closing at ``ts_ns`` (the panel is
+        computed before the run: the bar's prices are not needed)."""
         cols = self._cols.get(instrument_id)
         if cols is None:
             n = self.col.get(instrument_id)

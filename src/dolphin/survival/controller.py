@@ -11,6 +11,14 @@ invariant healthy again.
 Time comes only from the injected clock. ``tick()`` evaluates every layer (call it every
 ``tick_ms``); ``observe()`` records a reading and runs the invariant check of the layers fed by
 that sensor synchronously (the kill path does not wait for the next tick).
+
+A tick that provably cannot change anything is skipped (only its evaluation time is kept):
+after a full tick, when no reading arrived since, every damped multiplier sits at its target,
+the posture is stable (also once the upgrade dwell is met), nothing is killed, no ``on_step``
+observer is set, and the time is within every layer's ``quiet_until_ns``. A reading keeps the
+controller quiet only when every layer reading that sensor is a pure function of the readings
+(``QUIET_FOREVER``) and its target and cap are unchanged by it. Every state, event and posture
+is then exactly what the full evaluation would give.
 """
 
 from __future__ import annotations
@@ -20,7 +28,7 @@ from typing import Callable
 from dolphin.survival.clock import Clock
 from dolphin.survival.config import SurvivalConfig
 from dolphin.survival.events import Event, EventLog, StepRecord
-from dolphin.survival.layers.base import Category, Layer, SensorBoard, build_layer
+from dolphin.survival.layers.base import QUIET_FOREVER, QUIET_NEVER, Category, Layer, SensorBoard, build_layer
 from dolphin.survival.posture import APEX, RIGHTS, Posture, posture_step
 
 __all__ = ["CAUSE_CAP", "CAUSE_KILL", "CAUSE_TICK", "SurvivalController", "r_to_pct"]
@@ -86,6 +94,7 @@ class SurvivalController:
                 if layer.category == Category.INVARIANT:
                     invariants[i].append(layer)
         self._samples = [tuple(x) for x in samples]
+        self._readers = [tuple(k for k, layer in enumerate(self.layers) if i in layer.sensor_idx) for i in range(nsens)]
         self._invariants = [tuple(x) for x in invariants]
         self._invariant_layers = tuple(layer for layer in self.layers if layer.category == Category.INVARIANT)
         pc = cfg.posture
@@ -102,6 +111,11 @@ class SurvivalController:
         self.kill_repeats = 0
         self._last_change_ns = now
         self._last_eval_ns = now
+        # Ticks at times <= this are skipped (see the module docstring); reset by any input.
+        self._quiet_until_ns = QUIET_NEVER
+        self._stable = False  # the last _step kept the posture, also with the dwell met
+        self._targets: list[float] = [1.0] * n  # the layers' targets at the last full tick (unclamped)
+        self._layer_quiet: list[int] = [QUIET_NEVER] * n  # each layer's quiet_until_ns then
         self.exposure = self.r_total * self.ceiling[self.posture]
 
     # ------------------------------------------------------------------ inputs
@@ -120,7 +134,11 @@ class SurvivalController:
         """Record a reading now; sample-hungry layers see it (a tighter posture cap acts at
         once, like the kill); invariants are checked at once."""
         now = self._clock.now_ns()
+        quiet = self._quiet_until_ns
+        self._quiet_until_ns = QUIET_NEVER
         self.board.set(i, value, now)
+        if quiet != QUIET_NEVER and self._reading_changes_nothing(i, now):
+            self._quiet_until_ns = quiet
         for k, layer in self._samples[i]:
             layer.on_sample(i, value, now)
             lc = layer.cap
@@ -133,18 +151,34 @@ class SurvivalController:
             if not self.killed and layer.target(now) == 0.0:
                 self.kill(layer.explain(now), source=layer.name)
 
+    def _reading_changes_nothing(self, i: int, now: int) -> bool:
+        """While quiet: True when every layer reading sensor ``i`` is a pure function of the
+        readings (quiet forever at the last full tick, no samples) and keeps its target and cap
+        (the same target gives the same clamped target, damped value, categories and posture)."""
+        for k in self._readers[i]:
+            layer = self.layers[k]
+            if layer.WANTS_SAMPLES or self._layer_quiet[k] != QUIET_FOREVER:
+                return False
+            if layer.target(now) != self._targets[k] or layer.cap != self._caps[k]:
+                return False  # (a NaN target never compares equal: not quiet)
+        return True
+
     # ------------------------------------------------------------------ evaluation
 
     def tick(self) -> None:
         """Evaluate every layer at the clock's time and step the posture machine."""
         now = self._clock.now_ns()
+        if now <= self._quiet_until_ns and self.on_step is None:
+            self._last_eval_ns = now  # nothing can have changed since the last full tick
+            return
         dt_ns = now - self._last_eval_ns
         self._last_eval_ns = now
         cats = [1.0] * 6
         cap = APEX
         violated: Layer | None = None
+        settled = True  # every damped multiplier at its target
         for k, layer in enumerate(self.layers):
-            t = layer.target(now)
+            t = self._targets[k] = layer.target(now)
             if not t > 0.0:  # NaN or non-positive
                 t = 0.0
             elif t > 1.0:
@@ -156,6 +190,8 @@ class SurvivalController:
             else:
                 d = self.damped[k]
                 d = t if t < d else min(t, d + self._rate_per_ns[k] * dt_ns)
+                if d != t:
+                    settled = False
             self.damped[k] = d
             cats[self._cat[k]] *= d
             lc = layer.cap
@@ -179,6 +215,11 @@ class SurvivalController:
         self.r_pct = r_to_pct(self.r_total)
         self.cap = cap
         self._step(now, CAUSE_TICK)
+        quiet = QUIET_NEVER
+        if settled and self._stable and not self.killed:
+            self._layer_quiet = [layer.quiet_until_ns(now) for layer in self.layers]
+            quiet = min(self._layer_quiet)
+        self._quiet_until_ns = quiet
 
     def _note_cap(self, k: int, layer: Layer, cap: int, now: int) -> None:
         old = self._caps[k]
@@ -190,6 +231,10 @@ class SurvivalController:
         before = self.posture
         dwell_ok = now - self._last_change_ns >= self._dwell_ns
         after = posture_step(before, self.r_pct, self.cap, self.killed, dwell_ok, self._down, self._up)
+        # Stable: the same inputs give the same posture now and once the dwell is met.
+        self._stable = after == before and (
+            dwell_ok or posture_step(before, self.r_pct, self.cap, self.killed, True, self._down, self._up) == before
+        )
         if self.on_step is not None:
             self.on_step(StepRecord(now, cause, self.r_pct, self.cap, self.killed, dwell_ok, before, after))
         if after != before:
@@ -223,6 +268,7 @@ class SurvivalController:
             self.kill_repeats += 1
             return
         now = self._clock.now_ns()
+        self._quiet_until_ns = QUIET_NEVER
         self.killed = True
         self.kill_reason = reason
         self.category_mult[Category.INVARIANT] = 0.0
@@ -243,6 +289,7 @@ class SurvivalController:
             return False
         self.killed = False
         self.kill_reason = ""
+        self._quiet_until_ns = QUIET_NEVER
         self.log.emit(Event(ts_ns=now, kind="rearm", subject="rearm", reason=reason, r_total=0.0))
         self.tick()
         return True

@@ -19,7 +19,7 @@ from dolphin.survival.clock import NS_PER_S
 from dolphin.survival.config import LayerSpec
 from dolphin.survival.posture import APEX
 
-__all__ = ["Category", "Layer", "NoOptions", "SensorBoard", "SensorRole", "build_layer"]
+__all__ = ["QUIET_FOREVER", "QUIET_NEVER", "Category", "Layer", "NoOptions", "SensorBoard", "SensorRole", "build_layer"]
 
 
 class Category(IntEnum):
@@ -73,6 +73,11 @@ class SensorBoard:
         return (now_ns - self.ts_ns[i]) / NS_PER_S
 
 
+# Layer.quiet_until_ns: never quiet (re-evaluate at every tick) / quiet until a new reading.
+QUIET_NEVER = -(2**63)
+QUIET_FOREVER = 2**63 - 1
+
+
 class NoOptions(ConfigStruct):
     """Options of a layer that has none."""
 
@@ -120,6 +125,18 @@ class Layer:
 
     def on_sample(self, sensor: int, value: float, now_ns: int) -> None:
         """Called for every reading of one of this layer's sensors when WANTS_SAMPLES is set."""
+
+    def quiet_until_ns(self, now_ns: int) -> int:
+        """The latest time up to which, without a new reading, ``target`` and ``cap`` stay exactly
+        what they were at ``now_ns`` (called right after ``target(now_ns)``).
+
+        The controller skips the evaluation of a tick only while every layer is quiet. The
+        default, ``QUIET_NEVER``, is always safe: a layer that reads time (staleness, windows,
+        holds) keeps it unless it can say exactly when its result could next change.
+        ``QUIET_FOREVER`` promises more: ``target`` is a pure function of the board's readings (no
+        time, no state of its own), so the controller may evaluate it when a reading arrives.
+        """
+        return QUIET_NEVER
 
     def value(self, k: int) -> float:
         return self.board.values[self.sensor_idx[k]]

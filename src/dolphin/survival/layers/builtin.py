@@ -23,7 +23,7 @@ from dolphin.survival.kernels import (
     invariant_mult,
     structural_mult,
 )
-from dolphin.survival.layers.base import Category, Layer, SensorBoard, SensorRole
+from dolphin.survival.layers.base import QUIET_FOREVER, QUIET_NEVER, Category, Layer, SensorBoard, SensorRole
 from dolphin.survival.posture import APEX, TURTLE
 
 __all__ = [
@@ -194,6 +194,9 @@ class SlippageDriftLayer(Layer):
     def target(self, now_ns: int) -> float:
         return gradient_mult(self.value(0) * self.spec.sensitivity, self.deadband[0], self.options.span_bps, self.spec.floor)
 
+    def quiet_until_ns(self, now_ns: int) -> int:
+        return QUIET_FOREVER  # a function of the reading only
+
     def explain(self, now_ns: int) -> str:
         return f"slippage drift {self.value(0):.1f} bps (deadband {self.deadband[0]:g} bps)"
 
@@ -244,6 +247,14 @@ class RttLockdownLayer(Layer):
         self.cap = TURTLE if self.locked else APEX
         return 1.0
 
+    def quiet_until_ns(self, now_ns: int) -> int:
+        # Unlocked, the mean is <= threshold; only the oldest sample leaving the window (at a
+        # time > its time + window) can change it. Locked, the calm hold reads time.
+        if self.locked:
+            return QUIET_NEVER
+        q = self._samples
+        return q[0][0] + int(self.options.window_s * NS_PER_S) if q else QUIET_FOREVER
+
     def explain(self, now_ns: int) -> str:
         state = "LOCKED: no new entries" if self.locked else "clear"
         return f"RTT {self.window_mean_ms(now_ns):.1f} ms over {self.options.window_s:g} s (limit {self.options.threshold_ms:g} ms), {state}"
@@ -275,6 +286,9 @@ class ExternalFactorsLayer(Layer):
     def target(self, now_ns: int) -> float:
         since_s = -1.0 if self.last_shock_ns < 0 else (now_ns - self.last_shock_ns) / NS_PER_S
         return impulse_mult(since_s, self.options.depth, self.options.recover_s)
+
+    def quiet_until_ns(self, now_ns: int) -> int:
+        return QUIET_FOREVER if self.last_shock_ns < 0 else QUIET_NEVER  # no shock: 1.0 until a reading
 
     def explain(self, now_ns: int) -> str:
         if self.last_shock_ns < 0:
@@ -333,6 +347,9 @@ class AcbV6Layer(Layer):
     def target(self, now_ns: int) -> float:
         return 1.0 - acb.acb_v6_cut_frac(self.stress())
 
+    def quiet_until_ns(self, now_ns: int) -> int:
+        return QUIET_FOREVER  # a function of the readings only
+
     def explain(self, now_ns: int) -> str:
         s = self.stress()
         return f"ACB v6 stress count {s:.2f} -> size cut {acb.acb_v6_cut_frac(s):.0%}"
@@ -354,6 +371,9 @@ class DrawdownLayer(Layer):
     def target(self, now_ns: int) -> float:
         dd = self.value(0) * self.spec.sensitivity - self.deadband[0]
         return capital_sigmoid_mult(dd, self.options.steepness, self.options.midpoint_frac)
+
+    def quiet_until_ns(self, now_ns: int) -> int:
+        return QUIET_FOREVER  # a function of the reading only
 
     def explain(self, now_ns: int) -> str:
         return f"drawdown {self.value(0):.1%} (midpoint {self.options.midpoint_frac:.0%})"
