@@ -173,17 +173,22 @@ def _window_operator(seed: int, w: int, n: int) -> tuple[np.ndarray, np.ndarray,
     return ret, valid, mu, d, c
 
 
+def _adversarial_start(seed: int, c: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(eigenvalues, eigenvector of lambda_2 as the warm start, unit jitter orthogonal to the top eigenvector)."""
+    ev, vecs = np.linalg.eigh(c)
+    v1, v2 = vecs[:, -1], vecs[:, -2]
+    jit = np.random.default_rng(seed).standard_normal(c.shape[0])
+    jit -= (jit @ v1) * v1
+    return ev, v2, jit / np.linalg.norm(jit)
+
+
 @given(st.integers(0, 10_000), st.integers(3, 60), st.integers(2, 30), st.booleans())
 def test_certificate_never_passes_a_lower_eigenvalue(seed: int, w: int, n: int, with_frob: bool) -> None:
     """Adversarial warm start (generated data): the start vector is the eigenvector of lambda_2 and the
     jitter is orthogonal to the top eigenvector, so the Krylov space may never see lambda_max. A
     certified answer must still be lambda_max (else: no certificate, and the caller goes exact)."""
     ret, valid, mu, d, c = _window_operator(seed, w, n)
-    ev, vecs = np.linalg.eigh(c)
-    v1, v2 = vecs[:, -1], vecs[:, -2]
-    jit = np.random.default_rng(seed).standard_normal(n)
-    jit -= (jit @ v1) * v1
-    jit /= np.linalg.norm(jit)
+    ev, v2, jit = _adversarial_start(seed, c)
     frob = float((c * c).sum()) if with_frob else np.inf
     out = np.empty(n)
     lam, bound, _, _ = K.lanczos_top(ret, valid, 1, w + 1, mu, d, False, v2.copy(), jit, np.zeros((1, 1)), False,
@@ -303,11 +308,7 @@ def test_convergence_only_mode_never_certifies_by_itself_and_shift_proof_is_soun
     spans the whole space (then exact); the shift certificate of its theta is either refused or
     within its bound of lambda_max."""
     ret, valid, mu, d, c = _window_operator(seed, w, n)
-    ev, vecs = np.linalg.eigh(c)
-    v1, v2 = vecs[:, -1], vecs[:, -2]
-    jit = np.random.default_rng(seed).standard_normal(n)
-    jit -= (jit @ v1) * v1
-    jit /= np.linalg.norm(jit)
+    ev, v2, jit = _adversarial_start(seed, c)
     out = np.empty(n)
     lam, bound, _, steps = K.lanczos_top(ret, valid, 1, w + 1, mu, d, False, v2.copy(), jit, np.zeros((1, 1)),
                                          False, -1.0, 1e-11, 24, out, 0, np.empty((0, 0)), 2e-11)
