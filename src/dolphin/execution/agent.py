@@ -104,12 +104,21 @@ class _Hot:
     """The state read on every bar, on a plain object: an attribute of a Python subclass of a
     Cython class (the Strategy) costs several times a plain object's attribute read."""
 
-    __slots__ = ("calm", "kill_raised", "last_eq_ts", "last_px", "pos", "risk_posture", "signals_at", "slots")
+    __slots__ = ("books", "calm", "capital", "equity", "exits", "held", "kill_raised", "last_eq_ts", "last_px", "micro",
+                 "on_equity", "pos", "quotes", "risk_posture", "signals_at", "slots")
 
     def __init__(self, last_px: dict[str, float], pos: dict[str, _PosState]) -> None:
         # The posture while no kill, no HIBERNATE and no hibernation is in force, else None:
         # a bar whose posture reading `is` this one passes the guard with nothing to do.
         self.calm: Posture | None = None
+        self.capital: float | None = None  # the account balance, cached between fills
+        self.equity: list[tuple[int, float]] = []  # AgentRun.equity
+        self.held: list[_PosState] = []  # see DolphinAgent._held
+        self.on_equity: Any = None  # RiskSensors.on_equity, or None
+        self.quotes: dict[str, QuoteTick] = {}  # DolphinAgent._quotes
+        self.books: set[str] = set()  # DolphinAgent._books
+        self.micro: MicrostructureView | None = None
+        self.exits: Any = None  # ExecutionConfig.exits
         self.kill_raised: Any = None
         self.last_eq_ts = -1
         self.last_px = last_px
@@ -152,7 +161,6 @@ class DolphinAgent(Strategy):
         self._quotes: dict[str, QuoteTick] = {}
         self._books: set[str] = set()
         self._account = None
-        self._capital_cache: float | None = None
         self._last_px: dict[str, float] = {}
         self._orders: dict[str, _OrderCtx] = {}
         self._pos: dict[str, _PosState] = {}
@@ -168,6 +176,10 @@ class DolphinAgent(Strategy):
         # the equity sum adds them in the same order as a cache query would.
         self._held: list[_PosState] = []
         self._h = _Hot(self._last_px, self._pos)
+        self._h.equity = self.run.equity
+        self._h.quotes, self._h.books, self._h.micro = self._quotes, self._books, ports.micro
+        self._h.exits = exec_cfg.exits
+        self._h.on_equity = ports.sensors.on_equity if ports.sensors is not None else None
 
     # ------------------------------------------------------------------ lifecycle
 
@@ -328,11 +340,11 @@ class DolphinAgent(Strategy):
         if state is not None:
             state.bars_held += 1
             if ok and state.exit_reason is None:
-                if key in self._quotes or key in self._books or self.ports.micro is not None:
+                if key in h.quotes or key in h.books or h.micro is not None:
                     px, wobi = self._px(key), self._wobi(key)
                 else:  # bars only: the price is this bar's close and there is no book imbalance
                     px, wobi = close, None
-                reason = exit_decision(state.side, state.entry_px, px, state.bars_held, wobi, self.exec_cfg.exits)
+                reason = exit_decision(state.side, state.entry_px, px, state.bars_held, wobi, h.exits)
                 if reason is not None:
                     state.exit_reason = reason
                     self._event(ts, "exit_signal", instrument=key, reason=reason.value, bars_held=state.bars_held, px=px)
@@ -399,27 +411,29 @@ class DolphinAgent(Strategy):
 
     def _capital(self) -> float:
         """Account balance (USDT); cached between fills, the only events that change it."""
-        if self._capital_cache is not None:
-            return self._capital_cache
+        if self._h.capital is not None:
+            return self._h.capital
         account = self._account
         if account is None:
             account = self._account = self.portfolio.account(self._venue)
             if account is None:
                 return 0.0
         bal = account.balance_total(USDT)
-        self._capital_cache = bal.as_double() if bal is not None else 0.0
-        return self._capital_cache
+        self._h.capital = bal.as_double() if bal is not None else 0.0
+        return self._h.capital
 
     def _record_equity(self, ts_ns: int) -> None:
-        if ts_ns <= self._h.last_eq_ts:
+        h = self._h
+        if ts_ns <= h.last_eq_ts:
             return
-        self._h.last_eq_ts = ts_ns
-        eq = self._capital_cache
+        h.last_eq_ts = ts_ns
+        eq = h.capital
         if eq is None:
             eq = self._capital()
-        if self._held:
-            last_px, quotes, books = self._last_px, self._quotes, self._books
-            for state in self._held:  # the open positions, in the cache's positions_open order
+        held = h.held
+        if held:
+            last_px, quotes, books = h.last_px, self._quotes, self._books
+            for state in held:  # the open positions, in the cache's positions_open order
                 pos = state.position
                 key = state.key
                 if pos.is_open:
@@ -430,9 +444,9 @@ class DolphinAgent(Strategy):
                     else:
                         continue
                     eq += pos.unrealized_pnl(state.instrument.make_price(px)).as_double()
-        self.run.equity.append((ts_ns, eq))
-        if self._sensors is not None:
-            self._sensors.on_equity(ts_ns, eq)
+        h.equity.append((ts_ns, eq))
+        if h.on_equity is not None:
+            h.on_equity(ts_ns, eq)
 
     def _event(self, ts_ns: int, kind: str, **detail: Any) -> None:
         self.run.events.append({"ts_ns": ts_ns, "kind": kind, **detail})
@@ -598,7 +612,7 @@ class DolphinAgent(Strategy):
 
     def on_order_filled(self, event) -> None:
         key = event.client_order_id.value
-        self._capital_cache = None
+        self._h.capital = None
         self.governor.record_fill(event.ts_event)
         self.run.count("fills")
         notional = event.last_px.as_double() * event.last_qty.as_double()
@@ -698,11 +712,11 @@ class DolphinAgent(Strategy):
             self._send_exit(key, event.ts_event)
 
     def _sort_held(self) -> None:
-        self._held = sorted(self._pos.values(), key=lambda st: st.position.id.value)
+        self._held = self._h.held = sorted(self._pos.values(), key=lambda st: st.position.id.value)
 
     def on_position_changed(self, event) -> None:
         key = event.instrument_id.value
-        self._capital_cache = None
+        self._h.capital = None
         state = self._pos.get(key)
         pos = self.cache.position(event.position_id)
         if state is not None and pos is not None and pos.is_open:
@@ -710,7 +724,7 @@ class DolphinAgent(Strategy):
 
     def on_position_closed(self, event) -> None:
         key = event.instrument_id.value
-        self._capital_cache = None
+        self._h.capital = None
         state = self._pos.pop(key, None)
         self._sort_held()
         pos = self.cache.position(event.position_id)
