@@ -171,6 +171,21 @@ class EveryN:
         return (Candidate(iid, -1, ts, 30.0),) if self.i % self.n == 0 else ()
 
 
+class NeverFires:
+    """A source computed before the run that never fires: it declares its candidate slots (none),
+    as the Oracle's bar source does, so the agent skips the lookup on every bar, as it does on the
+    real signals' bars without a candidate."""
+
+    def on_bar(self, *args):
+        return ()
+
+    def candidates_at(self, instrument_id, ts_ns):
+        return ()
+
+    def candidate_slots(self, instrument_id):
+        return 0, 1, frozenset()
+
+
 def _dolphin_share(make_engine) -> float:
     """Share of a profiled agent run's wall time spent in dolphin's own Python (cProfile tottime).
 
@@ -279,8 +294,8 @@ def main(argv: list[str] | None = None) -> None:
 
     figures = []
     def bar_engine_no_orders(with_agent: bool):
-        # The agent's own per-bar work (guard, equity, exits, signals) with a source that never fires.
-        return bar_engine(with_agent, lambda: build_tick_ports(cfg, EveryN(10**12), book=False).ports)
+        # The agent's own per-bar work (guard, equity, exits, signal slots) with a source that never fires.
+        return bar_engine(with_agent, lambda: build_tick_ports(cfg, NeverFires(), book=False).ports)
 
     def bar_engine_switches(with_agent: bool):
         return bar_engine(with_agent, engine_options=SWITCHES)
@@ -378,7 +393,9 @@ def main(argv: list[str] | None = None) -> None:
         "l1/l2: the agent's signal source is scripted (a short candidate every 10th 1-second bar), risk, NEV and "
         "kill flag are the composition root's real ones; bars: the agent runs exactly as `dolphin backtest` builds it "
         "(survival controller, Oracle signals on the scanner's vel_div, Oracle NEV); bars_no_orders: the same real "
-        "risk view with a signal source that never fires (the agent's own per-bar work)",
+        "risk view with a precomputed signal source that never fires and declares its (empty) candidate slots, "
+        "as the Oracle's bar source does (the agent's own per-bar work; before decision 0004's fourth round it "
+        "used a source asked on every bar with the bar's prices)",
         "engine switches: none in l1/l2/bars/bars_no_orders (NautilusTrader defaults, logging bypassed, "
         "run_analysis off, in both runs); bars_switches applies PortfolioConfig(bar_updates=False, "
         "convert_to_account_base_currency=False) + CacheConfig(persist_account_events=False) to BOTH runs",
@@ -395,8 +412,8 @@ def main(argv: list[str] | None = None) -> None:
         "bars split (medians of the pairs): empty run; + NautilusTrader's work for the agent's order flow = "
         "bars_nt_floor replay; + dolphin's own code = agent (dolphin_time_bars_ms). The goal allows agent <= "
         "empty / 0.70, i.e. dolphin_time_budget_bars_ms of dolphin code on top of the floor; dolphin's per-bar "
-        "work alone (bars_no_orders agent - empty: guard, survival tick once per timestamp, equity/drawdown, "
-        "signal lookup) exceeds that budget, before any order is sent",
+        "work without orders: bars_no_orders agent - empty (guard, survival tick once per timestamp, "
+        "equity/drawdown, signal slot check)",
         "order churn checked: each of the agent's re-quotes on bars follows a new bar (none re-sends an identical "
         "order without new data); post-only rejections come from bar data (priced at bar t's close, reaching the "
         "venue at bar t+1), not decidable before submitting",

@@ -209,6 +209,16 @@ def test_oracle_bar_signals_are_entry_signals_looked_up_by_bar_close(cfg):
                 assert out == ()
     assert seen > 0 and sig.emitted == 2 * seen
     assert sig.candidates_at("NOPE.BINANCE", int(data.ts_ns[0])) == ()
+    # The declared slots: a bar outside them gets nothing (the agent skips the lookup), every
+    # bar inside them gets its candidate; other times (off the grid, before, after) too.
+    for bs in data.sets:
+        iid = str(bs.instrument.id)
+        off, step, slots = sig.candidate_slots(iid)
+        times = [b.ts_event for b in bs.bars] + [b.ts_event + 7 for b in bs.bars[:50]]
+        times += [int(data.ts_ns[0]) - step, int(data.ts_ns[-1]) + 3 * step]
+        for ts in times:
+            assert (len(sig.candidates_at(iid, ts)) == 1) == ((ts - off) // step in slots)
+    assert sig.candidate_slots("NOPE.BINANCE")[2] == frozenset()
 
 
 def test_scan_vel_div_is_the_scanners_or_says_why_not(cfg):

@@ -100,6 +100,36 @@ class _PosState:
     key: str = ""  # the instrument id's text (== position.instrument_id.value)
 
 
+class _Hot:
+    """The state read on every bar, on a plain object: an attribute of a Python subclass of a
+    Cython class (the Strategy) costs several times a plain object's attribute read."""
+
+    __slots__ = ("books", "calm", "capital", "equity", "exits", "held", "kill_raised", "last_eq_ts", "last_px", "micro",
+                 "on_equity", "pos", "quotes", "risk_posture", "signals_at", "slots")
+
+    def __init__(self, last_px: dict[str, float], pos: dict[str, _PosState]) -> None:
+        # The posture while no kill, no HIBERNATE and no hibernation is in force, else None:
+        # a bar whose posture reading `is` this one passes the guard with nothing to do.
+        self.calm: Posture | None = None
+        self.capital: float | None = None  # the account balance, cached between fills
+        self.equity: list[tuple[int, float]] = []  # AgentRun.equity
+        self.held: list[_PosState] = []  # see DolphinAgent._held
+        self.on_equity: Any = None  # RiskSensors.on_equity, or None
+        self.quotes: dict[str, QuoteTick] = {}  # DolphinAgent._quotes
+        self.books: set[str] = set()  # DolphinAgent._books
+        self.micro: MicrostructureView | None = None
+        self.exits: Any = None  # ExecutionConfig.exits
+        self.kill_raised: Any = None
+        self.last_eq_ts = -1
+        self.last_px = last_px
+        self.pos = pos
+        self.risk_posture: Any = None
+        self.signals_at: Any = None
+        # instrument -> (offset_ns, step_ns, slots with candidates), see SignalSource; None:
+        # the source does not declare its slots (every bar asks it).
+        self.slots: dict[str, tuple[int, int, frozenset[int]]] | None = None
+
+
 @dataclass
 class AgentRun:
     """Everything the agent recorded: counters, events (failures as data), trades, equity."""
@@ -131,14 +161,12 @@ class DolphinAgent(Strategy):
         self._quotes: dict[str, QuoteTick] = {}
         self._books: set[str] = set()
         self._account = None
-        self._capital_cache: float | None = None
         self._last_px: dict[str, float] = {}
         self._orders: dict[str, _OrderCtx] = {}
         self._pos: dict[str, _PosState] = {}
         self._posture = Posture.STALKER
         self._killed = False
         self._hibernating = False
-        self._last_equity_ts = -1
         self._alerts: set[str] = set()
         self._entry_nev: dict[str, float] = {}
         self._sensors = ports.sensors
@@ -147,6 +175,11 @@ class DolphinAgent(Strategy):
         # Held positions in NautilusTrader's positions_open order (sorted by position id), so
         # the equity sum adds them in the same order as a cache query would.
         self._held: list[_PosState] = []
+        self._h = _Hot(self._last_px, self._pos)
+        self._h.equity = self.run.equity
+        self._h.quotes, self._h.books, self._h.micro = self._quotes, self._books, ports.micro
+        self._h.exits = exec_cfg.exits
+        self._h.on_equity = ports.sensors.on_equity if ports.sensors is not None else None
 
     # ------------------------------------------------------------------ lifecycle
 
@@ -171,6 +204,11 @@ class DolphinAgent(Strategy):
         self._signals_on_bar = self.ports.signals.on_bar
         # A source that needs only the instrument and the bar time (see SignalSource).
         self._signals_at = getattr(self.ports.signals, "candidates_at", None)
+        h = self._h
+        h.kill_raised, h.risk_posture, h.signals_at = self._kill_raised, self._risk_posture, self._signals_at
+        if self._signals_at is not None and hasattr(self.ports.signals, "candidate_slots"):
+            h.slots = {}
+        self._set_calm()
 
     # ------------------------------------------------------------------ guards
 
@@ -185,7 +223,17 @@ class DolphinAgent(Strategy):
             return self._guard_posture(ts_ns, posture)
         return self._guard_kill(ts_ns, raised)
 
+    def _set_calm(self) -> None:
+        posture = self._posture
+        calm = not self._killed and not self._hibernating and posture is not Posture.HIBERNATE
+        self._h.calm = posture if calm else None
+
     def _guard_kill(self, ts_ns: int, raised: bool) -> bool:
+        ok = self._guard_kill_inner(ts_ns, raised)
+        self._set_calm()
+        return ok
+
+    def _guard_kill_inner(self, ts_ns: int, raised: bool) -> bool:
         if raised:
             if not self._killed:
                 self._killed = True
@@ -198,6 +246,11 @@ class DolphinAgent(Strategy):
         return self._guard_posture(ts_ns, self.ports.risk.posture(ts_ns))
 
     def _guard_posture(self, ts_ns: int, posture: Posture) -> bool:
+        self._guard_posture_inner(ts_ns, posture)
+        self._set_calm()
+        return True
+
+    def _guard_posture_inner(self, ts_ns: int, posture: Posture) -> None:
         if posture != self._posture:
             self._event(ts_ns, "posture", old=self._posture.name, new=posture.name)
             self._posture = posture
@@ -210,7 +263,6 @@ class DolphinAgent(Strategy):
                 self._flatten_all(ts_ns)
         elif self._hibernating:
             self._hibernating = False
-        return True
 
     def _open_orders(self) -> list[Order]:
         return self.cache.orders_open(strategy_id=self.id) + self.cache.orders_inflight(strategy_id=self.id)
@@ -271,35 +323,44 @@ class DolphinAgent(Strategy):
         ts = bar.ts_event
         key = bar.bar_type.instrument_id.value
         close = bar.close.as_double()
-        self._last_px[key] = close
+        h = self._h  # the per-bar state (see _Hot)
+        h.last_px[key] = close
         # The guard (see _guard), its no-change hot path inlined: this runs for every bar.
-        raised = self._kill_raised()
-        if not raised and not self._killed:
-            posture = self._risk_posture(ts)
-            if posture is self._posture and posture is not Posture.HIBERNATE and not self._hibernating:
-                ok = True
-            else:
-                ok = self._guard_posture(ts, posture)
+        raised = h.kill_raised()
+        if not raised and h.calm is not None:  # not killed, not hibernating
+            posture = h.risk_posture(ts)
+            ok = True if posture is h.calm else self._guard_posture(ts, posture)
+        elif not raised and not self._killed:
+            ok = self._guard_posture(ts, h.risk_posture(ts))
         else:
             ok = self._guard_kill(ts, raised)
-        if ts > self._last_equity_ts:  # once per timestamp (several instruments share one)
+        if ts > h.last_eq_ts:  # once per timestamp (several instruments share one)
             self._record_equity(ts)
-        state = self._pos.get(key)
+        state = h.pos.get(key)
         if state is not None:
             state.bars_held += 1
             if ok and state.exit_reason is None:
-                if key in self._quotes or key in self._books or self.ports.micro is not None:
+                if key in h.quotes or key in h.books or h.micro is not None:
                     px, wobi = self._px(key), self._wobi(key)
                 else:  # bars only: the price is this bar's close and there is no book imbalance
                     px, wobi = close, None
-                reason = exit_decision(state.side, state.entry_px, px, state.bars_held, wobi, self.exec_cfg.exits)
+                reason = exit_decision(state.side, state.entry_px, px, state.bars_held, wobi, h.exits)
                 if reason is not None:
                     state.exit_reason = reason
                     self._event(ts, "exit_signal", instrument=key, reason=reason.value, bars_held=state.bars_held, px=px)
             if ok and state.exit_reason is not None:
                 self._send_exit(key, ts)  # no-op while an exit order is working
-        if self._signals_at is not None:
-            candidates = self._signals_at(key, ts)
+        slots = h.slots
+        if slots is not None:
+            # Only a bar in a slot with candidates asks the source (the others get none).
+            sl = slots.get(key)
+            if sl is None:
+                sl = slots[key] = self.ports.signals.candidate_slots(key)
+            if (ts - sl[0]) // sl[1] not in sl[2]:
+                return
+            candidates = h.signals_at(key, ts)
+        elif h.signals_at is not None:
+            candidates = h.signals_at(key, ts)
         else:
             candidates = self._signals_on_bar(
                 key, ts, bar.open.as_double(), bar.high.as_double(), bar.low.as_double(), close, bar.volume.as_double()
@@ -350,27 +411,29 @@ class DolphinAgent(Strategy):
 
     def _capital(self) -> float:
         """Account balance (USDT); cached between fills, the only events that change it."""
-        if self._capital_cache is not None:
-            return self._capital_cache
+        if self._h.capital is not None:
+            return self._h.capital
         account = self._account
         if account is None:
             account = self._account = self.portfolio.account(self._venue)
             if account is None:
                 return 0.0
         bal = account.balance_total(USDT)
-        self._capital_cache = bal.as_double() if bal is not None else 0.0
-        return self._capital_cache
+        self._h.capital = bal.as_double() if bal is not None else 0.0
+        return self._h.capital
 
     def _record_equity(self, ts_ns: int) -> None:
-        if ts_ns <= self._last_equity_ts:
+        h = self._h
+        if ts_ns <= h.last_eq_ts:
             return
-        self._last_equity_ts = ts_ns
-        eq = self._capital_cache
+        h.last_eq_ts = ts_ns
+        eq = h.capital
         if eq is None:
             eq = self._capital()
-        if self._held:
-            last_px, quotes, books = self._last_px, self._quotes, self._books
-            for state in self._held:  # the open positions, in the cache's positions_open order
+        held = h.held
+        if held:
+            last_px, quotes, books = h.last_px, self._quotes, self._books
+            for state in held:  # the open positions, in the cache's positions_open order
                 pos = state.position
                 key = state.key
                 if pos.is_open:
@@ -381,9 +444,9 @@ class DolphinAgent(Strategy):
                     else:
                         continue
                     eq += pos.unrealized_pnl(state.instrument.make_price(px)).as_double()
-        self.run.equity.append((ts_ns, eq))
-        if self._sensors is not None:
-            self._sensors.on_equity(ts_ns, eq)
+        h.equity.append((ts_ns, eq))
+        if h.on_equity is not None:
+            h.on_equity(ts_ns, eq)
 
     def _event(self, ts_ns: int, kind: str, **detail: Any) -> None:
         self.run.events.append({"ts_ns": ts_ns, "kind": kind, **detail})
@@ -549,7 +612,7 @@ class DolphinAgent(Strategy):
 
     def on_order_filled(self, event) -> None:
         key = event.client_order_id.value
-        self._capital_cache = None
+        self._h.capital = None
         self.governor.record_fill(event.ts_event)
         self.run.count("fills")
         notional = event.last_px.as_double() * event.last_qty.as_double()
@@ -649,11 +712,11 @@ class DolphinAgent(Strategy):
             self._send_exit(key, event.ts_event)
 
     def _sort_held(self) -> None:
-        self._held = sorted(self._pos.values(), key=lambda st: st.position.id.value)
+        self._held = self._h.held = sorted(self._pos.values(), key=lambda st: st.position.id.value)
 
     def on_position_changed(self, event) -> None:
         key = event.instrument_id.value
-        self._capital_cache = None
+        self._h.capital = None
         state = self._pos.get(key)
         pos = self.cache.position(event.position_id)
         if state is not None and pos is not None and pos.is_open:
@@ -661,7 +724,7 @@ class DolphinAgent(Strategy):
 
     def on_position_closed(self, event) -> None:
         key = event.instrument_id.value
-        self._capital_cache = None
+        self._h.capital = None
         state = self._pos.pop(key, None)
         self._sort_held()
         pos = self.cache.position(event.position_id)

@@ -70,7 +70,10 @@ class SignalSource(Protocol):
     implementation owns how it reads the scanner's records (vel_div, regime) for that bar.
     A source whose candidates depend only on the instrument and the bar time (a panel computed
     before the run) may also define ``candidates_at(instrument_id, ts_ns)``, returning exactly
-    what ``on_bar`` would; the agent then calls it instead and skips the bar's prices.
+    what ``on_bar`` would; the agent then calls it instead and skips the bar's prices. Such a
+    source may also define ``candidate_slots(instrument_id) -> (offset_ns, step_ns, slots)``:
+    ``candidates_at`` returns nothing (and records nothing) unless ``(ts_ns - offset_ns) //
+    step_ns`` is in ``slots``; the agent then asks it only for those bars.
     """
 
     def on_bar(

@@ -337,6 +337,15 @@ class OracleBarSignals:
                volume: float) -> Sequence[Candidate]:  # fmt: skip
         return self.candidates_at(instrument_id, ts_ns)
 
+    def candidate_slots(self, instrument_id: str) -> tuple[int, int, frozenset[int]]:
+        """``(offset_ns, step_ns, slots)``: ``candidates_at(instrument_id, ts)`` is empty unless
+        ``(ts - offset_ns) // step_ns`` is in ``slots`` (the panel rows with a direction)."""
+        off = self.ts0 + self.bar_ns
+        n = self.col.get(instrument_id)
+        if n is None:
+            return off, self.bar_ns, frozenset()
+        return off, self.bar_ns, frozenset(np.flatnonzero(self.direction[:, n]).tolist())
+
     def candidates_at(self, instrument_id: str, ts_ns: int) -> Sequence[Candidate]:
         """The candidates of the bar of ``instrument_id`` closing at ``ts_ns`` (the panel is
         computed before the run: the bar's prices are not needed)."""
