@@ -26,6 +26,7 @@ from dolphin.grid.protocol import (
     QuorumState,
     check_key,
     check_value,
+    get_or_create,
 )
 from dolphin.grid.records import GridValue, decode_value, encode_value
 
@@ -191,19 +192,11 @@ class InProcessGrid(Grid):
 
     def map(self, name: str) -> GridMap:
         self._check_open()
-        with self._lock:
-            m = self._maps.get(name)
-            if m is None:
-                m = self._maps[name] = _Map(name, self)
-            return m
+        return get_or_create(self._lock, self._maps, name, lambda n: _Map(n, self))
 
     def topic(self, name: str) -> GridTopic:
         self._check_open()
-        with self._lock:
-            t = self._topics.get(name)
-            if t is None:
-                t = self._topics[name] = _Topic(name, self)
-            return t
+        return get_or_create(self._lock, self._topics, name, lambda n: _Topic(n, self))
 
     def quorum(self) -> GridQuorum:
         ok = not self._closed

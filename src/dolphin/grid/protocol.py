@@ -25,7 +25,7 @@ from __future__ import annotations
 import abc
 import enum
 from dataclasses import dataclass
-from typing import Callable, Iterable, Mapping, Protocol, runtime_checkable
+from typing import Callable, ContextManager, Iterable, Mapping, Protocol, TypeVar, runtime_checkable
 
 from dolphin.grid.records import GridValue
 
@@ -233,3 +233,16 @@ def check_key(key: object) -> str:
     if not isinstance(key, str) or not key:
         raise GridValueError(f"grid keys are non-empty str, got {key!r}")
     return key
+
+
+_T = TypeVar("_T")
+
+
+def get_or_create(lock: ContextManager[object], registry: dict[str, _T], name: str, make: Callable[[str], _T]) -> _T:
+    """The registry's object for ``name``, made by ``make(name)`` under ``lock`` on first use
+    (one map / topic handle per name and grid)."""
+    with lock:
+        obj = registry.get(name)
+        if obj is None:
+            obj = registry[name] = make(name)
+        return obj

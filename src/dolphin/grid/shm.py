@@ -49,6 +49,7 @@ from dolphin.grid.protocol import (
     QuorumState,
     check_key,
     check_value,
+    get_or_create,
 )
 from dolphin.grid.records import GridValue, decode_value, encode_value
 
@@ -542,19 +543,11 @@ class SharedMemoryGrid(Grid):
 
     def map(self, name: str) -> GridMap:
         self._seg_checked()
-        with self._lock:
-            m = self._maps.get(name)
-            if m is None:
-                m = self._maps[name] = _ShmMap(name, self)
-            return m
+        return get_or_create(self._lock, self._maps, name, lambda n: _ShmMap(n, self))
 
     def topic(self, name: str) -> GridTopic:
         self._seg_checked()
-        with self._lock:
-            t = self._topics.get(name)
-            if t is None:
-                t = self._topics[name] = _ShmTopic(name, self)
-            return t
+        return get_or_create(self._lock, self._topics, name, lambda n: _ShmTopic(n, self))
 
     def quorum(self) -> GridQuorum:
         seg = self._seg
