@@ -668,30 +668,32 @@ def _lz_finish(
 
 
 @nb.njit(cache=True)
+def _accumulate_row(
+    ret: np.ndarray, valid: np.ndarray, row: int, sign: float, n: np.ndarray, s: np.ndarray, q: np.ndarray
+) -> int:
+    """Add (sign = 1) or remove (sign = -1) row ``row``'s valid returns to / from the window sums;
+    returns the row's count of masked cells."""
+    masked = 0
+    for j in range(ret.shape[1]):
+        if valid[row, j]:
+            x = ret[row, j]
+            n[j] += sign
+            s[j] += sign * x
+            q[j] += sign * (x * x)
+        else:
+            masked += 1
+    return masked
+
+
+@nb.njit(cache=True)
 def slide_sums(
     ret: np.ndarray, valid: np.ndarray, add_row: int, drop_row: int, n: np.ndarray, s: np.ndarray, q: np.ndarray
 ) -> int:
     """Add row ``add_row`` to and drop row ``drop_row`` (-1: none) from window sums; returns the change
     in the count of masked cells in the window."""
-    m = ret.shape[1]
-    delta = 0
-    for j in range(m):
-        if valid[add_row, j]:
-            x = ret[add_row, j]
-            n[j] += 1.0
-            s[j] += x
-            q[j] += x * x
-        else:
-            delta += 1
+    delta = _accumulate_row(ret, valid, add_row, 1.0, n, s, q)
     if drop_row >= 0:
-        for j in range(m):
-            if valid[drop_row, j]:
-                x = ret[drop_row, j]
-                n[j] -= 1.0
-                s[j] -= x
-                q[j] -= x * x
-            else:
-                delta -= 1
+        delta -= _accumulate_row(ret, valid, drop_row, -1.0, n, s, q)
     return delta
 
 
@@ -700,21 +702,12 @@ def resum(
     ret: np.ndarray, valid: np.ndarray, a: int, b: int, n: np.ndarray, s: np.ndarray, q: np.ndarray
 ) -> int:
     """Exact window sums over rows [a, b) from scratch (the periodic re-anchor); returns masked cells."""
-    m = ret.shape[1]
+    n[:] = 0.0
+    s[:] = 0.0
+    q[:] = 0.0
     missing = 0
-    for j in range(m):
-        n[j] = 0.0
-        s[j] = 0.0
-        q[j] = 0.0
     for t in range(a, b):
-        for j in range(m):
-            if valid[t, j]:
-                x = ret[t, j]
-                n[j] += 1.0
-                s[j] += x
-                q[j] += x * x
-            else:
-                missing += 1
+        missing += _accumulate_row(ret, valid, t, 1.0, n, s, q)
     return missing
 
 
