@@ -55,6 +55,16 @@ class DictBook:
                     side[Decimal(p)] = Decimal(q)
 
 
+def _apply_to_model(bids: dict, asks: dict, bt, bq, at, aq) -> None:
+    """The reference model of a batch: a dict per side, qty 0 deletes the level."""
+    for side, ts, qs in ((bids, bt, bq), (asks, at, aq)):
+        for t, q in zip(ts.tolist(), qs.tolist()):
+            if q > 0:
+                side[t] = q
+            else:
+                side.pop(t, None)
+
+
 def test_real_capture_builds_without_gap_or_crossed_book(capture: Path) -> None:
     builder = BookBuilder()
     msgs = list(iter_capture(capture))
@@ -294,12 +304,7 @@ def test_l2book_matches_a_dict_model(ops) -> None:
         at = np.array([t + 1000 for t, _ in al], dtype=np.int64)
         aq = np.array([q for _, q in al], dtype=np.float64)
         book.apply(bt, bq, at, aq)
-        for side, ts, qs in ((bids, bt, bq), (asks, at, aq)):
-            for t, q in zip(ts.tolist(), qs.tolist()):
-                if q > 0:
-                    side[t] = q
-                else:
-                    side.pop(t, None)
+        _apply_to_model(bids, asks, bt, bq, at, aq)
         got_bt, got_bq = book.bid_levels()
         got_at, got_aq = book.ask_levels()
         assert got_bt.tolist() == sorted(bids, reverse=True)
@@ -326,12 +331,7 @@ def test_l2book_survives_heavy_churn_against_a_dict_model() -> None:
             bt = np.arange(1, 3000)
             bq = np.zeros(bt.shape[0])
         assert book.apply(bt, bq, at, aq) == 0
-        for side, ts, qs in ((bids, bt, bq), (asks, at, aq)):
-            for t, q in zip(ts.tolist(), qs.tolist()):
-                if q > 0:
-                    side[t] = q
-                else:
-                    side.pop(t, None)
+        _apply_to_model(bids, asks, bt, bq, at, aq)
         assert book.n_bid == len(bids) and book.n_ask == len(asks)
         got_bt, got_bq = book.bid_levels()
         assert got_bt.tolist() == sorted(bids, reverse=True)
