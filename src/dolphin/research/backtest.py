@@ -211,10 +211,29 @@ def run_bar_backtest(
         ex,
         ports if ports is not None else default_ports(cfg, data, leverage_override=leverage_override),
     )
+    return _run_agent(engine, agent, bt, scenario, NS_PER_YEAR / interval_ns,
+                      signals=data.signal_status or "given", fill_model=fill_model)  # fmt: skip
+
+
+def _run_agent(
+    engine: BacktestEngine,
+    agent: DolphinAgent,
+    bt: BacktestConfig,
+    scenario: str,
+    periods_per_year: float,
+    *,
+    extra_strategies: Sequence[Any] = (),
+    signals: str | None = None,
+    fill_model: FillModel | None = None,
+) -> BacktestResult:
+    """Run the engine with the agent (and any extra strategies); the report with the ports' summary."""
     engine.add_strategy(agent)
+    for s in extra_strategies:
+        engine.add_strategy(s)
     engine.run()
-    report = build_report(agent, bt, scenario, periods_per_year=NS_PER_YEAR / interval_ns)
-    report["signals"] = data.signal_status or "given"
+    report = build_report(agent, bt, scenario, periods_per_year=periods_per_year)
+    if signals is not None:
+        report["signals"] = signals
     from dolphin.runtime.wiring import ports_summary
 
     report.update(ports_summary(agent.ports))
@@ -365,15 +384,7 @@ def run_tick_backtest(
         ex,
         ports,
     )
-    engine.add_strategy(agent)
-    for s in extra_strategies:
-        engine.add_strategy(s)
-    engine.run()
-    report = build_report(agent, bt, scenario, periods_per_year=NS_PER_YEAR / (bar_seconds * 1e9))
-    from dolphin.runtime.wiring import ports_summary
-
-    report.update(ports_summary(agent.ports))
-    return BacktestResult(report=report, equity=list(agent.run.equity), agent=agent, engine=engine)
+    return _run_agent(engine, agent, bt, scenario, NS_PER_YEAR / (bar_seconds * 1e9), extra_strategies=extra_strategies)
 
 
 def run_depth_backtest(
@@ -412,10 +423,4 @@ def run_depth_backtest(
         ex,
         ports,
     )
-    engine.add_strategy(agent)
-    engine.run()
-    report = build_report(agent, bt, scenario, periods_per_year=NS_PER_YEAR / (bar_seconds * 1e9))
-    from dolphin.runtime.wiring import ports_summary
-
-    report.update(ports_summary(agent.ports))
-    return BacktestResult(report=report, equity=list(agent.run.equity), agent=agent, engine=engine, fill_model=fill_model)
+    return _run_agent(engine, agent, bt, scenario, NS_PER_YEAR / (bar_seconds * 1e9), fill_model=fill_model)
