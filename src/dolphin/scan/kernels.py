@@ -812,16 +812,7 @@ def cross_matvec(p: np.ndarray, mu: np.ndarray, d: np.ndarray, nobs: float, v: n
 @nb.njit(cache=True, fastmath=_FM)
 def corr_from_cross(p: np.ndarray, mu: np.ndarray, d: np.ndarray, idx: np.ndarray, nobs: float) -> np.ndarray:
     """C restricted to the eligible assets ``idx`` from the maintained cross-product (complete windows)."""
-    m = idx.size
-    c = np.empty((m, m))
-    for a in range(m):
-        i = idx[a]
-        for b in range(a, m):
-            j = idx[b]
-            x = d[i] * d[j] * (p[i, j] - nobs * mu[i] * mu[j])
-            c[a, b] = x
-            c[b, a] = x
-    return c
+    return _from_cross(p, mu, d, idx, nobs, 1.0, 0.0)[0]
 
 
 @nb.njit(cache=True, fastmath=_FM)
@@ -829,6 +820,14 @@ def _shifted_from_cross(
     p: np.ndarray, mu: np.ndarray, d: np.ndarray, idx: np.ndarray, nobs: float, sigma: float
 ) -> tuple[np.ndarray, float, float]:
     """(sigma I - C restricted to ``idx``, trace C, max |C_ii|) from the maintained cross-product."""
+    return _from_cross(p, mu, d, idx, nobs, -1.0, sigma)
+
+
+@nb.njit(cache=True, fastmath=_FM)
+def _from_cross(
+    p: np.ndarray, mu: np.ndarray, d: np.ndarray, idx: np.ndarray, nobs: float, sign: float, sigma: float
+) -> tuple[np.ndarray, float, float]:
+    """(sigma I + sign C on ``idx``, trace C, max |C_ii|), C = D (P - W mu mu^T) D, in one pass."""
     m = idx.size
     c = np.empty((m, m))
     tr = 0.0
@@ -837,13 +836,13 @@ def _shifted_from_cross(
         i = idx[a]
         for b in range(a, m):
             j = idx[b]
-            x = d[i] * d[j] * (p[i, j] - nobs * mu[i] * mu[j])
-            c[a, b] = -x
-            c[b, a] = -x
-        cii = -c[a, a]
+            x = sign * (d[i] * d[j] * (p[i, j] - nobs * mu[i] * mu[j]))
+            c[a, b] = x
+            c[b, a] = x
+        cii = sign * c[a, a]
         tr += cii
         dmax = max(dmax, abs(cii))
-        c[a, a] = sigma - cii
+        c[a, a] = sigma + sign * cii
     return c, tr, dmax
 
 
