@@ -302,6 +302,7 @@ def test_shift_certificate_rejects_non_finite_or_empty() -> None:
 
 
 @given(st.integers(0, 10_000), st.integers(3, 60), st.integers(2, 30))
+@example(44, 3, 2)  # 2 assets: the basis spans the space, |lam - eigvalsh(c)| = 1.1e-14 from the two summations
 def test_convergence_only_mode_never_certifies_by_itself_and_shift_proof_is_sound(seed: int, w: int, n: int) -> None:
     """Shift mode (generated data, adversarial start = eigenvector of lambda_2, jitter orthogonal to
     the top one): Lanczos with frob_sq < 0 only converges. Its own bound is +inf unless the basis
@@ -312,7 +313,9 @@ def test_convergence_only_mode_never_certifies_by_itself_and_shift_proof_is_soun
     out = np.empty(n)
     lam, bound, _, steps = K.lanczos_top(ret, valid, 1, w + 1, mu, d, False, v2.copy(), jit, np.zeros((1, 1)),
                                          False, -1.0, 1e-11, 24, out, 0, np.empty((0, 0)), 2e-11)
-    slack = 8 * n * 2.0**-53 * ev[-1]
+    # the reference eigvalsh(c) is of a differently summed matrix (correlation_from_scratch vs the
+    # window operator): allow 1e-12 relative for that, as test_lanczos_certificate_holds does
+    slack = 1e-12 * ev[-1]
     if math.isfinite(bound):
         assert abs(lam - ev[-1]) <= bound + slack and bound <= 1e-9 * ev[-1]
     sb = K.shift_certificate(c, lam, 1e-10)
