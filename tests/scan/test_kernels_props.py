@@ -346,3 +346,50 @@ def test_shift_certificate_from_cross_product_equals_explicit_form(seed: int, w:
     assert a <= 1e-10 * lam and b <= 1e-10 * lam
     assert math.isinf(K.shift_certificate_cross(p, mu, d, idx, float(w), lam * (1 - 1e-8), 1e-10))
     assert math.isinf(K.shift_certificate(c, lam * (1 - 1e-8), 1e-10))
+
+
+@given(
+    st.lists(st.floats(-1e-12, 60.0, allow_nan=False), min_size=1, max_size=80),
+    st.integers(2, 400),
+    st.sampled_from([0.05, 0.2, 0.5, 1.0]),
+    st.booleans(),
+)
+def test_entropy_and_absorption_match_their_definitions(vals: list[float], n: int, frac: float, ascending: bool) -> None:
+    """The compiled entropy / absorption equal the numpy definitions (clip at 0, p = lambda / N,
+    top ceil(frac N) eigenvalues), for sorted (eigvalsh order) and unsorted input."""
+    ev = np.array(sorted(vals) if ascending else vals)
+    p = np.clip(ev, 0.0, None) / n
+    p = p[p > 0.0]
+    h_ref = min(max(float(-(p * np.log(p)).sum() / math.log(n)), 0.0), 1.0)
+    k = max(1, math.ceil(frac * n - 1e-9))
+    a_ref = float(min(np.sort(np.clip(ev, 0.0, None))[::-1][:k].sum() / n, 1.0))
+    assert K.entropy_normalised(ev, n) == pytest.approx(h_ref, rel=1e-12, abs=1e-15)
+    assert K.absorption_ratio(ev, n, frac) == pytest.approx(a_ref, rel=1e-12, abs=1e-15)
+
+
+@given(st.integers(0, 10_000), st.integers(4, 40), st.integers(2, 30), st.integers(0, 2**30))
+def test_corr_from_cross_lower_triangle_and_subset(seed: int, w: int, n: int, pick: int) -> None:
+    """C from the cross-product: every asset (contiguous pass) and a subset (index gather) give
+    np.corrcoef's entries; ``lower_only`` writes the lower triangle into ``out`` and leaves the
+    upper triangle untouched (LAPACK and eigvalsh(UPLO='L') read only the lower)."""
+    closes, mask = _generated_closes(seed, w + 1, n)
+    ret, valid = K.log_returns(closes, mask)
+    nsum, s, q = K.window_sums(ret[1:], valid[1:])
+    mu, d, el, _, _ = K.standardise(nsum, s, q, w, 1e-18)
+    p = np.zeros((n, n))
+    K.cross_resum(p, ret, 1, w + 1)
+    ref = np.corrcoef(ret[1:].T)
+    full = K.corr_from_cross(p, mu, d, np.arange(n), float(w))
+    assert np.allclose(full, ref, atol=1e-10) and np.array_equal(full, full.T)
+    idx = np.flatnonzero((np.arange(n) * 2654435761 + pick) % 3 != 0)
+    if idx.size == 0:
+        return
+    m = idx.size
+    out = np.full((m, m), 7.0)
+    got = K.corr_from_cross(p, mu, d, idx, float(w), out=out, lower_only=True)
+    assert got is out
+    sub = ref[np.ix_(idx, idx)]
+    lower = np.tril_indices(m)
+    assert np.allclose(got[lower], sub[lower], atol=1e-10)
+    assert (got[np.triu_indices(m, 1)] == 7.0).all()
+    assert np.allclose(np.linalg.eigvalsh(got, UPLO="L"), np.linalg.eigvalsh(sub), atol=1e-10 * m)

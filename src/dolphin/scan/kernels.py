@@ -135,9 +135,17 @@ def entropy_normalised(eigs: np.ndarray, n_assets: int) -> float:
     """-sum p ln p / ln N with p = lambda / N (eigenvalues of an N-asset correlation matrix)."""
     if n_assets < 2:
         return float("nan")
-    p = np.clip(np.asarray(eigs, dtype=np.float64), 0.0, None) / n_assets
-    p = p[p > 0.0]
-    h = float(-(p * np.log(p)).sum() / math.log(n_assets))
+    return _entropy(np.asarray(eigs, dtype=np.float64), float(n_assets))
+
+
+@nb.njit(cache=True)
+def _entropy(eigs: np.ndarray, n: float) -> float:
+    h = 0.0
+    for x in eigs:
+        p = x / n
+        if p > 0.0:  # clipped at 0 (rounding puts zero eigenvalues slightly below); 0 ln 0 = 0
+            h -= p * math.log(p)
+    h /= math.log(n)
     return min(max(h, 0.0), 1.0)
 
 
@@ -146,8 +154,22 @@ def absorption_ratio(eigs: np.ndarray, n_assets: int, frac: float) -> float:
     if n_assets < 1:
         return float("nan")
     k = max(1, math.ceil(frac * n_assets - 1e-9))
-    e = np.sort(np.clip(np.asarray(eigs, dtype=np.float64), 0.0, None))[::-1]
-    return float(min(e[:k].sum() / n_assets, 1.0))
+    return _absorption(np.asarray(eigs, dtype=np.float64), float(n_assets), k)
+
+
+@nb.njit(cache=True)
+def _absorption(eigs: np.ndarray, n: float, k: int) -> float:
+    m = eigs.size
+    ascending = True
+    for i in range(1, m):
+        if eigs[i] < eigs[i - 1]:
+            ascending = False
+            break
+    e = eigs if ascending else np.sort(eigs)  # eigvalsh output is already ascending
+    acc = 0.0
+    for i in range(m - 1, max(m - k, 0) - 1, -1):
+        acc += max(e[i], 0.0)
+    return min(acc / n, 1.0)
 
 
 def exact_spectrum(
@@ -809,41 +831,62 @@ def cross_matvec(p: np.ndarray, mu: np.ndarray, d: np.ndarray, nobs: float, v: n
         out[i] = d[i] * (acc - mu[i] * c0)
 
 
-@nb.njit(cache=True, fastmath=_FM)
-def corr_from_cross(p: np.ndarray, mu: np.ndarray, d: np.ndarray, idx: np.ndarray, nobs: float) -> np.ndarray:
-    """C restricted to the eligible assets ``idx`` from the maintained cross-product (complete windows)."""
-    return _from_cross(p, mu, d, idx, nobs, 1.0, 0.0)[0]
+def corr_from_cross(
+    p: np.ndarray, mu: np.ndarray, d: np.ndarray, idx: np.ndarray, nobs: float, *, out: np.ndarray | None = None,
+    lower_only: bool = False,
+) -> np.ndarray:
+    """C restricted to the eligible assets ``idx`` from the maintained cross-product (complete windows).
+
+    ``out`` (m x m, C-contiguous) is filled and returned instead of a new array. ``lower_only``
+    fills only the lower triangle (what ``eigvalsh`` with UPLO='L' and LAPACK read; the upper
+    triangle is left as it was): writing the mirror costs more than the entries themselves.
+    """
+    m = idx.size
+    c = np.empty((m, m)) if out is None else out
+    _from_cross(p, mu, d, idx, nobs, 1.0, 0.0, c)
+    if not lower_only:
+        _mirror_lower(c)
+    return c
 
 
-@nb.njit(cache=True, fastmath=_FM)
-def _shifted_from_cross(
-    p: np.ndarray, mu: np.ndarray, d: np.ndarray, idx: np.ndarray, nobs: float, sigma: float
-) -> tuple[np.ndarray, float, float]:
-    """(sigma I - C restricted to ``idx``, trace C, max |C_ii|) from the maintained cross-product."""
-    return _from_cross(p, mu, d, idx, nobs, -1.0, sigma)
+@nb.njit(cache=True)
+def _mirror_lower(c: np.ndarray) -> None:
+    m = c.shape[0]
+    for a in range(m):
+        for b in range(a):
+            c[b, a] = c[a, b]
 
 
 @nb.njit(cache=True, fastmath=_FM)
 def _from_cross(
-    p: np.ndarray, mu: np.ndarray, d: np.ndarray, idx: np.ndarray, nobs: float, sign: float, sigma: float
-) -> tuple[np.ndarray, float, float]:
-    """(sigma I + sign C on ``idx``, trace C, max |C_ii|), C = D (P - W mu mu^T) D, in one pass."""
+    p: np.ndarray, mu: np.ndarray, d: np.ndarray, idx: np.ndarray, nobs: float, sign: float, sigma: float,
+    c: np.ndarray,
+) -> tuple[float, float]:
+    """Lower triangle of sigma I + sign C on ``idx`` into ``c``, C = D (P - W mu mu^T) D, in one
+    pass; returns (trace C, max |C_ii|). Rows of P are read and C written contiguously; with
+    every asset eligible the index gather is skipped (it costs ~3x the arithmetic)."""
     m = idx.size
-    c = np.empty((m, m))
     tr = 0.0
     dmax = 0.0
+    dense = m == p.shape[0]
     for a in range(m):
         i = idx[a]
-        for b in range(a, m):
-            j = idx[b]
-            x = sign * (d[i] * d[j] * (p[i, j] - nobs * mu[i] * mu[j]))
-            c[a, b] = x
-            c[b, a] = x
-        cii = sign * c[a, a]
+        row = p[i]
+        out = c[a]
+        di = sign * d[i]
+        mi = nobs * mu[i]
+        if dense:
+            for b in range(a + 1):
+                out[b] = di * d[b] * (row[b] - mi * mu[b])
+        else:
+            for b in range(a + 1):
+                j = idx[b]
+                out[b] = di * d[j] * (row[j] - mi * mu[j])
+        cii = sign * out[a]
         tr += cii
         dmax = max(dmax, abs(cii))
-        c[a, a] = sigma + sign * cii
-    return c, tr, dmax
+        out[a] = sigma + sign * cii
+    return tr, dmax
 
 
 @nb.njit(cache=True)
@@ -926,27 +969,32 @@ def shift_certificate(m: np.ndarray, theta: float, tol_rel: float) -> float:
 
 
 def shift_certificate_cross(
-    p: np.ndarray, mu: np.ndarray, d: np.ndarray, idx: np.ndarray, nobs: float, theta: float, tol_rel: float
+    p: np.ndarray, mu: np.ndarray, d: np.ndarray, idx: np.ndarray, nobs: float, theta: float, tol_rel: float,
+    *, out: np.ndarray | None = None,
 ) -> float:
     """:func:`shift_certificate` of C formed from the maintained cross-product (complete windows),
-    with sigma I - C built in one pass (no separate C)."""
-    if idx.size == 0 or not (theta > 0.0) or not math.isfinite(theta):
+    with the lower triangle of sigma I - C built in one pass (no separate C) into ``out``
+    (m x m, C-contiguous, overwritten) or a new array."""
+    m = idx.size
+    if m == 0 or not (theta > 0.0) or not math.isfinite(theta):
         return math.inf
     sigma = theta * (1.0 + 0.5 * tol_rel)
-    a, tr_m, dmax = _shifted_from_cross(p, mu, d, idx, nobs, sigma)
+    a = np.empty((m, m)) if out is None else out
+    tr_m, dmax = _from_cross(p, mu, d, idx, nobs, -1.0, sigma, a)
     return _cholesky_bound(a, theta, sigma, tr_m, dmax)
 
 
 def _cholesky_bound(a: np.ndarray, theta: float, sigma: float, tr_m: float, dmax: float) -> float:
-    """Factor the symmetric ``a`` = sigma I - M in place (LAPACK dpotrf); the bound or +inf."""
+    """Factor the symmetric ``a`` = sigma I - M in place (LAPACK dpotrf reads its lower triangle,
+    C order); the bound or +inf."""
     from scipy.linalg import lapack
 
     n = a.shape[0]
     if (n + 1) * _U >= 0.01:
         return math.inf
     gamma = (n + 1) * _U / (1.0 - (n + 1) * _U)
-    # a is symmetric: its transpose is the same matrix in Fortran order, factored without a copy
-    _, info = lapack.dpotrf(a.T, lower=1, clean=0, overwrite_a=1)
+    # a.T is a in Fortran order (no copy); its upper triangle is a's lower triangle in C order
+    _, info = lapack.dpotrf(a.T, lower=0, clean=0, overwrite_a=1)
     if info != 0:
         return math.inf
     tr_a = (n * sigma - tr_m) * (1.0 + 4.0 * n * _U) + n * _U * (sigma + dmax)

@@ -65,7 +65,7 @@ class _Window:
     __slots__ = (
         "w", "n", "s", "q", "mu", "d", "eligible", "prev_eligible", "missing", "vec", "gap", "history",
         "n_eff", "initialised", "last_change_bar", "p", "spare", "last_steps", "offset", "fail_streak", "mv_p",
-        "shift_mode",
+        "shift_mode", "mat",
     )
 
     def __init__(self, w: int, n_assets: int, lag: int, offset: int, signal_only: bool) -> None:
@@ -91,6 +91,7 @@ class _Window:
         self.last_steps = 0
         self.fail_streak = 0  # consecutive scans without any certificate (exact solver used)
         self.shift_mode = False  # trace / Frobenius cannot certify here: converge, then shift certificate
+        self.mat = np.empty(0)  # flat workspace for N_eff x N_eff matrices from the cross-product (lazy)
         self.gap = 0.0
         self.history = np.full(lag + 1, np.nan)  # ring of lambda_max, index bar % (lag + 1)
         self.n_eff = 0
@@ -386,7 +387,9 @@ class Sonar:
         elif shift_ok and math.isfinite(lam) and lam > 0.0:
             if gram is None and self._cross_is_cheaper(win, rows, n_eff, has_missing):
                 idx = np.flatnonzero(win.eligible)
-                sb = K.shift_certificate_cross(win.p, win.mu, win.d, idx, float(rows), lam, cfg.shift_tol_rel)
+                sb = K.shift_certificate_cross(
+                    win.p, win.mu, win.d, idx, float(rows), lam, cfg.shift_tol_rel, out=self._mat(win, idx.size)
+                )
             else:
                 if gram is None:
                     gram = self._gram(win, a, b, rows, n_eff, has_missing)
@@ -399,6 +402,17 @@ class Sonar:
             else:
                 c.count("shift_failed")
         return lam, bound, steps, gram
+
+    def _mat(self, win: _Window, m: int) -> np.ndarray:
+        """An m x m C-contiguous workspace of the window, reused across bars (no page faults per scan)."""
+        if win.mat.size < m * m:
+            win.mat = np.empty(self.n_assets * self.n_assets)
+        return win.mat[: m * m].reshape(m, m)
+
+    def _corr_lower(self, win: _Window, rows: int) -> np.ndarray:
+        """C on the eligible assets from the cross-product, lower triangle only (what eigvalsh reads)."""
+        idx = np.flatnonzero(win.eligible)
+        return K.corr_from_cross(win.p, win.mu, win.d, idx, float(rows), out=self._mat(win, idx.size), lower_only=True)
 
     @staticmethod
     def _cross_is_cheaper(win: _Window, rows: int, n_eff: int, has_missing: bool) -> bool:
@@ -456,10 +470,10 @@ class Sonar:
         entropy = absorption = nan
         steps = 0
         if cfg.full_spectrum:
-            idx = np.flatnonzero(win.eligible)
             if use_p:
-                eigs = np.linalg.eigvalsh(K.corr_from_cross(win.p, win.mu, win.d, idx, float(rows)))
+                eigs = np.linalg.eigvalsh(self._corr_lower(win, rows), UPLO="L")
             else:
+                idx = np.flatnonzero(win.eligible)
                 z = K.build_z(self._ret, self._valid, a, b, win.mu, win.d, idx, has_missing)
                 if rows < n_eff:  # Gram route: same nonzero spectrum, the other n_eff - W are zero
                     eigs = np.concatenate([np.zeros(n_eff - rows), np.linalg.eigvalsh(z @ z.T)])
@@ -493,8 +507,7 @@ class Sonar:
                 elif gram is not None:  # the Gram matrix built for ||C||_F^2: same nonzero spectrum as C
                     eigs = np.linalg.eigvalsh(gram)
                 elif use_p:
-                    idx = np.flatnonzero(win.eligible)
-                    eigs = np.linalg.eigvalsh(K.corr_from_cross(win.p, win.mu, win.d, idx, float(rows)))
+                    eigs = np.linalg.eigvalsh(self._corr_lower(win, rows), UPLO="L")
                 else:
                     eigs = K.exact_spectrum(self._ret[a:b], self._valid[a:b], win.mu, win.d, win.eligible)
                 lam_exact = float(eigs[-1]) if eigs.size else 0.0
