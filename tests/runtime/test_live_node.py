@@ -54,6 +54,24 @@ def test_the_node_config_uses_the_real_binance_usdm_clients(cfg):
     assert sorted(data.instrument_provider.load_ids) == sorted(f"{s}-PERP.BINANCE" for s in cfg.execution.backtest.symbols)
 
 
+def test_a_prepared_plan_never_shows_the_credentials(cfg):
+    """With a reachable endpoint (a local listening socket) the plan is built; its repr / str
+    (what a log line or a traceback would show) hold neither the key nor the secret, while the
+    node config inside still carries them for NautilusTrader."""
+    import socket
+
+    env = {"DOLPHIN_BINANCE_API_KEY": KEY, "DOLPHIN_BINANCE_API_SECRET": SECRET}
+    with socket.socket() as srv:
+        srv.bind(("127.0.0.1", 0))
+        srv.listen(1)
+        port = srv.getsockname()[1]
+        plan = prepare_live_node(cfg, env, endpoint=f"https://127.0.0.1:{port}", timeout_s=2.0)
+    assert plan.endpoint == f"https://127.0.0.1:{port}"
+    for text in (repr(plan), str(plan), f"{plan}"):
+        assert KEY not in text and SECRET not in text
+    assert plan.config.exec_clients["BINANCE"].api_secret == SECRET
+
+
 def test_check_endpoint_reports_a_refused_port():
     why = check_endpoint("http://127.0.0.1:9", timeout_s=1.0)
     assert why is not None and "127.0.0.1:9" in why

@@ -13,7 +13,7 @@ is not wired, so the agent would trade nothing (``build_live_ports`` has no sign
 from __future__ import annotations
 
 import socket
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Mapping
 from urllib.parse import urlparse
 
@@ -28,7 +28,9 @@ class LiveNodeRefused(RuntimeError):
 
 @dataclass(frozen=True)
 class LivePlan:
-    config: object  # nautilus_trader.config.TradingNodeConfig (holds the credentials: never print it)
+    # nautilus_trader.config.TradingNodeConfig: holds the credentials, so it is kept out of repr
+    # (a LivePlan in a log line or a traceback's locals shows endpoint and factories only)
+    config: object = field(repr=False)
     endpoint: str
     factories: dict[str, tuple[type, type]]
 
