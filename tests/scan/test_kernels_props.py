@@ -393,3 +393,24 @@ def test_corr_from_cross_lower_triangle_and_subset(seed: int, w: int, n: int, pi
     assert np.allclose(got[lower], sub[lower], atol=1e-10)
     assert (got[np.triu_indices(m, 1)] == 7.0).all()
     assert np.allclose(np.linalg.eigvalsh(got, UPLO="L"), np.linalg.eigvalsh(sub), atol=1e-10 * m)
+
+
+@given(
+    st.lists(st.floats(-1e-12, 60.0, allow_nan=False), min_size=1, max_size=60),
+    st.integers(0, 40),
+    st.sampled_from([0.0, 1e-3, 0.05, 0.3]),
+    st.sampled_from([0.05, 0.2, 1.0]),
+    st.booleans(),
+)
+def test_spectrum_features_equal_the_built_spectrum(vals: list[float], n_zero: int, alpha: float, frac: float, asc: bool) -> None:
+    """Entropy / absorption of (nonzero eigenvalues + n_zero exact zeros, shrunk) computed without
+    building that spectrum equal the two definitions on the built array."""
+    ev = np.array(sorted(vals) if asc else vals)
+    n = ev.size + n_zero
+    built = K.shrink_spectrum(np.concatenate([np.zeros(n_zero), ev]), alpha)
+    h, ar = K.spectrum_features(ev, n_zero, alpha, n, frac)
+    if n < 2:
+        assert math.isnan(h)
+    else:
+        assert h == pytest.approx(K.entropy_normalised(built, n), rel=1e-12, abs=1e-15)
+    assert ar == pytest.approx(K.absorption_ratio(built, n, frac), rel=1e-12, abs=1e-15)

@@ -42,6 +42,7 @@ __all__ = [
     "shift_certificate",
     "shift_certificate_cross",
     "shrink_spectrum",
+    "spectrum_features",
     "standardise",
     "window_sums",
 ]
@@ -170,6 +171,56 @@ def _absorption(eigs: np.ndarray, n: float, k: int) -> float:
     for i in range(m - 1, max(m - k, 0) - 1, -1):
         acc += max(e[i], 0.0)
     return min(acc / n, 1.0)
+
+
+def spectrum_features(eigs: np.ndarray, n_zero: int, alpha: float, n_assets: int, frac: float) -> tuple[float, float]:
+    """(entropy_normalised, absorption_ratio) of the spectrum ``eigs`` (ascending) plus ``n_zero``
+    exact zeros, shrunk to (1 - alpha) lambda + alpha, without building that spectrum: equal to
+    the two functions on ``shrink_spectrum(concatenate([zeros(n_zero), eigs]), alpha)``."""
+    if n_assets < 1:
+        return float("nan"), float("nan")
+    k = max(1, math.ceil(frac * n_assets - 1e-9))
+    h, ar = _spectrum_features(np.asarray(eigs, dtype=np.float64), n_zero, alpha, float(n_assets), k)
+    return (h if n_assets >= 2 else float("nan")), ar
+
+
+@nb.njit(cache=True)
+def _spectrum_features(eigs: np.ndarray, n_zero: int, alpha: float, n: float, k: int) -> tuple[float, float]:
+    m = eigs.size
+    for i in range(1, m):
+        if eigs[i] < eigs[i - 1]:
+            eigs = np.sort(eigs)
+            break
+    a1 = 1.0 - alpha
+    h = 0.0
+    for i in range(m):
+        p = (a1 * eigs[i] + alpha) / n
+        if p > 0.0:
+            h -= p * math.log(p)
+    pz = alpha / n  # each exact zero maps to alpha
+    if n_zero > 0 and pz > 0.0:
+        h -= n_zero * (pz * math.log(pz))
+    h = min(max(h / math.log(n), 0.0), 1.0) if n > 1.0 else math.nan
+    # top k of the union, largest first: eigs from the top, the zeros' value alpha where it ranks
+    acc = 0.0
+    i = m - 1
+    z = n_zero
+    zv = max(alpha, 0.0)
+    for _ in range(k):
+        if i >= 0:
+            v = max(a1 * eigs[i] + alpha, 0.0)
+            if z > 0 and zv > v:
+                acc += zv
+                z -= 1
+            else:
+                acc += v
+                i -= 1
+        elif z > 0:
+            acc += zv
+            z -= 1
+        else:
+            break
+    return h, min(acc / n, 1.0)
 
 
 def exact_spectrum(
@@ -901,18 +952,23 @@ def build_z(
     ret: np.ndarray, valid: np.ndarray, a: int, b: int, mu: np.ndarray, d: np.ndarray, idx: np.ndarray,
     has_missing: bool,
 ) -> np.ndarray:
-    """The standardised window Z (W x N_eff, eligible columns ``idx``) in one pass over the rows."""
+    """The standardised window Z (W x N_eff, eligible columns ``idx``) in one pass over the rows
+    (no index gather when every asset is eligible, no mask test when no return is missing)."""
     w = b - a
     m = idx.size
     z = np.empty((w, m))
+    dense = m == ret.shape[1]
     for t in range(w):
         row = ret[a + t]
-        for k in range(m):
-            j = idx[k]
-            x = (row[j] - mu[j]) * d[j]
-            if has_missing and not valid[a + t, j]:
-                x = 0.0
-            z[t, k] = x
+        out = z[t]
+        if dense and not has_missing:
+            for k in range(m):
+                out[k] = (row[k] - mu[k]) * d[k]
+        else:
+            ok = valid[a + t]
+            for k in range(m):
+                j = idx[k]
+                out[k] = (row[j] - mu[j]) * d[j] if (not has_missing or ok[j]) else 0.0
     return z
 
 

@@ -470,21 +470,21 @@ class Sonar:
         entropy = absorption = nan
         steps = 0
         if cfg.full_spectrum:
+            n_zero = 0
             if use_p:
                 eigs = np.linalg.eigvalsh(self._corr_lower(win, rows), UPLO="L")
             else:
                 idx = np.flatnonzero(win.eligible)
                 z = K.build_z(self._ret, self._valid, a, b, win.mu, win.d, idx, has_missing)
                 if rows < n_eff:  # Gram route: same nonzero spectrum, the other n_eff - W are zero
-                    eigs = np.concatenate([np.zeros(n_eff - rows), np.linalg.eigvalsh(z @ z.T)])
+                    eigs = np.linalg.eigvalsh(z @ z.T)
+                    n_zero = n_eff - rows
                 else:
                     eigs = np.linalg.eigvalsh(z.T @ z)
             lam = float(eigs[-1])
             bound = 0.0
             exact = True
-            eigs_s = K.shrink_spectrum(eigs, alpha) if alpha > 0.0 else eigs
-            entropy = K.entropy_normalised(eigs_s, n_eff)
-            absorption = K.absorption_ratio(eigs_s, n_eff, cfg.absorption_frac)
+            entropy, absorption = K.spectrum_features(eigs, n_zero, alpha, n_eff, cfg.absorption_frac)
         else:
             lam, bound, steps, gram = self._certified_lambda(win, a, b, rows, n_eff, has_missing, use_p, bar)
             exact = False
