@@ -28,6 +28,21 @@ def real_bars(dataset: str) -> ScanBars:
     return bars
 
 
+def reference_spectrum(
+    closes: np.ndarray, mask: np.ndarray, t: int, w: int, *, min_coverage: float = 0.9, alpha: float = 0.05,
+    min_return_var: float = 1e-18,
+) -> tuple[np.ndarray, int]:
+    """numpy eigvalsh of the from-scratch correlation of the window ending at bar t.
+
+    Returns (all N_eff eigenvalues, ascending, after the stated singular shrinkage, N_eff).
+    """
+    ret, valid = K.log_returns(closes[: t + 1], mask[: t + 1])
+    c, eligible = K.correlation_from_scratch(ret[t - w + 1 : t + 1], valid[t - w + 1 : t + 1], min_coverage, min_return_var)
+    n_eff = int(eligible.sum())
+    a = alpha if n_eff >= w else 0.0
+    return (1 - a) * np.linalg.eigvalsh(c) + a, n_eff
+
+
 def reference_lambda_max(
     closes: np.ndarray, mask: np.ndarray, t: int, w: int, *, min_coverage: float = 0.9, alpha: float = 0.05,
     min_return_var: float = 1e-18,
@@ -36,9 +51,6 @@ def reference_lambda_max(
 
     Returns (lambda_max after the stated singular shrinkage, N_eff).
     """
-    ret, valid = K.log_returns(closes[: t + 1], mask[: t + 1])
-    c, eligible = K.correlation_from_scratch(ret[t - w + 1 : t + 1], valid[t - w + 1 : t + 1], min_coverage, min_return_var)
-    n_eff = int(eligible.sum())
-    lam = float(np.linalg.eigvalsh(c)[-1])
-    a = alpha if n_eff >= w else 0.0
-    return (1 - a) * lam + a, n_eff
+    ev, n_eff = reference_spectrum(closes, mask, t, w, min_coverage=min_coverage, alpha=alpha,
+                                   min_return_var=min_return_var)
+    return (float(ev[-1]) if ev.size else float("nan")), n_eff

@@ -11,7 +11,7 @@ from dolphin.scan.config import RegimeConfig, ScanConfig
 from dolphin.scan.record import ATTACK, VETO
 from dolphin.scan.sonar import Sonar
 
-from ._data import real_bars, reference_lambda_max
+from ._data import real_bars, reference_lambda_max, reference_spectrum
 
 DEFAULT_WINDOWS = (50, 150, 300, 750)
 
@@ -41,6 +41,14 @@ def _run_and_check(dataset: str, n_bars: int, cfg: ScanConfig, t_start: int = 0,
                 assert math.isfinite(getattr(f, name))
             if cfg.full_spectrum:
                 assert 0.0 <= f.entropy <= 1.0 and 0.0 < f.absorption <= 1.0
+                # entropy and absorption ratio vs the independent spectrum, computed here with numpy
+                ev, _ = reference_spectrum(closes, mask, t, f.window, min_coverage=cfg.min_coverage,
+                                           alpha=cfg.singular_shrinkage)
+                p = np.clip(ev, 0.0, None) / n_eff
+                p = p[p > 0.0]
+                assert abs(f.entropy - float(-(p * np.log(p)).sum() / math.log(n_eff))) <= 1e-9, (dataset, t, f)
+                top = np.sort(np.clip(ev, 0.0, None))[::-1][: max(1, math.ceil(cfg.absorption_frac * n_eff - 1e-9))]
+                assert abs(f.absorption - float(top.sum() / n_eff)) <= 1e-9, (dataset, t, f)
             checked += 1
         if all(f.ready for f in rec.windows) and t >= max(cfg.windows) + cfg.velocity_lag_bars:
             assert math.isfinite(rec.vel_div) and math.isfinite(rec.instability)
@@ -61,7 +69,10 @@ def test_spot_50_assets_signal_path_exact_every_scan(shared_data) -> None:
 
 def test_spot_50_assets_full_scan(shared_data) -> None:
     cfg = ScanConfig(full_spectrum=True)
-    _run_and_check("binance_spot_1m_2021-04", 900, cfg, t_start=9000, check_every=7)
+    sonar = _run_and_check("binance_spot_1m_2021-04", 900, cfg, t_start=9000, check_every=7)
+    ev = sonar.counters.events
+    # after each window's first spectrum, the previous bar's spectrum warm-starts the solver
+    assert ev.get("spectrum_warm", 0) > 0.9 * (ev.get("spectrum_warm", 0) + ev.get("spectrum_cold", 0))
 
 
 def test_perp_5m_listing_mid_window(shared_data) -> None:

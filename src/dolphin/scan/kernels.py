@@ -44,6 +44,8 @@ __all__ = [
     "shrink_spectrum",
     "spectrum_features",
     "standardise",
+    "sym_eigvalsh",
+    "tridiag_eigvals_warm",
     "window_sums",
 ]
 
@@ -221,6 +223,223 @@ def _spectrum_features(eigs: np.ndarray, n_zero: int, alpha: float, n: float, k:
         else:
             break
     return h, min(acc / n, 1.0)
+
+
+_TRD_LWORK: dict[int, int] = {}
+
+
+def sym_eigvalsh(a: np.ndarray, guess: np.ndarray | None = None) -> tuple[np.ndarray, bool]:
+    """All eigenvalues (ascending) of the symmetric ``a`` (its lower triangle, C order, is read;
+    ``a`` is overwritten), and whether the warm-started tridiagonal solver produced them.
+
+    Householder tridiagonalisation T = Q^T a Q (LAPACK dsytrd, as numpy's eigvalsh), then the
+    eigenvalues of T: with ``guess`` (the previous bar's spectrum of the same window, same size)
+    by :func:`tridiag_eigvals_warm` (Sturm counts + safeguarded Newton, SIMD across
+    eigenvalues), else, or if that does not converge, by LAPACK's dsterf (eigvalsh's solver).
+    Both are backward stable: every eigenvalue within a small multiple of u ||T||.
+    """
+    from scipy.linalg import lapack
+
+    n = a.shape[0]
+    if n <= 1:
+        return np.array(a, dtype=np.float64).reshape(n), False
+    if a.dtype != np.float64 or not a.flags.c_contiguous:
+        a = np.ascontiguousarray(a, dtype=np.float64)
+    lwork = _TRD_LWORK.get(n)
+    if lwork is None:
+        lw, info = lapack.dsytrd_lwork(n)
+        lwork = _TRD_LWORK[n] = int(lw) if info == 0 else 32 * n
+    # a.T is a in Fortran order (no copy); its upper triangle is a's lower triangle in C order
+    _, d, e, _, info = lapack.dsytrd(a.T, lower=0, lwork=lwork, overwrite_a=1)
+    if info != 0 or not (np.isfinite(d).all() and np.isfinite(e).all()):
+        raise np.linalg.LinAlgError(f"dsytrd: non-finite matrix or failure (info {info})")
+    if guess is not None and guess.size == n:
+        w, ok = tridiag_eigvals_warm(d, e, guess, 64)
+        if ok:
+            return w, True
+    w, info = lapack.dsterf(d, e)
+    if info != 0:
+        raise np.linalg.LinAlgError(f"dsterf did not converge (info {info})")
+    return w, False
+
+
+@nb.njit(cache=True, error_model="numpy", fastmath={"contract"})
+def _sturm_pass(
+    d: np.ndarray, e2: np.ndarray, x: np.ndarray, pivmin: float, cnt: np.ndarray, g: np.ndarray, h: np.ndarray,
+    r: np.ndarray, dq: np.ndarray, ddq: np.ndarray, m: int,
+) -> None:
+    """For every shift x_k at once, from the LDL^T pivots q_i of T - x_k I (LAPACK dstebz's
+    recurrence and pivmin rule): cnt_k = #eigenvalues below x_k (negative pivots),
+    g_k = f'/f = sum 1 / (x_k - lambda_i) and h_k = sum 1 / (x_k - lambda_i)^2 for
+    f = det(T - x I) = prod q_i (ln f = sum ln q_i, differentiated through the recurrence).
+    The inner loop runs across shifts (independent): vectorised. numpy's error model: 1 / q
+    without a zero check (|q| >= pivmin by construction). Only the first m shifts are used."""
+    n = d.size
+    d0 = d[0]
+    for k in range(m):
+        qk = d0 - x[k]
+        qk = qk if abs(qk) >= pivmin else -pivmin
+        rk = 1.0 / qk
+        r[k] = rk
+        dq[k] = -1.0
+        ddq[k] = 0.0
+        cnt[k] = 1.0 if qk < 0.0 else 0.0
+        g[k] = -rk
+        h[k] = rk * rk
+    for i in range(1, n):
+        di = d[i]
+        ei = e2[i - 1]
+        for k in range(m):
+            rp = r[k]
+            t = ei * rp
+            qk = (di - x[k]) - t
+            u = dq[k] * rp  # q'_{i-1} / q_{i-1}
+            dqk = -1.0 + t * u
+            ddqk = t * rp * (ddq[k] - 2.0 * dq[k] * u)
+            qk = qk if abs(qk) >= pivmin else -pivmin
+            rk = 1.0 / qk
+            cnt[k] += 1.0 if qk < 0.0 else 0.0
+            a = dqk * rk
+            g[k] += a
+            h[k] += a * a - ddqk * rk
+            dq[k] = dqk
+            ddq[k] = ddqk
+            r[k] = rk
+
+
+@nb.njit(cache=True)
+def _laguerre(x: float, g: float, h: float, n: float, right: bool) -> float:
+    """Laguerre's step from x towards the next eigenvalue on the right (or left): for a
+    polynomial with only real roots it stays between x and that root (Li & Zeng 1992),
+    converging cubically. NaN when the formula breaks down (the caller bisects)."""
+    if not (abs(g) < math.inf and abs(h) < math.inf):
+        return math.nan  # a pivot at the pivmin floor: the derivatives are meaningless
+    disc = (n - 1.0) * (n * h - g * g)
+    sq = math.sqrt(disc) if disc > 0.0 else 0.0
+    den = g - sq if right else g + sq
+    if not (0.0 < abs(den) < math.inf):
+        return math.nan
+    return x - n / den
+
+
+@nb.njit(cache=True, error_model="numpy")
+def tridiag_eigvals_warm(d: np.ndarray, e: np.ndarray, guess: np.ndarray, max_pass: int) -> tuple[np.ndarray, bool]:
+    """Eigenvalues (ascending) of the symmetric tridiagonal T (diagonal d, off-diagonal e),
+    warm-started from ``guess`` (n values near them, e.g. the previous bar's spectrum).
+
+    1. One Sturm pass at the sorted guesses brackets every eigenvalue k between the guesses
+       whose counts straddle k (Gershgorin bounds at the ends).
+    2. All eigenvalues at once, one Sturm pass per round: the count at the iterate moves one
+       end of the bracket (count <= k: lambda_k >= x). While the bracket holds other
+       eigenvalues too, bisect; once lambda_k is alone in it, Laguerre's step towards it
+       (cubic, never past it) plus 0.4 tol (so that the next count lands on the other side
+       and closes the bracket). Bisection also when a step leaves the bracket, when a pivot
+       hit the pivmin floor (the derivatives are then meaningless) and when the bracket did
+       not halve in 3 rounds. Convergence is decided by the counts alone.
+    Done when every bracket is at most tol = 8 u ||T||_Gershgorin + 2 pivmin wide (bisection's
+    accuracy: each count is exact for a T perturbed by a few u |T|). Returns (values, True),
+    or (partial, False) when some eigenvalue did not converge within ``max_pass`` rounds.
+    """
+    n = d.size
+    nf = float(n)
+    e2 = np.empty(max(n - 1, 0))
+    gl = d[0]
+    gu = d[0]
+    emax = 0.0
+    for i in range(n):
+        off = 0.0
+        if i > 0:
+            off += abs(e[i - 1])
+        if i < n - 1:
+            off += abs(e[i])
+            e2[i] = e[i] * e[i]
+            emax = max(emax, e2[i])
+        gl = min(gl, d[i] - off)
+        gu = max(gu, d[i] + off)
+    tnorm = max(abs(gl), abs(gu))
+    pivmin = 2.2250738585072014e-308 * max(1.0, emax)
+    tol = 8.0 * 1.1102230246251565e-16 * tnorm + 2.0 * pivmin
+    gl -= 2.0 * tol
+    gu += 2.0 * tol
+    wk = np.empty((6, n))  # per-shift work rows of the Sturm pass
+    cnt, g, h, r, dq, ddq = wk[0], wk[1], wk[2], wk[3], wk[4], wk[5]
+    # 1. probe at the sorted guesses: every eigenvalue gets the tightest probes around it
+    xg = np.sort(guess)
+    for j in range(n):
+        xg[j] = min(max(xg[j], gl), gu)
+    _sturm_pass(d, e2, xg, pivmin, cnt, g, h, r, dq, ddq, n)
+    for j in range(1, n):  # counts are monotone in exact arithmetic; keep them so
+        cnt[j] = max(cnt[j], cnt[j - 1])
+    lo = np.full(n, gl)
+    hi = np.full(n, gu)
+    clo = np.zeros(n)  # eigenvalue counts below lo_k and below hi_k
+    chi = np.full(n, nf)
+    x = np.empty(n)
+    j = 0
+    for k in range(n):
+        while j < n and cnt[j] <= k:
+            j += 1
+        xn = math.nan
+        if j > 0:  # the last probe with count <= k
+            lo[k] = xg[j - 1]
+            clo[k] = cnt[j - 1]
+        if j < n:  # the first probe with count > k
+            hi[k] = xg[j]
+            chi[k] = cnt[j]
+        if chi[k] - clo[k] <= 1.0:  # alone: Laguerre from the nearer probe
+            if j > 0:
+                xn = _laguerre(xg[j - 1], g[j - 1], h[j - 1], nf, True)
+            elif j < n:
+                xn = _laguerre(xg[j], g[j], h[j], nf, False)
+        x[k] = xn if (xn > lo[k] and xn < hi[k]) else 0.5 * (lo[k] + hi[k])
+    # 2. rounds of one Sturm pass over the unconverged eigenvalues
+    active = np.empty(n, dtype=np.int64)
+    m = 0
+    for k in range(n):
+        if hi[k] - lo[k] > tol:
+            active[m] = k
+            m += 1
+        else:
+            x[k] = 0.5 * (lo[k] + hi[k])
+    xa = np.empty(n)
+    wref = hi - lo
+    rounds = 0
+    while m > 0 and rounds < max_pass:
+        rounds += 1
+        for jj in range(m):
+            xa[jj] = x[active[jj]]
+        _sturm_pass(d, e2, xa, pivmin, cnt, g, h, r, dq, ddq, m)
+        keep = 0
+        for jj in range(m):
+            k = active[jj]
+            xk = xa[jj]
+            below = cnt[jj] <= k  # x < lambda_k
+            if below:
+                lo[k] = max(lo[k], xk)
+                clo[k] = max(clo[k], cnt[jj])
+            else:
+                hi[k] = min(hi[k], xk)
+                chi[k] = min(chi[k], cnt[jj])
+            width = hi[k] - lo[k]
+            if width <= tol:
+                x[k] = 0.5 * (lo[k] + hi[k])
+                continue
+            xn = math.nan
+            if rounds % 3 == 0:  # the bracket must halve every 3 rounds, else bisect
+                slow = width > 0.5 * wref[k]
+                wref[k] = width
+            else:
+                slow = False
+            if chi[k] - clo[k] <= 1.0 and not slow:
+                xn = _laguerre(xk, g[jj], h[jj], nf, below)
+                xn += 0.4 * tol if below else -0.4 * tol
+            if not (xn > lo[k] and xn < hi[k]):
+                xn = 0.5 * (lo[k] + hi[k])
+            x[k] = xn
+            active[keep] = k
+            keep += 1
+        m = keep
+    return x, m == 0
 
 
 def exact_spectrum(

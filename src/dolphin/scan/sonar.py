@@ -65,7 +65,7 @@ class _Window:
     __slots__ = (
         "w", "n", "s", "q", "mu", "d", "eligible", "prev_eligible", "missing", "vec", "gap", "history",
         "n_eff", "initialised", "last_change_bar", "p", "spare", "last_steps", "offset", "fail_streak", "mv_p",
-        "shift_mode", "mat",
+        "shift_mode", "mat", "spec",
     )
 
     def __init__(self, w: int, n_assets: int, lag: int, offset: int, signal_only: bool) -> None:
@@ -92,6 +92,7 @@ class _Window:
         self.fail_streak = 0  # consecutive scans without any certificate (exact solver used)
         self.shift_mode = False  # trace / Frobenius cannot certify here: converge, then shift certificate
         self.mat = np.empty(0)  # flat workspace for N_eff x N_eff matrices from the cross-product (lazy)
+        self.spec = np.empty(0)  # last full spectrum (of the matrix solved): warm start of the next
         self.gap = 0.0
         self.history = np.full(lag + 1, np.nan)  # ring of lambda_max, index bar % (lag + 1)
         self.n_eff = 0
@@ -472,15 +473,19 @@ class Sonar:
         if cfg.full_spectrum:
             n_zero = 0
             if use_p:
-                eigs = np.linalg.eigvalsh(self._corr_lower(win, rows), UPLO="L")
+                mat = self._corr_lower(win, rows)
             else:
                 idx = np.flatnonzero(win.eligible)
                 z = K.build_z(self._ret, self._valid, a, b, win.mu, win.d, idx, has_missing)
                 if rows < n_eff:  # Gram route: same nonzero spectrum, the other n_eff - W are zero
-                    eigs = np.linalg.eigvalsh(z @ z.T)
+                    mat = z @ z.T
                     n_zero = n_eff - rows
                 else:
-                    eigs = np.linalg.eigvalsh(z.T @ z)
+                    mat = z.T @ z
+            # the previous bar's spectrum of the same window warm-starts the tridiagonal solver
+            eigs, warm = K.sym_eigvalsh(mat, win.spec if win.spec.size == mat.shape[0] else None)
+            win.spec = eigs
+            c.count("spectrum_warm" if warm else "spectrum_cold")
             lam = float(eigs[-1])
             bound = 0.0
             exact = True
