@@ -364,9 +364,11 @@ def tridiag_eigvals_warm(d: np.ndarray, e: np.ndarray, guess: np.ndarray, max_pa
     wk = np.empty((6, n))  # per-shift work rows of the Sturm pass
     cnt, g, h, r, dq, ddq = wk[0], wk[1], wk[2], wk[3], wk[4], wk[5]
     # 1. probe at the sorted guesses: every eigenvalue gets the tightest probes around it
-    xg = np.sort(guess)
-    for j in range(n):
-        xg[j] = min(max(xg[j], gl), gu)
+    xg = np.empty(n)
+    for j in range(n):  # a non-finite guess would give a meaningless count: probe the centre
+        v = guess[j]
+        xg[j] = min(max(v, gl), gu) if abs(v) < math.inf else 0.5 * (gl + gu)
+    xg.sort()
     _sturm_pass(d, e2, xg, pivmin, cnt, g, h, r, dq, ddq, n)
     for j in range(1, n):  # counts are monotone in exact arithmetic; keep them so
         cnt[j] = max(cnt[j], cnt[j - 1])
