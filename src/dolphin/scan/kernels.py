@@ -813,7 +813,8 @@ def _lz_advance(
         if m >= n_eff:  # the basis spans the whole eligible space: T is C in another basis
             th1, _t2, _s1, _s2 = _tridiag_top2(alpha, beta, m, y1)
             st[_THETA] = th1
-            st[_BOUND] = st[_DROP] + bk  # exact up to the zeroed couplings (Weyl)
+            # exact up to the zeroed couplings (Weyl) and the rounding of T's eigenvalue (as in _certify)
+            st[_BOUND] = st[_DROP] + bk + 1e-15 * m * _tnorm(alpha, beta, m)
             return True
         if _certify(alpha, beta, m, bk, trace_up, frob_up, tol_rel, y1, st):
             return True
@@ -862,6 +863,20 @@ def _lz_advance(
 
 
 @nb.njit(cache=True)
+def _tnorm(alpha: np.ndarray, beta: np.ndarray, m: int) -> float:
+    """||T||_inf of the m x m Lanczos tridiagonal (max absolute row sum)."""
+    scale = 0.0
+    for i in range(m):
+        r = abs(alpha[i])
+        if i > 0:
+            r += abs(beta[i - 1])
+        if i + 1 < m:
+            r += abs(beta[i])
+        scale = max(scale, r)
+    return scale
+
+
+@nb.njit(cache=True)
 def _certify(
     alpha: np.ndarray, beta: np.ndarray, m: int, bm: float, trace_up: float, frob_up: float, tol_rel: float,
     y1: np.ndarray, st: np.ndarray,
@@ -891,14 +906,7 @@ def _certify(
     st[_GAP] = 0.0
     if not (th1 > 0.0):
         return False
-    scale = 0.0
-    for i in range(m):
-        r = abs(alpha[i])
-        if i > 0:
-            r += abs(beta[i - 1])
-        if i + 1 < m:
-            r += abs(beta[i])
-        scale = max(scale, r)
+    scale = _tnorm(alpha, beta, m)
     target = tol_rel * th1
     y = np.empty(m)
     sum_th = 0.0
