@@ -490,8 +490,8 @@ def test_sym_eigvalsh_equals_numpy_with_and_without_a_warm_start(n: int, seed: i
     a1 = np.corrcoef(x[:-1].T)
     a2 = np.corrcoef(x[1:].T)
     ref = np.linalg.eigvalsh(a2)
-    got, used = K.sym_eigvalsh(a2.copy(), np.linalg.eigvalsh(a1) if warm else None)
-    assert used == warm
+    got, how = K.sym_eigvalsh(a2.copy(), np.linalg.eigvalsh(a1) if warm else None)
+    assert how == ("warm" if warm else "cold")
     assert np.max(np.abs(got - ref)) <= 1e-12 * n
 
 
@@ -519,3 +519,58 @@ def test_published_error_bound_covers_the_error_also_when_lanczos_spans_every_as
             assert abs(f.lambda_max - lam) <= f.error_bound * lam + 1e-14 * lam
             certified += 1
     assert certified > 0
+
+
+@settings(max_examples=60)
+@given(st.integers(8, 200), st.integers(0, 2**32 - 1), st.floats(0.05, 0.5), st.floats(0.34, 3.0))
+def test_warm_tridiagonal_solver_converges_on_near_duplicate_assets(n: int, seed: int, dup: float, w_over_n: float) -> None:
+    """Near-duplicate assets (one series scaled, as the same coin on two quotes) give a cluster of
+    near-zero eigenvalues, where Laguerre is only linear: the solver must notice, bisect, and still
+    converge within its round budget (no silent fall-back to LAPACK on every bar). W < N too."""
+    rng = np.random.default_rng(seed)
+    w = max(4, int(w_over_n * n))
+    x = rng.standard_normal((w + 1, n)) * rng.uniform(0.1, 3.0, n) + rng.standard_normal((w + 1, 1)) * rng.uniform(0, 2)
+    k = max(2, int(dup * n))
+    x[:, :k] = x[:, [0]] * rng.uniform(0.9, 1.1)
+    prev = np.linalg.eigvalsh(np.corrcoef(x[:-1].T))
+    cur = np.corrcoef(x[1:].T)
+    if not np.isfinite(cur).all():
+        return
+    got, how = K.sym_eigvalsh(cur.copy(), prev)
+    assert how == "warm"
+    ref = np.linalg.eigvalsh(cur)
+    assert np.max(np.abs(got - ref)) <= 1e-12 * n
+
+
+def test_a_warm_solver_that_does_not_converge_is_counted_and_backed_off(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Generated prices; the warm tridiagonal solver is made to report non-convergence on one scan:
+    that scan's spectrum comes from LAPACK (still exact), `spectrum_fallback` counts it, the window
+    uses LAPACK for the next 16 bars (`spectrum_cold`) and then the warm start again."""
+    closes, mask = _generated_closes(7, 120, 6)
+    cfg = _cfg(windows=[10, 25], vel_div_short=10, vel_div_long=25, full_spectrum=True,
+               regime={"structure_window": 25, "min_assets": 2})
+    sonar = Sonar(6, cfg)
+    real = K.tridiag_eigvals_warm
+    fail_at = {40}
+    state = {"bar": -1}
+
+    def flaky(d, e, guess, max_pass):
+        x, ok = real(d, e, guess, max_pass)
+        return x, ok and state["bar"] not in fail_at
+
+    monkeypatch.setattr(K, "tridiag_eigvals_warm", flaky)
+    ret, valid = K.log_returns(closes, mask)
+    hist = []
+    for t in range(closes.shape[0]):
+        state["bar"] = t
+        before = dict(sonar.counters.events)
+        rec = sonar.update(t + 1, closes[t], mask[t])
+        after = sonar.counters.events
+        hist.append({k: after.get(k, 0) - before.get(k, 0) for k in ("spectrum_warm", "spectrum_cold", "spectrum_fallback")})
+        w10 = rec.windows[0]
+        if w10.ready:
+            c, _ = K.correlation_from_scratch(ret[t - 9 : t + 1], valid[t - 9 : t + 1])
+            assert abs(w10.lambda_max - np.linalg.eigvalsh(c)[-1]) <= 1e-9 * w10.lambda_max
+    assert hist[40]["spectrum_fallback"] == 2  # both windows fell back on that bar
+    assert all(h["spectrum_cold"] == 2 and h["spectrum_warm"] == 0 for h in hist[41:56])
+    assert all(h["spectrum_warm"] == 2 for h in hist[57:])

@@ -73,6 +73,7 @@ def test_spot_50_assets_full_scan(shared_data) -> None:
     ev = sonar.counters.events
     # after each window's first spectrum, the previous bar's spectrum warm-starts the solver
     assert ev.get("spectrum_warm", 0) > 0.9 * (ev.get("spectrum_warm", 0) + ev.get("spectrum_cold", 0))
+    assert ev.get("spectrum_fallback", 0) == 0
 
 
 def test_perp_5m_listing_mid_window(shared_data) -> None:

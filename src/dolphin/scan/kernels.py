@@ -228,9 +228,10 @@ def _spectrum_features(eigs: np.ndarray, n_zero: int, alpha: float, n: float, k:
 _TRD_LWORK: dict[int, int] = {}
 
 
-def sym_eigvalsh(a: np.ndarray, guess: np.ndarray | None = None) -> tuple[np.ndarray, bool]:
+def sym_eigvalsh(a: np.ndarray, guess: np.ndarray | None = None) -> tuple[np.ndarray, str]:
     """All eigenvalues (ascending) of the symmetric ``a`` (its lower triangle, C order, is read;
-    ``a`` is overwritten), and whether the warm-started tridiagonal solver produced them.
+    ``a`` is overwritten), and how: "warm" (the warm-started tridiagonal solver), "cold" (no
+    usable guess: LAPACK's dsterf) or "fallback" (the warm solver did not converge: dsterf).
 
     Householder tridiagonalisation T = Q^T a Q (LAPACK dsytrd, as numpy's eigvalsh), then the
     eigenvalues of T: with ``guess`` (the previous bar's spectrum of the same window, same size)
@@ -242,7 +243,7 @@ def sym_eigvalsh(a: np.ndarray, guess: np.ndarray | None = None) -> tuple[np.nda
 
     n = a.shape[0]
     if n <= 1:
-        return np.array(a, dtype=np.float64).reshape(n), False
+        return np.array(a, dtype=np.float64).reshape(n), "cold"
     if a.dtype != np.float64 or not a.flags.c_contiguous:
         a = np.ascontiguousarray(a, dtype=np.float64)
     lwork = _TRD_LWORK.get(n)
@@ -253,14 +254,16 @@ def sym_eigvalsh(a: np.ndarray, guess: np.ndarray | None = None) -> tuple[np.nda
     _, d, e, _, info = lapack.dsytrd(a.T, lower=0, lwork=lwork, overwrite_a=1)
     if info != 0 or not (np.isfinite(d).all() and np.isfinite(e).all()):
         raise np.linalg.LinAlgError(f"dsytrd: non-finite matrix or failure (info {info})")
+    how = "cold"
     if guess is not None and guess.size == n:
         w, ok = tridiag_eigvals_warm(d, e, guess, 64)
         if ok:
-            return w, True
+            return w, "warm"
+        how = "fallback"
     w, info = lapack.dsterf(d, e)
     if info != 0:
         raise np.linalg.LinAlgError(f"dsterf did not converge (info {info})")
-    return w, False
+    return w, how
 
 
 @nb.njit(cache=True, error_model="numpy", fastmath={"contract"})
@@ -330,13 +333,15 @@ def tridiag_eigvals_warm(d: np.ndarray, e: np.ndarray, guess: np.ndarray, max_pa
     1. One Sturm pass at the sorted guesses brackets every eigenvalue k between the guesses
        whose counts straddle k (Gershgorin bounds at the ends).
     2. All eigenvalues at once, one Sturm pass per round: the count at the iterate moves one
-       end of the bracket (count <= k: lambda_k >= x). While the bracket holds other
-       eigenvalues too, bisect; once lambda_k is alone in it, Laguerre's step towards it
-       (cubic, never past it) plus 0.4 tol (so that the next count lands on the other side
-       and closes the bracket). Bisection also when a step leaves the bracket, when a pivot
-       hit the pivmin floor (the derivatives are then meaningless) and when the bracket did
-       not halve in 3 rounds. Convergence is decided by the counts alone.
-    Done when every bracket is at most tol = 8 u ||T||_Gershgorin + 2 pivmin wide (bisection's
+       end of the bracket (count <= k: lambda_k >= x). When lambda_k is the next eigenvalue
+       from the iterate (count k below it, k + 1 above), Laguerre's step towards it (cubic,
+       never past it) plus tol / 2 (so that the next count lands on the other side and closes
+       the bracket); otherwise bisection, also when a step leaves the bracket, when a pivot
+       hit the pivmin floor (the derivatives are then meaningless) and, for good, once two
+       Laguerre steps shrank by less than half (it is only linear on a near-multiple root) or
+       8 steps did not converge.
+       Convergence is decided by the counts alone.
+    Done when every bracket is at most tol = 16 u ||T||_Gershgorin + 2 pivmin wide (bisection's
     accuracy: each count is exact for a T perturbed by a few u |T|). Returns (values, True),
     or (partial, False) when some eigenvalue did not converge within ``max_pass`` rounds.
     """
@@ -358,7 +363,7 @@ def tridiag_eigvals_warm(d: np.ndarray, e: np.ndarray, guess: np.ndarray, max_pa
         gu = max(gu, d[i] + off)
     tnorm = max(abs(gl), abs(gu))
     pivmin = 2.2250738585072014e-308 * max(1.0, emax)
-    tol = 8.0 * 1.1102230246251565e-16 * tnorm + 2.0 * pivmin
+    tol = 16.0 * 1.1102230246251565e-16 * tnorm + 2.0 * pivmin
     gl -= 2.0 * tol
     gu += 2.0 * tol
     wk = np.empty((6, n))  # per-shift work rows of the Sturm pass
@@ -388,11 +393,24 @@ def tridiag_eigvals_warm(d: np.ndarray, e: np.ndarray, guess: np.ndarray, max_pa
         if j < n:  # the first probe with count > k
             hi[k] = xg[j]
             chi[k] = cnt[j]
-        if chi[k] - clo[k] <= 1.0:  # alone: Laguerre from the nearer probe
-            if j > 0:
-                xn = _laguerre(xg[j - 1], g[j - 1], h[j - 1], nf, True)
-            elif j < n:
-                xn = _laguerre(xg[j], g[j], h[j], nf, False)
+        # Laguerre from a probe whose next eigenvalue towards lambda_k is lambda_k itself; of
+        # two, prefer one in lambda_k's Newton basin (Newton's step -1/g points at lambda_k, not
+        # back at the eigenvalue behind the probe), then the nearer by Newton's estimate
+        x1 = _laguerre(xg[j - 1], g[j - 1], h[j - 1], nf, True) if (j > 0 and clo[k] == k) else math.nan
+        x2 = _laguerre(xg[j], g[j], h[j], nf, False) if (j < n and chi[k] == k + 1) else math.nan
+        ok1 = x1 > lo[k] and x1 < hi[k]
+        ok2 = x2 > lo[k] and x2 < hi[k]
+        if ok1 and ok2:
+            b1 = g[j - 1] < 0.0
+            b2 = g[j] > 0.0
+            if b1 != b2:
+                xn = x1 if b1 else x2
+            else:
+                xn = x1 if abs(1.0 / g[j - 1]) <= abs(1.0 / g[j]) else x2
+        elif ok1:
+            xn = x1
+        elif ok2:
+            xn = x2
         x[k] = xn if (xn > lo[k] and xn < hi[k]) else 0.5 * (lo[k] + hi[k])
     # 2. rounds of one Sturm pass over the unconverged eigenvalues
     active = np.empty(n, dtype=np.int64)
@@ -404,7 +422,9 @@ def tridiag_eigvals_warm(d: np.ndarray, e: np.ndarray, guess: np.ndarray, max_pa
         else:
             x[k] = 0.5 * (lo[k] + hi[k])
     xa = np.empty(n)
-    wref = hi - lo
+    last_step = np.full(n, np.inf)
+    strikes = np.zeros(n, dtype=np.int64)
+    used = np.zeros(n, dtype=np.int64)  # Laguerre steps taken per eigenvalue
     rounds = 0
     while m > 0 and rounds < max_pass:
         rounds += 1
@@ -427,16 +447,29 @@ def tridiag_eigvals_warm(d: np.ndarray, e: np.ndarray, guess: np.ndarray, max_pa
                 x[k] = 0.5 * (lo[k] + hi[k])
                 continue
             xn = math.nan
-            if rounds % 3 == 0:  # the bracket must halve every 3 rounds, else bisect
-                slow = width > 0.5 * wref[k]
-                wref[k] = width
-            else:
-                slow = False
-            if chi[k] - clo[k] <= 1.0 and not slow:
-                xn = _laguerre(xk, g[jj], h[jj], nf, below)
-                xn += 0.4 * tol if below else -0.4 * tol
+            # the next eigenvalue from x towards lambda_k is lambda_k itself: count(x) = k below
+            # it, k + 1 above it (other eigenvalues in the bracket lie beyond lambda_k)
+            if (cnt[jj] == k if below else cnt[jj] == k + 1) and strikes[k] < 2:
+                xl = _laguerre(xk, g[jj], h[jj], nf, below)
+                # Laguerre is cubic on a simple root, only linear on a (nearly) multiple one: two
+                # steps shrinking by less than half (growing steps leave a neighbour's pull: fine),
+                # or 8 steps without convergence, and the eigenvalue is bisected for good
+                step = abs(xl - xk)
+                if 0.5 * last_step[k] < step <= last_step[k]:
+                    strikes[k] += 1
+                last_step[k] = step
+                used[k] += 1
+                if used[k] > 8:
+                    strikes[k] = 2
+                if xl > lo[k] and xl < hi[k] and strikes[k] < 2:
+                    # step past the root by half the tolerance (Laguerre's own rounding near the
+                    # root is ~u ||T||): the next count then closes the bracket from that side;
+                    # when the far end is nearer than that, probe between the estimate and it
+                    xn = xl + (0.5 * tol if below else -0.5 * tol)
+                    if not (xn > lo[k] and xn < hi[k]):
+                        xn = 0.5 * (xl + (hi[k] if below else lo[k]))
             if not (xn > lo[k] and xn < hi[k]):
-                xn = 0.5 * (lo[k] + hi[k])
+                xn = 0.5 * (lo[k] + hi[k])  # bisection
             x[k] = xn
             active[keep] = k
             keep += 1

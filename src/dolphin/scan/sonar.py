@@ -65,7 +65,7 @@ class _Window:
     __slots__ = (
         "w", "n", "s", "q", "mu", "d", "eligible", "prev_eligible", "missing", "vec", "gap", "history",
         "n_eff", "initialised", "last_change_bar", "p", "spare", "last_steps", "offset", "fail_streak", "mv_p",
-        "shift_mode", "mat", "spec",
+        "shift_mode", "mat", "spec", "warm_retry_bar",
     )
 
     def __init__(self, w: int, n_assets: int, lag: int, offset: int, signal_only: bool) -> None:
@@ -93,6 +93,7 @@ class _Window:
         self.shift_mode = False  # trace / Frobenius cannot certify here: converge, then shift certificate
         self.mat = np.empty(0)  # flat workspace for N_eff x N_eff matrices from the cross-product (lazy)
         self.spec = np.empty(0)  # last full spectrum (of the matrix solved): warm start of the next
+        self.warm_retry_bar = 0  # no warm start before this bar (after a warm attempt failed)
         self.gap = 0.0
         self.history = np.full(lag + 1, np.nan)  # ring of lambda_max, index bar % (lag + 1)
         self.n_eff = 0
@@ -482,10 +483,15 @@ class Sonar:
                     n_zero = n_eff - rows
                 else:
                     mat = z.T @ z
-            # the previous bar's spectrum of the same window warm-starts the tridiagonal solver
-            eigs, warm = K.sym_eigvalsh(mat, win.spec if win.spec.size == mat.shape[0] else None)
+            # the previous bar's spectrum of the same window warm-starts the tridiagonal solver;
+            # after a warm attempt that did not converge, the next 16 bars go straight to LAPACK
+            usable = win.spec.size == mat.shape[0] and bar >= win.warm_retry_bar
+            eigs, how = K.sym_eigvalsh(mat, win.spec if usable else None)
             win.spec = eigs
-            c.count("spectrum_warm" if warm else "spectrum_cold")
+            c.count(f"spectrum_{how}")
+            if how == "fallback":
+                win.warm_retry_bar = bar + 16
+                log.info("window %d bar %d: warm spectrum solver did not converge; LAPACK for 16 bars", w, bar)
             lam = float(eigs[-1])
             bound = 0.0
             exact = True
