@@ -492,6 +492,7 @@ def test_sym_eigvalsh_equals_numpy_with_and_without_a_warm_start(n: int, seed: i
     ref = np.linalg.eigvalsh(a2)
     got, how = K.sym_eigvalsh(a2.copy(), np.linalg.eigvalsh(a1) if warm else None)
     assert how == ("warm" if warm else "cold")
+    assert (np.diff(got) >= 0.0).all()  # ascending, as eigvalsh
     assert np.max(np.abs(got - ref)) <= 1e-12 * n
 
 
