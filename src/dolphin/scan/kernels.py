@@ -138,18 +138,7 @@ def entropy_normalised(eigs: np.ndarray, n_assets: int) -> float:
     """-sum p ln p / ln N with p = lambda / N (eigenvalues of an N-asset correlation matrix)."""
     if n_assets < 2:
         return float("nan")
-    return _entropy(np.asarray(eigs, dtype=np.float64), float(n_assets))
-
-
-@nb.njit(cache=True)
-def _entropy(eigs: np.ndarray, n: float) -> float:
-    h = 0.0
-    for x in eigs:
-        p = x / n
-        if p > 0.0:  # clipped at 0 (rounding puts zero eigenvalues slightly below); 0 ln 0 = 0
-            h -= p * math.log(p)
-    h /= math.log(n)
-    return min(max(h, 0.0), 1.0)
+    return _spectrum_features(np.asarray(eigs, dtype=np.float64), 0, 0.0, float(n_assets), 1)[0]
 
 
 def absorption_ratio(eigs: np.ndarray, n_assets: int, frac: float) -> float:
@@ -157,22 +146,7 @@ def absorption_ratio(eigs: np.ndarray, n_assets: int, frac: float) -> float:
     if n_assets < 1:
         return float("nan")
     k = max(1, math.ceil(frac * n_assets - 1e-9))
-    return _absorption(np.asarray(eigs, dtype=np.float64), float(n_assets), k)
-
-
-@nb.njit(cache=True)
-def _absorption(eigs: np.ndarray, n: float, k: int) -> float:
-    m = eigs.size
-    ascending = True
-    for i in range(1, m):
-        if eigs[i] < eigs[i - 1]:
-            ascending = False
-            break
-    e = eigs if ascending else np.sort(eigs)  # eigvalsh output is already ascending
-    acc = 0.0
-    for i in range(m - 1, max(m - k, 0) - 1, -1):
-        acc += max(e[i], 0.0)
-    return min(acc / n, 1.0)
+    return _spectrum_features(np.asarray(eigs, dtype=np.float64), 0, 0.0, float(n_assets), k)[1]
 
 
 def spectrum_features(eigs: np.ndarray, n_zero: int, alpha: float, n_assets: int, frac: float) -> tuple[float, float]:
