@@ -325,17 +325,23 @@ def test_convergence_only_mode_never_certifies_by_itself_and_shift_proof_is_soun
         assert not sb <= 1e-10 * lam
 
 
-@settings(max_examples=40)
-@given(st.integers(0, 10_000), st.integers(5, 80), st.integers(2, 40))
-def test_shift_certificate_from_cross_product_equals_explicit_form(seed: int, w: int, n: int) -> None:
-    """Generated complete windows: sigma I - C built from the cross-product in one pass gives the same
-    verdict as the explicit matrix (certified at lambda_max, refused 1e-8 below it)."""
+def _complete_window_cross(seed: int, w: int, n: int) -> tuple[np.ndarray, ...]:
+    """A generated complete window of w returns: (returns, mu, d, eligible, cross-product P)."""
     closes, mask = _generated_closes(seed, w + 1, n)
     ret, valid = K.log_returns(closes, mask)
     nsum, s, q = K.window_sums(ret[1:], valid[1:])
     mu, d, el, _, _ = K.standardise(nsum, s, q, w, 1e-18)
     p = np.zeros((n, n))
     K.cross_resum(p, ret, 1, w + 1)
+    return ret, mu, d, el, p
+
+
+@settings(max_examples=40)
+@given(st.integers(0, 10_000), st.integers(5, 80), st.integers(2, 40))
+def test_shift_certificate_from_cross_product_equals_explicit_form(seed: int, w: int, n: int) -> None:
+    """Generated complete windows: sigma I - C built from the cross-product in one pass gives the same
+    verdict as the explicit matrix (certified at lambda_max, refused 1e-8 below it)."""
+    ret, mu, d, el, p = _complete_window_cross(seed, w, n)
     idx = np.flatnonzero(el)
     if idx.size == 0:
         return
@@ -372,12 +378,7 @@ def test_corr_from_cross_lower_triangle_and_subset(seed: int, w: int, n: int, pi
     """C from the cross-product: every asset (contiguous pass) and a subset (index gather) give
     np.corrcoef's entries; ``lower_only`` writes the lower triangle into ``out`` and leaves the
     upper triangle untouched (LAPACK and eigvalsh(UPLO='L') read only the lower)."""
-    closes, mask = _generated_closes(seed, w + 1, n)
-    ret, valid = K.log_returns(closes, mask)
-    nsum, s, q = K.window_sums(ret[1:], valid[1:])
-    mu, d, el, _, _ = K.standardise(nsum, s, q, w, 1e-18)
-    p = np.zeros((n, n))
-    K.cross_resum(p, ret, 1, w + 1)
+    ret, mu, d, _, p = _complete_window_cross(seed, w, n)
     ref = np.corrcoef(ret[1:].T)
     full = K.corr_from_cross(p, mu, d, np.arange(n), float(w))
     assert np.allclose(full, ref, atol=1e-10) and np.array_equal(full, full.T)
