@@ -232,6 +232,119 @@ def test_certificate_refuses_the_second_eigenvalue_of_a_crossing() -> None:
     assert lam <= ev[-1] * (1 + 1e-12)
 
 
+def _factor_window(seed: int, w: int, n: int, factors: int, noise: float) -> tuple[np.ndarray, ...]:
+    """GENERATED complete window with ``factors`` comparable market modes (asset j loads on factor
+    j mod factors) on a heavy noise bulk: (returns, valid, mu, d, C)."""
+    rng = np.random.default_rng(seed)
+    f = rng.standard_normal((w + 1, factors)) * 0.01
+    load = np.zeros((n, factors))
+    load[np.arange(n), np.arange(n) % factors] = rng.uniform(0.8, 1.2, n)
+    r = f @ load.T + rng.standard_normal((w + 1, n)) * rng.uniform(0.005, 0.02, n) * noise
+    closes = 100.0 * np.exp(np.cumsum(r, axis=0))
+    ret, valid = K.log_returns(closes, np.ones_like(closes, dtype=bool))
+    nsum, s, q = K.window_sums(ret[1:], valid[1:])
+    mu, d, _, _, _ = K.standardise(nsum, s, q, w, 1e-18)
+    return ret, valid, mu, d, K.correlation_from_scratch(ret[1:], valid[1:])[0]
+
+
+@settings(max_examples=40)
+@given(st.integers(0, 10_000), st.integers(4, 8), st.sampled_from([0.8, 1.0, 1.5]), st.booleans())
+@example(0, 6, 1.0, False)  # split first possible at k = 59 of 60; certified in 13 steps
+@example(1, 4, 1.5, False)  # k = 59; 19 steps
+def test_secular_certificate_with_comparable_modes_is_sound_and_needs_no_full_split(
+    seed: int, factors: int, noise: float, adversarial: bool
+) -> None:
+    """Several comparable modes on a heavy bulk (generated): no split of the spectrum passes the
+    trace / Frobenius test before almost the whole space (checked on the exact eigenvalues, which
+    bound every Ritz split: theta_i <= lambda_i), so a certificate in fewer Lanczos steps than that
+    comes from the secular bound (top eigenvalue only). Every certified answer is lambda_max within
+    its bound, also from an adversarial start (eigenvector of lambda_2, jitter orthogonal to the top)."""
+    w, n = 150, 60
+    ret, valid, mu, d, c = _factor_window(seed, w, n, factors, noise)
+    ev = np.linalg.eigvalsh(c)[::-1]
+    frob = float((c * c).sum())
+    split_k = [k for k in range(1, n + 1)
+               if ev[k - 1] > min(n - ev[:k].sum(), math.sqrt(max(frob - (ev[:k] ** 2).sum(), 0.0)))]
+    out = np.empty(n)
+    if adversarial:
+        _, v0, jit = _adversarial_start(seed, c)
+    else:
+        v0, jit = np.ones(n), _unit(n)
+    lam, bound, _, steps = K.lanczos_top(ret, valid, 1, w + 1, mu, d, False, v0.copy(), jit, np.zeros((1, 1)), False,
+                                         frob, 1e-11, 40, out)
+    slack = 1e-12 * ev[0]  # the reference is of a differently summed matrix
+    assert lam <= ev[0] + slack
+    if math.isfinite(bound):
+        assert ev[0] - lam <= bound + slack and abs(lam - ev[0]) <= 1e-9 * ev[0]
+    if not adversarial:
+        assert math.isfinite(bound)
+        if min(split_k + [n]) > 40:  # no split certifiable within the 40 steps (most draws; the examples)
+            assert steps < 40
+
+
+@settings(max_examples=300)
+@given(
+    st.lists(st.floats(-5.0, 50.0), min_size=1, max_size=30), st.integers(0, 20),
+    st.floats(0.0, 1.0), st.floats(0.0, 2.0), st.floats(0.0, 2.0),
+)
+def test_max_of_spectrum_bounds_the_largest_eigenvalue(vals: list[float], zeros: int, f_extra: float,
+                                                       t_below: float, t_above: float) -> None:
+    """Wolkowicz-Styan from a trace interval and a sum-of-squares upper bound: never below the
+    largest of the numbers (padded with zeros up to the stated count), never above the Frobenius
+    bound sqrt(f2), and equal to the largest when all nonzero numbers are equal."""
+    x = np.array(vals + [0.0] * zeros)
+    t = float(x.sum())
+    f2 = float((x * x).sum()) * (1.0 + f_extra)
+    r = x.size
+    b = K._max_of_spectrum(t - t_below, t + t_above, f2, r)
+    assert b >= x.max() - 1e-9 * max(1.0, abs(x).max())
+    assert b <= math.sqrt(f2) * (1 + 1e-15) + 1e-300
+    # equal numbers, exact data: the bound is attained
+    e = np.full(r, 2.5)
+    assert K._max_of_spectrum(float(e.sum()), float(e.sum()), float((e * e).sum()), r) == pytest.approx(2.5, rel=1e-12)
+
+
+def test_max_of_spectrum_uses_the_rank() -> None:
+    """Fewer nonzero eigenvalues (a W-row window has rank <= W) give a tighter bound; inconsistent
+    data (sum of squares below what the sum forces) and an empty count give +inf (no claim)."""
+    x = np.array([10.0, 3.0, 2.0, 1.0, 1.0])
+    t, f2 = float(x.sum()), float((x * x).sum())
+    tight = K._max_of_spectrum(t, t, f2, 5)
+    loose = K._max_of_spectrum(t, t, f2, 400)
+    assert 10.0 <= tight < loose < math.sqrt(f2)
+    assert math.isinf(K._max_of_spectrum(10.0, 10.0, 1.0, 5))
+    assert math.isinf(K._max_of_spectrum(1.0, 1.0, 1.0, 0))
+
+
+@settings(max_examples=200)
+@given(st.integers(1, 40), st.integers(0, 10_000), st.sampled_from(["random", "split", "equal", "graded"]))
+def test_all_tridiagonal_eigenvalues_and_last_components_match_eigh(m: int, seed: int, kind: str) -> None:
+    """The O(m^2) QL pass of the certificate: every eigenvalue (descending) and |last component| of
+    its eigenvector, against LAPACK's eigh on the dense matrix."""
+    rng = np.random.default_rng(seed)
+    a = rng.standard_normal(m) * 10
+    b = np.abs(rng.standard_normal(m))
+    if kind == "split":
+        b[rng.random(m) < 0.3] = 0.0
+    elif kind == "equal":
+        a[:] = 3.0
+    elif kind == "graded":
+        a *= 10.0 ** np.arange(m) / 10.0 ** m
+        b *= 10.0 ** np.arange(m) / 10.0 ** m
+    t = np.diag(a) + np.diag(b[: m - 1], 1) + np.diag(b[: m - 1], -1)
+    ev, vec = np.linalg.eigh(t)
+    ev, last = ev[::-1], np.abs(vec[m - 1, ::-1])
+    w, z = np.empty(m), np.empty(m)
+    assert K._tridiag_eig_last(a, b, m, w, z)
+    scale = max(np.abs(t).sum(axis=1).max(), 1e-300)
+    assert np.all(np.diff(w) <= 0.0)
+    np.testing.assert_allclose(w, ev, rtol=0, atol=1e-13 * m * scale)
+    assert np.sum(z * z) == pytest.approx(1.0, abs=1e-12)
+    gaps = np.minimum(np.r_[np.inf, -np.diff(ev)], np.r_[-np.diff(ev), np.inf])
+    sep = gaps > 1e-6 * scale  # components of (nearly) equal eigenvalues are not unique
+    np.testing.assert_allclose(z[sep], last[sep], rtol=0, atol=1e-13 * m * scale / gaps[sep].min() if sep.any() else 0)
+
+
 @given(st.integers(1, 18), st.integers(0, 10_000))
 def test_tridiagonal_helpers_match_eigh(m: int, seed: int) -> None:
     rng = np.random.default_rng(seed)
@@ -334,6 +447,38 @@ def _complete_window_cross(seed: int, w: int, n: int) -> tuple[np.ndarray, ...]:
     p = np.zeros((n, n))
     K.cross_resum(p, ret, 1, w + 1)
     return ret, mu, d, el, p
+
+
+@settings(max_examples=60)
+@given(st.integers(0, 10_000), st.integers(5, 80), st.integers(2, 40))
+def test_cross_product_readers_use_only_the_maintained_lower_triangle(seed: int, w: int, n: int) -> None:
+    """The cross-product is updated as its lower triangle only: with the upper triangle poisoned
+    (NaN), a slide of the window (add one row, drop one) followed by every reader (products,
+    ||C||_F^2, C and the shift certificate) equals the explicit correlation of the slid window."""
+    ret = _complete_window_cross(seed, w + 1, n)[0]  # returns in rows 1..w+1
+    p2 = np.zeros((n, n))
+    K.cross_resum(p2, ret, 1, w + 1)  # the first w rows, then slide by one: add row w + 1, drop row 1
+    p2[np.triu_indices(n, 1)] = np.nan
+    K.cross_update(p2, ret, w + 1, 1)
+    x = ret[2 : w + 2]
+    mu2 = x.mean(axis=0)
+    sd = x.std(axis=0)
+    d2 = np.where(sd > 0, 1.0 / np.where(sd > 0, sd, 1.0) / math.sqrt(w), 0.0)
+    z = (x - mu2) * d2
+    c_ref = z.T @ z
+    assert np.all(np.isfinite(np.tril(p2)))
+    v = np.random.default_rng(seed).standard_normal(n)
+    out = np.empty(n)
+    K.cross_matvec(p2, mu2, d2, float(w), v, out)
+    np.testing.assert_allclose(out, c_ref @ v, rtol=0, atol=1e-9 * (1 + np.abs(c_ref).sum(axis=1).max() * np.abs(v).max()))
+    assert K.frobenius_sq_cross(p2, mu2, d2, float(w)) == pytest.approx(float((c_ref * c_ref).sum()), rel=1e-9, abs=1e-12)
+    idx = np.flatnonzero(d2 > 0)
+    if idx.size == 0:
+        return
+    c = K.corr_from_cross(p2, mu2, d2, idx, float(w))
+    np.testing.assert_allclose(c, c_ref[np.ix_(idx, idx)], rtol=0, atol=1e-9)
+    lam = np.linalg.eigvalsh(c)[-1]
+    assert K.shift_certificate_cross(p2, mu2, d2, idx, float(w), lam, 1e-10) <= 1e-10 * lam
 
 
 @settings(max_examples=40)

@@ -730,9 +730,9 @@ def lanczos_top(
         else:
             corr_matvec(ret, valid, a, b, mu, d, has_missing, q[k], w)
         if _lz_advance(q, alpha, beta, y1, k, w, d, jitter, n_eff, first_check, max_steps, tol_rel, trace_up,
-                       frob_up, st, conv_tol):
+                       frob_up, st, conv_tol, min(n_eff, b - a)):
             break
-    return _lz_finish(q, y1, st, tol_rel, vec_out)
+    return _lz_finish(q, alpha, beta, y1, st, tol_rel, vec_out)
 
 
 _THETA, _BOUND, _GAP, _M, _STEPS, _DROP = 0, 1, 2, 3, 4, 5
@@ -774,7 +774,7 @@ def _lz_start(v0: np.ndarray, d: np.ndarray, jitter: np.ndarray, q0: np.ndarray)
 def _lz_advance(
     q: np.ndarray, alpha: np.ndarray, beta: np.ndarray, y1: np.ndarray, k: int, w: np.ndarray, d: np.ndarray,
     jitter: np.ndarray, n_eff: int, first_check: int, max_steps: int, tol_rel: float, trace_up: float,
-    frob_up: float, st: np.ndarray, conv_tol: float = 0.0,
+    frob_up: float, st: np.ndarray, conv_tol: float = 0.0, nz_cap: int = -1,
 ) -> bool:
     """One Lanczos step after the product w = C q[k]; updates st (theta, bound, gap, m, steps).
 
@@ -825,7 +825,7 @@ def _lz_advance(
             # exact up to the zeroed couplings (Weyl) and the rounding of T's eigenvalue (as in _certify)
             st[_BOUND] = st[_DROP] + bk + 1e-15 * m * _tnorm(alpha, beta, m)
             return True
-        if _certify(alpha, beta, m, bk, trace_up, frob_up, tol_rel, y1, st):
+        if _certify(alpha, beta, m, bk, trace_up, frob_up, tol_rel, y1, st, n_eff, nz_cap):
             return True
         st[_DROP] += bk
         for j in range(n):
@@ -853,12 +853,14 @@ def _lz_advance(
         _tridiag_vec(alpha, beta, m, th1, y1)
         st[_THETA] = th1
         st[_BOUND] = np.inf
-    elif _certify(alpha, beta, m, bk, trace_up, frob_up, tol_rel, y1, st):
+    elif _certify(alpha, beta, m, bk, trace_up, frob_up, tol_rel, y1, st, n_eff, nz_cap):
         return True
     if conv_tol > 0.0 and m >= 2:
         # converged by estimate: |lambda - theta| ~ r^2 / gap (r = bk |y1[m-1]|, gap to the next
         # Ritz value); the caller must still prove it (shift_certificate)
         th1 = st[_THETA]
+        if frob_up >= 0.0:
+            _tridiag_vec(alpha, beta, m, th1, y1)  # _certify leaves the vector to the end
         r1 = bk * abs(y1[m - 1])
         gap = th1 - _tridiag_eig_k(alpha, beta, m, 2)
         if th1 > 0.0 and gap > 0.0 and r1 * r1 <= conv_tol * th1 * gap:
@@ -886,58 +888,182 @@ def _tnorm(alpha: np.ndarray, beta: np.ndarray, m: int) -> float:
 
 
 @nb.njit(cache=True)
+def _tridiag_eig_last(alpha: np.ndarray, beta: np.ndarray, m: int, w: np.ndarray, z: np.ndarray) -> bool:
+    """All eigenvalues of the m x m tridiagonal into w (descending) and the last components of
+    their unit eigenvectors into z (absolute values), by implicit QL (EISPACK tql2) that carries
+    only the last row of the rotation product: O(m^2). Backward stable: eigenvalues to a few u ||T||,
+    components to a few u ||T|| / gap. False if a QL sweep did not converge in 60 iterations.
+    """
+    e = np.zeros(m)
+    for i in range(m):
+        w[i] = alpha[i]
+        z[i] = 0.0
+        if i + 1 < m:
+            e[i] = beta[i]
+    z[m - 1] = 1.0
+    for lo in range(m):
+        it = 0
+        while True:
+            mm = lo
+            while mm < m - 1:
+                dd = abs(w[mm]) + abs(w[mm + 1])
+                if abs(e[mm]) + dd == dd:
+                    break
+                mm += 1
+            if mm == lo:
+                break
+            it += 1
+            if it > 60:
+                return False
+            g = (w[lo + 1] - w[lo]) / (2.0 * e[lo])
+            r = math.sqrt(g * g + 1.0)
+            g = w[mm] - w[lo] + e[lo] / (g + (r if g >= 0.0 else -r))
+            sn = 1.0
+            cs = 1.0
+            pp = 0.0
+            i = mm - 1
+            early = False
+            while i >= lo:
+                f = sn * e[i]
+                b = cs * e[i]
+                r = math.sqrt(f * f + g * g)
+                e[i + 1] = r
+                if r == 0.0:
+                    w[i + 1] -= pp
+                    e[mm] = 0.0
+                    early = True
+                    break
+                sn = f / r
+                cs = g / r
+                g = w[i + 1] - pp
+                r = (w[i] - g) * sn + 2.0 * cs * b
+                pp = sn * r
+                w[i + 1] = g + pp
+                g = cs * r - b
+                f = z[i + 1]
+                z[i + 1] = sn * z[i] + cs * f
+                z[i] = cs * z[i] - sn * f
+                i -= 1
+            if early:
+                continue
+            w[lo] -= pp
+            e[lo] = g
+            e[mm] = 0.0
+    for i in range(m):  # insertion sort, descending (m is small)
+        wi = w[i]
+        zi = abs(z[i])
+        j = i - 1
+        while j >= 0 and w[j] < wi:
+            w[j + 1] = w[j]
+            z[j + 1] = z[j]
+            j -= 1
+        w[j + 1] = wi
+        z[j + 1] = zi
+    return True
+
+
+@nb.njit(cache=True)
+def _max_of_spectrum(t_lo: float, t_hi: float, f2: float, r: int) -> float:
+    """Upper bound on the largest of at most r real numbers (the rest zero) whose sum lies in
+    [t_lo, t_hi] and whose sum of squares is <= f2 (Wolkowicz & Styan 1980):
+    t / r + sqrt((r - 1) / r (f2 - t^2 / r)). It increases with f2 and, in t, up to t = sqrt(f2)
+    (where it equals sqrt(f2), the Frobenius bound), so the end of the interval nearest sqrt(f2)
+    is used. Never above sqrt(f2); +inf when the data are inconsistent (f2 < t^2 / r)."""
+    if r < 1 or not (f2 >= 0.0):
+        return np.inf
+    f = math.sqrt(f2)
+    t = t_hi if t_hi <= f else (t_lo if t_lo >= f else f)
+    val = f2 - t * t / r
+    if not (val >= 0.0):
+        return np.inf
+    return min(f, t / r + math.sqrt((r - 1.0) / r * val))
+
+
+@nb.njit(cache=True)
 def _certify(
     alpha: np.ndarray, beta: np.ndarray, m: int, bm: float, trace_up: float, frob_up: float, tol_rel: float,
-    y1: np.ndarray, st: np.ndarray,
+    y1: np.ndarray, st: np.ndarray, dim: int = -1, nz_cap: int = -1,
 ) -> bool:
     """Rigorous bound on lambda_max - theta1 from the m-step Lanczos relation C Q = Q T + bm q e_m^T.
 
     For k = 1..m, split C in the basis [Y_k, Y_k-perp] (Y_k = the top-k Ritz vectors):
-    C = [[Theta_k, E^T], [E, B]] with ||E||_2 = ||R_k||_2 <= bm * ||s_k|| (s_k = last components
-    of the top-k eigenvectors of T). B is the compression of C to the complement, so
+    C = [[Theta_k, E^T], [E, B]] with E = bm w s_k^T (w a unit vector in Y_k-perp, s_k = last
+    components of the top-k eigenvectors of T). B is the compression of C to the complement, so
       lambda_max(B) <= trace B = trace C - sum theta_i            (B is PSD: C is)
-      lambda_max(B) <= ||B||_F <= sqrt(||C||_F^2 - sum theta_i^2)  (Frobenius).
-    If theta_k > u >= lambda_max(B), the spectra of Theta_k and B are separated by
-    eta = theta_k - u, and (Li & Li 2005, quadratic residual bound for block matrices)
-    |lambda_1(C) - theta_1| <= 2 ||E||^2 / (eta + sqrt(eta^2 + 4 ||E||^2)) <= min(||E||, ||E||^2 / eta).
-    Since theta_1 <= lambda_1 always, theta_1 is certified when that bound is <= tol_rel theta_1.
+      lambda_max(B) <= ||B||_F <= sqrt(||C||_F^2 - sum theta_i^2)  (Frobenius)
+      lambda_max(B) <= both together (:func:`_max_of_spectrum`, Wolkowicz & Styan): B has at most
+                       min(N_eff - k, rank C) nonzero eigenvalues (rank C <= W for a W-row window).
+    Two bounds from u >= lambda_max(B), the better one is kept:
+    - split (Li & Li 2005): if theta_k > u the spectra of Theta_k and B are separated by
+      eta = theta_k - u and |lambda_1(C) - theta_1| <= 2 ||E||^2 / (eta + sqrt(eta^2 + 4 ||E||^2)).
+    - secular (top eigenvalue only): if theta_1 > u, then lambda_1 >= theta_1 > lambda_max(B) and
+      lambda_1 is an eigenvalue of the Schur complement Theta_k + E^T (lambda_1 - B)^-1 E, which is
+      <= Theta_k + rho s s^T with rho = bm^2 / (theta_1 - u). Its top eigenvalue solves
+      1 = rho sum s_i^2 / (x - theta_i); with a = sum_{i >= 2} s_i^2 / (theta_1 - theta_i) < 1 / rho,
+      x - theta_1 <= rho s_1^2 / (1 - rho a). Only theta_1 must have converged (s_1 small): the
+      other k - 1 Ritz pairs only enter through a, so several comparable modes no longer need
+      a full Cholesky proof (docs/decisions/0003).
+    Since theta_1 <= lambda_1 always, theta_1 is certified when the bound is <= tol_rel theta_1.
     A residual alone (k = 1 without u) would only bound the distance to *some* eigenvalue:
     after two eigenvalues cross, a warm start converges to the second one with a tiny residual.
     Rounding: last components of nearly equal Ritz values are ill-determined, so ||s_k|| is
-    inflated by sqrt(k) * 1e-13 m ||T|| / (smallest Ritz gap among the top k + 1), and the bound by
-    1e-15 m ||T||, plus st[_DROP] (couplings zeroed at invariant-subspace breakdowns, Weyl).
+    inflated by sqrt(k) * 1e-13 m ||T|| / (smallest Ritz gap among the top k + 1) (each s_i of the
+    secular bound by 1e-13 m ||T|| / its own gap, at most 1), rho by 1e-6 relative, and the
+    bound by 1e-15 m ||T||, plus st[_DROP] (couplings zeroed at invariant-subspace breakdowns, Weyl).
+    The Ritz values and last components come from one O(m^2) QL pass (:func:`_tridiag_eig_last`;
+    the top Ritz vector itself is formed once, at the end: :func:`_lz_finish`).
     Writes st[_THETA], st[_BOUND] (best bound), st[_GAP] (its eta).
     """
-    th1 = _tridiag_eig_k(alpha, beta, m, 1)
-    _tridiag_vec(alpha, beta, m, th1, y1)
-    st[_THETA] = th1
     st[_BOUND] = np.inf
     st[_GAP] = 0.0
+    th = np.empty(m)
+    sv = np.empty(m)
+    if not _tridiag_eig_last(alpha, beta, m, th, sv):
+        st[_THETA] = _tridiag_eig_k(alpha, beta, m, 1)
+        return False  # no certificate this step (never seen; the caller continues or goes exact)
+    th1 = th[0]
+    st[_THETA] = th1
     if not (th1 > 0.0):
         return False
     scale = _tnorm(alpha, beta, m)
     target = tol_rel * th1
-    y = np.empty(m)
     sum_th = 0.0
     sum_th2 = 0.0
     sum_s2 = 0.0
-    th_k = th1
-    s_k = abs(y1[m - 1])
     gap_min = np.inf
     best = np.inf
+    s1_up = np.inf
+    sec_a = 0.0  # sum over i = 2..k of s_i^2 / (theta_1 - theta_i), s_i inflated by rounding slack
     for k in range(1, m + 1):
-        if k > 1:
-            _tridiag_vec(alpha, beta, m, th_k, y)
-            s_k = abs(y[m - 1])
+        th_k = th[k - 1]
+        s_k = sv[k - 1]
         sum_th += th_k
         sum_th2 += th_k * th_k
         sum_s2 += s_k * s_k
-        th_next = _tridiag_eig_k(alpha, beta, m, k + 1) if k < m else -np.inf
+        th_next = th[k] if k < m else -np.inf
         if k < m:
             gap_min = min(gap_min, th_k - th_next)
+        # this Ritz vector's last component, inflated by its own rounding slack (gap to its neighbours)
+        gap_k = th_k - th_next
+        if k > 1:
+            gap_k = min(gap_k, th[k - 2] - th_k)
+        s_up = min(1.0, s_k + (1e-13 * m * scale / gap_k if gap_k > 0.0 else np.inf))
+        if k == 1:
+            s1_up = s_up
+        elif th1 > th_k:
+            sec_a += s_up * s_up / (th1 - th_k)
+        else:
+            sec_a = np.inf
         u = trace_up - sum_th
         if np.isfinite(frob_up) and frob_up >= 0.0:  # < 0: unknown (convergence-only mode)
-            u = min(u, math.sqrt(max(frob_up - sum_th2, 0.0)))
+            f2 = max(frob_up - sum_th2, 0.0)
+            f = math.sqrt(f2)
+            u = min(u, f)
+            r = min(dim - k, nz_cap)  # B's nonzero eigenvalues: at most its size and rank C
+            if r >= 1:
+                t_slack = 1e-13 * k * scale
+                u = min(u, _max_of_spectrum(trace_up * (1.0 - 2e-9) - sum_th - t_slack,
+                                            trace_up - sum_th + t_slack, f2, r))
         eta = th_k - u
         if eta > 0.0:
             if k == m:
@@ -952,15 +1078,26 @@ def _certify(
                 st[_GAP] = eta
             if best <= target:
                 return True
+        eta1 = th1 - u
+        if k > 1 and eta1 > 0.0:
+            rho = bm * bm * (1.0 + 1e-6) / eta1
+            if rho * sec_a < 1.0:
+                bound = rho * s1_up * s1_up / (1.0 - rho * sec_a) + 1e-15 * m * scale + st[_DROP]
+                if bound < best:
+                    best = bound
+                    st[_BOUND] = bound
+                    st[_GAP] = eta1
+                if best <= target:
+                    return True
         if k < m and not (th_next > 0.0):
             break  # the remaining Ritz values cannot separate a cluster from a PSD remainder
-        th_k = th_next
     return False
 
 
 @nb.njit(cache=True, fastmath=_FM)
 def _lz_finish(
-    q: np.ndarray, y1: np.ndarray, st: np.ndarray, tol_rel: float, vec_out: np.ndarray
+    q: np.ndarray, alpha: np.ndarray, beta: np.ndarray, y1: np.ndarray, st: np.ndarray, tol_rel: float,
+    vec_out: np.ndarray,
 ) -> tuple[float, float, float, int]:
     """Final (theta, bound or +inf if uncertified, gap, steps); the Ritz vector into vec_out."""
     theta = st[_THETA]
@@ -969,6 +1106,7 @@ def _lz_finish(
         bound = np.inf
     n = vec_out.shape[0]
     m = int(st[_M])
+    _tridiag_vec(alpha, beta, m, theta, y1)  # the top eigenvector of the final T
     for j in range(n):
         vec_out[j] = 0.0
     for i in range(m):
@@ -1076,7 +1214,12 @@ def standardise_into(
 
 @nb.njit(cache=True, fastmath=_FM)
 def cross_update(p: np.ndarray, ret: np.ndarray, add_row: int, drop_row: int) -> None:
-    """Rank-2 update of P = X^T X (zero-filled returns, full storage): + x x^T - y y^T."""
+    """Rank-2 update of P = X^T X (zero-filled returns): + x x^T - y y^T, lower triangle only.
+
+    P is maintained as its lower triangle (j <= i; the upper one is whatever the last
+    :func:`cross_resum` left): every reader (:func:`cross_matvec`, :func:`frobenius_sq_cross`,
+    :func:`corr_from_cross`, the shift certificate) reads only that half, and the update costs half.
+    """
     n = p.shape[0]
     x = ret[add_row]
     if drop_row >= 0:
@@ -1085,13 +1228,13 @@ def cross_update(p: np.ndarray, ret: np.ndarray, add_row: int, drop_row: int) ->
             xi = x[i]
             yi = y[i]
             row = p[i]
-            for j in range(n):
+            for j in range(i + 1):
                 row[j] += xi * x[j] - yi * y[j]
     else:
         for i in range(n):
             xi = x[i]
             row = p[i]
-            for j in range(n):
+            for j in range(i + 1):
                 row[j] += xi * x[j]
 
 
@@ -1099,11 +1242,13 @@ def cross_update(p: np.ndarray, ret: np.ndarray, add_row: int, drop_row: int) ->
 def cross_matvec(p: np.ndarray, mu: np.ndarray, d: np.ndarray, nobs: float, v: np.ndarray, out: np.ndarray) -> None:
     """out = C v from the maintained cross-product (complete windows): C = D (P - W mu mu^T) D.
 
-    Full storage on purpose: row dot products vectorise; a symmetric one-triangle product
-    measured 3-4x slower here despite reading half the memory.
+    Reads P's lower triangle once: each row j < i gives a dot product (row i of P) and an axpy
+    (column i, by symmetry); both vectorise. Half the bytes of the full product: 15 vs 19 us at
+    N = 400 here.
     """
     n = p.shape[0]
     u = np.empty(n)
+    acc2 = np.zeros(n)
     c0 = 0.0
     for j in range(n):
         u[j] = d[j] * v[j]
@@ -1111,13 +1256,17 @@ def cross_matvec(p: np.ndarray, mu: np.ndarray, d: np.ndarray, nobs: float, v: n
     c0 *= nobs
     for i in range(n):
         if d[i] == 0.0:
-            out[i] = 0.0
-            continue
+            continue  # u[i] = 0: no column contribution, and out[i] = 0
         row = p[i]
+        ui = u[i]
         acc = 0.0
-        for j in range(n):
-            acc += row[j] * u[j]
-        out[i] = d[i] * (acc - mu[i] * c0)
+        for j in range(i):
+            pij = row[j]
+            acc += pij * u[j]
+            acc2[j] += pij * ui
+        acc2[i] += acc + row[i] * ui
+    for i in range(n):
+        out[i] = d[i] * (acc2[i] - mu[i] * c0) if d[i] != 0.0 else 0.0
 
 
 def corr_from_cross(
@@ -1212,20 +1361,26 @@ def build_z(
 
 @nb.njit(cache=True, fastmath=_FM)
 def frobenius_sq_cross(p: np.ndarray, mu: np.ndarray, d: np.ndarray, nobs: float) -> float:
-    """||C||_F^2 from the maintained cross-product (complete windows): sum_ij (d_i d_j (P_ij - W mu_i mu_j))^2."""
+    """||C||_F^2 from the maintained cross-product (complete windows): sum_ij (d_i d_j (P_ij - W mu_i mu_j))^2.
+
+    C is symmetric: twice the strict lower triangle plus the diagonal (half the work of the full sum).
+    """
     n = p.shape[0]
     tot = 0.0
+    diag = 0.0
     for i in range(n):
         if d[i] == 0.0:
             continue
         row = p[i]
         a = nobs * mu[i]
         acc = 0.0
-        for j in range(n):
+        for j in range(i):
             x = d[j] * (row[j] - a * mu[j])
             acc += x * x
         tot += d[i] * d[i] * acc
-    return tot
+        x = d[i] * d[i] * (row[i] - a * mu[i])
+        diag += x * x
+    return 2.0 * tot + diag
 
 
 def frobenius_sq_gram(g: np.ndarray) -> float:
