@@ -72,6 +72,52 @@ def log_returns(closes: np.ndarray, mask: np.ndarray) -> tuple[np.ndarray, np.nd
     return ret, valid
 
 
+@nb.njit(cache=True)
+def bar_returns(
+    closes: np.ndarray, mask: np.ndarray, prev_close: np.ndarray, prev_ok: np.ndarray, returns: np.ndarray,
+    use_returns: bool, ok: np.ndarray, valid: np.ndarray, r: np.ndarray,
+) -> tuple[int, int, int, int, int, int]:
+    """One bar in, in one pass (the scanner's per-bar bookkeeping, compiled):
+    ok = mask & finite & positive close; valid = ok & prev_ok (& finite ``returns`` when given);
+    r = log(close / prev_close) on valid (or ``returns`` when ``use_returns``), 0 elsewhere;
+    prev_close <- close where ok. Returns (bad prices: real bars with a NaN / non-positive close,
+    missing bars, gap starts, gap ends, ok count, valid count)."""
+    n = closes.shape[0]
+    n_bad = n_missing = n_start = n_end = n_ok = n_valid = 0
+    for j in range(n):
+        x = closes[j]
+        fin = np.isfinite(x) and x > 0.0
+        m = mask[j]
+        if not m:
+            n_missing += 1
+        elif not fin:
+            n_bad += 1
+        o = m and fin
+        po = prev_ok[j]
+        if po and not o:
+            n_start += 1
+        if o and not po:
+            n_end += 1
+        v = o and po
+        val = 0.0
+        if v:
+            if use_returns:
+                if np.isfinite(returns[j]):
+                    val = returns[j]
+                else:
+                    v = False
+            else:
+                val = math.log(x / prev_close[j])
+        ok[j] = o
+        valid[j] = v
+        r[j] = val
+        n_ok += o
+        n_valid += v
+        if o:
+            prev_close[j] = x
+    return n_bad, n_missing, n_start, n_end, n_ok, n_valid
+
+
 def window_sums(ret: np.ndarray, valid: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Per-asset (count, sum, sum of squares) of the valid returns of a window (rows = time)."""
     v = valid.astype(np.float64)
@@ -968,15 +1014,17 @@ def _max_of_spectrum(t_lo: float, t_hi: float, f2: float, r: int) -> float:
     [t_lo, t_hi] and whose sum of squares is <= f2 (Wolkowicz & Styan 1980):
     t / r + sqrt((r - 1) / r (f2 - t^2 / r)). It increases with f2 and, in t, up to t = sqrt(f2)
     (where it equals sqrt(f2), the Frobenius bound), so the end of the interval nearest sqrt(f2)
-    is used. Never above sqrt(f2); +inf when the data are inconsistent (f2 < t^2 / r)."""
+    is used. Never above sqrt(f2); +inf when the data are inconsistent (f2 < t^2 / r beyond rounding)."""
     if r < 1 or not (f2 >= 0.0):
         return np.inf
     f = math.sqrt(f2)
     t = t_hi if t_hi <= f else (t_lo if t_lo >= f else f)
-    val = f2 - t * t / r
-    if not (val >= 0.0):
+    tt = t * t / r
+    eps = 4.0 * 2.220446049250313e-16 * (f2 + tt)  # rounding of f2 - t^2 / r (equal numbers: exactly 0)
+    val = f2 - tt
+    if not (val >= -eps):
         return np.inf
-    return min(f, t / r + math.sqrt((r - 1.0) / r * val))
+    return min(f, t / r + math.sqrt((r - 1.0) / r * (max(val, 0.0) + eps)))
 
 
 @nb.njit(cache=True)
@@ -1214,39 +1262,49 @@ def standardise_into(
 
 @nb.njit(cache=True, fastmath=_FM)
 def cross_update(p: np.ndarray, ret: np.ndarray, add_row: int, drop_row: int) -> None:
-    """Rank-2 update of P = X^T X (zero-filled returns): + x x^T - y y^T, lower triangle only.
+    """Rank-2 update of P = X^T X (zero-filled returns): + x x^T - y y^T.
 
-    P is maintained as its lower triangle (j <= i; the upper one is whatever the last
-    :func:`cross_resum` left): every reader (:func:`cross_matvec`, :func:`frobenius_sq_cross`,
-    :func:`corr_from_cross`, the shift certificate) reads only that half, and the update costs half.
+    P is kept packed: its lower triangle row by row (:func:`packed_size`; row i is
+    p[i (i + 1) / 2 : i (i + 1) / 2 + i + 1]). Every reader (:func:`cross_matvec`,
+    :func:`frobenius_sq_cross`, :func:`corr_from_cross`, the shift certificate) needs only that
+    half; packed, it is one contiguous stream of half the bytes (full storage read or written
+    through one triangle costs ~2.5x more here when P is not in cache: the prefetcher and the TLB
+    see the skipped halves).
     """
-    n = p.shape[0]
+    n = ret.shape[1]
     x = ret[add_row]
+    off = 0
     if drop_row >= 0:
         y = ret[drop_row]
         for i in range(n):
             xi = x[i]
             yi = y[i]
-            row = p[i]
+            row = p[off : off + i + 1]
             for j in range(i + 1):
                 row[j] += xi * x[j] - yi * y[j]
+            off += i + 1
     else:
         for i in range(n):
             xi = x[i]
-            row = p[i]
+            row = p[off : off + i + 1]
             for j in range(i + 1):
                 row[j] += xi * x[j]
+            off += i + 1
+
+
+def packed_size(n: int) -> int:
+    """Length of the packed lower triangle of an n x n symmetric matrix (see :func:`cross_update`)."""
+    return n * (n + 1) // 2
 
 
 @nb.njit(cache=True, fastmath=_FM)
 def cross_matvec(p: np.ndarray, mu: np.ndarray, d: np.ndarray, nobs: float, v: np.ndarray, out: np.ndarray) -> None:
-    """out = C v from the maintained cross-product (complete windows): C = D (P - W mu mu^T) D.
+    """out = C v from the maintained (packed) cross-product (complete windows): C = D (P - W mu mu^T) D.
 
     Reads P's lower triangle once: each row j < i gives a dot product (row i of P) and an axpy
-    (column i, by symmetry); both vectorise. Half the bytes of the full product: 15 vs 19 us at
-    N = 400 here.
+    (column i, by symmetry); both vectorise. Half the bytes of the full product.
     """
-    n = p.shape[0]
+    n = mu.shape[0]
     u = np.empty(n)
     acc2 = np.zeros(n)
     c0 = 0.0
@@ -1254,10 +1312,12 @@ def cross_matvec(p: np.ndarray, mu: np.ndarray, d: np.ndarray, nobs: float, v: n
         u[j] = d[j] * v[j]
         c0 += mu[j] * u[j]
     c0 *= nobs
+    off = 0
     for i in range(n):
         if d[i] == 0.0:
+            off += i + 1
             continue  # u[i] = 0: no column contribution, and out[i] = 0
-        row = p[i]
+        row = p[off : off + i + 1]
         ui = u[i]
         acc = 0.0
         for j in range(i):
@@ -1265,6 +1325,7 @@ def cross_matvec(p: np.ndarray, mu: np.ndarray, d: np.ndarray, nobs: float, v: n
             acc += pij * u[j]
             acc2[j] += pij * ui
         acc2[i] += acc + row[i] * ui
+        off += i + 1
     for i in range(n):
         out[i] = d[i] * (acc2[i] - mu[i] * c0) if d[i] != 0.0 else 0.0
 
@@ -1306,10 +1367,11 @@ def _from_cross(
     m = idx.size
     tr = 0.0
     dmax = 0.0
-    dense = m == p.shape[0]
+    dense = m == mu.shape[0]
     for a in range(m):
         i = idx[a]
-        row = p[i]
+        off = i * (i + 1) // 2
+        row = p[off : off + i + 1]  # idx ascending: every column read is <= i
         out = c[a]
         di = sign * d[i]
         mi = nobs * mu[i]
@@ -1329,9 +1391,15 @@ def _from_cross(
 
 @nb.njit(cache=True)
 def cross_resum(p: np.ndarray, ret: np.ndarray, a: int, b: int) -> None:
-    """Exact P = X^T X over rows [a, b) (the periodic re-anchor of the cross-product)."""
+    """Exact P = X^T X over rows [a, b), packed (the periodic re-anchor of the cross-product)."""
     x = ret[a:b]
-    p[:, :] = np.dot(x.T, x)
+    full = np.dot(x.T, x)
+    n = full.shape[0]
+    off = 0
+    for i in range(n):
+        for j in range(i + 1):
+            p[off + j] = full[i, j]
+        off += i + 1
 
 
 @nb.njit(cache=True)
@@ -1361,17 +1429,18 @@ def build_z(
 
 @nb.njit(cache=True, fastmath=_FM)
 def frobenius_sq_cross(p: np.ndarray, mu: np.ndarray, d: np.ndarray, nobs: float) -> float:
-    """||C||_F^2 from the maintained cross-product (complete windows): sum_ij (d_i d_j (P_ij - W mu_i mu_j))^2.
+    """||C||_F^2 from the maintained (packed) cross-product (complete windows): sum_ij (d_i d_j (P_ij - W mu_i mu_j))^2.
 
     C is symmetric: twice the strict lower triangle plus the diagonal (half the work of the full sum).
     """
-    n = p.shape[0]
+    n = mu.shape[0]
     tot = 0.0
     diag = 0.0
     for i in range(n):
         if d[i] == 0.0:
             continue
-        row = p[i]
+        off = i * (i + 1) // 2  # packed row i (see cross_update)
+        row = p[off : off + i + 1]
         a = nobs * mu[i]
         acc = 0.0
         for j in range(i):

@@ -65,7 +65,7 @@ class _Window:
     __slots__ = (
         "w", "n", "s", "q", "mu", "d", "eligible", "prev_eligible", "missing", "vec", "gap", "history",
         "n_eff", "initialised", "last_change_bar", "p", "spare", "last_steps", "offset", "fail_streak", "mv_p",
-        "shift_mode", "mat", "spec", "warm_retry_bar",
+        "shift_mode", "mat", "spec", "warm_retry_bar", "pend_add", "pend_drop", "has_p",
     )
 
     def __init__(self, w: int, n_assets: int, lag: int, offset: int, signal_only: bool) -> None:
@@ -77,7 +77,13 @@ class _Window:
         # W^2 N (Gram). Otherwise a 1 x 1 placeholder.
         self.mv_p = w >= n_assets
         keep = self.mv_p or (signal_only and w * w >= 2 * n_assets)
-        self.p = np.zeros((n_assets, n_assets)) if keep else np.zeros((1, 1))
+        self.has_p = keep
+        self.p = np.zeros(K.packed_size(n_assets) if keep else 1)  # packed lower triangle (K.cross_update)
+        # the cross-product's rank-2 update for the newest bar is applied when the window is
+        # scanned (:meth:`Sonar._flush_cross`), so that P is still in cache for ||C||_F^2 and the
+        # products; -1 = nothing pending
+        self.pend_add = -1
+        self.pend_drop = -1
         self.n = np.zeros(n_assets)
         self.s = np.zeros(n_assets)
         self.q = np.zeros(n_assets)
@@ -120,6 +126,9 @@ class Sonar:
         self._returns_seen = 0
         self._prev_close = np.full(n_assets, np.nan)
         self._prev_ok = np.zeros(n_assets, dtype=np.bool_)
+        self._ok_spare = np.zeros(n_assets, dtype=np.bool_)
+        self._valid_work = np.zeros(n_assets, dtype=np.bool_)  # this bar's valid returns (copied by _push)
+        self._r_work = np.zeros(n_assets)  # this bar's returns (copied by _push)
         self._win = {w: _Window(w, n_assets, cfg.velocity_lag_bars, k, not cfg.full_spectrum) for k, w in enumerate(self.windows)}
         self._bar = -1
         self._last_ts_ns: int | None = None
@@ -172,39 +181,34 @@ class Sonar:
                 c.checksum_failures += 1
             checks.append(chk)
 
-        # -- returns of this bar
-        finite_pos = np.isfinite(closes) & (closes > 0.0)
-        ok = mask & finite_pos
-        n_bad = int(np.count_nonzero(mask & ~finite_pos))
-        n_missing = int(self.n_assets - np.count_nonzero(mask))
+        # -- returns of this bar (one compiled pass: K.bar_returns)
+        use_returns = returns is not None
+        if use_returns:
+            returns = np.asarray(returns, dtype=np.float64)
+            if returns.shape != (self.n_assets,):
+                raise ValueError(f"returns has shape {returns.shape}, expected ({self.n_assets},)")
+        prev_ok = self._prev_ok
+        ok = self._ok_spare  # double buffer: prev_ok is read while ok is written
+        valid = self._valid_work
+        r = self._r_work
+        n_bad, n_missing, n_start, n_end, n_ok, n_valid = K.bar_returns(
+            closes, mask, self._prev_close, prev_ok, returns if use_returns else self._r_work, use_returns, ok,
+            valid, r,
+        )
+        self._prev_ok, self._ok_spare = ok, prev_ok
         if n_bad:
             c.bad_prices += n_bad
             log.info("bar %d: %d real bars with NaN/non-positive close masked", bar, n_bad)
         c.missing_bars += n_missing
         if bar > 0:
-            started = self._prev_ok & ~ok
-            ended = ok & ~self._prev_ok
-            if started.any():
-                k = int(np.count_nonzero(started))
-                c.gap_starts += k
-                log.info("bar %d: gap starts for %d assets %s", bar, k, np.flatnonzero(started)[:10].tolist())
-            if ended.any():
-                k = int(np.count_nonzero(ended))
-                c.gap_ends += k
-                log.info("bar %d: bars resume for %d assets %s", bar, k, np.flatnonzero(ended)[:10].tolist())
-        valid = ok & self._prev_ok
-        r = np.zeros(self.n_assets)
-        if returns is not None:
-            returns = np.asarray(returns, dtype=np.float64)
-            if returns.shape != (self.n_assets,):
-                raise ValueError(f"returns has shape {returns.shape}, expected ({self.n_assets},)")
-            valid &= np.isfinite(returns)
-            r[valid] = returns[valid]
-        elif valid.any():
-            r[valid] = np.log(closes[valid] / self._prev_close[valid])
-        self._prev_close = np.where(ok, closes, self._prev_close)
-        self._prev_ok = ok
-        if bar > 0:
+            if n_start:
+                c.gap_starts += n_start
+                log.info("bar %d: gap starts for %d assets %s", bar, n_start,
+                         np.flatnonzero(prev_ok & ~ok)[:10].tolist())
+            if n_end:
+                c.gap_ends += n_end
+                log.info("bar %d: bars resume for %d assets %s", bar, n_end,
+                         np.flatnonzero(ok & ~prev_ok)[:10].tolist())
             self._push(r, valid)
 
         # -- windows
@@ -230,12 +234,12 @@ class Sonar:
             c.count("out_of_order_bars")
         self._last_ts_ns = int(ts_ns) if self._last_ts_ns is None else max(self._last_ts_ns, int(ts_ns))
         checks.append(
-            check_complete("bar.complete", int(np.count_nonzero(ok)), self.n_assets, cfg.gate.min_bar_completeness)
+            check_complete("bar.complete", n_ok, self.n_assets, cfg.gate.min_bar_completeness)
         )
         if bar > 0:
             checks.append(
                 check_complete(
-                    "bar.returns", int(np.count_nonzero(valid)), self.n_assets, cfg.gate.min_bar_completeness
+                    "bar.returns", n_valid, self.n_assets, cfg.gate.min_bar_completeness
                 )
             )
         for f in feats:
@@ -274,7 +278,7 @@ class Sonar:
             veto_reasons=tuple(reasons),
             failed_inputs=gate.failed_names,
             n_assets=self.n_assets,
-            n_real_bars=int(np.count_nonzero(ok)),
+            n_real_bars=n_ok,
             n_missing_bars=n_missing,
             n_bad_prices=n_bad,
         )
@@ -290,6 +294,8 @@ class Sonar:
         return max(0, self._end - w), self._end
 
     def _push(self, r: np.ndarray, valid: np.ndarray) -> None:
+        for win in self._win.values():
+            self._flush_cross(win)  # never pending here (every update scans every window); row indices stay valid
         if self._end == self._cap:
             keep = self.max_w
             self._ret[:keep] = self._ret[self._end - keep : self._end]
@@ -310,13 +316,20 @@ class Sonar:
             else:
                 drop = row - win.w if self._returns_seen > win.w else -1
                 win.missing += K.slide_sums(self._ret, self._valid, row, drop, win.n, win.s, win.q)
-                if win.p.shape[0] > 1:
-                    K.cross_update(win.p, self._ret, row, drop)
+                if win.has_p:
+                    win.pend_add, win.pend_drop = row, drop
+
+    def _flush_cross(self, win: _Window) -> None:
+        """Apply the pending rank-2 update of the window's cross-product (before anything reads P)."""
+        if win.pend_add >= 0:
+            K.cross_update(win.p, self._ret, win.pend_add, win.pend_drop)
+            win.pend_add = -1
 
     def _resum_window(self, win: _Window, a: int, b: int) -> None:
         win.missing = K.resum(self._ret, self._valid, a, b, win.n, win.s, win.q)
-        if win.p.shape[0] > 1:
+        if win.has_p:
             K.cross_resum(win.p, self._ret, a, b)
+            win.pend_add = -1  # recomputed from the buffer, newest row included
 
     def _certified_lambda(
         self, win: _Window, a: int, b: int, rows: int, n_eff: int, has_missing: bool, use_p: bool, bar: int
@@ -346,7 +359,7 @@ class Sonar:
             return math.nan, math.inf, 0, gram
         shift_ok = cfg.shift_certificate
         shift_fast = shift_ok and win.shift_mode and bar % 64 != 0
-        p_frob = win.p.shape[0] > 1 and not has_missing
+        p_frob = win.has_p and not has_missing
         prev = win.history[(bar - 1) % win.history.size]
         frob = math.inf
         if not shift_fast and not (math.isfinite(prev) and prev > 0.55 * n_eff):
@@ -423,7 +436,7 @@ class Sonar:
         Cost model (multiply-adds): C from the cross-product costs N^2 to form and N^3 / 6 to
         factor; the W x W Gram matrix W^2 N to form and W^3 / 6 to factor.
         """
-        if win.p.shape[0] <= 1 or has_missing:
+        if not win.has_p or has_missing:
             return False
         return rows >= n_eff or rows * rows * n_eff + rows**3 / 6 > n_eff**3 / 6
 
@@ -436,6 +449,7 @@ class Sonar:
     def _scan_window(self, win: _Window, bar: int) -> WindowFeatures:
         cfg = self.cfg
         c = self.counters
+        self._flush_cross(win)
         w = win.w
         a, b = self._bounds(w)
         rows = b - a
