@@ -164,13 +164,16 @@ def test_lanczos_certificate_holds(seed: int, w: int, n: int) -> None:
     assert 1 <= steps <= 40
 
 
-def _window_operator(seed: int, w: int, n: int) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-    closes, mask = _generated_closes(seed, w + 1, n)
+def _operator_of(closes: np.ndarray, mask: np.ndarray, w: int) -> tuple[np.ndarray, ...]:
+    """(returns, valid, mu, d, C) of the window of w returns from w + 1 closes."""
     ret, valid = K.log_returns(closes, mask)
     nsum, s, q = K.window_sums(ret[1:], valid[1:])
     mu, d, _, _, _ = K.standardise(nsum, s, q, w, 1e-18)
-    c = K.correlation_from_scratch(ret[1:], valid[1:])[0]
-    return ret, valid, mu, d, c
+    return ret, valid, mu, d, K.correlation_from_scratch(ret[1:], valid[1:])[0]
+
+
+def _window_operator(seed: int, w: int, n: int) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    return _operator_of(*_generated_closes(seed, w + 1, n), w)
 
 
 def _adversarial_start(seed: int, c: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -241,10 +244,7 @@ def _factor_window(seed: int, w: int, n: int, factors: int, noise: float) -> tup
     load[np.arange(n), np.arange(n) % factors] = rng.uniform(0.8, 1.2, n)
     r = f @ load.T + rng.standard_normal((w + 1, n)) * rng.uniform(0.005, 0.02, n) * noise
     closes = 100.0 * np.exp(np.cumsum(r, axis=0))
-    ret, valid = K.log_returns(closes, np.ones_like(closes, dtype=bool))
-    nsum, s, q = K.window_sums(ret[1:], valid[1:])
-    mu, d, _, _, _ = K.standardise(nsum, s, q, w, 1e-18)
-    return ret, valid, mu, d, K.correlation_from_scratch(ret[1:], valid[1:])[0]
+    return _operator_of(closes, np.ones_like(closes, dtype=bool), w)
 
 
 @settings(max_examples=40)

@@ -1020,11 +1020,21 @@ def _max_of_spectrum(t_lo: float, t_hi: float, f2: float, r: int) -> float:
     f = math.sqrt(f2)
     t = t_hi if t_hi <= f else (t_lo if t_lo >= f else f)
     tt = t * t / r
-    eps = 4.0 * 2.220446049250313e-16 * (f2 + tt)  # rounding of f2 - t^2 / r (equal numbers: exactly 0)
+    eps = 8.0 * _U * (f2 + tt)  # rounding of f2 - t^2 / r (equal numbers: exactly 0)
     val = f2 - tt
     if not (val >= -eps):
         return np.inf
     return min(f, t / r + math.sqrt((r - 1.0) / r * (max(val, 0.0) + eps)))
+
+
+@nb.njit(cache=True)
+def _keep_best(st: np.ndarray, bound: float, eta: float) -> float:
+    """Record ``bound`` (and its separation ``eta``) in st when it beats the best so far (st[_BOUND]
+    starts at +inf); returns the best bound."""
+    if bound < st[_BOUND]:
+        st[_BOUND] = bound
+        st[_GAP] = eta
+    return st[_BOUND]
 
 
 @nb.njit(cache=True)
@@ -1079,7 +1089,6 @@ def _certify(
     sum_th2 = 0.0
     sum_s2 = 0.0
     gap_min = np.inf
-    best = np.inf
     s1_up = np.inf
     sec_a = 0.0  # sum over i = 2..k of s_i^2 / (theta_1 - theta_i), s_i inflated by rounding slack
     for k in range(1, m + 1):
@@ -1120,22 +1129,14 @@ def _certify(
                 slack = 1e-13 * m * scale / gap_min if gap_min > 0.0 else np.inf
                 e = bm * (math.sqrt(sum_s2) + math.sqrt(k) * slack)
             bound = 2.0 * e * e / (eta + math.sqrt(eta * eta + 4.0 * e * e)) + 1e-15 * m * scale + st[_DROP]
-            if bound < best:
-                best = bound
-                st[_BOUND] = bound
-                st[_GAP] = eta
-            if best <= target:
+            if _keep_best(st, bound, eta) <= target:
                 return True
         eta1 = th1 - u
         if k > 1 and eta1 > 0.0:
             rho = bm * bm * (1.0 + 1e-6) / eta1
             if rho * sec_a < 1.0:
                 bound = rho * s1_up * s1_up / (1.0 - rho * sec_a) + 1e-15 * m * scale + st[_DROP]
-                if bound < best:
-                    best = bound
-                    st[_BOUND] = bound
-                    st[_GAP] = eta1
-                if best <= target:
+                if _keep_best(st, bound, eta1) <= target:
                     return True
         if k < m and not (th_next > 0.0):
             break  # the remaining Ritz values cannot separate a cluster from a PSD remainder

@@ -295,7 +295,7 @@ class Sonar:
 
     def _push(self, r: np.ndarray, valid: np.ndarray) -> None:
         for win in self._win.values():
-            self._flush_cross(win)  # never pending here (every update scans every window); row indices stay valid
+            self._flush_cross(win)  # pending only if the last update stopped mid-scan; before compaction moves rows
         if self._end == self._cap:
             keep = self.max_w
             self._ret[:keep] = self._ret[self._end - keep : self._end]
