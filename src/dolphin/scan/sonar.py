@@ -71,10 +71,10 @@ class _Window:
     def __init__(self, w: int, n_assets: int, lag: int, offset: int, signal_only: bool) -> None:
         self.w = w
         self.offset = offset  # index among the windows: staggers re-anchors and exact checks
-        # W >= N: keep the N x N cross-product X^T X (rank-2 update per bar); products and the
-        # exact spectrum then cost N^2 instead of W N. On the signal path it is also kept when
-        # W^2 >= 2 N: ||C||_F^2 for the certificate then costs ~3 N^2 (update + pass) instead of
-        # W^2 N (Gram). Otherwise a 1 x 1 placeholder.
+        # W >= N: keep the N x N cross-product X^T X, packed (rank-2 update per bar); products and
+        # the exact spectrum then cost ~N^2 instead of W N. On the signal path it is also kept when
+        # W^2 >= 2 N: ||C||_F^2 for the certificate then costs ~1.5 N^2 (update + pass, one
+        # triangle each) instead of W^2 N (Gram). Otherwise a 1-element placeholder (has_p False).
         self.mv_p = w >= n_assets
         keep = self.mv_p or (signal_only and w * w >= 2 * n_assets)
         self.has_p = keep
