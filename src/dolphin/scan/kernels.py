@@ -359,10 +359,12 @@ def tridiag_eigvals_warm(d: np.ndarray, e: np.ndarray, guess: np.ndarray, max_pa
        from the iterate (count k below it, k + 1 above), Laguerre's step towards it (cubic,
        never past it) plus tol / 2 (so that the next count lands on the other side and closes
        the bracket); otherwise bisection, also when a step leaves the bracket, when a pivot
-       hit the pivmin floor (the derivatives are then meaningless) and, for good, once two
-       Laguerre steps shrank by less than half (it is only linear on a near-multiple root) or
-       8 steps did not converge.
-       Convergence is decided by the counts alone.
+       hit the pivmin floor (the derivatives are then meaningless), when a step grew by more
+       than 1.5x (x is crawling away from another eigenvalue) and, for 3 rounds before Laguerre
+       is tried again, once two Laguerre steps shrank by less than half (it is only linear on a
+       near-multiple root) or 8 steps did not converge.
+       Convergence is decided by the counts alone, so these choices change the speed, never
+       the result's accuracy.
     Done when every bracket is at most tol = 16 u ||T||_Gershgorin + 2 pivmin wide (bisection's
     accuracy: each count is exact for a T perturbed by a few u |T|). Returns (values, True),
     or (partial, False) when some eigenvalue did not converge within ``max_pass`` rounds.
@@ -416,13 +418,20 @@ def tridiag_eigvals_warm(d: np.ndarray, e: np.ndarray, guess: np.ndarray, max_pa
             hi[k] = xg[j]
             chi[k] = cnt[j]
         # Laguerre from a probe whose next eigenvalue towards lambda_k is lambda_k itself; of
-        # two, prefer one in lambda_k's Newton basin (Newton's step -1/g points at lambda_k, not
-        # back at the eigenvalue behind the probe), then the nearer by Newton's estimate
+        # two, prefer lambda_k's own previous value (guess k: the eigenvalue moved from there; the
+        # other probe is the previous value of a neighbour and sits next to that neighbour, where
+        # Laguerre crawls away in doubling steps), then one in lambda_k's Newton basin (Newton's
+        # step -1/g points at lambda_k, not back at the eigenvalue behind the probe), then the
+        # nearer by Newton's estimate
         x1 = _laguerre(xg[j - 1], g[j - 1], h[j - 1], nf, True) if (j > 0 and clo[k] == k) else math.nan
         x2 = _laguerre(xg[j], g[j], h[j], nf, False) if (j < n and chi[k] == k + 1) else math.nan
         ok1 = x1 > lo[k] and x1 < hi[k]
         ok2 = x2 > lo[k] and x2 < hi[k]
-        if ok1 and ok2:
+        if ok1 and ok2 and j - 1 == k:
+            xn = x1
+        elif ok1 and ok2 and j == k:
+            xn = x2
+        elif ok1 and ok2:
             b1 = g[j - 1] < 0.0
             b2 = g[j] > 0.0
             if b1 != b2:
@@ -447,6 +456,7 @@ def tridiag_eigvals_warm(d: np.ndarray, e: np.ndarray, guess: np.ndarray, max_pa
     last_step = np.full(n, np.inf)
     strikes = np.zeros(n, dtype=np.int64)
     used = np.zeros(n, dtype=np.int64)  # Laguerre steps taken per eigenvalue
+    bis = np.zeros(n, dtype=np.int64)  # bisection rounds since Laguerre was given up
     rounds = 0
     while m > 0 and rounds < max_pass:
         rounds += 1
@@ -474,13 +484,19 @@ def tridiag_eigvals_warm(d: np.ndarray, e: np.ndarray, guess: np.ndarray, max_pa
             if (cnt[jj] == k if below else cnt[jj] == k + 1) and strikes[k] < 2:
                 xl = _laguerre(xk, g[jj], h[jj], nf, below)
                 # Laguerre is cubic on a simple root, only linear on a (nearly) multiple one: two
-                # steps shrinking by less than half (growing steps leave a neighbour's pull: fine),
-                # or 8 steps without convergence, and the eigenvalue is bisected for good
+                # steps shrinking by less than half, or 8 steps without convergence, and the
+                # eigenvalue is bisected (for 3 rounds, then Laguerre again from the narrower
+                # bracket). A step more than 1.5x the last one means x is still leaving another
+                # eigenvalue's pull (a crawl in doubling steps): bisect instead of following it
                 step = abs(xl - xk)
-                if 0.5 * last_step[k] < step <= last_step[k]:
+                if step > 1.5 * last_step[k]:
+                    last_step[k] = math.inf
+                    xl = math.nan
+                elif 0.5 * last_step[k] < step <= last_step[k]:
                     strikes[k] += 1
-                last_step[k] = step
-                used[k] += 1
+                if xl == xl:
+                    last_step[k] = step
+                    used[k] += 1
                 if used[k] > 8:
                     strikes[k] = 2
                 if xl > lo[k] and xl < hi[k] and strikes[k] < 2:
@@ -492,6 +508,13 @@ def tridiag_eigvals_warm(d: np.ndarray, e: np.ndarray, guess: np.ndarray, max_pa
                         xn = 0.5 * (xl + (hi[k] if below else lo[k]))
             if not (xn > lo[k] and xn < hi[k]):
                 xn = 0.5 * (lo[k] + hi[k])  # bisection
+                if strikes[k] >= 2:
+                    bis[k] += 1
+                    if bis[k] >= 3:  # bracket 8x narrower: Laguerre again
+                        strikes[k] = 0
+                        used[k] = 0
+                        bis[k] = 0
+                        last_step[k] = math.inf
             x[k] = xn
             active[keep] = k
             keep += 1
