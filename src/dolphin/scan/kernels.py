@@ -360,9 +360,9 @@ def tridiag_eigvals_warm(d: np.ndarray, e: np.ndarray, guess: np.ndarray, max_pa
        never past it) plus tol / 2 (so that the next count lands on the other side and closes
        the bracket); otherwise bisection, also when a step leaves the bracket, when a pivot
        hit the pivmin floor (the derivatives are then meaningless), when a step grew by more
-       than 1.5x (x is crawling away from another eigenvalue) and, for 3 rounds before Laguerre
-       is tried again, once two Laguerre steps shrank by less than half (it is only linear on a
-       near-multiple root) or 8 steps did not converge.
+       than 1.5x (x is crawling away from another eigenvalue) and, once two Laguerre steps
+       shrank by less than half (it is only linear on a near-multiple root) or 8 steps did not
+       converge, for 3 rounds before Laguerre is tried once more, then for good.
        Convergence is decided by the counts alone, so these choices change the speed, never
        the result's accuracy.
     Done when every bracket is at most tol = 16 u ||T||_Gershgorin + 2 pivmin wide (bisection's
@@ -427,14 +427,14 @@ def tridiag_eigvals_warm(d: np.ndarray, e: np.ndarray, guess: np.ndarray, max_pa
         x2 = _laguerre(xg[j], g[j], h[j], nf, False) if (j < n and chi[k] == k + 1) else math.nan
         ok1 = x1 > lo[k] and x1 < hi[k]
         ok2 = x2 > lo[k] and x2 < hi[k]
-        if ok1 and ok2 and j - 1 == k:
-            xn = x1
-        elif ok1 and ok2 and j == k:
-            xn = x2
-        elif ok1 and ok2:
+        if ok1 and ok2:
             b1 = g[j - 1] < 0.0
             b2 = g[j] > 0.0
-            if b1 != b2:
+            if j - 1 == k:
+                xn = x1
+            elif j == k:
+                xn = x2
+            elif b1 != b2:
                 xn = x1 if b1 else x2
             else:
                 xn = x1 if abs(1.0 / g[j - 1]) <= abs(1.0 / g[j]) else x2
@@ -457,6 +457,7 @@ def tridiag_eigvals_warm(d: np.ndarray, e: np.ndarray, guess: np.ndarray, max_pa
     strikes = np.zeros(n, dtype=np.int64)
     used = np.zeros(n, dtype=np.int64)  # Laguerre steps taken per eigenvalue
     bis = np.zeros(n, dtype=np.int64)  # bisection rounds since Laguerre was given up
+    retried = np.zeros(n, dtype=np.bool_)  # Laguerre given a second chance already
     rounds = 0
     while m > 0 and rounds < max_pass:
         rounds += 1
@@ -485,16 +486,16 @@ def tridiag_eigvals_warm(d: np.ndarray, e: np.ndarray, guess: np.ndarray, max_pa
                 xl = _laguerre(xk, g[jj], h[jj], nf, below)
                 # Laguerre is cubic on a simple root, only linear on a (nearly) multiple one: two
                 # steps shrinking by less than half, or 8 steps without convergence, and the
-                # eigenvalue is bisected (for 3 rounds, then Laguerre again from the narrower
-                # bracket). A step more than 1.5x the last one means x is still leaving another
+                # eigenvalue is bisected (for 3 rounds, then Laguerre once more from the narrower
+                # bracket, then for good). A step more than 1.5x the last one means x is still leaving another
                 # eigenvalue's pull (a crawl in doubling steps): bisect instead of following it
                 step = abs(xl - xk)
                 if step > 1.5 * last_step[k]:
                     last_step[k] = math.inf
                     xl = math.nan
-                elif 0.5 * last_step[k] < step <= last_step[k]:
-                    strikes[k] += 1
-                if xl == xl:
+                elif step == step:  # a step taken (not a breakdown of the formula)
+                    if 0.5 * last_step[k] < step <= last_step[k]:
+                        strikes[k] += 1
                     last_step[k] = step
                     used[k] += 1
                 if used[k] > 8:
@@ -508,13 +509,14 @@ def tridiag_eigvals_warm(d: np.ndarray, e: np.ndarray, guess: np.ndarray, max_pa
                         xn = 0.5 * (xl + (hi[k] if below else lo[k]))
             if not (xn > lo[k] and xn < hi[k]):
                 xn = 0.5 * (lo[k] + hi[k])  # bisection
-                if strikes[k] >= 2:
+                if strikes[k] >= 2 and not retried[k]:
                     bis[k] += 1
-                    if bis[k] >= 3:  # bracket 8x narrower: Laguerre again
+                    if bis[k] >= 3:  # bracket 8x narrower: Laguerre again, once (a crawl from a
+                        # bad start is over by then; a near-multiple root stays linear: bisect)
                         strikes[k] = 0
                         used[k] = 0
-                        bis[k] = 0
                         last_step[k] = math.inf
+                        retried[k] = True
             x[k] = xn
             active[keep] = k
             keep += 1
