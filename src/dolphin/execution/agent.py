@@ -521,7 +521,12 @@ class DolphinAgent(Strategy):
             name = f"ttl-{key}"
             ctx.ttl_alert = name
             self._alerts.add(name)
-            self.clock.set_time_alert_ns(name, ts_ns + self._ttl_ns, self._on_ttl)
+            # The order rests its full TTL from submission: on a live clock the event that led to
+            # it (ts_ns: exchange time, or a delayed event loop) can lie well before now, and a TTL
+            # counted from the event would cancel it early (or at once). In a backtest now == the
+            # event's time and nothing changes.
+            now = self.clock.timestamp_ns()
+            self.clock.set_time_alert_ns(name, (now if now > ts_ns else ts_ns) + self._ttl_ns, self._on_ttl)
         return True
 
     def _on_ttl(self, event: Event) -> None:
