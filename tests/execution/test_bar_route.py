@@ -1,0 +1,126 @@
+"""Bars and quotes reach the agent through handlers with the instrument key bound (agent._keyed).
+
+Real BacktestEngines with the composition root's real ports: the shipped real 5-minute bars (as
+`dolphin backtest`) and the real L1 capture (bookTicker quotes + trades, internal 1-second bars
+from the quotes; the agent prices its orders from the quotes it keeps per instrument). The keyed
+routes must give exactly what NautilusTrader's stock ``handle_bar`` / ``handle_quote_tick`` path
+gives (``keyed_routes = False``), and data published after the strategy stopped must change
+nothing (the running check the stock handlers make).
+"""
+
+from __future__ import annotations
+
+from nautilus_trader.model.data import Bar
+from nautilus_trader.model.objects import Price, Quantity
+
+from dolphin.core.config import load_config
+from dolphin.execution.agent import DolphinAgent, DolphinAgentConfig
+from dolphin.research.backtest import BACKTEST_AGENT_LOGS, build_engine, default_ports, load_bars
+from dolphin.runtime.wiring import build_tick_ports
+
+from ._support import EveryNBars, l2_ticks
+
+_ROUTE = ("route_keyed", "route_stock")
+
+
+class _StockRoutes(DolphinAgent):
+    keyed_routes = False
+
+
+def _bar_engine(cfg, data, cls):
+    bt = cfg.execution.backtest
+    engine = build_engine(bt)
+    for s in data.sets:
+        engine.add_instrument(s.instrument)
+        engine.add_data(s.bars)
+    agent = cls(
+        DolphinAgentConfig(instrument_ids=tuple(str(s.instrument.id) for s in data.sets),
+                           bar_types=tuple(str(s.bar_type) for s in data.sets),
+                           order_ttl_ms=bt.bar_order_ttl_bars * bt.bar_minutes * 60_000 + 11, **BACKTEST_AGENT_LOGS),
+        cfg.execution,
+        default_ports(cfg, data),
+    )
+    engine.add_strategy(agent)
+    return engine, agent
+
+
+def _l1_engine(cfg, ticks, cls):
+    engine = build_engine(cfg.execution.backtest, trades=True)
+    engine.add_instrument(ticks.instrument)
+    engine.add_data(ticks.quotes)
+    engine.add_data(ticks.trades)
+    iid = str(ticks.instrument.id)
+    agent = cls(
+        DolphinAgentConfig(instrument_ids=(iid,), bar_types=(f"{iid}-1-SECOND-MID-INTERNAL",), subscribe_quotes=True,
+                           subscribe_trades=True, order_ttl_ms=cfg.execution.placer.cancel_after_ms,
+                           **BACKTEST_AGENT_LOGS),
+        cfg.execution,
+        build_tick_ports(cfg, EveryNBars(n=10, start=5)).ports,
+    )
+    engine.add_strategy(agent)
+    return engine, agent
+
+
+def _outcome(agent):
+    run = agent.run
+    counters = {k: v for k, v in run.counters.items() if k not in _ROUTE}
+    quotes = {k: (q.ts_event, str(q.bid_price), str(q.ask_price)) for k, q in agent._quotes.items()}
+    return counters, list(run.events), list(run.trades), list(run.equity), dict(agent._last_px), quotes
+
+
+def _route_counts(agent):
+    return {k: agent.run.counters.get(k, 0) for k in _ROUTE}
+
+
+def test_keyed_bar_route_gives_the_stock_paths_results() -> None:
+    cfg = load_config(environ={})
+    data = load_bars(cfg)
+    out = {}
+    for cls in (DolphinAgent, _StockRoutes):
+        engine, agent = _bar_engine(cfg, data, cls)
+        engine.run()
+        out[cls] = (_outcome(agent), _route_counts(agent))
+        engine.dispose()
+    n = len(data.sets)
+    assert out[DolphinAgent][1] == {"route_keyed": n, "route_stock": 0}
+    assert out[_StockRoutes][1] == {"route_keyed": 0, "route_stock": n}
+    keyed = out[DolphinAgent][0]
+    assert keyed[2] and keyed[1]  # the run trades and records events
+    assert len(keyed[3]) == len({b.ts_event for s in data.sets for b in s.bars})  # an equity point per timestamp
+    assert keyed == out[_StockRoutes][0]
+
+
+def test_keyed_quote_route_gives_the_stock_paths_results() -> None:
+    cfg = load_config(environ={})
+    ticks = l2_ticks()
+    out = {}
+    for cls in (DolphinAgent, _StockRoutes):
+        engine, agent = _l1_engine(cfg, ticks, cls)
+        engine.run()
+        out[cls] = (_outcome(agent), _route_counts(agent))
+        engine.dispose()
+    assert out[DolphinAgent][1] == {"route_keyed": 2, "route_stock": 0}  # the quotes and the bars
+    assert out[_StockRoutes][1] == {"route_keyed": 0, "route_stock": 2}
+    keyed = out[DolphinAgent][0]
+    assert keyed[0].get("submitted_entry", 0) > 10 and keyed[5]  # it traded, priced from the kept quotes
+    assert keyed == out[_StockRoutes][0]
+
+
+def test_a_bar_after_stop_is_not_handled() -> None:
+    cfg = load_config(environ={})
+    data = load_bars(cfg)
+    engine, agent = _bar_engine(cfg, data, DolphinAgent)
+    engine.run()  # ends with the strategy stopped
+    assert not agent.is_running
+    before = _outcome(agent)
+    s = data.sets[0]
+    last = s.bars[-1]
+    doubled = Price(last.close.as_double() * 2, last.close.precision)  # a price the agent never saw
+    late = Bar(s.bar_type, doubled, doubled, doubled, doubled, Quantity.from_str(str(last.volume)),
+               last.ts_event + 300_000_000_000, last.ts_init + 300_000_000_000)
+    topics = [sub.topic for sub in agent.msgbus.subscriptions() if str(s.bar_type) in sub.topic
+              and getattr(sub.handler, "func", None) == agent._routed_bar]
+    assert len(topics) == 1  # the keyed handler is on the bar type's topic
+    agent.msgbus.publish(topics[0], late)
+    assert _outcome(agent) == before
+    engine.dispose()
