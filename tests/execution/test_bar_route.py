@@ -124,3 +124,39 @@ def test_a_bar_after_stop_is_not_handled() -> None:
     agent.msgbus.publish(topics[0], late)
     assert _outcome(agent) == before
     engine.dispose()
+
+
+class _Counting(DolphinAgent):
+    """Counts the bars that reach the agent's bar logic, per instrument key."""
+
+    def _on_bar(self, key, bar) -> None:
+        self.seen[key] = self.seen.get(key, 0) + 1
+        super()._on_bar(key, bar)
+
+
+def test_a_restarted_agent_gets_each_bar_once() -> None:
+    # stop -> reset -> start runs on_start again and NautilusTrader puts its stock handler back
+    # on the topic; the keyed route must be reused, not added a second time.
+    cfg = load_config(environ={})
+    data = load_bars(cfg)
+    engine, agent = _bar_engine(cfg, data, _Counting)
+    agent.seen = {}
+    engine.run()  # ends with the strategy stopped
+    n_bars = {str(s.instrument.id): len(s.bars) for s in data.sets}
+    assert agent.seen == n_bars  # each bar once in the run
+    agent.reset()
+    agent.start()
+    assert agent.is_running
+    for s in data.sets:
+        handlers = [sub.handler for sub in agent.msgbus.subscriptions() if sub.topic == f"data.bars.{s.bar_type}"]
+        assert len(handlers) == 1 and getattr(handlers[0], "func", None) == agent._routed_bar
+    s = data.sets[0]
+    last = s.bars[-1]
+    late = Bar(s.bar_type, last.open, last.high, last.low, last.close, last.volume,
+               last.ts_event + 300_000_000_000, last.ts_init + 300_000_000_000)
+    agent.seen = {}
+    agent.msgbus.publish(f"data.bars.{s.bar_type}", late)
+    assert agent.seen == {str(s.instrument.id): 1}
+    assert agent.run.counters["route_keyed"] == 2 * len(data.sets)  # both starts keyed every bar type
+    agent.stop()
+    engine.dispose()

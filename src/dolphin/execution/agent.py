@@ -169,6 +169,7 @@ class DolphinAgent(Strategy):
         self._killed = False
         self._hibernating = False
         self._alerts: set[str] = set()
+        self._routes: dict[str, Any] = {}  # topic -> keyed handler (see _keyed)
         self._entry_nev: dict[str, float] = {}
         self._sensors = ports.sensors
         # Precomputed per instrument: InstrumentId, Instrument and tick size (filled on first use).
@@ -349,6 +350,9 @@ class DolphinAgent(Strategy):
         ``stock`` appeared (the topic is read from the bus, not rebuilt); otherwise the stock
         path stays. Counted: ``route_keyed`` / ``route_stock``. (The agent never unsubscribes
         its data; code that does must unsubscribe the keyed handler, not the stock one.)
+        One keyed handler per topic for the agent's lifetime: a restart (stop, reset, start runs
+        ``on_start`` again, and NautilusTrader puts its stock handler back) reuses it, so data
+        is never delivered twice.
         """
         bus = self.msgbus
         before = {sub.topic for sub in bus.subscriptions() if sub.handler == stock}
@@ -357,8 +361,13 @@ class DolphinAgent(Strategy):
         if not self.keyed_routes or len(new) != 1:
             self.run.count("route_stock")
             return
-        bus.unsubscribe(new[0], stock)
-        bus.subscribe(new[0], partial(routed, key))
+        topic = new[0]
+        bus.unsubscribe(topic, stock)
+        handler = self._routes.get(topic)
+        if handler is None:
+            handler = self._routes[topic] = partial(routed, key)
+        if not bus.is_subscribed(topic, handler):
+            bus.subscribe(topic, handler)
         self.run.count("route_keyed")
 
     def _routed_bar(self, key: str, bar: Bar) -> None:
