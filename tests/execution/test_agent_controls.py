@@ -172,3 +172,36 @@ def test_hibernate_flattens_positions_passive_first_then_market():
     assert after[0].is_post_only  # passive first
     assert not res.engine.cache.positions_open()
     assert any(t["exit_reason"] == "hibernate" for t in res.agent.run.trades)
+
+
+def test_a_second_hibernate_gets_its_own_passive_phase():
+    # HIBERNATE with a position (deadline set), back to STALKER (a new position fills), HIBERNATE
+    # again before the first episode's deadline: the second episode must rest passive for its full
+    # hibernate_market_after_ms. Before the fix the first episode's deadline fired 290 ms into the
+    # second and sent the market flatten then.
+    ticks = l2_ticks()
+    t_hib = ticks.quotes[0].ts_event + 60_000 * MS
+    after_ms = 1_500
+    cfg = cfg_with(
+        placer={"cancel_after_ms": 3_000, "max_working_orders_per_instrument": 1},
+        exits={"hibernate_flatten": "passive_then_market", "hibernate_market_after_ms": after_ms,
+               "take_profit_bps": 5_000.0, "stop_loss_bps": 5_000.0},
+    )
+    schedule = ((t_hib, Posture.HIBERNATE), (t_hib + 500 * MS, Posture.STALKER), (t_hib + 1_200 * MS, Posture.HIBERNATE))
+    ports = AgentPorts(
+        risk=FixedRiskView(Posture.STALKER, schedule=schedule), signals=EveryNBars(n=2), nev=SimpleNevModel(),
+        kill=MemoryKillFlag(), micro=FixedMicrostructure(fixed_confidence=0.5),
+    )
+    res = run_tick_backtest(cfg, ports, ticks=ticks)
+    hibs = [e["ts_ns"] for e in res.agent.run.events if e["kind"] == "hibernate"]
+    assert len(hibs) == 2
+    assert res.agent.run.counters.get("flatten_deadline_cancelled") == 1  # the first episode's, on leaving it
+    first = [o for o in res.engine.cache.orders() if hibs[0] <= o.ts_init < hibs[1]]
+    assert first and first[0].is_reduce_only  # the first episode flattened a position
+    second = sorted((o for o in res.engine.cache.orders() if o.ts_init >= hibs[1]), key=lambda o: o.ts_init)
+    assert second and second[0].is_post_only and second[0].is_reduce_only  # passive first
+    market = [o for o in second if not o.is_post_only]
+    assert market, "the passive exit did not fill within the deadline on this data: the market flatten follows"
+    assert all(o.is_reduce_only for o in second)
+    assert market[0].ts_init >= hibs[1] + after_ms * MS  # not before the second episode's own deadline
+    assert not res.engine.cache.positions_open()

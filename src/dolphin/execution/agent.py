@@ -168,6 +168,8 @@ class DolphinAgent(Strategy):
         self._posture = Posture.STALKER
         self._killed = False
         self._hibernating = False
+        self._flatten_alert: str | None = None  # the pending HIBERNATE market-flatten alert
+        self._flatten_seq = 0
         self._alerts: set[str] = set()
         self._routes: dict[str, Any] = {}  # topic -> keyed handler (see _keyed)
         self._entry_nev: dict[str, float] = {}
@@ -268,6 +270,9 @@ class DolphinAgent(Strategy):
                 self._flatten_all(ts_ns)
         elif self._hibernating:
             self._hibernating = False
+            # The episode's market deadline ends with it: a later HIBERNATE gets its own full
+            # passive phase, not what is left of this one's.
+            self._cancel_flatten_alert()
 
     def _open_orders(self) -> list[Order]:
         return self.cache.orders_open(strategy_id=self.id) + self.cache.orders_inflight(strategy_id=self.id)
@@ -656,10 +661,26 @@ class DolphinAgent(Strategy):
             state.exit_reason = ExitReason.HIBERNATE
             self._send_exit(key, ts_ns)
         if rule == "passive_then_market" and self._pos:
-            name = f"flatten-{ts_ns}"
-            self.clock.set_time_alert_ns(name, ts_ns + self.exec_cfg.exits.hibernate_market_after_ms * NS_PER_MS, self._on_flatten_timeout)
+            self._cancel_flatten_alert()
+            self._flatten_seq += 1
+            name = self._flatten_alert = f"flatten-{self._flatten_seq}"
+            # counted from now on a live clock whose event (ts_ns) may lie behind it, as the TTL
+            now = self.clock.timestamp_ns()
+            start = now if now > ts_ns else ts_ns
+            self.clock.set_time_alert_ns(
+                name, start + self.exec_cfg.exits.hibernate_market_after_ms * NS_PER_MS, self._on_flatten_timeout
+            )
+
+    def _cancel_flatten_alert(self) -> None:
+        name, self._flatten_alert = self._flatten_alert, None
+        if name is not None and name in self.clock.timer_names:
+            self.clock.cancel_timer(name)
+            self.run.count("flatten_deadline_cancelled")
 
     def _on_flatten_timeout(self, event: Event) -> None:
+        if event.name != self._flatten_alert:  # an episode's deadline that was cancelled
+            return
+        self._flatten_alert = None
         if not self._hibernating:
             return
         for key, state in list(self._pos.items()):
