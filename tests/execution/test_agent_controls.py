@@ -174,20 +174,16 @@ def test_hibernate_flattens_positions_passive_first_then_market():
     assert any(t["exit_reason"] == "hibernate" for t in res.agent.run.trades)
 
 
-def test_a_second_hibernate_gets_its_own_passive_phase():
-    # HIBERNATE with a position (deadline set), back to STALKER (a new position fills), HIBERNATE
-    # again before the first episode's deadline: the second episode must rest passive for its full
-    # hibernate_market_after_ms. Before the fix the first episode's deadline fired 290 ms into the
-    # second and sent the market flatten then.
+def _hibernate_twice(rule: str, second_ms: int, after_ms: int = 1_500):
+    """Real L1: HIBERNATE 60 s in, STALKER 500 ms later, HIBERNATE again at +second_ms."""
     ticks = l2_ticks()
     t_hib = ticks.quotes[0].ts_event + 60_000 * MS
-    after_ms = 1_500
     cfg = cfg_with(
         placer={"cancel_after_ms": 3_000, "max_working_orders_per_instrument": 1},
-        exits={"hibernate_flatten": "passive_then_market", "hibernate_market_after_ms": after_ms,
+        exits={"hibernate_flatten": rule, "hibernate_market_after_ms": after_ms,
                "take_profit_bps": 5_000.0, "stop_loss_bps": 5_000.0},
     )
-    schedule = ((t_hib, Posture.HIBERNATE), (t_hib + 500 * MS, Posture.STALKER), (t_hib + 1_200 * MS, Posture.HIBERNATE))
+    schedule = ((t_hib, Posture.HIBERNATE), (t_hib + 500 * MS, Posture.STALKER), (t_hib + second_ms * MS, Posture.HIBERNATE))
     ports = AgentPorts(
         risk=FixedRiskView(Posture.STALKER, schedule=schedule), signals=EveryNBars(n=2), nev=SimpleNevModel(),
         kill=MemoryKillFlag(), micro=FixedMicrostructure(fixed_confidence=0.5),
@@ -195,6 +191,15 @@ def test_a_second_hibernate_gets_its_own_passive_phase():
     res = run_tick_backtest(cfg, ports, ticks=ticks)
     hibs = [e["ts_ns"] for e in res.agent.run.events if e["kind"] == "hibernate"]
     assert len(hibs) == 2
+    return res, hibs
+
+
+def test_a_second_hibernate_gets_its_own_passive_phase():
+    # HIBERNATE with a position (deadline set), back to STALKER (a new position fills), HIBERNATE
+    # again before the first episode's deadline: the second episode must rest passive for its full
+    # hibernate_market_after_ms. Before the fix the first episode's deadline fired 290 ms into the
+    # second and sent the market flatten then.
+    res, hibs = _hibernate_twice("passive_then_market", 1_200)
     assert res.agent.run.counters.get("flatten_deadline_cancelled") == 1  # the first episode's, on leaving it
     first = [o for o in res.engine.cache.orders() if hibs[0] <= o.ts_init < hibs[1]]
     assert first and first[0].is_reduce_only  # the first episode flattened a position
@@ -203,5 +208,42 @@ def test_a_second_hibernate_gets_its_own_passive_phase():
     market = [o for o in second if not o.is_post_only]
     assert market, "the passive exit did not fill within the deadline on this data: the market flatten follows"
     assert all(o.is_reduce_only for o in second)
-    assert market[0].ts_init >= hibs[1] + after_ms * MS  # not before the second episode's own deadline
+    assert market[0].ts_init >= hibs[1] + 1_500 * MS  # not before the second episode's own deadline
     assert not res.engine.cache.positions_open()
+
+
+def test_an_entry_filled_during_hibernate_gets_the_market_deadline():
+    # The second HIBERNATE starts while an entry rests: its cancel is sent, but the entry fills
+    # (the cancel was still on the way), so the episode starts flat and a position opens inside
+    # it. It is flattened passive first and at market after hibernate_market_after_ms; before the
+    # fix no deadline was armed and the passive exit rested 2.5 s.
+    res, hibs = _hibernate_twice("passive_then_market", 1_066)
+    opened = [t for t in res.agent.run.trades if t["ts_open_ns"] >= hibs[1]]
+    assert opened and all(t["exit_reason"] == "hibernate" for t in opened)
+    second = sorted((o for o in res.engine.cache.orders() if o.ts_init >= hibs[1]), key=lambda o: o.ts_init)
+    assert second[0].is_post_only and all(o.is_reduce_only for o in second)
+    market = [o for o in second if not o.is_post_only]
+    assert market, "no market flatten: the deadline was not armed for the position opened in HIBERNATE"
+    assert market[0].ts_init >= opened[0]["ts_open_ns"] + 1_500 * MS
+    assert not res.engine.cache.positions_open()
+
+
+def test_hibernate_flatten_none_leaves_a_position_opened_during_hibernate():
+    # hibernate_flatten = "none": HIBERNATE cancels orders but flattens nothing, also not a position
+    # whose entry filled while its cancel was on the way (before the fix that one was flattened).
+    # The ordinary exits stay allowed. HIBERNATE starts 1 ms before a resting entry fills.
+    ticks = l2_ticks()
+    t_hib = ticks.quotes[0].ts_event + 60_000 * MS + 21_368 * MS
+    cfg = cfg_with(
+        placer={"cancel_after_ms": 3_000, "max_working_orders_per_instrument": 1},
+        exits={"hibernate_flatten": "none", "take_profit_bps": 5_000.0, "stop_loss_bps": 5_000.0},
+    )
+    ports = AgentPorts(
+        risk=FixedRiskView(Posture.STALKER, schedule=((t_hib, Posture.HIBERNATE),)), signals=EveryNBars(n=2),
+        nev=SimpleNevModel(), kill=MemoryKillFlag(), micro=FixedMicrostructure(fixed_confidence=0.5),
+    )
+    res = run_tick_backtest(cfg, ports, ticks=ticks)
+    hib = next(e["ts_ns"] for e in res.agent.run.events if e["kind"] == "hibernate")
+    opened = [t for t in res.agent.run.trades if t["ts_open_ns"] >= hib]
+    assert opened, "scenario: an entry resting at HIBERNATE fills during it"
+    assert all(t["exit_reason"] != "hibernate" for t in res.agent.run.trades)

@@ -660,7 +660,13 @@ class DolphinAgent(Strategy):
         for key, state in self._pos.items():
             state.exit_reason = ExitReason.HIBERNATE
             self._send_exit(key, ts_ns)
-        if rule == "passive_then_market" and self._pos:
+        if self._pos:
+            self._arm_flatten_deadline(ts_ns)
+
+    def _arm_flatten_deadline(self, ts_ns: int) -> None:
+        """passive_then_market: the market flatten of this HIBERNATE episode, after
+        ``hibernate_market_after_ms`` (one deadline per episode, for every position it holds)."""
+        if self.exec_cfg.exits.hibernate_flatten == "passive_then_market":
             self._cancel_flatten_alert()
             self._flatten_seq += 1
             name = self._flatten_alert = f"flatten-{self._flatten_seq}"
@@ -794,9 +800,13 @@ class DolphinAgent(Strategy):
                     c.cancel_reason = "position_opened"
                     self.governor.record_cancel(event.ts_event, k)
                     self.cancel_order(order)
-        if self._hibernating:
+        if self._hibernating and self.exec_cfg.exits.hibernate_flatten != "none":
+            # an entry that filled while its cancel was on the way: flattened by the same rule,
+            # with the episode's market deadline (armed now if the episode had no position)
             self._pos[key].exit_reason = ExitReason.HIBERNATE
             self._send_exit(key, event.ts_event)
+            if self._flatten_alert is None:
+                self._arm_flatten_deadline(event.ts_event)
 
     def _sort_held(self) -> None:
         self._held = self._h.held = sorted(self._pos.values(), key=lambda st: st.position.id.value)
