@@ -772,3 +772,25 @@ def test_bar_returns_equals_the_numpy_bookkeeping(seed: int, n: int, with_return
     np.testing.assert_array_equal(valid, valid_ref)
     np.testing.assert_allclose(r, r_ref, rtol=1e-15, atol=0)  # libm vs numpy's log: at most an ulp
     np.testing.assert_array_equal(pc, pc_ref)
+
+
+@settings(max_examples=40)
+@given(st.integers(0, 10_000), st.integers(2, 70), st.floats(0.0, 1.0))
+def test_packed_product_equals_the_dense_product_on_both_paths(seed: int, n: int, frac_ineligible: float) -> None:
+    """cross_matvec takes rows two at a time when >= 60 % of the assets are eligible (ineligible
+    rows then add 0), else one at a time skipping them: both equal the dense D (P - W mu mu^T) D v,
+    for odd and even n."""
+    rng = np.random.default_rng(seed)
+    w = 3 * n + 5
+    x = rng.standard_normal((w, n)) * 0.01
+    full = x.T @ x
+    p = full[np.tril_indices(n)].copy()  # packed lower triangle, row by row
+    mu = x.mean(axis=0)
+    d = 1.0 / np.sqrt(((x - mu) ** 2).sum(axis=0))
+    d[rng.random(n) < frac_ineligible] = 0.0
+    v = rng.standard_normal(n)
+    c = (full - w * np.outer(mu, mu)) * np.outer(d, d)
+    out = np.empty(n)
+    K.cross_matvec(p, mu, d, float(w), v, out)
+    np.testing.assert_allclose(out, c @ v, rtol=0, atol=1e-12 * (1 + np.abs(c).sum(axis=1).max() * np.abs(v).max()))
+    assert np.all(out[d == 0.0] == 0.0)

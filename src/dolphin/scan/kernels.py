@@ -1329,29 +1329,69 @@ def cross_matvec(p: np.ndarray, mu: np.ndarray, d: np.ndarray, nobs: float, v: n
 
     Reads P's lower triangle once: each row j < i gives a dot product (row i of P) and an axpy
     (column i, by symmetry); both vectorise. Half the bytes of the full product.
+    With at least 60 % of the assets eligible, rows go two at a time: one pass over their columns
+    makes both dot products and one combined axpy, so the accumulator is loaded and stored once
+    per pair (n = 400: ~14 vs ~17 us; the one-row form is load/store-bound at ~1.7x the time of
+    streaming P). Ineligible rows are then not skipped: their u is 0 and P is finite (the window
+    buffer holds 0 for every missing return), so they add nothing. (A skip test inside the pair
+    loop stops LLVM from vectorising it: 23 us, measured.) Fewer eligible: one row at a time,
+    ineligible rows skipped.
     """
     n = mu.shape[0]
     u = np.empty(n)
     acc2 = np.zeros(n)
     c0 = 0.0
+    n_eff = 0
     for j in range(n):
         u[j] = d[j] * v[j]
         c0 += mu[j] * u[j]
+        if d[j] != 0.0:
+            n_eff += 1
     c0 *= nobs
-    off = 0
-    for i in range(n):
-        if d[i] == 0.0:
+    if 5 * n_eff >= 3 * n:
+        i = 0
+        while i + 1 < n:
+            o0 = i * (i + 1) // 2
+            o1 = o0 + i + 1
+            u0 = u[i]
+            u1 = u[i + 1]
+            a0 = 0.0
+            a1 = 0.0
+            for j in range(i):
+                p0 = p[o0 + j]
+                p1 = p[o1 + j]
+                uj = u[j]
+                a0 += p0 * uj
+                a1 += p1 * uj
+                acc2[j] += p0 * u0 + p1 * u1
+            pji = p[o1 + i]  # P[i + 1, i]: the pair's off-diagonal entry
+            acc2[i] += a0 + p[o0 + i] * u0 + pji * u1
+            acc2[i + 1] += a1 + pji * u0 + p[o1 + i + 1] * u1
+            i += 2
+        if i < n:  # odd n: the last row alone
+            o0 = i * (i + 1) // 2
+            u0 = u[i]
+            a0 = 0.0
+            for j in range(i):
+                p0 = p[o0 + j]
+                a0 += p0 * u[j]
+                acc2[j] += p0 * u0
+            acc2[i] += a0 + p[o0 + i] * u0
+    else:
+        off = 0
+        for i in range(n):
+            if d[i] == 0.0:
+                off += i + 1
+                continue  # u[i] = 0: no column contribution, and out[i] = 0
+            row = p[off : off + i + 1]
+            ui = u[i]
+            acc = 0.0
+            for j in range(i):
+                pij = row[j]
+                acc += pij * u[j]
+                acc2[j] += pij * ui
+            acc2[i] += acc + row[i] * ui
             off += i + 1
-            continue  # u[i] = 0: no column contribution, and out[i] = 0
-        row = p[off : off + i + 1]
-        ui = u[i]
-        acc = 0.0
-        for j in range(i):
-            pij = row[j]
-            acc += pij * u[j]
-            acc2[j] += pij * ui
-        acc2[i] += acc + row[i] * ui
-        off += i + 1
     for i in range(n):
         out[i] = d[i] * (acc2[i] - mu[i] * c0) if d[i] != 0.0 else 0.0
 
