@@ -794,3 +794,20 @@ def test_packed_product_equals_the_dense_product_on_both_paths(seed: int, n: int
     K.cross_matvec(p, mu, d, float(w), v, out)
     np.testing.assert_allclose(out, c @ v, rtol=0, atol=1e-12 * (1 + np.abs(c).sum(axis=1).max() * np.abs(v).max()))
     assert np.all(out[d == 0.0] == 0.0)
+
+
+@settings(max_examples=40)
+@given(st.integers(0, 10_000), st.integers(2, 70), st.floats(0.0, 1.0))
+def test_packed_frobenius_equals_the_dense_sum_on_both_paths(seed: int, n: int, frac_ineligible: float) -> None:
+    """frobenius_sq_cross goes two rows at a time when >= 60 % of the assets are eligible, else one
+    row at a time skipping the ineligible: both equal ||D (P - W mu mu^T) D||_F^2, odd and even n."""
+    rng = np.random.default_rng(seed)
+    w = 3 * n + 5
+    x = rng.standard_normal((w, n)) * 0.01
+    full = x.T @ x
+    p = full[np.tril_indices(n)].copy()
+    mu = x.mean(axis=0)
+    d = 1.0 / np.sqrt(((x - mu) ** 2).sum(axis=0))
+    d[rng.random(n) < frac_ineligible] = 0.0
+    c = (full - w * np.outer(mu, mu)) * np.outer(d, d)
+    assert K.frobenius_sq_cross(p, mu, d, float(w)) == pytest.approx(float((c * c).sum()), rel=1e-12, abs=1e-15)

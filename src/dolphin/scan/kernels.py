@@ -1498,10 +1498,55 @@ def frobenius_sq_cross(p: np.ndarray, mu: np.ndarray, d: np.ndarray, nobs: float
     """||C||_F^2 from the maintained (packed) cross-product (complete windows): sum_ij (d_i d_j (P_ij - W mu_i mu_j))^2.
 
     C is symmetric: twice the strict lower triangle plus the diagonal (half the work of the full sum).
+    As :func:`cross_matvec`: with at least 60 % of the assets eligible, rows go two at a time
+    (the column terms d_j and d_j mu_j are loaded once per pair; n = 400: ~15 vs ~18 us) and
+    ineligible rows and columns add 0 (d = 0, P finite); else one row at a time, skipping them.
     """
     n = mu.shape[0]
     tot = 0.0
     diag = 0.0
+    n_eff = 0
+    for j in range(n):
+        if d[j] != 0.0:
+            n_eff += 1
+    if 5 * n_eff >= 3 * n:
+        e = np.empty(n)
+        for j in range(n):
+            e[j] = d[j] * mu[j]
+        i = 0
+        while i + 1 < n:
+            o0 = i * (i + 1) // 2
+            o1 = o0 + i + 1
+            a0 = nobs * mu[i]
+            a1 = nobs * mu[i + 1]
+            s0 = 0.0
+            s1 = 0.0
+            for j in range(i):
+                dj = d[j]
+                ej = e[j]
+                x0 = dj * p[o0 + j] - a0 * ej
+                x1 = dj * p[o1 + j] - a1 * ej
+                s0 += x0 * x0
+                s1 += x1 * x1
+            x1 = d[i] * p[o1 + i] - a1 * e[i]  # row i + 1, column i (strict lower)
+            s1 += x1 * x1
+            tot += d[i] * d[i] * s0 + d[i + 1] * d[i + 1] * s1
+            x = d[i] * d[i] * (p[o0 + i] - a0 * mu[i])
+            diag += x * x
+            x = d[i + 1] * d[i + 1] * (p[o1 + i + 1] - a1 * mu[i + 1])
+            diag += x * x
+            i += 2
+        if i < n:  # odd n: the last row alone
+            o0 = i * (i + 1) // 2
+            a0 = nobs * mu[i]
+            s0 = 0.0
+            for j in range(i):
+                x0 = d[j] * p[o0 + j] - a0 * e[j]
+                s0 += x0 * x0
+            tot += d[i] * d[i] * s0
+            x = d[i] * d[i] * (p[o0 + i] - a0 * mu[i])
+            diag += x * x
+        return 2.0 * tot + diag
     for i in range(n):
         if d[i] == 0.0:
             continue
