@@ -811,3 +811,17 @@ def test_packed_frobenius_equals_the_dense_sum_on_both_paths(seed: int, n: int, 
     d[rng.random(n) < frac_ineligible] = 0.0
     c = (full - w * np.outer(mu, mu)) * np.outer(d, d)
     assert K.frobenius_sq_cross(p, mu, d, float(w)) == pytest.approx(float((c * c).sum()), rel=1e-12, abs=1e-15)
+
+
+@settings(max_examples=30)
+@given(st.integers(0, 10_000), st.integers(1, 60), st.integers(1, 60), st.booleans())
+def test_gram_lower_is_the_lower_triangle_of_the_gram_product(seed: int, r: int, c: int, strided: bool) -> None:
+    """The full scan's Gram matrices (BLAS dsyrk, one triangle) equal numpy's products on the lower
+    triangle, C order, for z z^T and z^T z, also from a non-contiguous z."""
+    z = np.random.default_rng(seed).standard_normal((r, 2 * c if strided else c))
+    if strided:
+        z = z[:, ::2]
+    for outer, ref in ((True, z @ z.T), (False, z.T @ z)):
+        g = K.gram_lower(z, outer=outer)
+        assert g.shape == ref.shape and g.flags.c_contiguous
+        np.testing.assert_allclose(np.tril(g), np.tril(ref), rtol=1e-12, atol=1e-12)

@@ -248,6 +248,19 @@ def _spectrum_features(eigs: np.ndarray, n_zero: int, alpha: float, n: float, k:
 _TRD_LWORK: dict[int, int] = {}
 
 
+def gram_lower(z: np.ndarray, *, outer: bool) -> np.ndarray:
+    """z z^T (``outer``) or z^T z of a C-ordered z, lower triangle only, C order (what
+    :func:`sym_eigvalsh` reads; do not read the strict upper triangle). BLAS dsyrk computes one triangle:
+    10 % less than the full GEMM here (W = 300 / 150, N = 400: 0.60 vs 0.67 ms, 0.17 vs 0.19 ms,
+    one thread). z.T is z in Fortran order, so no copy is made."""
+    from scipy.linalg import blas
+
+    if z.dtype != np.float64 or not z.flags.c_contiguous:
+        z = np.ascontiguousarray(z, dtype=np.float64)
+    # dsyrk(trans=1) on A = z.T gives A^T A = z z^T; trans=0 gives A A^T = z^T z (upper, F order)
+    return blas.dsyrk(1.0, z.T, trans=1 if outer else 0).T
+
+
 def sym_eigvalsh(a: np.ndarray, guess: np.ndarray | None = None) -> tuple[np.ndarray, str]:
     """All eigenvalues (ascending) of the symmetric ``a`` (its lower triangle, C order, is read;
     ``a`` is overwritten), and how: "warm" (the warm-started tridiagonal solver), "cold" (no

@@ -499,10 +499,10 @@ class Sonar:
                 idx = np.flatnonzero(win.eligible)
                 z = K.build_z(self._ret, self._valid, a, b, win.mu, win.d, idx, has_missing)
                 if rows < n_eff:  # Gram route: same nonzero spectrum, the other n_eff - W are zero
-                    mat = z @ z.T
+                    mat = K.gram_lower(z, outer=True)
                     n_zero = n_eff - rows
                 else:
-                    mat = z.T @ z
+                    mat = K.gram_lower(z, outer=False)
             # the previous bar's spectrum of the same window warm-starts the tridiagonal solver;
             # after a warm attempt that did not converge, the next 16 bars go straight to LAPACK
             usable = win.spec.size == mat.shape[0] and bar >= win.warm_retry_bar
