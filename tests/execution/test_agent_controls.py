@@ -174,22 +174,26 @@ def test_hibernate_flattens_positions_passive_first_then_market():
     assert any(t["exit_reason"] == "hibernate" for t in res.agent.run.trades)
 
 
-def _hibernate_twice(rule: str, second_ms: int, after_ms: int = 1_500):
-    """Real L1: HIBERNATE 60 s in, STALKER 500 ms later, HIBERNATE again at +second_ms."""
-    ticks = l2_ticks()
-    t_hib = ticks.quotes[0].ts_event + 60_000 * MS
+def _hibernate_run(rule: str, schedule, after_ms: int = 1_500):
+    """Real L1 with a scripted posture schedule and the given HIBERNATE flatten rule."""
     cfg = cfg_with(
         placer={"cancel_after_ms": 3_000, "max_working_orders_per_instrument": 1},
         exits={"hibernate_flatten": rule, "hibernate_market_after_ms": after_ms,
                "take_profit_bps": 5_000.0, "stop_loss_bps": 5_000.0},
     )
-    schedule = ((t_hib, Posture.HIBERNATE), (t_hib + 500 * MS, Posture.STALKER), (t_hib + second_ms * MS, Posture.HIBERNATE))
     ports = AgentPorts(
         risk=FixedRiskView(Posture.STALKER, schedule=schedule), signals=EveryNBars(n=2), nev=SimpleNevModel(),
         kill=MemoryKillFlag(), micro=FixedMicrostructure(fixed_confidence=0.5),
     )
-    res = run_tick_backtest(cfg, ports, ticks=ticks)
-    hibs = [e["ts_ns"] for e in res.agent.run.events if e["kind"] == "hibernate"]
+    res = run_tick_backtest(cfg, ports, ticks=l2_ticks())
+    return res, [e["ts_ns"] for e in res.agent.run.events if e["kind"] == "hibernate"]
+
+
+def _hibernate_twice(rule: str, second_ms: int, after_ms: int = 1_500):
+    """Real L1: HIBERNATE 60 s in, STALKER 500 ms later, HIBERNATE again at +second_ms."""
+    t_hib = l2_ticks().quotes[0].ts_event + 60_000 * MS
+    schedule = ((t_hib, Posture.HIBERNATE), (t_hib + 500 * MS, Posture.STALKER), (t_hib + second_ms * MS, Posture.HIBERNATE))
+    res, hibs = _hibernate_run(rule, schedule, after_ms)
     assert len(hibs) == 2
     return res, hibs
 
@@ -232,18 +236,9 @@ def test_hibernate_flatten_none_leaves_a_position_opened_during_hibernate():
     # hibernate_flatten = "none": HIBERNATE cancels orders but flattens nothing, also not a position
     # whose entry filled while its cancel was on the way (before the fix that one was flattened).
     # The ordinary exits stay allowed. HIBERNATE starts 1 ms before a resting entry fills.
-    ticks = l2_ticks()
-    t_hib = ticks.quotes[0].ts_event + 60_000 * MS + 21_368 * MS
-    cfg = cfg_with(
-        placer={"cancel_after_ms": 3_000, "max_working_orders_per_instrument": 1},
-        exits={"hibernate_flatten": "none", "take_profit_bps": 5_000.0, "stop_loss_bps": 5_000.0},
-    )
-    ports = AgentPorts(
-        risk=FixedRiskView(Posture.STALKER, schedule=((t_hib, Posture.HIBERNATE),)), signals=EveryNBars(n=2),
-        nev=SimpleNevModel(), kill=MemoryKillFlag(), micro=FixedMicrostructure(fixed_confidence=0.5),
-    )
-    res = run_tick_backtest(cfg, ports, ticks=ticks)
-    hib = next(e["ts_ns"] for e in res.agent.run.events if e["kind"] == "hibernate")
+    t_hib = l2_ticks().quotes[0].ts_event + 60_000 * MS + 21_368 * MS
+    res, hibs = _hibernate_run("none", ((t_hib, Posture.HIBERNATE),))
+    hib = hibs[0]
     opened = [t for t in res.agent.run.trades if t["ts_open_ns"] >= hib]
     assert opened, "scenario: an entry resting at HIBERNATE fills during it"
     assert all(t["exit_reason"] != "hibernate" for t in res.agent.run.trades)

@@ -15,33 +15,16 @@ from nautilus_trader.model.objects import Price, Quantity
 
 from dolphin.core.config import load_config
 from dolphin.execution.agent import DolphinAgent, DolphinAgentConfig
-from dolphin.research.backtest import BACKTEST_AGENT_LOGS, build_engine, default_ports, load_bars
+from dolphin.research.backtest import BACKTEST_AGENT_LOGS, build_engine, load_bars
 from dolphin.runtime.wiring import build_tick_ports
 
-from ._support import EveryNBars, l2_ticks
+from ._support import EveryNBars, bar_engine, l2_ticks
 
 _ROUTE = ("route_keyed", "route_stock")
 
 
 class _StockRoutes(DolphinAgent):
     keyed_routes = False
-
-
-def _bar_engine(cfg, data, cls):
-    bt = cfg.execution.backtest
-    engine = build_engine(bt)
-    for s in data.sets:
-        engine.add_instrument(s.instrument)
-        engine.add_data(s.bars)
-    agent = cls(
-        DolphinAgentConfig(instrument_ids=tuple(str(s.instrument.id) for s in data.sets),
-                           bar_types=tuple(str(s.bar_type) for s in data.sets),
-                           order_ttl_ms=bt.bar_order_ttl_bars * bt.bar_minutes * 60_000 + 11, **BACKTEST_AGENT_LOGS),
-        cfg.execution,
-        default_ports(cfg, data),
-    )
-    engine.add_strategy(agent)
-    return engine, agent
 
 
 def _l1_engine(cfg, ticks, cls):
@@ -72,15 +55,21 @@ def _route_counts(agent):
     return {k: agent.run.counters.get(k, 0) for k in _ROUTE}
 
 
-def test_keyed_bar_route_gives_the_stock_paths_results() -> None:
-    cfg = load_config(environ={})
-    data = load_bars(cfg)
+def _keyed_and_stock(make_engine) -> dict:
+    """The same run with the keyed routes and with the stock ones: class -> (outcome, route counts)."""
     out = {}
     for cls in (DolphinAgent, _StockRoutes):
-        engine, agent = _bar_engine(cfg, data, cls)
+        engine, agent = make_engine(cls)
         engine.run()
         out[cls] = (_outcome(agent), _route_counts(agent))
         engine.dispose()
+    return out
+
+
+def test_keyed_bar_route_gives_the_stock_paths_results() -> None:
+    cfg = load_config(environ={})
+    data = load_bars(cfg)
+    out = _keyed_and_stock(lambda cls: bar_engine(cfg, data, cls))
     n = len(data.sets)
     assert out[DolphinAgent][1] == {"route_keyed": n, "route_stock": 0}
     assert out[_StockRoutes][1] == {"route_keyed": 0, "route_stock": n}
@@ -93,12 +82,7 @@ def test_keyed_bar_route_gives_the_stock_paths_results() -> None:
 def test_keyed_quote_route_gives_the_stock_paths_results() -> None:
     cfg = load_config(environ={})
     ticks = l2_ticks()
-    out = {}
-    for cls in (DolphinAgent, _StockRoutes):
-        engine, agent = _l1_engine(cfg, ticks, cls)
-        engine.run()
-        out[cls] = (_outcome(agent), _route_counts(agent))
-        engine.dispose()
+    out = _keyed_and_stock(lambda cls: _l1_engine(cfg, ticks, cls))
     assert out[DolphinAgent][1] == {"route_keyed": 2, "route_stock": 0}  # the quotes and the bars
     assert out[_StockRoutes][1] == {"route_keyed": 0, "route_stock": 2}
     keyed = out[DolphinAgent][0]
@@ -109,7 +93,7 @@ def test_keyed_quote_route_gives_the_stock_paths_results() -> None:
 def test_a_bar_after_stop_is_not_handled() -> None:
     cfg = load_config(environ={})
     data = load_bars(cfg)
-    engine, agent = _bar_engine(cfg, data, DolphinAgent)
+    engine, agent = bar_engine(cfg, data, DolphinAgent)
     engine.run()  # ends with the strategy stopped
     assert not agent.is_running
     before = _outcome(agent)
@@ -139,7 +123,7 @@ def test_a_restarted_agent_gets_each_bar_once() -> None:
     # on the topic; the keyed route must be reused, not added a second time.
     cfg = load_config(environ={})
     data = load_bars(cfg)
-    engine, agent = _bar_engine(cfg, data, _Counting)
+    engine, agent = bar_engine(cfg, data, _Counting)
     agent.seen = {}
     engine.run()  # ends with the strategy stopped
     n_bars = {str(s.instrument.id): len(s.bars) for s in data.sets}

@@ -10,8 +10,10 @@ equals the cache-query sum the agent used before.
 from __future__ import annotations
 
 from dolphin.core.config import load_config
-from dolphin.execution.agent import DolphinAgent, DolphinAgentConfig
-from dolphin.research.backtest import BACKTEST_AGENT_LOGS, build_engine, default_ports, load_bars
+from dolphin.execution.agent import DolphinAgent
+from dolphin.research.backtest import load_bars
+
+from ._support import bar_engine
 
 
 class _Checked(DolphinAgent):
@@ -44,20 +46,7 @@ class _Checked(DolphinAgent):
 
 def test_held_positions_are_the_caches_open_positions_at_every_equity_point() -> None:
     cfg = load_config(environ={})
-    bt = cfg.execution.backtest
-    data = load_bars(cfg)
-    engine = build_engine(bt)
-    for s in data.sets:
-        engine.add_instrument(s.instrument)
-        engine.add_data(s.bars)
-    agent = _Checked(
-        DolphinAgentConfig(instrument_ids=tuple(str(s.instrument.id) for s in data.sets),
-                           bar_types=tuple(str(s.bar_type) for s in data.sets),
-                           order_ttl_ms=bt.bar_order_ttl_bars * bt.bar_minutes * 60_000 + 11, **BACKTEST_AGENT_LOGS),
-        cfg.execution,
-        default_ports(cfg, data),
-    )
-    engine.add_strategy(agent)
+    engine, agent = bar_engine(cfg, load_bars(cfg), _Checked)
     engine.run()
     assert agent.mismatches == []
     assert agent.checked == len(agent.run.equity)

@@ -9,8 +9,9 @@ slots changes nothing.
 from __future__ import annotations
 
 from dolphin.core.config import load_config
-from dolphin.execution.agent import DolphinAgent, DolphinAgentConfig
-from dolphin.research.backtest import BACKTEST_AGENT_LOGS, build_engine, default_ports, load_bars
+from dolphin.research.backtest import default_ports, load_bars
+
+from ._support import bar_engine
 
 
 class _NoSlots:
@@ -34,21 +35,9 @@ class _Slots(_NoSlots):
 
 
 def _run(cfg, data, wrap):
-    bt = cfg.execution.backtest
-    engine = build_engine(bt)
-    for s in data.sets:
-        engine.add_instrument(s.instrument)
-        engine.add_data(s.bars)
     ports = default_ports(cfg, data)
     ports.signals = source = wrap(ports.signals)
-    agent = DolphinAgent(
-        DolphinAgentConfig(instrument_ids=tuple(str(s.instrument.id) for s in data.sets),
-                           bar_types=tuple(str(s.bar_type) for s in data.sets),
-                           order_ttl_ms=bt.bar_order_ttl_bars * bt.bar_minutes * 60_000 + 11, **BACKTEST_AGENT_LOGS),
-        cfg.execution,
-        ports,
-    )
-    engine.add_strategy(agent)
+    engine, agent = bar_engine(cfg, data, ports=ports)
     engine.run()
     run = agent.run
     out = (dict(run.counters), list(run.events), list(run.trades), list(run.equity), source.inner.emitted)
