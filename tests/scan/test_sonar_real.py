@@ -175,6 +175,35 @@ def test_drift_is_detected_and_recovered(shared_data) -> None:
 
 
 @pytest.mark.parametrize("full", [False, True])
+def test_bad_print_leaving_the_window_does_not_leave_drift_behind(shared_data, full: bool) -> None:
+    """A mis-scaled close flagged as real (x1000 for one bar on the calmest of 20 real spot assets)
+    puts two returns of ~7 into the window, ~10^4 times the asset's 1-minute standard deviation.
+    When they leave it, plain sliding sums keep their rounding (~u * 48 against a sum of squares
+    of ~2e-5): lambda_max was off by 3.6e-10 for the rest of the re-anchor period, also on the
+    "exact" full path. Compensated s and q, and an immediate re-anchor of the cross-product when its
+    rounding could exceed 1e-12 (counted ``resum_drift``), keep every scan within its published
+    bound of the from-scratch value (both fail on plain sliding sums)."""
+    bars = real_bars("binance_spot_1m_2021-04")
+    closes, mask = bars.closes[3000:3400, :20].copy(), bars.mask[3000:3400, :20]
+    j = int(np.nanargmin(np.nanstd(np.diff(np.log(closes), axis=0), axis=0)))
+    closes[100, j] *= 1000.0
+    cfg = ScanConfig(windows=[50, 150], vel_div_short=50, vel_div_long=150, full_spectrum=full,
+                     regime=RegimeConfig(structure_window=150), exact_check_every_bars=0)
+    sonar = Sonar(20, cfg)
+    checked = 0
+    for t in range(400):
+        rec = sonar.update(t + 1, closes[t], mask[t])
+        for f in rec.windows:
+            if f.ready and t > 100 + f.window:  # the bad print's returns have left this window
+                lam, _ = reference_lambda_max(closes, mask, t, f.window)
+                assert abs(f.lambda_max - lam) <= (f.error_bound + 1e-13) * lam, (t, f)
+                checked += 1
+    assert checked > 300
+    # each window re-anchored as the bad print's returns left it (once or twice: one per return)
+    assert 2 <= sonar.counters.events.get("resum_drift", 0) <= 4
+
+
+@pytest.mark.parametrize("full", [False, True])
 def test_more_assets_than_window_is_shrunk_and_exact(shared_data, full: bool) -> None:
     """N = 50 real assets > W = 30 / 45 returns: singular C, stated shrinkage, Gram route, still exact."""
     cfg = ScanConfig(windows=[30, 45], vel_div_short=30, vel_div_long=45, full_spectrum=full,

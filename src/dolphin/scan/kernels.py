@@ -1203,19 +1203,38 @@ def _lz_finish(
     return theta, bound, st[_GAP], int(st[_STEPS])
 
 
+@nb.njit(cache=True, inline="always")
+def _add_compensated(acc: np.ndarray, comp: np.ndarray, j: int, v: float) -> None:
+    """acc[j] += v, its rounding error (exact, by Knuth's branch-free TwoSum) added to comp[j]."""
+    a = acc[j]
+    t = a + v
+    bp = t - a
+    comp[j] += (a - (t - bp)) + (v - bp)
+    acc[j] = t
+
+
 @nb.njit(cache=True)
 def _accumulate_row(
-    ret: np.ndarray, valid: np.ndarray, row: int, sign: float, n: np.ndarray, s: np.ndarray, q: np.ndarray
+    ret: np.ndarray, valid: np.ndarray, row: int, sign: float, n: np.ndarray, s: np.ndarray, q: np.ndarray,
+    cs: np.ndarray, cq: np.ndarray, mass: np.ndarray,
 ) -> int:
     """Add (sign = 1) or remove (sign = -1) row ``row``'s valid returns to / from the window sums;
-    returns the row's count of masked cells."""
+    returns the row's count of masked cells.
+
+    The sums are compensated (Knuth's TwoSum, branch-free): the rounding error of every add goes
+    into ``cs`` / ``cq`` and the sum's value is s + cs (q + cq). Plain sliding sums drift by ~u |q|
+    per bar and by u x^2 when a return x far larger than the rest leaves the window (a bad tick),
+    and the variance q - s^2 / n amplifies it; compensated, the drift is O(u^2). ``mass`` adds
+    x^2 for every add and drop (see :func:`slide_sums`). Needs IEEE arithmetic: no fastmath here."""
     masked = 0
     for j in range(ret.shape[1]):
         if valid[row, j]:
             x = ret[row, j]
             n[j] += sign
-            s[j] += sign * x
-            q[j] += sign * (x * x)
+            _add_compensated(s, cs, j, sign * x)
+            xx = x * x
+            mass[j] += xx
+            _add_compensated(q, cq, j, sign * xx)
         else:
             masked += 1
     return masked
@@ -1223,27 +1242,50 @@ def _accumulate_row(
 
 @nb.njit(cache=True)
 def slide_sums(
-    ret: np.ndarray, valid: np.ndarray, add_row: int, drop_row: int, n: np.ndarray, s: np.ndarray, q: np.ndarray
-) -> int:
-    """Add row ``add_row`` to and drop row ``drop_row`` (-1: none) from window sums; returns the change
-    in the count of masked cells in the window."""
-    delta = _accumulate_row(ret, valid, add_row, 1.0, n, s, q)
+    ret: np.ndarray, valid: np.ndarray, add_row: int, drop_row: int, n: np.ndarray, s: np.ndarray, q: np.ndarray,
+    cs: np.ndarray, cq: np.ndarray, mass: np.ndarray, max_drift: float,
+) -> tuple[int, bool]:
+    """Add row ``add_row`` to and drop row ``drop_row`` (-1: none) from the window's compensated
+    sums (see :func:`_accumulate_row`). Returns (change in the count of masked cells, drift).
+
+    ``max_drift`` > 0 (windows that keep the uncompensated cross-product P, :func:`cross_update`):
+    ``mass`` also gains q_i after the slide, so that mass_i = sum over the slides since the last
+    re-anchor of (q_i + x_i^2 + y_i^2). Each slide rounds P_ij by at most ~2u (|P_ij| + |x_i x_j| +
+    |y_i y_j|) (first order), and |P_ij| <= sqrt(q_i q_j), so by Cauchy-Schwarz the accumulated
+    error is at most 2u sqrt(mass_i mass_j). drift is True when 2u mass_i > max_drift q_i for some
+    asset, i.e. when that bound could exceed max_drift sqrt(q_i q_j): after a return much larger
+    than the rest left the window (a bad print), after a calm spell that followed a loud one, or
+    after ~max_drift / 2u slides; the caller then re-anchors (and resets ``mass``)."""
+    delta = _accumulate_row(ret, valid, add_row, 1.0, n, s, q, cs, cq, mass)
     if drop_row >= 0:
-        delta -= _accumulate_row(ret, valid, drop_row, -1.0, n, s, q)
-    return delta
+        delta -= _accumulate_row(ret, valid, drop_row, -1.0, n, s, q, cs, cq, mass)
+    excess = 0.0
+    if max_drift > 0.0:
+        two_u = 2.220446049250313e-16
+        for j in range(q.shape[0]):  # branch-free (vectorises)
+            qj = q[j] + cq[j]
+            m = mass[j] + qj
+            mass[j] = m
+            excess = max(excess, two_u * m - max_drift * qj)
+    return delta, excess > 0.0
 
 
 @nb.njit(cache=True)
 def resum(
-    ret: np.ndarray, valid: np.ndarray, a: int, b: int, n: np.ndarray, s: np.ndarray, q: np.ndarray
+    ret: np.ndarray, valid: np.ndarray, a: int, b: int, n: np.ndarray, s: np.ndarray, q: np.ndarray,
+    cs: np.ndarray, cq: np.ndarray, mass: np.ndarray,
 ) -> int:
-    """Exact window sums over rows [a, b) from scratch (the periodic re-anchor); returns masked cells."""
+    """Window sums over rows [a, b) from scratch (the periodic re-anchor); returns masked cells."""
     n[:] = 0.0
     s[:] = 0.0
     q[:] = 0.0
+    cs[:] = 0.0
+    cq[:] = 0.0
+    mass[:] = 0.0
     missing = 0
     for t in range(a, b):
-        missing += _accumulate_row(ret, valid, t, 1.0, n, s, q)
+        missing += _accumulate_row(ret, valid, t, 1.0, n, s, q, cs, cq, mass)
+    mass[:] = 0.0  # it counts the sliding rounding since this re-anchor
     return missing
 
 
@@ -1252,6 +1294,8 @@ def standardise_into(
     n: np.ndarray,
     s: np.ndarray,
     q: np.ndarray,
+    cs: np.ndarray,
+    cq: np.ndarray,
     min_count: float,
     min_return_var: float,
     mu: np.ndarray,
@@ -1279,8 +1323,9 @@ def standardise_into(
             n_low += 1
             ok = False
         else:
-            mj = s[j] / cnt
-            ss = q[j] - s[j] * mj
+            sj = s[j] + cs[j]
+            mj = sj / cnt
+            ss = (q[j] + cq[j]) - sj * mj
             if not (ss / cnt > min_return_var):
                 n_zero += 1
                 ok = False

@@ -5,8 +5,10 @@ return, drop the oldest: O(N), never a recompute), the standardisation is derive
 sums, and lambda_max comes from a warm-started Lanczos run whose matrix-vector products read
 the W x N return window directly (C is never formed). Each result carries a residual-based
 error certificate; when it cannot be certified within the step cap the exact solver is used
-(counted). The sums are re-anchored exactly every ``resum_every_bars`` and the iterative
-lambda_max is checked against ``eigvalsh`` every ``exact_check_every_bars`` (drift check).
+(counted). The sums of returns and squares are compensated; the sums are re-anchored exactly
+every ``resum_every_bars``, and at once when the cross-product's rounding bound could exceed
+1e-12 (a large return left the window: counted ``resum_drift``); the iterative lambda_max is
+checked against ``eigvalsh`` every ``exact_check_every_bars`` (drift check).
 
 With ``full_spectrum`` the exact spectrum (Gram route when W < N_eff) gives lambda_max,
 entropy and absorption ratio; without it only the signal path runs.
@@ -37,6 +39,14 @@ _P_PRODUCT_MIN_W_FRAC = 0.3
 log = logging.getLogger(__name__)
 
 _DRIFT_TOL_REL = 1e-9
+# The sliding cross-product P is not compensated (that would double its rank-2 update, the
+# signal path's largest memory stream); a window re-anchors at once when P's rounding since its
+# last re-anchor could exceed this times sqrt(q_i q_j) (K.slide_sums): 1000x below the 1e-9 goal.
+# In normal flow that bound grows ~2u per bar (the scheduled re-anchor every resum_every_bars = 256
+# comes first; at 1e-13 the bound's worst case tripped it ~every 60 bars per window on the
+# benchmark's real data, at 1e-12 never in 1500 bars); a bad print leaving the window trips it
+# (decision 0003, "Sliding sums").
+_MAX_CROSS_DRIFT = 1e-12
 
 
 @dataclass
@@ -71,7 +81,7 @@ class _Window:
     __slots__ = (
         "w", "n", "s", "q", "mu", "d", "eligible", "prev_eligible", "missing", "vec", "gap", "history",
         "n_eff", "initialised", "last_change_bar", "p", "spare", "last_steps", "offset", "fail_streak", "mv_p",
-        "shift_mode", "mat", "spec", "warm_retry_bar", "pend_add", "pend_drop", "has_p",
+        "shift_mode", "mat", "spec", "warm_retry_bar", "pend_add", "pend_drop", "has_p", "cs", "cq", "mass",
     )
 
     def __init__(self, w: int, n_assets: int, lag: int, offset: int, signal_only: bool) -> None:
@@ -93,6 +103,10 @@ class _Window:
         self.n = np.zeros(n_assets)
         self.s = np.zeros(n_assets)
         self.q = np.zeros(n_assets)
+        # the rounding errors of the sliding sums s and q (compensated: K._accumulate_row)
+        self.cs = np.zeros(n_assets)
+        self.cq = np.zeros(n_assets)
+        self.mass = np.zeros(n_assets)  # sum of x^2 over every add and drop since the last re-anchor
         self.mu = np.zeros(n_assets)
         self.d = np.zeros(n_assets)
         self.eligible = np.zeros(n_assets, dtype=np.bool_)
@@ -321,8 +335,17 @@ class Sonar:
                 self._resum_window(win, a, b)
             else:
                 drop = row - win.w if self._returns_seen > win.w else -1
-                win.missing += K.slide_sums(self._ret, self._valid, row, drop, win.n, win.s, win.q)
-                if win.has_p:
+                delta, drift = K.slide_sums(self._ret, self._valid, row, drop, win.n, win.s, win.q, win.cs, win.cq,
+                                            win.mass, _MAX_CROSS_DRIFT if win.has_p else 0.0)
+                win.missing += delta
+                if drift:
+                    # the cross-product's sliding rounding may exceed _MAX_CROSS_DRIFT: re-anchor now
+                    self.counters.resums += 1
+                    self.counters.count("resum_drift")
+                    log.info("window %d return %d: a large return left the window; cross-product re-anchored",
+                             win.w, self._returns_seen)
+                    self._resum_window(win, a, b)
+                elif win.has_p:
                     win.pend_add, win.pend_drop = row, drop
 
     def _flush_cross(self, win: _Window) -> None:
@@ -332,7 +355,7 @@ class Sonar:
             win.pend_add = -1
 
     def _resum_window(self, win: _Window, a: int, b: int) -> None:
-        win.missing = K.resum(self._ret, self._valid, a, b, win.n, win.s, win.q)
+        win.missing = K.resum(self._ret, self._valid, a, b, win.n, win.s, win.q, win.cs, win.cq, win.mass)
         if win.has_p:
             K.cross_resum(win.p, self._ret, a, b)
             win.pend_add = -1  # recomputed from the buffer, newest row included
@@ -461,7 +484,7 @@ class Sonar:
         rows = b - a
         min_count = max(2.0, math.ceil(cfg.min_coverage * w - 1e-9))
         n_eff, n_low, n_zero, changed, has_missing = K.standardise_into(
-            win.n, win.s, win.q, float(min_count), cfg.min_return_var, win.mu, win.d, win.eligible,
+            win.n, win.s, win.q, win.cs, win.cq, float(min_count), cfg.min_return_var, win.mu, win.d, win.eligible,
             win.prev_eligible, float(rows),
         )
         win.n_eff = n_eff
@@ -528,7 +551,7 @@ class Sonar:
                     self._resum_window(win, a, b)
                     c.resums += 1
                     n_eff, n_low, n_zero, _, has_missing = K.standardise_into(
-                        win.n, win.s, win.q, float(min_count), cfg.min_return_var, win.mu, win.d, win.eligible,
+                        win.n, win.s, win.q, win.cs, win.cq, float(min_count), cfg.min_return_var, win.mu, win.d, win.eligible,
                         win.eligible, float(rows),
                     )
                     win.prev_eligible[:] = win.eligible
