@@ -106,16 +106,18 @@ class _Hot:
     Cython class (the Strategy) costs several times a plain object's attribute read."""
 
     __slots__ = ("books", "calm", "capital", "equity", "exits", "held", "kill_raised", "last_eq_ts", "last_px", "micro",
-                 "on_equity", "pos", "quotes", "risk_posture", "signals_at", "slots")
+                 "on_book", "on_equity", "pos", "quotes", "risk_posture", "signals_at", "slots")
 
     def __init__(self, last_px: dict[str, float], pos: dict[str, _PosState]) -> None:
-        # The posture while no kill, no HIBERNATE and no hibernation is in force, else None:
-        # a bar whose posture reading `is` this one passes the guard with nothing to do.
+        # The posture at which the guard has nothing to do, else None: no kill, and either not
+        # HIBERNATE and not hibernating, or HIBERNATE with its cancels and flatten already done.
+        # An event whose posture reading `is` this one passes the guard at once.
         self.calm: Posture | None = None
         self.capital: float | None = None  # the account balance, cached between fills
         self.equity: list[tuple[int, float]] = []  # AgentRun.equity
         self.held: list[_PosState] = []  # see DolphinAgent._held
         self.on_equity: Any = None  # RiskSensors.on_equity, or None
+        self.on_book: Any = None  # RiskSensors.on_book_update, or None
         self.quotes: dict[str, QuoteTick] = {}  # DolphinAgent._quotes
         self.books: set[str] = set()  # DolphinAgent._books
         self.micro: MicrostructureView | None = None
@@ -184,6 +186,7 @@ class DolphinAgent(Strategy):
         self._h.quotes, self._h.books, self._h.micro = self._quotes, self._books, ports.micro
         self._h.exits = exec_cfg.exits
         self._h.on_equity = ports.sensors.on_equity if ports.sensors is not None else None
+        self._h.on_book = ports.sensors.on_book_update if ports.sensors is not None else None
 
     # ------------------------------------------------------------------ lifecycle
 
@@ -221,18 +224,20 @@ class DolphinAgent(Strategy):
 
     def _guard(self, ts_ns: int) -> bool:
         """Kill flag and posture, checked on every event; True when submits may proceed."""
-        raised = self._kill_raised()
-        if not raised and not self._killed:
+        h = self._h  # (plain-object reads: see _Hot)
+        raised = h.kill_raised()
+        if not raised:
             # Hot path: no kill to raise or clear; only a posture change needs the full path.
-            posture = self._risk_posture(ts_ns)
-            if posture is self._posture and posture is not Posture.HIBERNATE and not self._hibernating:
+            posture = h.risk_posture(ts_ns)
+            if posture is h.calm:
                 return True
-            return self._guard_posture(ts_ns, posture)
+            if not self._killed:
+                return self._guard_posture(ts_ns, posture)
         return self._guard_kill(ts_ns, raised)
 
     def _set_calm(self) -> None:
         posture = self._posture
-        calm = not self._killed and not self._hibernating and posture is not Posture.HIBERNATE
+        calm = not self._killed and (posture is Posture.HIBERNATE) == self._hibernating
         self._h.calm = posture if calm else None
 
     def _guard_kill(self, ts_ns: int, raised: bool) -> bool:
@@ -310,16 +315,18 @@ class DolphinAgent(Strategy):
 
     def _on_quote(self, key: str, tick: QuoteTick) -> None:
         # Hot path: keep the tick (doubles are read lazily), then the kill/posture guard.
-        self._quotes[key] = tick
+        h = self._h
+        h.quotes[key] = tick
         ts = tick.ts_event
-        if self._sensors is not None:
-            self._sensors.on_book_update(ts)
+        if h.on_book is not None:
+            h.on_book(ts)
         self._guard(ts)
 
     def on_order_book_deltas(self, deltas) -> None:
         # Hot path: the data engine already applied the deltas to the cached book.
-        if self._sensors is not None:
-            self._sensors.on_book_update(deltas.ts_event)
+        on_book = self._h.on_book
+        if on_book is not None:
+            on_book(deltas.ts_event)
         self._guard(deltas.ts_event)
 
     def _l1(self, key: str) -> tuple[float, float, float, float] | None:
@@ -393,7 +400,7 @@ class DolphinAgent(Strategy):
         h.last_px[key] = close
         # The guard (see _guard), its no-change hot path inlined: this runs for every bar.
         raised = h.kill_raised()
-        if not raised and h.calm is not None:  # not killed, not hibernating
+        if not raised and h.calm is not None:  # not killed, nothing pending (see _Hot.calm)
             posture = h.risk_posture(ts)
             ok = True if posture is h.calm else self._guard_posture(ts, posture)
         elif not raised and not self._killed:
