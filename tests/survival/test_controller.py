@@ -186,6 +186,30 @@ def test_rtt_lockdown_blocks_entries_until_calm_for_the_hold_time() -> None:
     assert rtt.locked and len(steps) == n_steps
 
 
+@pytest.mark.parametrize("bad", [math.nan, math.inf])
+def test_rtt_lockdown_counts_an_unmeasurable_rtt_as_slow_and_recovers_after_it(bad: float) -> None:
+    """A NaN / inf RTT reading locks (unknown is not fast), is counted, and leaves nothing behind:
+    once it is out of the window and the hold has passed, the layer clears, and later slow RTTs
+    lock it again (a NaN in its running sum used to switch the lockdown off for good)."""
+    ctl, clock, _ = make()
+    run_healthy(ctl, clock, 5)
+    rtt = ctl.layers[10]
+    ctl.observe("order_rtt_ms", bad)
+    assert rtt.locked and rtt.cap == TURTLE and rtt.invalid_samples == 1
+    assert "1 invalid readings" in rtt.explain(clock.now_ns())
+    for _ in range(70):  # fast RTTs: the bad reading leaves the 5 s window, then 60 s of calm
+        clock.advance_s(1.0)
+        ctl.observe("order_rtt_ms", 5.0)
+        feed_healthy(ctl)
+        ctl.tick()
+    assert not rtt.locked and rtt.cap == APEX
+    assert rtt.window_mean_ms(clock.now_ns()) == pytest.approx(5.0)
+    for _ in range(6):
+        clock.advance_s(1.0)
+        ctl.observe("order_rtt_ms", 50.0)
+    assert rtt.locked and rtt.window_mean_ms(clock.now_ns()) > 20.0
+
+
 def test_slippage_tracker_feeds_the_drift_layer() -> None:
     from dolphin.survival.layers.builtin import SlippageTracker
 

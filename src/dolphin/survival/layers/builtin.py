@@ -217,22 +217,38 @@ class RttLockdownLayer(Layer):
     def __init__(self, spec: LayerSpec, board: SensorBoard) -> None:
         super().__init__(spec, board)
         self._samples: deque[tuple[int, float]] = deque()
-        self._sum_ms = 0.0
+        self._sum_ms = 0.0  # of the finite samples in the window
+        self._invalid = 0  # non-finite samples in the window
+        self.invalid_samples = 0  # non-finite samples ever seen (counted, shown by explain)
         self.locked = False
         self._calm_since_ns = -1
 
     def on_sample(self, sensor: int, value: float, now_ns: int) -> None:
         self._samples.append((now_ns, value))
-        self._sum_ms += value
+        if math.isfinite(value):
+            self._sum_ms += value
+        else:  # kept out of the sum: one NaN or inf there would poison it for good
+            self._invalid += 1
+            self.invalid_samples += 1
         self.target(now_ns)
 
     def window_mean_ms(self, now_ns: int) -> float:
-        """Mean RTT of the samples inside the window (0 when there are none)."""
+        """Mean RTT of the samples inside the window (0 when there are none; +inf while a
+        non-finite reading is in it: an RTT that cannot be measured counts as over the limit)."""
         horizon_ns = now_ns - int(self.options.window_s * NS_PER_S)
         q = self._samples
         while q and q[0][0] < horizon_ns:
-            self._sum_ms -= q.popleft()[1]
-        return self._sum_ms / len(q) if q else 0.0
+            v = q.popleft()[1]
+            if math.isfinite(v):
+                self._sum_ms -= v
+            else:
+                self._invalid -= 1
+        if not q:
+            self._sum_ms = 0.0  # no rounding residue carried into the next samples
+            return 0.0
+        if self._invalid:
+            return math.inf
+        return self._sum_ms / len(q)
 
     def target(self, now_ns: int) -> float:
         mean_ms = self.window_mean_ms(now_ns)
@@ -257,7 +273,9 @@ class RttLockdownLayer(Layer):
 
     def explain(self, now_ns: int) -> str:
         state = "LOCKED: no new entries" if self.locked else "clear"
-        return f"RTT {self.window_mean_ms(now_ns):.1f} ms over {self.options.window_s:g} s (limit {self.options.threshold_ms:g} ms), {state}"
+        bad = f", {self.invalid_samples} invalid readings so far" if self.invalid_samples else ""
+        return (f"RTT {self.window_mean_ms(now_ns):.1f} ms over {self.options.window_s:g} s "
+                f"(limit {self.options.threshold_ms:g} ms), {state}{bad}")
 
 
 # ------------------------------------------------------------------ category 4: environmental
