@@ -186,9 +186,10 @@ def test_rtt_lockdown_blocks_entries_until_calm_for_the_hold_time() -> None:
     assert rtt.locked and len(steps) == n_steps
 
 
-@pytest.mark.parametrize("bad", [math.nan, math.inf])
-def test_rtt_lockdown_counts_an_unmeasurable_rtt_as_slow_and_recovers_after_it(bad: float) -> None:
-    """A NaN / inf RTT reading locks (unknown is not fast), is counted, and leaves nothing behind:
+@pytest.mark.parametrize("bad", [math.nan, math.inf, -1.0, 9.0e15])
+def test_rtt_lockdown_counts_an_invalid_rtt_as_slow_and_recovers_after_it(bad: float) -> None:
+    """A NaN / inf / negative / absurdly large RTT reading locks (unknown is not fast), is
+    counted, and leaves nothing behind (a huge value's rounding residue in the sum would):
     once it is out of the window and the hold has passed, the layer clears, and later slow RTTs
     lock it again (a NaN in its running sum used to switch the lockdown off for good)."""
     ctl, clock, _ = make()
@@ -208,6 +209,29 @@ def test_rtt_lockdown_counts_an_unmeasurable_rtt_as_slow_and_recovers_after_it(b
         clock.advance_s(1.0)
         ctl.observe("order_rtt_ms", 50.0)
     assert rtt.locked and rtt.window_mean_ms(clock.now_ns()) > 20.0
+
+
+@settings(max_examples=40)
+@given(st.lists(st.tuples(st.floats(0.0, 3.0), st.floats(allow_nan=True, allow_infinity=True)), max_size=20))
+def test_property_rtt_lockdown_still_protects_after_any_readings(prefix: list) -> None:
+    """Whatever RTT readings came before (NaN, inf, negative, huge), once they have left the
+    window and the hold has passed, fast RTTs clear the lockdown and slow ones lock it again."""
+    ctl, clock, _ = make()
+    run_healthy(ctl, clock, 5)
+    rtt = ctl.layers[10]
+    for dt_s, value in prefix:
+        clock.advance_s(dt_s)
+        ctl.observe("order_rtt_ms", value)
+    for _ in range(70):
+        clock.advance_s(1.0)
+        ctl.observe("order_rtt_ms", 5.0)
+        feed_healthy(ctl)
+        ctl.tick()
+    assert not rtt.locked and rtt.window_mean_ms(clock.now_ns()) == pytest.approx(5.0)
+    for _ in range(6):
+        clock.advance_s(1.0)
+        ctl.observe("order_rtt_ms", 50.0)
+    assert rtt.locked and rtt.cap == TURTLE
 
 
 def test_slippage_tracker_feeds_the_drift_layer() -> None:

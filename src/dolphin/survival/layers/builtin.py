@@ -201,6 +201,14 @@ class SlippageDriftLayer(Layer):
         return f"slippage drift {self.value(0):.1f} bps (deadband {self.deadband[0]:g} bps)"
 
 
+_RTT_MAX_MS = 1e9  # ~11.6 days: no order round trip is longer; larger readings are faults
+
+
+def _rtt_valid(value: float) -> bool:
+    """An RTT reading that can be true: 0 <= value <= _RTT_MAX_MS (NaN fails both tests)."""
+    return 0.0 <= value <= _RTT_MAX_MS
+
+
 class RttLockdownLayer(Layer):
     """RTT lockdown: mean order round-trip time over a short window above the threshold stops
     new entries (posture cap TURTLE) until it has stayed at or below it for ``hold_s``."""
@@ -225,21 +233,22 @@ class RttLockdownLayer(Layer):
 
     def on_sample(self, sensor: int, value: float, now_ns: int) -> None:
         self._samples.append((now_ns, value))
-        if math.isfinite(value):
+        if _rtt_valid(value):
             self._sum_ms += value
-        else:  # kept out of the sum: one NaN or inf there would poison it for good
-            self._invalid += 1
+        else:  # kept out of the sum: a NaN or inf there would poison it for good, a huge value
+            self._invalid += 1  # leave a rounding residue larger than the readings after it
             self.invalid_samples += 1
         self.target(now_ns)
 
     def window_mean_ms(self, now_ns: int) -> float:
-        """Mean RTT of the samples inside the window (0 when there are none; +inf while a
-        non-finite reading is in it: an RTT that cannot be measured counts as over the limit)."""
+        """Mean RTT of the samples inside the window (0 when there are none; +inf while an
+        invalid reading is in it, see ``_rtt_valid``: an RTT that cannot be measured, or cannot
+        be true, counts as over the limit)."""
         horizon_ns = now_ns - int(self.options.window_s * NS_PER_S)
         q = self._samples
         while q and q[0][0] < horizon_ns:
             v = q.popleft()[1]
-            if math.isfinite(v):
+            if _rtt_valid(v):
                 self._sum_ms -= v
             else:
                 self._invalid -= 1
