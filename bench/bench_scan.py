@@ -132,7 +132,7 @@ def run(n: int, measured: int, mode: str = "blocks") -> dict:
     shift_frac = (sig.counters.events.get("shift_certified", 0) - sh0) / (measured * len(WINDOWS))
     # memory: state held by a scanner, and peak temporary allocation of one scan
     state_bytes = sum(a.nbytes for a in (sig._ret, sig._valid)) + sum(
-        sum(x.nbytes for x in (win.n, win.s, win.q, win.mu, win.d, win.vec, win.spare, win.p))
+        sum(x.nbytes for x in (win.n, win.s, win.q, win.cs, win.cq, win.mass, win.mu, win.d, win.vec, win.spare, win.p))
         for win in sig._win.values()
     )
     tracemalloc.start()
