@@ -30,6 +30,9 @@ def test_dolphin_scan_writes_parquet_and_png(sample_data, tmp_path, capsys) -> N
     assert png.stat().st_size > 10_000 and png.read_bytes()[:4] == b"\x89PNG"
     printed = capsys.readouterr().out
     assert "scanned 400 bars x 8 assets" in printed and "missing bars" in printed and "ATTACK" in printed
+    # the numerics are visible too: scheduled and drift re-anchors, exact checks, solver events
+    assert "numerics: re-anchors " in printed and "after a large return left a window" in printed
+    assert "spectrum_warm" in printed  # the full scan's warm-started spectra, counted
 
 
 def test_dolphin_scan_bad_inputs_are_clear_errors(sample_data, tmp_path, capsys) -> None:

@@ -100,6 +100,11 @@ def run_scan(cfg: DolphinConfig, bars: ScanBars, out_dir: Path, *, limit: int | 
           f"{c.universe_changes}, low-coverage exclusions {c.low_coverage_exclusions}, zero-variance exclusions "
           f"{c.zero_variance_exclusions}, singular shrinks {c.singular_shrinks}, Lanczos fallbacks "
           f"{c.lanczos_fallbacks}, drift violations {c.drift_violations}")
+    ev = dict(c.events)
+    drift = ev.pop("resum_drift", 0)
+    other = ", ".join(f"{k} {v}" for k, v in sorted(ev.items()))
+    print(f"numerics: re-anchors {c.resums} ({drift} after a large return left a window), exact checks "
+          f"{c.exact_checks}" + (f"; {other}" if other else ""))
     print(f"wrote {pq_path}\nwrote {png_path}")
     return pq_path, png_path
 
