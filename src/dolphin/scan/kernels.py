@@ -1281,7 +1281,6 @@ def resum(
     q[:] = 0.0
     cs[:] = 0.0
     cq[:] = 0.0
-    mass[:] = 0.0
     missing = 0
     for t in range(a, b):
         missing += _accumulate_row(ret, valid, t, 1.0, n, s, q, cs, cq, mass)

@@ -106,7 +106,9 @@ class _Window:
         # the rounding errors of the sliding sums s and q (compensated: K._accumulate_row)
         self.cs = np.zeros(n_assets)
         self.cq = np.zeros(n_assets)
-        self.mass = np.zeros(n_assets)  # sum of x^2 over every add and drop since the last re-anchor
+        # since the last re-anchor: x^2 of every add and drop, plus q after each slide where P is
+        # kept (the cross-product's rounding bound, K.slide_sums)
+        self.mass = np.zeros(n_assets)
         self.mu = np.zeros(n_assets)
         self.d = np.zeros(n_assets)
         self.eligible = np.zeros(n_assets, dtype=np.bool_)
@@ -342,8 +344,9 @@ class Sonar:
                     # the cross-product's sliding rounding may exceed _MAX_CROSS_DRIFT: re-anchor now
                     self.counters.resums += 1
                     self.counters.count("resum_drift")
-                    log.info("window %d return %d: a large return left the window; cross-product re-anchored",
-                             win.w, self._returns_seen)
+                    log.info("window %d return %d: cross-product rounding bound past %g (a large return, or an "
+                             "asset's last returns, left the window); re-anchored", win.w, self._returns_seen,
+                             _MAX_CROSS_DRIFT)
                     self._resum_window(win, a, b)
                 elif win.has_p:
                     win.pend_add, win.pend_drop = row, drop
