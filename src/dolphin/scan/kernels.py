@@ -1391,6 +1391,20 @@ def _pair_rows(d: np.ndarray) -> bool:
     return 5 * n_eff >= 3 * d.shape[0]
 
 
+@nb.njit(cache=True, fastmath=_FM, inline="always")
+def _cross_row(p: np.ndarray, i: int, u: np.ndarray, acc2: np.ndarray) -> None:
+    """Row i of the packed P into the product accumulator: its dot product with u (the row) and
+    its axpy (column i, by symmetry), one row at a time (:func:`cross_matvec`)."""
+    off = i * (i + 1) // 2
+    ui = u[i]
+    acc = 0.0
+    for j in range(i):
+        pij = p[off + j]
+        acc += pij * u[j]
+        acc2[j] += pij * ui
+    acc2[i] += acc + p[off + i] * ui
+
+
 @nb.njit(cache=True, fastmath=_FM)
 def cross_matvec(p: np.ndarray, mu: np.ndarray, d: np.ndarray, nobs: float, v: np.ndarray, out: np.ndarray) -> None:
     """out = C v from the maintained (packed) cross-product (complete windows): C = D (P - W mu mu^T) D.
@@ -1434,29 +1448,11 @@ def cross_matvec(p: np.ndarray, mu: np.ndarray, d: np.ndarray, nobs: float, v: n
             acc2[i + 1] += a1 + pji * u0 + p[o1 + i + 1] * u1
             i += 2
         if i < n:  # odd n: the last row alone
-            o0 = i * (i + 1) // 2
-            u0 = u[i]
-            a0 = 0.0
-            for j in range(i):
-                p0 = p[o0 + j]
-                a0 += p0 * u[j]
-                acc2[j] += p0 * u0
-            acc2[i] += a0 + p[o0 + i] * u0
+            _cross_row(p, i, u, acc2)
     else:
-        off = 0
         for i in range(n):
-            if d[i] == 0.0:
-                off += i + 1
-                continue  # u[i] = 0: no column contribution, and out[i] = 0
-            row = p[off : off + i + 1]
-            ui = u[i]
-            acc = 0.0
-            for j in range(i):
-                pij = row[j]
-                acc += pij * u[j]
-                acc2[j] += pij * ui
-            acc2[i] += acc + row[i] * ui
-            off += i + 1
+            if d[i] != 0.0:  # else u[i] = 0: no column contribution, and out[i] = 0
+                _cross_row(p, i, u, acc2)
     for i in range(n):
         out[i] = d[i] * (acc2[i] - mu[i] * c0) if d[i] != 0.0 else 0.0
 

@@ -333,7 +333,6 @@ class Sonar:
             a, b = self._bounds(win.w)
             # staggered across windows so that at most one window re-anchors on a bar
             if (self._returns_seen + win.offset * every // len(self._win)) % every == 0:
-                self.counters.resums += 1
                 self._resum_window(win, a, b)
             else:
                 drop = row - win.w if self._returns_seen > win.w else -1
@@ -342,7 +341,6 @@ class Sonar:
                 win.missing += delta
                 if drift:
                     # the cross-product's sliding rounding may exceed _MAX_CROSS_DRIFT: re-anchor now
-                    self.counters.resums += 1
                     self.counters.count("resum_drift")
                     log.info("window %d return %d: cross-product rounding bound past %g (a large return, or an "
                              "asset's last returns, left the window); re-anchored", win.w, self._returns_seen,
@@ -358,6 +356,8 @@ class Sonar:
             win.pend_add = -1
 
     def _resum_window(self, win: _Window, a: int, b: int) -> None:
+        """Recompute the window's sums (and cross-product) from the buffer; counted in ``resums``."""
+        self.counters.resums += 1
         win.missing = K.resum(self._ret, self._valid, a, b, win.n, win.s, win.q, win.cs, win.cq, win.mass)
         if win.has_p:
             K.cross_resum(win.p, self._ret, a, b)
@@ -552,7 +552,6 @@ class Sonar:
                     # re-anchor first: the exact reference uses sums recomputed from the buffer, so
                     # drift in the sliding sums is caught as well as a wrong Lanczos answer
                     self._resum_window(win, a, b)
-                    c.resums += 1
                     n_eff, n_low, n_zero, _, has_missing = K.standardise_into(
                         win.n, win.s, win.q, win.cs, win.cq, float(min_count), cfg.min_return_var, win.mu, win.d, win.eligible,
                         win.eligible, float(rows),
