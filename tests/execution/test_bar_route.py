@@ -103,11 +103,16 @@ def test_a_bar_after_stop_is_not_handled() -> None:
     late = Bar(s.bar_type, doubled, doubled, doubled, doubled, Quantity.from_str(str(last.volume)),
                last.ts_event + 300_000_000_000, last.ts_init + 300_000_000_000)
     topics = [sub.topic for sub in agent.msgbus.subscriptions() if str(s.bar_type) in sub.topic
-              and getattr(sub.handler, "func", None) == agent._routed_bar]
+              and _is_keyed_bar_route(agent, sub.handler)]
     assert len(topics) == 1  # the keyed handler is on the bar type's topic
     agent.msgbus.publish(topics[0], late)
     assert _outcome(agent) == before
     engine.dispose()
+
+
+def _is_keyed_bar_route(agent, handler) -> bool:
+    """The agent's keyed bar handler: partial(agent._routed, agent._on_bar, key)."""
+    return getattr(handler, "func", None) == agent._routed and handler.args[:1] == (agent._on_bar,)
 
 
 class _Counting(DolphinAgent):
@@ -133,7 +138,7 @@ def test_a_restarted_agent_gets_each_bar_once() -> None:
     assert agent.is_running
     for s in data.sets:
         handlers = [sub.handler for sub in agent.msgbus.subscriptions() if sub.topic == f"data.bars.{s.bar_type}"]
-        assert len(handlers) == 1 and getattr(handlers[0], "func", None) == agent._routed_bar
+        assert len(handlers) == 1 and _is_keyed_bar_route(agent, handlers[0])
     s = data.sets[0]
     last = s.bars[-1]
     late = Bar(s.bar_type, last.open, last.high, last.low, last.close, last.volume,

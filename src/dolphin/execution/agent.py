@@ -194,7 +194,7 @@ class DolphinAgent(Strategy):
         for iid in self._iids:
             if self.config.subscribe_quotes:
                 self._keyed(lambda iid=iid: self.subscribe_quote_ticks(iid), self.handle_quote_tick,
-                            self._routed_quote, iid.value)
+                            self._on_quote, iid.value)
             if self.config.subscribe_trades:
                 self.subscribe_trade_ticks(iid)
             if self.config.subscribe_book:
@@ -202,7 +202,7 @@ class DolphinAgent(Strategy):
                 self._books.add(iid.value)
         for text in self.config.bar_types:
             bar_type = BarType.from_str(text)
-            self._keyed(lambda bar_type=bar_type: self.subscribe_bars(bar_type), self.handle_bar, self._routed_bar,
+            self._keyed(lambda bar_type=bar_type: self.subscribe_bars(bar_type), self.handle_bar, self._on_bar,
                         bar_type.instrument_id.value)
         for port in (self.ports.micro, self.ports.signals):  # ports reading this strategy's book
             if hasattr(port, "bind"):
@@ -302,14 +302,6 @@ class DolphinAgent(Strategy):
 
     # ------------------------------------------------------------------ market data
 
-    def _routed_quote(self, key: str, tick: QuoteTick) -> None:
-        if self.is_running:  # as handle_quote_tick (see _keyed)
-            try:
-                self._on_quote(key, tick)
-            except Exception as e:
-                self.log.exception(f"Error on handling {tick!r}", e)
-                raise
-
     def on_quote_tick(self, tick: QuoteTick) -> None:
         self._on_quote(tick.instrument_id.value, tick)
 
@@ -355,9 +347,9 @@ class DolphinAgent(Strategy):
     # to learn the instrument (~0.6 us per bar, ~0.4 us per quote, on every event).
     keyed_routes = True  # False: keep NautilusTrader's stock handlers (tests compare the two)
 
-    def _keyed(self, subscribe, stock, routed, key: str) -> None:
+    def _keyed(self, subscribe, stock, on, key: str) -> None:
         """Subscribe, then swap the stock handler NautilusTrader put on the new topic for
-        ``routed`` with the instrument key bound. The data subscription itself stays as
+        :meth:`_routed` with ``on`` (``_on_bar`` / ``_on_quote``) and the instrument key bound. The data subscription itself stays as
         NautilusTrader made it. The swap happens only when exactly one new subscription of
         ``stock`` appeared (the topic is read from the bus, not rebuilt); otherwise the stock
         path stays. Counted: ``route_keyed`` / ``route_stock``. (The agent never unsubscribes
@@ -377,17 +369,19 @@ class DolphinAgent(Strategy):
         bus.unsubscribe(topic, stock)
         handler = self._routes.get(topic)
         if handler is None:
-            handler = self._routes[topic] = partial(routed, key)
+            handler = self._routes[topic] = partial(self._routed, on, key)
         if not bus.is_subscribed(topic, handler):
             bus.subscribe(topic, handler)
         self.run.count("route_keyed")
 
-    def _routed_bar(self, key: str, bar: Bar) -> None:
-        if self.is_running:  # as handle_bar (see _keyed): bars published after stop are not handled
+    def _routed(self, on, key: str, data: Any) -> None:
+        """The keyed handler (see _keyed): as NautilusTrader's handle_bar / handle_quote_tick, data
+        published after stop is not handled, and an error is logged and raised."""
+        if self.is_running:
             try:
-                self._on_bar(key, bar)
+                on(key, data)
             except Exception as e:
-                self.log.exception(f"Error on handling {bar!r}", e)
+                self.log.exception(f"Error on handling {data!r}", e)
                 raise
 
     def on_bar(self, bar: Bar) -> None:
