@@ -225,9 +225,9 @@ class RttLockdownLayer(Layer):
     def __init__(self, spec: LayerSpec, board: SensorBoard) -> None:
         super().__init__(spec, board)
         self._samples: deque[tuple[int, float]] = deque()
-        self._sum_ms = 0.0  # of the finite samples in the window
-        self._invalid = 0  # non-finite samples in the window
-        self.invalid_samples = 0  # non-finite samples ever seen (counted, shown by explain)
+        self._sum_ms = 0.0  # of the valid samples in the window (see _rtt_valid)
+        self._invalid = 0  # invalid samples in the window
+        self.invalid_samples = 0  # invalid samples ever seen (counted, shown by explain)
         self.locked = False
         self._calm_since_ns = -1
 
