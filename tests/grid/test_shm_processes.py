@@ -176,19 +176,187 @@ def test_poller_stops_without_subscribers_and_restarts(seg: SharedMemoryGrid) ->
     assert got == [1, 2]
 
 
-def test_reader_gives_up_on_a_slot_left_mid_write(seg: SharedMemoryGrid, monkeypatch: pytest.MonkeyPatch) -> None:
-    """A writer killed between its two sequence stores leaves the slot odd: readers fail loudly."""
+def _dies_mid_write(name: str, what: str) -> None:
+    """Take the write lock, start a write (sequence odd, half a payload) and die by SIGKILL."""
+    import os
+    import signal
+
+    from dolphin.grid import shm as shm_mod
+
+    g = SharedMemoryGrid(name, create=False)
+    s = g._seg_checked()
+    with g._wlock:
+        if what == "map":
+            i = next(i for i in range(s.n_slots) if s.header_of(i)[0] == shm_mod.LIVE)
+            w = s.slot_off(i) // 8
+        else:
+            idx = s.q[shm_mod.H_HEAD]
+            w = (s.ring_off + (idx % s.ring_slots) * s.ring_bytes) // 8
+            s.q[w + 1] = idx
+        s.q[w] += 1  # odd: writer inside
+        start = w * 8 + shm_mod.SLOT_HEADER_BYTES
+        s.buf[start : start + 8] = b"\xff" * 8  # half a write
+        os.kill(os.getpid(), signal.SIGKILL)
+
+
+def test_a_map_slot_left_mid_write_by_a_killed_writer_is_repaired(seg: SharedMemoryGrid) -> None:
+    """The dead writer's slot is neither old nor new entry: readers drop it (counted), writers go on."""
+    m = seg.map("m")
+    m.put("k", 1)
+    m.put("other", 7)
+    p = _run(_dies_mid_write, seg.name, "map")
+    p.join(60)
+    assert p.exitcode == -9
+    assert [m.get("k"), m.get("other")].count(None) == 1  # the slot it died in reads as absent
+    assert seg.repaired_slots == 1
+    m.put("k", 2)
+    m.put("other", 8)
+    assert (m.get("k"), m.get("other")) == (2, 8)
+    assert seg.quorum().state.value == "ok"
+
+
+def test_a_ring_slot_left_mid_write_by_a_killed_publisher_does_not_stop_delivery(seg: SharedMemoryGrid) -> None:
+    """Before: the next publisher kept the slot's parity reversed and every poller died."""
+    from dolphin.grid import shm as shm_mod
+
+    got: list[object] = []
+    t = seg.topic("T")
+    t.subscribe(got.append)
+    t.publish(0)
+    p = _run(_dies_mid_write, seg.name, "ring")
+    p.join(60)
+    assert p.exitcode == -9
+    for i in range(1, 4):
+        t.publish(i)
+    deadline = time.monotonic() + 10
+    while len(got) < 4 and time.monotonic() < deadline:
+        time.sleep(0.005)
+    assert got == [0, 1, 2, 3]
+    s = seg._seg_checked()
+    w = (s.ring_off + (1 % s.ring_slots) * s.ring_bytes) // 8  # the slot it died in, rewritten
+    assert s.q[w] % 2 == 0
+    assert seg._poller is not None and seg._poller.is_alive()
+    assert seg.quorum().state.value == "ok" and seg.dropped == 0
+    # a lagging reader asking for a message whose slot is being overwritten loses it at once
+    s.q[w] += 1
+    assert s.ring_read(1 + s.ring_slots) is None
+    s.q[w] += 1
+    assert shm_mod.MAX_SPINS > shm_mod.REPAIR_SPINS
+
+
+def _holds_lock(lock_path: str, held: object, release: object) -> None:
+    import fcntl
+    import os
+
+    fd = os.open(lock_path, os.O_RDWR)
+    fcntl.flock(fd, fcntl.LOCK_EX)
+    held.set()  # type: ignore[attr-defined]
+    release.wait(30)  # type: ignore[attr-defined]
+    fcntl.flock(fd, fcntl.LOCK_UN)
+
+
+def test_unlink_waits_for_the_write_lock_and_openers_take_the_current_lock_file(tmp_path) -> None:
+    """close(unlink=True) removes segment and lock file under the lock (an opener in between
+    would otherwise lock a file nobody else locks: two writers at once)."""
+    import os
+    import threading
+
+    from dolphin.grid import shm as shm_mod
+
+    name = f"dolphin-test-{uuid.uuid4().hex[:10]}"
+    g = SharedMemoryGrid(name, n_slots=16, slot_bytes=512, ring_slots=16, ring_msg_bytes=256)
+    held, release = CTX.Event(), CTX.Event()
+    p = _run(_holds_lock, str(shm_mod._lock_path(name)), held, release)
+    try:
+        assert held.wait(30)
+        closer = threading.Thread(target=g.close, kwargs={"unlink": True})
+        closer.start()
+        time.sleep(0.3)
+        assert closer.is_alive() and shm_mod._segment_path(name).exists()  # waits for the lock
+        release.set()
+        closer.join(30)
+        assert not shm_mod._segment_path(name).exists() and not shm_mod._lock_path(name).exists()
+    finally:
+        release.set()
+        p.join(30)
+        destroy_segment(name)
+    # an opener whose lock file was replaced before it locked reopens the current one
+    path = tmp_path / "x.lock"
+    lk = shm_mod._WriteLock(path)
+    path.unlink()
+    path.touch()
+    lk.acquire_current()
+    try:
+        assert os.fstat(lk._fd).st_ino == os.stat(path).st_ino
+    finally:
+        lk.__exit__()
+        lk.close()
+
+
+def test_a_removed_segment_reads_as_lost_to_the_processes_still_attached(seg: SharedMemoryGrid) -> None:
+    other = SharedMemoryGrid(seg.name, create=False)
+    newcomer = None
+    try:
+        other.map("m").put("k", 1)
+        assert other.quorum().state.value == "ok"
+        seg.close(unlink=True)
+        q = other.quorum()
+        assert q.state.value == "lost" and "removed or replaced" in q.reason
+        newcomer = SharedMemoryGrid(seg.name)  # a fresh, empty segment under the same name
+        assert newcomer.created and newcomer.map("m").get("k") is None
+        assert other.quorum().state.value == "lost"  # still the orphan
+        assert newcomer.quorum().state.value == "ok"
+    finally:
+        other.close()
+        if newcomer is not None:
+            newcomer.close(unlink=True)
+
+
+def test_a_half_created_segment_is_refused_without_leaks_or_replaced_on_create() -> None:
+    import os
+    from multiprocessing import shared_memory
+
     from dolphin.grid import shm as shm_mod
     from dolphin.grid.protocol import GridUnavailableError
 
-    m = seg.map("m")
-    m.put("k", 1)
+    name = f"dolphin-test-{uuid.uuid4().hex[:10]}"
+    raw = shared_memory.SharedMemory(name=name, create=True, size=4096)  # its creator "died" here
+    shm_mod._untrack(raw)
+    raw.close()
+    try:
+        before = len(os.listdir("/proc/self/fd"))
+        for _ in range(20):
+            with pytest.raises(GridUnavailableError, match="not a dolphin grid"):
+                SharedMemoryGrid(name, create=False)
+        assert len(os.listdir("/proc/self/fd")) == before  # no lock descriptor left behind
+        g = SharedMemoryGrid(name, n_slots=16, slot_bytes=512, ring_slots=16, ring_msg_bytes=256)
+        assert g.created
+        g.map("m").put("k", 1)
+        assert g.map("m").get("k") == 1
+        g.close(unlink=True)
+    finally:
+        destroy_segment(name)
+
+
+def test_a_failed_poller_is_visible_and_restarts_on_subscribe(seg: SharedMemoryGrid, monkeypatch: pytest.MonkeyPatch) -> None:
     s = seg._seg_checked()
-    slot = next(i for i in range(s.n_slots) if s.header_of(i)[0] == shm_mod.LIVE)
-    w = s.slot_off(slot) // 8
-    s.q[w] += 1  # simulate the dead writer: sequence left odd
-    monkeypatch.setattr(shm_mod, "MAX_SPINS", 10_000)
-    with pytest.raises(GridUnavailableError, match="stuck mid-write"):
-        m.get("k")
-    s.q[w] += 1
-    assert m.get("k") == 1
+    real = s.ring_read
+
+    def broken(index: int) -> object:
+        raise RuntimeError("boom")
+
+    monkeypatch.setattr(s, "ring_read", broken)
+    got: list[object] = []
+    seg.topic("T").subscribe(got.append)
+    seg.topic("T").publish(1)
+    deadline = time.monotonic() + 10
+    while seg.poller_failures == 0 and time.monotonic() < deadline:
+        time.sleep(0.005)
+    q = seg.quorum()
+    assert seg.poller_failures == 1 and q.state.value == "degraded" and "boom" in q.reason
+    monkeypatch.setattr(s, "ring_read", real)
+    seg.topic("T").subscribe(got.append)
+    seg.topic("T").publish(2)
+    while len(got) < 2 and time.monotonic() < deadline:
+        time.sleep(0.005)
+    assert got == [2, 2] and seg.quorum().state.value == "ok"

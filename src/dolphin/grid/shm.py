@@ -64,8 +64,12 @@ SLOT_HEADER_BYTES = 32
 KEY_BYTES = 128
 TOPIC_BYTES = 64
 EMPTY, LIVE, TOMBSTONE = 0, 1, 2
-# A reader that sees a slot mid-write this many times in a row gives up: the writer died
-# between its two sequence stores (a live writer holds a slot for microseconds).
+# A reader that sees a map slot mid-write this many times in a row takes the write lock: a live
+# writer holds the lock for its whole write, so a slot still odd once the lock is held was left
+# by a writer that died between its two sequence stores, and the reader repairs it (tombstone).
+REPAIR_SPINS = 20_000
+# Past this many spins (with the repair done) the reader gives up loudly: something writes the
+# segment without the lock.
 MAX_SPINS = 5_000_000
 # header word indices
 H_MAGIC, H_LAYOUT, H_SLOTS, H_SLOT_BYTES, H_RING, H_RING_BYTES, H_HEAD, H_READY = range(8)
@@ -100,27 +104,68 @@ def _unlink(shm: shared_memory.SharedMemory) -> None:
         pass
 
 
+def _segment_path(name: str) -> Path:
+    return Path("/dev/shm") / name.lstrip("/")
+
+
 def destroy_segment(name: str) -> bool:
-    """Unlink a segment and its lock file (after a crash); True if a segment was removed."""
+    """Unlink a segment and its lock file (after a crash); True if a segment was removed.
+
+    Both are unlinked while holding the write lock, so a process opening the grid at the same
+    moment either finishes first or finds both gone (see ``_WriteLock.acquire_current``)."""
     removed = False
+    lock = _WriteLock(_lock_path(name))
     try:
-        shm = shared_memory.SharedMemory(name=name)
-        _untrack(shm)
-        shm.close()
-        _unlink(shm)
-        removed = True
-    except FileNotFoundError:
-        pass
-    _lock_path(name).unlink(missing_ok=True)
+        with lock:
+            try:
+                shm = shared_memory.SharedMemory(name=name)
+                _untrack(shm)
+                shm.close()
+                _unlink(shm)
+                removed = True
+            except FileNotFoundError:
+                pass
+            _lock_path(name).unlink(missing_ok=True)
+    finally:
+        lock.close()
     return removed
+
+
+def _is_ready(shm: shared_memory.SharedMemory) -> bool:
+    if shm.size < HEADER_BYTES:
+        return False
+    q = shm.buf.cast("Q")
+    try:
+        return q[H_READY] == 1
+    finally:
+        q.release()
 
 
 class _WriteLock:
     """Cross-process (flock) and cross-thread (threading.Lock) writer exclusion."""
 
     def __init__(self, path: Path) -> None:
+        self._path = path
         self._fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
         self._tlock = threading.Lock()
+
+    def acquire_current(self) -> None:
+        """Acquire the lock held through the file now at the path.
+
+        A closer unlinks the segment and the lock file while holding the lock; an opener that
+        opened the old file before that would hold a lock nobody else takes any more (two
+        writers at once). After locking, the opener checks that its descriptor is still the
+        file at the path and reopens otherwise."""
+        while True:
+            self.__enter__()
+            try:
+                if os.fstat(self._fd).st_ino == os.stat(self._path).st_ino:
+                    return
+            except FileNotFoundError:
+                pass
+            self.__exit__()
+            os.close(self._fd)
+            self._fd = os.open(self._path, os.O_RDWR | os.O_CREAT, 0o600)
 
     def __enter__(self) -> None:
         self._tlock.acquire()
@@ -149,12 +194,15 @@ def _spin(spins: int, where: int) -> int:
 class _Segment:
     """Raw access to the segment: seqlocked slot reads and writes."""
 
-    def __init__(self, shm: shared_memory.SharedMemory) -> None:
+    def __init__(self, shm: shared_memory.SharedMemory, wlock: _WriteLock) -> None:
         self.shm = shm
+        self.wlock = wlock
+        self.repaired = 0  # slots left mid-write by a dead writer, found and repaired here
         self.buf = shm.buf
         self.q = shm.buf.cast("Q")
         q = self.q
         if q[H_MAGIC] != MAGIC or q[H_LAYOUT] != LAYOUT:
+            q.release()
             raise GridUnavailableError(f"segment {shm.name} is not a dolphin grid (layout {LAYOUT})")
         self.n_slots = q[H_SLOTS]
         self.slot_bytes = q[H_SLOT_BYTES]
@@ -173,8 +221,29 @@ class _Segment:
     def slot_off(self, i: int) -> int:
         return self.table_off + i * self.slot_bytes
 
-    def read_slot(self, i: int) -> tuple[int, int, bytes, memoryview | None, int]:
-        """(state, hash, key, value-bytes or None, seq) of slot i, consistent (seqlock)."""
+    def _stuck(self, i: int, s1: int, spins: int, locked: bool) -> int:
+        """A reader saw slot i odd (mid-write) ``spins`` times: wait, or repair a dead writer's slot."""
+        if locked:  # the caller holds the write lock: no writer is inside, so its writer died
+            self._repair(i, s1)
+            return 0
+        if spins == REPAIR_SPINS:
+            with self.wlock:  # every live writer holds this lock for its whole write
+                if self.q[self.slot_off(i) // 8] == s1:
+                    self._repair(i, s1)
+            return spins + 1
+        return _spin(spins, i)
+
+    def _repair(self, i: int, s1: int) -> None:
+        # What the dead writer left may be part old, part new entry: neither can be trusted, so
+        # the slot becomes a tombstone (probe chains stay intact; the key reads as absent).
+        self.repaired += 1
+        log.error("grid slot %d was left mid-write (seq %d) by a writer that died; its entry is dropped", i, s1)
+        self.write_slot(i, TOMBSTONE, 0, b"", b"")
+
+    def read_slot(self, i: int, locked: bool = False) -> tuple[int, int, bytes, memoryview | None, int]:
+        """(state, hash, key, value-bytes or None, seq) of slot i, consistent (seqlock).
+
+        ``locked``: the caller holds the write lock (an odd slot is then a dead writer's)."""
         off = self.slot_off(i)
         w = off // 8
         q = self.q
@@ -183,7 +252,7 @@ class _Segment:
         while True:
             s1 = q[w]
             if s1 & 1:
-                spins = _spin(spins, i)
+                spins = self._stuck(i, s1, spins, locked)
                 continue
             state = q[w + 1]
             lens = q[w + 2]
@@ -209,7 +278,7 @@ class _Segment:
         while True:
             s1 = q[w]
             if s1 & 1:
-                spins = _spin(spins, i)
+                spins = self._stuck(i, s1, spins, False)
                 continue
             state = q[w + 1]
             h = q[w + 3]
@@ -217,11 +286,13 @@ class _Segment:
                 return state, h
 
     def write_slot(self, i: int, state: int, h: int, key: bytes, value: bytes) -> None:
+        """Under the write lock. A slot found odd was left by a dead writer: the write starts
+        from that odd value and ends one above it (never even while being written)."""
         off = self.slot_off(i)
         w = off // 8
         q = self.q
-        seq = q[w]
-        q[w] = seq + 1  # odd: writer inside
+        seq = q[w] | 1
+        q[w] = seq  # odd: writer inside
         q[w + 1] = state
         q[w + 2] = (len(key) << 32) | len(value)
         q[w + 3] = h
@@ -229,36 +300,38 @@ class _Segment:
         self.buf[kstart : kstart + len(key)] = key
         vstart = kstart + KEY_BYTES
         self.buf[vstart : vstart + len(value)] = value
-        q[w] = seq + 2  # even: published
+        q[w] = seq + 1  # even: published
 
     # ---- ring
     def ring_write(self, index: int, topic: bytes, payload: bytes) -> None:
         off = self.ring_off + (index % self.ring_slots) * self.ring_bytes
         w = off // 8
         q = self.q
-        seq = q[w]
-        q[w] = seq + 1
+        seq = q[w] | 1  # odd: writer inside (already odd if a writer died here: stays odd)
+        q[w] = seq
         q[w + 1] = index
         q[w + 2] = (len(topic) << 32) | len(payload)
         tstart = off + SLOT_HEADER_BYTES
         self.buf[tstart : tstart + len(topic)] = topic
         pstart = tstart + TOPIC_BYTES
         self.buf[pstart : pstart + len(payload)] = payload
-        q[w] = seq + 2
+        q[w] = seq + 1
         q[H_HEAD] = index + 1  # publish after the payload
 
     def ring_read(self, index: int) -> tuple[bytes, bytes] | None:
-        """(topic, payload) of message ``index``, or None if it was overwritten."""
+        """(topic, payload) of message ``index``, or None if it was overwritten.
+
+        Readers only ask for ``index < head`` and the head moves after a message is written, so
+        a writer inside the slot is writing a later message: ``index`` is being overwritten
+        (None at once; also when that writer died there)."""
         off = self.ring_off + (index % self.ring_slots) * self.ring_bytes
         w = off // 8
         q = self.q
         buf = self.buf
-        spins = 0
         while True:
             s1 = q[w]
             if s1 & 1:
-                spins = _spin(spins, index)
-                continue
+                return None
             if q[w + 1] != index:
                 return None if q[w] == s1 else self.ring_read(index)
             lens = q[w + 2]
@@ -321,7 +394,7 @@ class _ShmMap(GridMap):
         seg = self._grid._seg_checked()
         free = -1
         for i in self._probe(h):
-            state, sh, key, value, _ = seg.read_slot(i)
+            state, sh, key, value, _ = seg.read_slot(i, locked=True)
             if state == EMPTY:
                 return (i if free < 0 else free), None
             if state == TOMBSTONE:
@@ -440,7 +513,7 @@ class _ShmMap(GridMap):
         with self._grid._wlock:
             seg = self._grid._seg_checked()
             for i in range(seg.n_slots):
-                st, h, key, value, _ = seg.read_slot(i)
+                st, h, key, value, _ = seg.read_slot(i, locked=True)
                 if st == LIVE and key.startswith(self._prefix):
                     seg.write_slot(i, TOMBSTONE, h, key, b"")
 
@@ -502,10 +575,20 @@ class SharedMemoryGrid(Grid):
         self._poll_interval_s = poll_interval_s
         self._wlock = _WriteLock(_lock_path(name))
         shm: shared_memory.SharedMemory | None = None
-        with self._wlock:
+        self._wlock.acquire_current()
+        try:
             try:
                 shm = shared_memory.SharedMemory(name=name)
                 self.created = False
+                if create and not _is_ready(shm):
+                    # Creation runs under the lock, so a segment not ready while we hold it was
+                    # left by a creator that died half-way: replace it.
+                    log.error("grid segment %s was left half-created (its creator died?): recreating it", name)
+                    _untrack(shm)
+                    shm.close()
+                    _unlink(shm)
+                    shm = None
+                    raise FileNotFoundError(name)
             except FileNotFoundError:
                 if create:
                     size = HEADER_BYTES + n_slots * slot_bytes + ring_slots * ring_msg_bytes
@@ -521,10 +604,19 @@ class SharedMemoryGrid(Grid):
                     self.created = True
             if shm is not None:
                 _untrack(shm)
+        finally:
+            self._wlock.__exit__()
         if shm is None:
             self._wlock.close()
             raise GridUnavailableError(f"shared-memory grid {name!r} does not exist")
-        self._seg: _Segment | None = _Segment(shm)
+        try:
+            # the segment's identity: quorum() compares it with the segment now at the path
+            self._ino = os.fstat(shm._fd).st_ino  # type: ignore[attr-defined]
+            self._seg: _Segment | None = _Segment(shm, self._wlock)
+        except BaseException:
+            shm.close()
+            self._wlock.close()
+            raise
         self._maps: dict[str, _ShmMap] = {}
         self._topics: dict[str, _ShmTopic] = {}
         self._lock = threading.Lock()
@@ -534,6 +626,8 @@ class SharedMemoryGrid(Grid):
         self._stop = threading.Event()
         self.dropped = 0
         self.listener_errors = 0
+        self.poller_failures = 0
+        self._poller_error = ""
 
     def _seg_checked(self) -> _Segment:
         seg = self._seg
@@ -549,18 +643,42 @@ class SharedMemoryGrid(Grid):
         self._seg_checked()
         return get_or_create(self._lock, self._topics, name, lambda n: _ShmTopic(n, self))
 
+    @property
+    def repaired_slots(self) -> int:
+        """Slots this process found left mid-write by a dead writer and repaired."""
+        seg = self._seg
+        return 0 if seg is None else seg.repaired
+
     def quorum(self) -> GridQuorum:
         seg = self._seg
-        ok = seg is not None and seg.q[H_MAGIC] == MAGIC
+        state, reason = QuorumState.OK, ""
+        if seg is None or seg.q[H_MAGIC] != MAGIC:
+            state, reason = QuorumState.LOST, f"segment {self.name} closed"
+        elif not self._is_current():
+            # Unlinked (close(unlink=True) or destroy_segment elsewhere) or replaced: this process
+            # still maps a segment that no process opening the grid from now on will see.
+            state, reason = QuorumState.LOST, f"segment {self.name} was removed or replaced by another process"
+        elif self._poller_error:
+            state, reason = QuorumState.DEGRADED, f"topic delivery stopped: {self._poller_error}"
+        ok = state is not QuorumState.LOST
         return GridQuorum(
             backend=self.backend,
-            state=QuorumState.OK if ok else QuorumState.LOST,
+            state=state,
             client_connected=ok,
             members_seen=1 if ok else 0,
             members_expected=1,
             last_resync_ns=None,
-            reason="" if ok else f"segment {self.name} closed",
+            reason=reason,
         )
+
+    def _is_current(self) -> bool:
+        path = _segment_path(self.name)
+        if not path.parent.is_dir():  # pragma: no cover - no /dev/shm: nothing to compare with
+            return True
+        try:
+            return os.stat(path).st_ino == self._ino
+        except FileNotFoundError:
+            return False
 
     # ---- subscriptions: one poller thread per process
     def _subscribe(self, topic: bytes, callback: Callable[[GridValue], None]) -> str:
@@ -569,6 +687,7 @@ class SharedMemoryGrid(Grid):
         with self._lock:
             self._subs[sid] = (topic, callback)
             if self._poller is None:
+                self._poller_error = ""
                 self._cursor = seg.q[H_HEAD]
                 self._poller = threading.Thread(target=self._poll, name=f"grid-shm-poll-{self.name}", daemon=True)
                 self._poller.start()
@@ -579,7 +698,20 @@ class SharedMemoryGrid(Grid):
             return self._subs.pop(sid, None) is not None
 
     def _poll(self) -> None:
-        """Deliver ring messages to this process's subscribers; exits when none is left."""
+        """Deliver ring messages to this process's subscribers; exits when none is left.
+
+        An unexpected failure is counted, logged and shown by quorum() (DEGRADED); the next
+        subscribe starts a new poller."""
+        try:
+            self._poll_loop()
+        except Exception as exc:
+            self.poller_failures += 1
+            self._poller_error = f"{type(exc).__name__}: {exc}"
+            log.exception("grid %s: topic delivery failed", self.name)
+            with self._lock:
+                self._poller = None
+
+    def _poll_loop(self) -> None:
         seg = self._seg_checked()
         idle = 0
         while not self._stop.is_set():
@@ -628,6 +760,8 @@ class SharedMemoryGrid(Grid):
         seg.release()
         shm.close()
         if unlink:
-            _unlink(shm)
-            _lock_path(self.name).unlink(missing_ok=True)
+            # both under the lock: an opener waits, then finds both gone (acquire_current)
+            with self._wlock:
+                _unlink(shm)
+                _lock_path(self.name).unlink(missing_ok=True)
         self._wlock.close()
