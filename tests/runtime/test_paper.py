@@ -31,9 +31,13 @@ MAX_BARS = 1100  # traded bars loaded (the first Oracle candidates are past bar 
 
 def _cfg(tmp_path: Path, **paper):
     cfg = load_config(environ={})
-    sv, ex = cfg.survival, cfg.execution
+    sv, ex, sc = cfg.survival, cfg.execution, cfg.scan
+    # These tests check the paper node's mechanics on a short replay whose one tradeable
+    # candidate (bar 1070) falls on a VETO scan; the regime gate itself is tested in test_wiring.
+    ungated = msgspec.structs.replace(sc, regime=msgspec.structs.replace(sc.regime, entries_need_attack=False))
     return msgspec.structs.replace(
         cfg,
+        scan=ungated,
         survival=msgspec.structs.replace(sv, posture=msgspec.structs.replace(sv.posture, min_upgrade_dwell_s=0.0)),
         execution=msgspec.structs.replace(
             ex, kill_flag_path=str(tmp_path / "kill.flag"),

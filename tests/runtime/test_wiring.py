@@ -222,7 +222,9 @@ def test_oracle_bar_signals_are_entry_signals_looked_up_by_bar_close(cfg):
 
 
 def test_scan_vel_div_is_the_scanners_or_says_why_not(cfg):
-    data = load_bars(cfg, max_bars=400)
+    """The scanner's vel_div on ATTACK scans, NaN on VETO ones (the Oracle proposes nothing
+    there); ``entries_need_attack = false`` gives the ungated signal."""
+    data = load_bars(cfg, max_bars=1100)
     try:
         from dolphin.scan.sonar import Sonar
     except ImportError:
@@ -236,9 +238,19 @@ def test_scan_vel_div_is_the_scanners_or_says_why_not(cfg):
 
     scfg = getattr(cfg, "scan", None) or ScanConfig()
     sonar = Sonar(data.close.shape[0], msgspec.structs.replace(scfg, full_spectrum=False))
-    ref = [sonar.update(int(data.ts_ns[t]), data.close[:, t].copy(), data.mask[:, t].copy()).vel_div for t in range(len(vd))]
-    assert np.array_equal(np.nan_to_num(vd, nan=-9.0), np.nan_to_num(np.array(ref), nan=-9.0))
+    recs = [sonar.update(int(data.ts_ns[t]), data.close[:, t].copy(), data.mask[:, t].copy()) for t in range(len(vd))]
+    raw = np.array([r.vel_div for r in recs])
+    attack = np.array([r.regime == "ATTACK" for r in recs])
+    assert attack.any() and not attack.all()
+    assert np.isfinite(raw[~attack]).any()  # VETO scans that had a vel_div: withheld
+    ref = np.where(attack, raw, np.nan)
+    assert np.array_equal(np.nan_to_num(vd, nan=-9.0), np.nan_to_num(ref, nan=-9.0))
     assert not math.isnan(vd[-1])
+    ungated = msgspec.structs.replace(
+        cfg, scan=msgspec.structs.replace(scfg, regime=msgspec.structs.replace(scfg.regime, entries_need_attack=False))
+    )
+    vd_raw = scan_vel_div(data.close, data.mask, data.ts_ns, ungated)
+    assert np.array_equal(np.nan_to_num(vd_raw, nan=-9.0), np.nan_to_num(raw, nan=-9.0))
 
 
 def test_live_ports_run_every_layer_and_fail_safe_without_their_sensors(tmp_path):

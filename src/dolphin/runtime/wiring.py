@@ -25,6 +25,7 @@ controller by ``execution.backtest.survival_layers`` instead of being fed invent
 
 from __future__ import annotations
 
+import logging
 import math
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -48,6 +49,8 @@ from dolphin.survival.config import SurvivalConfig
 from dolphin.survival.controller import SurvivalController
 from dolphin.survival.layers.builtin import SlippageTracker
 from dolphin.survival.sizer import AlphaBetSizer
+
+log = logging.getLogger(__name__)
 
 __all__ = [
     "AlphaNevModel",
@@ -255,9 +258,13 @@ class ScanUnavailable(RuntimeError):
 def scan_vel_div(close: np.ndarray, mask: np.ndarray, ts_ns: np.ndarray, cfg: DolphinConfig) -> np.ndarray:
     """vel_div per bar from the scanner run over the aligned panel (N assets x T bars).
 
+    With ``scan.regime.entries_need_attack`` (the default) a bar whose scan is VETO (the
+    zero-trust gate failed, warm-up, no structure, unstable, universe change) gets NaN: the
+    Oracle proposes nothing there. The number of such bars is logged.
     Raises :class:`ScanUnavailable` when ``dolphin.scan`` has no Sonar yet.
     """
     try:
+        from dolphin.scan.record import ATTACK
         from dolphin.scan.sonar import Sonar
     except ImportError as exc:  # the scan plane is merged separately
         raise ScanUnavailable(f"dolphin.scan.sonar is not available ({exc}); no vel_div, no Oracle signals") from exc
@@ -273,8 +280,17 @@ def scan_vel_div(close: np.ndarray, mask: np.ndarray, ts_ns: np.ndarray, cfg: Do
     out = np.full(t_n, np.nan)
     closes_tn = np.ascontiguousarray(close.T)
     mask_tn = np.ascontiguousarray(mask.T)
+    gated = scfg.regime.entries_need_attack
+    veto = withheld = 0
     for t in range(t_n):
-        out[t] = sonar.update(int(ts_ns[t]), closes_tn[t], mask_tn[t]).vel_div
+        rec = sonar.update(int(ts_ns[t]), closes_tn[t], mask_tn[t])
+        if gated and rec.regime != ATTACK:
+            veto += 1
+            withheld += not math.isnan(rec.vel_div)
+            continue
+        out[t] = rec.vel_div
+    if gated:
+        log.info("scan: %d of %d bars VETO; vel_div withheld from the Oracle on them (%d had one)", veto, t_n, withheld)
     return out
 
 

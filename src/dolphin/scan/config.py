@@ -23,12 +23,16 @@ class RegimeConfig(ConfigStruct):
          Marchenko-Pastur edge (the market mode is signal, not noise);
       4. stability: ``instability`` (the largest |v_W| over all windows) is at most ``max_instability``.
     Otherwise VETO, and the record lists which clauses failed.
+
+    ``entries_need_attack``: the Oracle sees no vel_div (so proposes no entry) on a VETO scan;
+    off only for research on the ungated signal (exits and risk are never gated by the regime).
     """
 
     max_instability: PosFloat = 0.10
     min_signal_ratio: PosFloat = 1.0
     structure_window: PosInt = 150
     min_assets: Annotated[int, msgspec.Meta(ge=2)] = 5
+    entries_need_attack: bool = True
 
 
 class GateConfig(ConfigStruct):
