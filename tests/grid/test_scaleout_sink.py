@@ -14,7 +14,13 @@ from dolphin.grid.config import GridConfig
 from dolphin.grid.embedded import InProcessGrid
 from dolphin.grid.protocol import FEATURES_MAP, HEALTH_MAP, GridError
 from dolphin.grid.records import FeatureRecord, HealthRecord
-from dolphin.grid.scaleout import ScanWorkerPool, log_returns_window, partition_assets, read_return_matrix
+from dolphin.grid.scaleout import (
+    ScanWorkerPool,
+    log_returns_window,
+    partition_assets,
+    read_return_matrix,
+    read_verified_return_matrix,
+)
 from dolphin.grid.shm import SharedMemoryGrid
 from dolphin.grid.sink import GridSnapshotSink, read_snapshot, snapshot_times
 
@@ -50,9 +56,43 @@ def _check_pool(cfg: GridConfig, grid, shared_data: Path, workers: int) -> None:
         assert pool.workers == workers
         for bar in (window, 250, 399):
             step = pool.step(bar, ts_ns=bar)
-            assert step.assets_written == len(assets)
+            assert step.assets_written == len(assets) and step.checksum_failures == ()
             np.testing.assert_array_equal(step.returns, log_returns_window(close, bar, window))
     assert read_return_matrix(grid, assets, window, bar=399).shape == (window, len(assets))
+    _check_corruption_vetoes_the_scan(grid, assets, close, window)
+
+
+def _check_corruption_vetoes_the_scan(grid, assets, close, window) -> None:  # type: ignore[no-untyped-def]
+    """A record altered after its writer sealed it (or never sealed) is not used, and the scan
+    that would have used it is VETO (before: the altered returns went into the scan, ATTACK)."""
+    import msgspec
+
+    from dolphin.scan.config import ScanConfig
+    from dolphin.scan.gate import check_records
+    from dolphin.scan.sonar import Sonar
+
+    feats = grid.map(FEATURES_MAP)
+    m, failed = read_verified_return_matrix(grid, assets, window, bar=399)
+    assert failed == [] and np.array_equal(m, read_return_matrix(grid, assets, window, bar=399), equal_nan=True)
+    rec = feats.get(assets[3])
+    bad = list(rec.log_returns)
+    bad[-1] *= -40.0  # the corruption of the review's repro: x40 with a sign flip
+    feats.put(assets[3], msgspec.structs.replace(rec, log_returns=tuple(bad)))
+    feats.put(assets[5], msgspec.structs.replace(feats.get(assets[5]), crc=0))  # never sealed
+    m, failed = read_verified_return_matrix(grid, assets, window, bar=399)
+    assert failed == [assets[3], assets[5]]
+    assert np.isnan(m[:, 3]).all() and np.isnan(m[:, 5]).all() and np.isfinite(m[-1, [0, 1, 2, 4]]).all()
+    base = ScanConfig()
+    scfg = msgspec.structs.replace(
+        base, windows=[20, 60], vel_div_short=20, vel_div_long=60, full_spectrum=False,
+        regime=msgspec.structs.replace(base.regime, structure_window=20),
+    )  # fmt: skip
+    sonar = Sonar(len(assets), scfg)
+    for t in range(330, 399):
+        sonar.update(t, close[t], np.isfinite(close[t]))
+    rec = sonar.update(399, close[399], np.isfinite(close[399]), returns=m[-1],
+                       extra_inputs=(check_records("returns.checksum", failed),))  # fmt: skip
+    assert rec.regime == "VETO" and "returns.checksum" in rec.failed_inputs
 
 
 def test_workers_write_the_return_matrix_through_shared_memory(shared_data: Path) -> None:

@@ -10,6 +10,8 @@ backends: field by field here, byte by byte of the serialized form in Hazelcast.
 
 from __future__ import annotations
 
+import struct
+import zlib
 from typing import Union
 
 import msgspec
@@ -25,6 +27,7 @@ __all__ = [
     "SignalRecord",
     "decode_value",
     "encode_value",
+    "feature_checksum",
 ]
 
 
@@ -33,7 +36,9 @@ class FeatureRecord(msgspec.Struct, frozen=True, tag="feat", array_like=True):
 
     ``log_returns`` are close-to-close log returns of the last bars, oldest first, ending at
     bar ``last_bar``; the order-book slot holds WOBI in [-1, 1], depth quality in [0, 1] and the
-    spread in basis points (NaN when no book was seen).
+    spread in basis points (NaN when no book was seen). ``crc`` is :func:`feature_checksum` of the
+    record as its writer built it (0: not sealed); a reader in another process verifies it before
+    using the returns (the scan's zero-trust gate: checksummed where it crossed a process boundary).
     """
 
     asset: str
@@ -43,6 +48,7 @@ class FeatureRecord(msgspec.Struct, frozen=True, tag="feat", array_like=True):
     wobi: float = float("nan")
     depth_quality: float = float("nan")
     spread_bps: float = float("nan")
+    crc: int = 0
 
 
 class HealthRecord(msgspec.Struct, frozen=True, tag="health", array_like=True):
@@ -153,3 +159,10 @@ def decode_value(data: bytes | memoryview) -> GridValue:
     """Inverse of :func:`encode_value`."""
     value = _DECODER.decode(data)
     return value.data if isinstance(value, _Bytes) else value
+
+
+def feature_checksum(asset: str, ts_ns: int, last_bar: int, returns: bytes) -> int:
+    """CRC-32 of a FeatureRecord's identity and its returns as little-endian float64 bytes
+    (oldest first); never 0, so 0 can mean "not sealed"."""
+    head = asset.encode() + b"\0" + struct.pack("<qq", ts_ns, last_bar)
+    return zlib.crc32(returns, zlib.crc32(head)) or 1

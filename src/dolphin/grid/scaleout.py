@@ -14,6 +14,7 @@ Workers are spawned (not forked), open their grid once, and stay up between bars
 from __future__ import annotations
 
 import contextlib
+import logging
 import multiprocessing as mp
 import time
 from dataclasses import dataclass
@@ -23,7 +24,9 @@ import numpy as np
 
 from dolphin.grid.config import GridConfig
 from dolphin.grid.protocol import FEATURES_MAP, Grid, GridError
-from dolphin.grid.records import FeatureRecord
+from dolphin.grid.records import FeatureRecord, feature_checksum
+
+log = logging.getLogger(__name__)
 
 __all__ = [
     "ScanStep",
@@ -33,6 +36,7 @@ __all__ = [
     "log_returns_window",
     "partition_assets",
     "read_return_matrix",
+    "read_verified_return_matrix",
 ]
 
 
@@ -65,16 +69,27 @@ def asset_features(
 ) -> dict[str, FeatureRecord]:
     """One FeatureRecord per asset; ``book`` is (n_assets, 3): WOBI, depth quality, spread bps."""
     out: dict[str, FeatureRecord] = {}
-    columns = returns.T.tolist()  # one conversion for all assets (column slices are strided)
+    rows = np.ascontiguousarray(returns.T, dtype="<f8")  # one row per asset, oldest first
+    columns = rows.tolist()  # one conversion for all assets
     nan3 = (np.nan, np.nan, np.nan)
     for j, asset in enumerate(assets):
         wobi, dq, spread = (float(x) for x in book[j]) if book is not None else nan3
-        out[asset] = FeatureRecord(asset, ts_ns, bar, tuple(columns[j]), wobi, dq, spread)
+        crc = feature_checksum(asset, ts_ns, bar, rows[j].tobytes())
+        out[asset] = FeatureRecord(asset, ts_ns, bar, tuple(columns[j]), wobi, dq, spread, crc)
     return out
 
 
 def read_return_matrix(grid: Grid, assets: Sequence[str], window: int, bar: int | None = None) -> np.ndarray:
-    """The (window, n_assets) return matrix from ``DOLPHIN_FEATURES``; NaN where missing/stale."""
+    """The (window, n_assets) return matrix from ``DOLPHIN_FEATURES``; NaN where missing/stale
+    (checksums not verified: see :func:`read_verified_return_matrix`)."""
+    return read_verified_return_matrix(grid, assets, window, bar, verify=False)[0]
+
+
+def read_verified_return_matrix(
+    grid: Grid, assets: Sequence[str], window: int, bar: int | None = None, *, verify: bool = True
+) -> tuple[np.ndarray, list[str]]:
+    """The (window, n_assets) return matrix and the assets whose record failed its checksum
+    (or carried none): their columns are NaN, as for a missing or stale record."""
     recs = grid.map(FEATURES_MAP).get_all(list(assets))
     nan_col = (np.nan,) * window
     rows = []
@@ -83,8 +98,18 @@ def read_return_matrix(grid: Grid, assets: Sequence[str], window: int, bar: int 
         ok = isinstance(rec, FeatureRecord) and (bar is None or rec.last_bar == bar) and len(rec.log_returns) == window
         rows.append(rec.log_returns if ok else nan_col)  # type: ignore[union-attr]
     if not rows:
-        return np.full((window, 0), np.nan)
-    return np.array(rows, dtype=np.float64).T  # one conversion for the whole matrix
+        return np.full((window, 0), np.nan), []
+    m = np.array(rows, dtype="<f8")  # one conversion for the whole matrix; row j = asset j
+    failed: list[str] = []
+    if verify:
+        for j, asset in enumerate(assets):
+            if rows[j] is nan_col:
+                continue
+            rec = recs[asset]
+            if rec.crc != feature_checksum(asset, rec.ts_ns, rec.last_bar, m[j].tobytes()):  # type: ignore[union-attr]
+                failed.append(asset)
+                m[j] = np.nan
+    return m.T, failed
 
 
 # ---------------------------------------------------------------- worker process side
@@ -123,10 +148,11 @@ def _worker_ping() -> int:
 class ScanStep:
     """One bar of scale-out work: the matrix read back and where the time went."""
 
-    returns: np.ndarray  # (window, n_assets), read back from the grid
+    returns: np.ndarray  # (window, n_assets), read back from the grid (NaN where not verified)
     workers_ns: int  # wall time until every worker had written its slice
-    read_ns: int  # wall time to read the whole matrix back
+    read_ns: int  # wall time to read the whole matrix back and verify its checksums
     assets_written: int
+    checksum_failures: tuple[str, ...] = ()  # assets whose record failed its CRC (or had none)
 
 
 class ScanWorkerPool:
@@ -189,9 +215,11 @@ class ScanWorkerPool:
         pending = [p.apply_async(_worker_step, (bar, ts)) for p in self._pools]
         written = sum(res.get(timeout=120)[0] for res in pending)
         t1 = time.perf_counter_ns()
-        matrix = read_return_matrix(self._grid, self.assets, self.window, bar)
+        matrix, failed = read_verified_return_matrix(self._grid, self.assets, self.window, bar)
         t2 = time.perf_counter_ns()
-        return ScanStep(matrix, t1 - t0, t2 - t1, written)
+        if failed:
+            log.error("bar %d: %d feature records failed their checksum: %s", bar, len(failed), failed[:10])
+        return ScanStep(matrix, t1 - t0, t2 - t1, written, tuple(failed))
 
     def close(self) -> None:
         for pool in self._pools:

@@ -58,6 +58,7 @@ def run_scan(cfg: DolphinConfig, bars: ScanBars, out_dir: Path, *, limit: int | 
 
     import pyarrow.parquet as pq
 
+    from dolphin.scan.gate import check_records
     from dolphin.scan.plot import plot_scan
     from dolphin.scan.sonar import Sonar
     from dolphin.scan.stream import ParquetSink
@@ -72,6 +73,7 @@ def run_scan(cfg: DolphinConfig, bars: ScanBars, out_dir: Path, *, limit: int | 
     import contextlib
 
     pool_cm = contextlib.nullcontext(None)
+    returns_crc_failures = 0
     if workers > 0:
         from dolphin.grid.scaleout import scan_workers
 
@@ -84,9 +86,16 @@ def run_scan(cfg: DolphinConfig, bars: ScanBars, out_dir: Path, *, limit: int | 
             for t in range(t_len):
                 ts_ns = int(bars.ts_ms[t]) * 1_000_000
                 returns = None
+                extra: tuple = ()
                 if pool is not None and t > 0:
-                    returns = pool.step(t, ts_ns).returns[-1]  # the whole return row, read from the grid
-                sink.publish(sonar.update(ts_ns, bars.closes[t], bars.mask[t], returns=returns))
+                    step = pool.step(t, ts_ns)
+                    returns = step.returns[-1]  # the whole return row, read from the grid
+                    # The returns crossed a process boundary: each asset's record carries a CRC-32
+                    # (failed ones are NaN in the row) and any failure vetoes this scan.
+                    bad = step.checksum_failures
+                    returns_crc_failures += len(bad)
+                    extra = (check_records("returns.checksum", bad),)
+                sink.publish(sonar.update(ts_ns, bars.closes[t], bars.mask[t], returns=returns, extra_inputs=extra))
                 if t % 64 == 0 or t == t_len - 1:
                     bar.update(task, completed=t + 1)
     finally:
@@ -105,6 +114,8 @@ def run_scan(cfg: DolphinConfig, bars: ScanBars, out_dir: Path, *, limit: int | 
     other = ", ".join(f"{k} {v}" for k, v in sorted(ev.items()))
     print(f"numerics: re-anchors {c.resums} ({drift} after a large return left a window), exact checks "
           f"{c.exact_checks}" + (f"; {other}" if other else ""))
+    if workers > 0:
+        print(f"scale-out: {workers} workers; feature records failing their checksum: {returns_crc_failures}")
     print(f"wrote {pq_path}\nwrote {png_path}")
     return pq_path, png_path
 

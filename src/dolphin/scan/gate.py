@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import zlib
 from dataclasses import dataclass
-from typing import Iterable
+from typing import Iterable, Sequence
 
 import numpy as np
 
@@ -80,6 +80,14 @@ def check_checksum(name: str, crossed_boundary: bool, expected: int | None, actu
     if int(expected) != int(actual):
         return InputCheck(name, False, f"checksum mismatch: got {int(expected):#010x}, computed {int(actual):#010x}")
     return InputCheck(name, True)
+
+
+def check_records(name: str, failed: Sequence[str]) -> InputCheck:
+    """Per-record checksums of an input assembled from other processes' records (e.g. the
+    scale-out workers' returns): any record that failed its checksum fails the input."""
+    if not failed:
+        return InputCheck(name, True)
+    return InputCheck(name, False, f"{len(failed)} records failed their checksum: {', '.join(list(failed)[:5])}")
 
 
 def bar_checksum(ts_ns: int, closes: np.ndarray, mask: np.ndarray) -> int:
