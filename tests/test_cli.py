@@ -79,3 +79,18 @@ def test_5s_bars_from_the_real_capture_trades_align_with_a_mask(sample_data: Pat
     a = align_bars(c, "BINANCE_SPOT", ["BTCUSDT"], t0, t1, "5s")
     assert a.mask.sum() == bars.num_rows and a.shape[1] == (t1 - t0) // (5 * 10**9)
     assert np.isnan(a.close[~a.mask]).all()
+
+
+@pytest.mark.parametrize("exc, code, kind", [("catalog", 1, "data error"), ("config", 2, "configuration error")])
+def test_domain_errors_while_a_command_runs_are_one_line(monkeypatch, capsys, exc, code, kind) -> None:
+    import dolphin.research.commands as rc
+    from dolphin.core.config import ConfigError
+    from dolphin.data.errors import CatalogError
+
+    def boom(cfg, args):
+        raise CatalogError("no bars_5m for BINANCE_USDM/NOPEUSDT") if exc == "catalog" else ConfigError("bad key")
+
+    monkeypatch.setattr(rc, "_backtest", boom)
+    assert main(["backtest"]) == code
+    err = capsys.readouterr().err
+    assert err.startswith(f"dolphin: {kind}: ") and err.count("\n") == 1 and "Traceback" not in err

@@ -53,8 +53,16 @@ def main(argv: Sequence[str] | None = None) -> int:
     except ConfigError as exc:
         print(f"dolphin: configuration error: {exc}", file=sys.stderr)
         return 2
+    from dolphin.data.errors import DataError
+
     try:
         return int(args.func(cfg, args) or 0)
+    except ConfigError as exc:  # e.g. a command-line override or a data set that disagrees with the config
+        print(f"dolphin: configuration error: {exc}", file=sys.stderr)
+        return 2
+    except DataError as exc:  # CatalogError and the data-format errors: one line, no traceback
+        print(f"dolphin: data error: {exc}", file=sys.stderr)
+        return 1
     except KeyboardInterrupt:
         print("dolphin: interrupted", file=sys.stderr)
         return 130

@@ -70,3 +70,90 @@ def test_secret_refuses_pickle() -> None:
 
     with pytest.raises(TypeError):
         pickle.dumps(SecretStr("x"))
+
+
+# --------------------------------------------------------------------------- strict typing, finite floats
+
+
+@pytest.mark.parametrize(
+    "toml, key",
+    [
+        ('execution.backtest.seed = "42"', "execution.backtest.seed"),
+        ("execution.backtest.seed = 42.0", "execution.backtest.seed"),
+        ('execution.backtest.hell_entry_fill_frac = "0.48"', "execution.backtest.hell_entry_fill_frac"),
+        ('execution.backtest.starting_usdt = "1e5"', "execution.backtest.starting_usdt"),
+        ('scan.windows = ["50", "150", "300", "750"]', "scan.windows[0]"),
+        ('scan.full_spectrum = "false"', "scan.full_spectrum"),
+        ("scan.full_spectrum = 0", "scan.full_spectrum"),
+    ],
+)
+def test_strings_and_numbers_are_not_coerced(tmp_path, toml: str, key: str) -> None:
+    f = tmp_path / "c.toml"
+    f.write_text(toml + "\n")
+    with pytest.raises(ConfigError) as exc:
+        load_config(f, environ={})
+    assert f"'{key}'" in str(exc.value)
+
+
+@pytest.mark.parametrize(
+    "toml, key, shown",
+    [
+        ("execution.backtest.maker_fee_bps = nan", "execution.backtest.maker_fee_bps", "nan"),
+        ("execution.backtest.maker_fee_bps = -inf", "execution.backtest.maker_fee_bps", "-inf"),
+        ("execution.backtest.signal_edge_bps = nan", "execution.backtest.signal_edge_bps", "nan"),
+        ("execution.backtest.starting_usdt = inf", "execution.backtest.starting_usdt", "inf"),
+        ("execution.backtest.latency_ms = inf", "execution.backtest.latency_ms", "inf"),
+        ("data.gap_tolerance_bars = inf", "data.gap_tolerance_bars", "inf"),
+        ("survival.sizer.venue_max_notional = inf", "survival.sizer.venue_max_notional", "inf"),
+    ],
+)
+def test_non_finite_floats_are_rejected_naming_key_and_value(tmp_path, toml: str, key: str, shown: str) -> None:
+    f = tmp_path / "c.toml"
+    f.write_text(toml + "\n")
+    with pytest.raises(ConfigError) as exc:
+        load_config(f, environ={})
+    msg = str(exc.value)
+    assert f"config key '{key}' = {shown}" in msg and "finite" in msg
+
+
+def test_non_finite_float_inside_a_nested_table_is_named() -> None:
+    layers = [{"name": "x", "path": "pkg.mod:Cls", "options": {"k": float("inf")}}]
+    with pytest.raises(ConfigError, match=r"'survival\.layers\[0\]\.options\.k' = inf"):
+        load_config(environ={}, overrides={"survival": {"layers": layers}})
+
+
+@pytest.mark.parametrize("symbols", [[], [""], ["BTCUSDT", " "]])
+def test_backtest_symbols_must_be_non_empty(symbols) -> None:
+    with pytest.raises(ConfigError, match=r"'execution\.backtest\.symbols'"):
+        load_config(environ={}, overrides={"execution": {"backtest": {"symbols": symbols}}})
+
+
+def test_env_overrides_are_parsed_as_toml_under_strict_typing() -> None:
+    cfg = load_config(environ={
+        "DOLPHIN__SCAN__WINDOWS": "[50,150,300,750]",
+        "DOLPHIN__MODE": "live",  # not TOML: a bare string
+        "DOLPHIN__EXECUTION__BACKTEST__STARTING_USDT": "50000",  # an int for a float is fine
+        "DOLPHIN__SCAN__FULL_SPECTRUM": "false",
+    })
+    assert cfg.scan.windows == [50, 150, 300, 750]
+    assert cfg.mode == "live" and cfg.execution.backtest.starting_usdt == 50_000.0
+    assert cfg.scan.full_spectrum is False
+    with pytest.raises(ConfigError, match=r"'execution\.backtest\.seed' = '4x2'"):
+        load_config(environ={"DOLPHIN__EXECUTION__BACKTEST__SEED": "4x2"})
+
+
+def test_validate_config_rechecks_a_tree_built_in_code() -> None:
+    import msgspec
+
+    from dolphin.core.config import validate_config
+
+    cfg = load_config(environ={})
+    assert validate_config(cfg) == cfg
+    bt = msgspec.structs.replace(cfg.execution.backtest, seed=-1)
+    bad = msgspec.structs.replace(cfg, execution=msgspec.structs.replace(cfg.execution, backtest=bt))
+    with pytest.raises(ConfigError, match=r"'execution\.backtest\.seed' = -1"):
+        validate_config(bad)
+    bt = msgspec.structs.replace(cfg.execution.backtest, maker_fee_bps=float("nan"))
+    bad = msgspec.structs.replace(cfg, execution=msgspec.structs.replace(cfg.execution, backtest=bt))
+    with pytest.raises(ConfigError, match=r"'execution\.backtest\.maker_fee_bps' = nan"):
+        validate_config(bad)

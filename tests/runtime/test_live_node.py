@@ -91,7 +91,9 @@ def test_dolphin_live_after_a_passing_gate_refuses_naming_the_missing_key(tmp_pa
     cfg = load_config()
     h, path = hell_report_path(cfg)
     path.parent.mkdir(parents=True)
-    path.write_text(json.dumps({"config_hash": h, "runs": [{"scenario": "hell", "ruin": False}]}))
+    hell = {"scenario": "hell", "ruin": False, "final_equity": 98_000.0, "max_drawdown": 0.03, "signals": "oracle",
+            "trades": 9}  # what the gate requires of a HELL run (decision 0001-research)
+    path.write_text(json.dumps({"config_hash": h, "runs": [hell]}))
     assert main(["live"]) == 4
     err = capsys.readouterr()
     assert "passed (no ruin)" in err.out

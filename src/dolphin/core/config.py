@@ -5,7 +5,9 @@ Loading order: defaults in the structs below -> a TOML file -> environment overr
 as TOML so ``DOLPHIN__SCAN__WINDOWS=[50,150]`` works).
 
 Unknown keys and out-of-range values are rejected at load with a :class:`ConfigError`
-that names the key, the value and what is allowed. Secrets never live in the file: they
+that names the key, the value and what is allowed. Typing is strict: a string is never
+coerced to a number or a boolean (``seed = "42"`` is refused), and every float in the tree
+must be finite (NaN and +/-inf are refused for every float key, bounded or not). Secrets never live in the file: they
 come from the environment only (:class:`Secrets`) and are masked in every repr/str.
 
 Each plane defines its own ``XxxConfig`` struct next to its code and adds one field to
@@ -14,6 +16,7 @@ Each plane defines its own ``XxxConfig`` struct next to its code and adds one fi
 
 from __future__ import annotations
 
+import math
 import os
 import tomllib
 from dataclasses import dataclass
@@ -35,6 +38,7 @@ __all__ = [
     "SecretStr",
     "Secrets",
     "load_config",
+    "validate_config",
 ]
 
 PosInt = Annotated[int, msgspec.Meta(gt=0)]
@@ -97,6 +101,12 @@ class DolphinConfig(ConfigStruct):
             section = getattr(self, name)
             if isinstance(section, ConfigStruct):
                 section.validate()
+        symbols = self.execution.backtest.symbols
+        if not symbols or not all(s.strip() for s in symbols):
+            raise ConfigError(
+                f"config key 'execution.backtest.symbols' = {list(symbols)!r} is not allowed: "
+                "at least one symbol, none empty"
+            )
 
 
 # --------------------------------------------------------------------------- secrets
@@ -219,6 +229,43 @@ def _deep_merge(base: dict[str, Any], extra: Mapping[str, Any]) -> dict[str, Any
     return merged
 
 
+def _check_finite(node: Any, where: str) -> None:
+    """Every float in the tree must be finite; msgspec's bounds let +/-inf through (and NaN
+    where a field has no bound), so this pass names the first offending key."""
+    if isinstance(node, float):
+        if not math.isfinite(node):
+            raise ConfigError(f"config key '{where}' = {node!r} is not allowed: must be a finite number")
+    elif isinstance(node, msgspec.Struct):
+        for name in node.__struct_fields__:
+            _check_finite(getattr(node, name), f"{where}.{name}" if where else name)
+    elif isinstance(node, (tuple, list)):
+        for i, item in enumerate(node):
+            _check_finite(item, f"{where}[{i}]")
+    elif isinstance(node, dict):
+        for key, item in node.items():
+            _check_finite(item, f"{where}.{key}")
+
+
+def _convert(raw: Any) -> DolphinConfig:
+    """Typed, strict conversion of a raw tree plus every check; ConfigError names key and value."""
+    try:
+        # strict: no str -> number / bool coercion (the environment overrides are parsed as TOML
+        # already, so `DOLPHIN__SCAN__WINDOWS=[50,150]` arrives as a list of ints).
+        cfg = msgspec.convert(raw, DolphinConfig, strict=True)
+    except msgspec.ValidationError as exc:
+        text, where = _parse_msgspec_path(str(exc))
+        key = "".join(f"[{p}]" if isinstance(p, int) else f".{p}" for p in where).lstrip(".") or "<root>"
+        if text.startswith("Object contains unknown field"):
+            bad = text.split("`")[1] if "`" in text else "?"
+            full = f"{key}.{bad}" if where else bad
+            raise ConfigError(f"unknown config key '{full}' (not allowed; check spelling)") from None
+        value = _lookup(raw, where)
+        raise ConfigError(f"config key '{key}' = {value!r} is not allowed: {text}") from None
+    _check_finite(cfg, "")
+    cfg.validate()
+    return cfg
+
+
 def load_config(
     path: str | Path | None = None,
     *,
@@ -238,19 +285,13 @@ def load_config(
     raw = _deep_merge(raw, _env_overrides(os.environ if environ is None else environ))
     if overrides:
         raw = _deep_merge(raw, overrides)
-    try:
-        cfg = msgspec.convert(raw, DolphinConfig, strict=False)
-    except msgspec.ValidationError as exc:
-        text, where = _parse_msgspec_path(str(exc))
-        key = ".".join(str(p) for p in where) or "<root>"
-        if text.startswith("Object contains unknown field"):
-            bad = text.split("`")[1] if "`" in text else "?"
-            full = f"{key}.{bad}" if where else bad
-            raise ConfigError(f"unknown config key '{full}' (not allowed; check spelling)") from None
-        value = _lookup(raw, where)
-        raise ConfigError(f"config key '{key}' = {value!r} is not allowed: {text}") from None
-    cfg.validate()
-    return cfg
+    return _convert(raw)
+
+
+def validate_config(cfg: DolphinConfig) -> DolphinConfig:
+    """Re-check a tree built in code (e.g. ``msgspec.structs.replace`` with CLI overrides, which
+    bypasses msgspec's constraints): the same rules and messages as :func:`load_config`."""
+    return _convert(msgspec.to_builtins(cfg))
 
 
 # Plane sections subclass ConfigStruct, so they are imported after it is defined (each plane's

@@ -3,13 +3,18 @@
 A configuration is identified by its hash (``dolphin.research.backtest.config_hash``). The
 HELL run writes ``<reports_dir>/hell/<hash>.json``; live trading reads it before starting.
 A refusal is data (a :class:`GateResult` naming the report and the command that makes it).
+The report passes only as a JSON object of this hash with exactly one HELL run that has
+``"ruin": false``, a finite final equity > 0, a finite max drawdown, signals (not "none: ...")
+and at least one trade (decision docs/decisions/0001-research-hell-gate-and-metrics.md).
 """
 
 from __future__ import annotations
 
 import json
+import math
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from dolphin.core.config import DolphinConfig
 
@@ -32,6 +37,36 @@ def hell_report_path(cfg: DolphinConfig, reports_dir: Path | None = None) -> tup
     return h, base / "hell" / f"{h}.json"
 
 
+def _finite_number(x: Any) -> bool:
+    return isinstance(x, (int, float)) and not isinstance(x, bool) and math.isfinite(x)
+
+
+def _hell_problems(hell: dict[str, Any]) -> list[str]:
+    """What disqualifies a HELL run as evidence for live (empty: it passes).
+
+    Only an explicit ``"ruin": false`` passes (a missing, null or 0 value does not); the final
+    equity must be a finite number > 0 and the drawdown a finite number (a non-finite value is
+    written as null with a ``nonfinite`` flag); the run must have had signals and made trades.
+    """
+    problems = []
+    if hell.get("ruin") is not False:
+        problems.append(f"ruin is {hell.get('ruin', 'missing')!r} (only false passes)")
+    nonfinite = hell.get("nonfinite") if isinstance(hell.get("nonfinite"), dict) else {}
+    fe = hell.get("final_equity")
+    if not _finite_number(fe) or fe <= 0:
+        problems.append(f"final equity {nonfinite.get('final_equity', fe)!r} is not a finite number > 0")
+    dd = hell.get("max_drawdown")
+    if not _finite_number(dd):
+        problems.append(f"max drawdown {nonfinite.get('max_drawdown', dd)!r} is not a finite number")
+    signals = hell.get("signals")
+    if not isinstance(signals, str) or signals.startswith("none"):
+        problems.append(f"signals {signals!r} (the run had no entry signals)")
+    trades = hell.get("trades")
+    if not (isinstance(trades, int) and not isinstance(trades, bool) and trades > 0):
+        problems.append(f"trades {trades!r} (a HELL run must trade to show anything)")
+    return problems
+
+
 def check_live_allowed(cfg: DolphinConfig, reports_dir: Path | None = None, config_path: str | None = None) -> GateResult:
     h, path = hell_report_path(cfg, reports_dir)
     cmd = "dolphin " + (f"-c {config_path} " if config_path else "") + "backtest --scenario hell"
@@ -41,13 +76,25 @@ def check_live_allowed(cfg: DolphinConfig, reports_dir: Path | None = None, conf
         doc = json.loads(path.read_text())
     except (OSError, ValueError) as exc:
         return GateResult(False, h, path, f"HELL report {path} unreadable ({exc}); run `{cmd}` again")
-    hell = next((r for r in doc.get("runs", [doc]) if r.get("scenario") == "hell"), None)
-    if hell is None or doc.get("config_hash") != h:
-        return GateResult(False, h, path, f"HELL report {path} is not a HELL run of configuration {h}; run `{cmd}`")
-    if hell.get("ruin", True):
+    runs = doc.get("runs", [doc]) if isinstance(doc, dict) else None
+    if not isinstance(runs, list) or not all(isinstance(r, dict) for r in runs):
+        return GateResult(False, h, path, f"HELL report {path} is not a report document (a JSON object with runs); run `{cmd}` again")
+    hells = [r for r in runs if r.get("scenario") == "hell"]
+    if len(hells) != 1 or doc.get("config_hash") != h:
+        return GateResult(False, h, path, f"HELL report {path} is not one HELL run of configuration {h}; run `{cmd}`")
+    hell = hells[0]
+    if hell.get("ruin") is True:
         return GateResult(
             False, h, path,
-            f"HELL report {path} shows ruin (final equity {hell.get('final_equity')}, "
-            f"max drawdown {hell.get('max_drawdown')}); change the configuration and run `{cmd}`",
+            f"HELL report {path} shows ruin (final equity "
+            f"{hell.get('final_equity')}, max drawdown {hell.get('max_drawdown')}); "
+            f"change the configuration and run `{cmd}`",
+        )
+    problems = _hell_problems(hell)
+    if problems:
+        return GateResult(
+            False, h, path,
+            f"HELL report {path} does not pass: {'; '.join(problems)}; fix the cause (configuration, "
+            f"scanner) and run `{cmd}`",
         )
     return GateResult(True, h, path, f"HELL report {path} passed (no ruin)")

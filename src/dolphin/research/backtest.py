@@ -22,7 +22,7 @@ from nautilus_trader.model.currencies import USDT
 from nautilus_trader.model.enums import AccountType, BookType, OmsType
 from nautilus_trader.model.objects import Money
 
-from dolphin.core.config import DolphinConfig
+from dolphin.core.config import ConfigError, DolphinConfig
 from dolphin.execution.agent import AgentPorts, DolphinAgent, DolphinAgentConfig
 from dolphin.execution.config import BacktestConfig, ExecutionConfig
 from dolphin.execution.feeds import BarSet, TickSet, catalog_bar_set, catalog_ticks
@@ -30,7 +30,10 @@ from dolphin.execution.instruments import BINANCE
 from dolphin.research.hell import HellFillModel
 from dolphin.research.trade_records import buffer_trade_records
 
-__all__ = ["BacktestResult", "BarData", "build_engine", "config_hash", "load_bars", "run_bar_backtest"]
+__all__ = [
+    "BacktestResult", "BarData", "bar_interval_ns_checked", "build_engine", "config_hash", "load_bars",
+    "run_bar_backtest",
+]
 
 NS_PER_MS = 1_000_000
 NS_PER_YEAR = 365.25 * 86_400 * 1e9
@@ -67,10 +70,34 @@ class BarData:
     signal_status: str = ""
 
 
+def bar_interval_ns_checked(bt: BacktestConfig) -> int:
+    """The bar spacing of the configured data set (`bars`), checked against `bar_minutes`.
+
+    `bar_minutes` drives the Sharpe annualisation, the bar-order TTL and the Oracle's panel
+    lookup; a `bars = "bars_1m"` run left at the default `bar_minutes = 5` would silently use
+    5-minute periods on 1-minute data, so a disagreement is a configuration error.
+    """
+    from dolphin.data.schema import bar_interval_ns
+
+    try:
+        data_ns = bar_interval_ns(bt.bars)
+    except ValueError as exc:
+        raise ConfigError(f"config key 'execution.backtest.bars' = {bt.bars!r} is not allowed: {exc}") from None
+    want_ns = bt.bar_minutes * 60_000 * NS_PER_MS
+    if data_ns != want_ns:
+        raise ConfigError(
+            f"config key 'execution.backtest.bar_minutes' = {bt.bar_minutes} is not allowed: the data set "
+            f"execution.backtest.bars = {bt.bars!r} has {data_ns / 60e9:g}-minute bars; set bar_minutes = "
+            f"{data_ns / 60e9:g} (or choose a bars data set of {bt.bar_minutes}-minute bars)"
+        )
+    return data_ns
+
+
 def load_bars(cfg: DolphinConfig, *, max_bars: int | None = None) -> BarData:
     """The configured symbols' bars from the catalog (the shipped sample is ingested if missing)."""
     from dolphin.runtime.wiring import catalog_lock
 
+    bar_interval_ns_checked(cfg.execution.backtest)  # before any catalog work
     with catalog_lock(cfg):
         return _load_bars(cfg, max_bars)
 
@@ -80,13 +107,13 @@ def _load_bars(cfg: DolphinConfig, max_bars: int | None) -> BarData:
     from dolphin.runtime.wiring import ensure_catalog
 
     bt = cfg.execution.backtest
+    bar_ns = bar_interval_ns_checked(bt)
     catalog, _written, nautilus_dir = ensure_catalog(cfg)
     sets = [
         catalog_bar_set(catalog, nautilus_dir, bt.bars, bt.venue, sym, maker_fee_bps=bt.maker_fee_bps,
                         taker_fee_bps=bt.taker_fee_bps, tax_bps=bt.tax_bps, max_bars=max_bars)  # fmt: skip
         for sym in bt.symbols
     ]
-    bar_ns = bt.bar_minutes * 60_000 * NS_PER_MS
     start = min(s.bars[0].ts_event for s in sets) - bar_ns
     end = max(s.bars[-1].ts_event for s in sets)
     # The scan universe: every symbol of the bar data set (the scanner's eigenvalues need the
@@ -95,7 +122,10 @@ def _load_bars(cfg: DolphinConfig, max_bars: int | None) -> BarData:
     aligned = align_bars(catalog, bt.venue, universe, start, end, bar=bt.bars.removeprefix("bars_"))
     missing = [s for s in (*bt.symbols, bt.btc_symbol) if s not in aligned.symbols]
     if missing:
-        raise KeyError(f"symbols {missing} are not in the scan universe {aligned.symbols}")
+        raise ConfigError(
+            f"config keys 'execution.backtest.symbols' / 'btc_symbol': {missing} are not in the scan universe "
+            f"{list(aligned.symbols)} of {bt.bars!r}"
+        )
     return BarData(sets, aligned.close, aligned.mask, aligned.ts_ns, bar_ns, tuple(aligned.symbols))
 
 
@@ -197,7 +227,12 @@ def run_bar_backtest(
     for s in sets:
         engine.add_instrument(s.instrument)
         engine.add_data(s.bars)
-    interval_ns = bt.bar_minutes * 60_000 * NS_PER_MS
+    interval_ns = bar_interval_ns_checked(bt)  # == data.bar_ns: load_bars checked bar_minutes
+    if data.bar_ns != interval_ns:
+        raise ConfigError(
+            f"config key 'execution.backtest.bar_minutes' = {bt.bar_minutes} is not allowed: the bars given "
+            f"are {data.bar_ns / 60e9:g}-minute bars"
+        )
     # Bar data has no intra-bar quotes: an order lives `bar_order_ttl_bars` bars (plus the
     # round-trip latency) instead of the live 200 ms, or no maker order could ever fill.
     ttl_ms = (bt.bar_order_ttl_bars * interval_ns + 2 * int(bt.latency_ms * NS_PER_MS)) // NS_PER_MS + 1
@@ -261,14 +296,19 @@ def build_report(agent: DolphinAgent, bt: BacktestConfig, scenario: str, *, peri
     eq = [e for _, e in run.equity] or [start]
     final = agent._capital()  # realised balance at the end (open positions valued in the curve)
     final_eq = eq[-1]
-    rets = [eq[i] / eq[i - 1] - 1.0 for i in range(1, len(eq)) if eq[i - 1] > 0]
+    # The account is dead from the first equity <= 0 (or a non-finite one): nothing after it is a
+    # return of this account, and the run is a ruin whatever the curve does afterwards.
+    dead_at = next((i for i, e in enumerate(eq) if not (math.isfinite(e) and e > 0)), None)
+    alive = eq if dead_at is None else eq[: dead_at + 1]
+    rets = [alive[i] / alive[i - 1] - 1.0 for i in range(1, len(alive)) if math.isfinite(alive[i])]
     n = len(rets)
     mean = sum(rets) / n if n else 0.0
     sd = math.sqrt(sum((r - mean) ** 2 for r in rets) / (n - 1)) if n > 1 else 0.0
     sharpe = mean / sd * math.sqrt(periods_per_year) if sd > 0 else 0.0
     span_ns = run.equity[-1][0] - run.equity[0][0] if len(run.equity) > 1 else 0
     years = span_ns / NS_PER_YEAR
-    ggr = math.log(final_eq / start) / years if years > 0 and final_eq > 0 else (-math.inf if final_eq <= 0 else 0.0)
+    # GGR is -inf once the account was ruined anywhere on the path (not only at the end).
+    ggr = -math.inf if dead_at is not None else (math.log(final_eq / start) / years if years > 0 else 0.0)
     pnls = [t["pnl"] for t in run.trades]
     wins = [p for p in pnls if p > 0]
     losses = [p for p in pnls if p < 0]
@@ -315,7 +355,7 @@ def build_report(agent: DolphinAgent, bt: BacktestConfig, scenario: str, *, peri
         "post_only_taker_fills": c.get("post_only_taker_fills", 0),
         "exits": dict(sorted(exits.items())),
         "counters": dict(sorted(c.items())),
-        "ruin": bool(final_eq <= 0 or dd >= bt.ruin_drawdown_frac),
+        "ruin": bool(dead_at is not None or not math.isfinite(dd) or dd >= bt.ruin_drawdown_frac),
     }
     return report
 

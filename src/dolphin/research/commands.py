@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import argparse
+import sys
 from pathlib import Path
 
 import msgspec
 
-from dolphin.core.config import DolphinConfig
+from dolphin.core.config import DolphinConfig, validate_config
 
 __all__ = ["register"]
 
@@ -17,12 +18,13 @@ def _with_overrides(cfg: DolphinConfig, args: argparse.Namespace) -> DolphinConf
     changes = {}
     if getattr(args, "seed", None) is not None:
         changes["seed"] = args.seed
-    if getattr(args, "symbols", None):
-        changes["symbols"] = tuple(args.symbols.split(","))
+    if getattr(args, "symbols", None) is not None:
+        changes["symbols"] = tuple(s.strip() for s in args.symbols.split(","))
     if not changes:
         return cfg
     ex = msgspec.structs.replace(cfg.execution, backtest=msgspec.structs.replace(bt, **changes))
-    return msgspec.structs.replace(cfg, execution=ex)
+    # structs.replace skips msgspec's constraints: check the result like a loaded config (ConfigError).
+    return validate_config(msgspec.structs.replace(cfg, execution=ex))
 
 
 def _backtest(cfg: DolphinConfig, args: argparse.Namespace) -> int:
@@ -80,6 +82,15 @@ def _backtest(cfg: DolphinConfig, args: argparse.Namespace) -> int:
                   f"{ob['nev_reasons']}" + (f"; {ob['why_none']}" if "why_none" in ob else ""))  # fmt: skip
     name = (f"backtest-{h}" if args.scenario != "hell" else f"hell-{h}") + ("" if args.data == "bars" else f"-{args.data}")
     paths = write_report(out, name, reports, [r.equity for r in results])
+    no_signals = [r for r in reports if str(r.get("signals", "")).startswith("none")]
+    if args.scenario == "hell" and args.data == "bars" and no_signals:
+        # A run without signals never trades: it shows nothing about ruin, so it is no evidence
+        # for the live gate. The report files stay for inspection; no gate report is written.
+        for kind, p in paths.items():
+            print(f"{kind}: {p}")
+        print(f"dolphin: HELL run has no signals ({no_signals[0]['signals']}); no gate report written, "
+              "live stays locked for this configuration", file=sys.stderr)  # fmt: skip
+        return 1
     if args.scenario == "hell" and args.data == "bars":
         gate = out / "hell" / f"{h}.json"
         gate.parent.mkdir(parents=True, exist_ok=True)
@@ -99,6 +110,9 @@ def _knee(cfg: DolphinConfig, args: argparse.Namespace) -> int:
 
     from dolphin.research.knee import run_knee, write_knee
 
+    if args.max_leverage < 1:
+        print(f"dolphin: --max-leverage must be >= 1 (got {args.max_leverage})", file=sys.stderr)
+        return 2
     cfg = _with_overrides(cfg, args)
     levs = [float(x) for x in range(1, args.max_leverage + 1)]
     with Progress(transient=True) as progress:
@@ -109,9 +123,12 @@ def _knee(cfg: DolphinConfig, args: argparse.Namespace) -> int:
         table.add_column(col, justify="right")
     for row in result["rows"]:
         mark = "<- knee" if row["leverage"] == result["knee_leverage"] else ""
+        mark = mark or ("ruin" if row["ruin"] else "")
         table.add_row(f"{row['leverage']:g}x", f"{row['ggr_annual']:+.4f}", f"{row['roi']:+.3%}",
                       f"{row['max_drawdown']:.2%}", str(row["trades"]), mark)
     Console().print(table)
+    if result["knee_leverage"] is None:
+        print("no knee: every leverage ended in ruin (or a non-finite GGR)")
     paths = write_knee(Path(args.out or cfg.execution.backtest.reports_dir), result)
     for kind, p in paths.items():
         print(f"{kind}: {p}")

@@ -8,7 +8,11 @@ import math
 from pathlib import Path
 from typing import Any, Sequence
 
-__all__ = ["REPORT_ROWS", "render_table", "report_json", "write_report"]
+__all__ = ["NONFINITE_KEY", "REPORT_ROWS", "json_safe", "render_table", "report_json", "write_report"]
+
+# Strict JSON has no Infinity / NaN: a non-finite float is written as null, and the dict that holds
+# it gets {"nonfinite": {key: "inf" | "-inf" | "nan"}} naming what the null stands for.
+NONFINITE_KEY = "nonfinite"
 
 # (key, label, format)
 REPORT_ROWS: list[tuple[str, str, str]] = [
@@ -44,9 +48,36 @@ def _fmt(fmt: str, value: Any) -> str:
         return str(value)
 
 
+def _nonfinite_name(x: float) -> str:
+    return "nan" if math.isnan(x) else ("inf" if x > 0 else "-inf")
+
+
+def json_safe(obj: Any) -> Any:
+    """A copy of `obj` that strict JSON parsers accept: each non-finite float in a dict becomes
+    null and is named in that dict's ``nonfinite`` map (in a list it becomes the string
+    "inf" / "-inf" / "nan"). Finite documents come back unchanged."""
+    if isinstance(obj, float):
+        return obj if math.isfinite(obj) else _nonfinite_name(obj)
+    if isinstance(obj, dict):
+        out: dict[Any, Any] = {}
+        flags: dict[str, str] = {}
+        for k, v in obj.items():
+            if isinstance(v, float) and not math.isfinite(v):
+                out[k] = None
+                flags[str(k)] = _nonfinite_name(v)
+            else:
+                out[k] = json_safe(v)
+        if flags:
+            out[NONFINITE_KEY] = dict(sorted({**out.get(NONFINITE_KEY, {}), **flags}.items()))
+        return out
+    if isinstance(obj, (list, tuple)):
+        return [json_safe(v) for v in obj]
+    return obj
+
+
 def report_json(report: dict[str, Any]) -> str:
-    """Canonical JSON (sorted keys): identical bytes for identical runs."""
-    return json.dumps(report, sort_keys=True, indent=1, allow_nan=True)
+    """Canonical strict JSON (sorted keys, no Infinity/NaN tokens): identical bytes for identical runs."""
+    return json.dumps(json_safe(report), sort_keys=True, indent=1, allow_nan=False)
 
 
 def render_table(reports: Sequence[dict[str, Any]], title: str = "dolphin backtest") -> str:
