@@ -5,7 +5,8 @@
  * Environment (each action atomic, followed by the controller's reaction):
  *   tick  : R_total moves to any value, falling arbitrarily fast but rising at most REC
  *           percentage points per tick (slow recovery); then the controller steps.
- *   cap   : the layers' posture cap changes arbitrarily (no time passes); the controller steps.
+ *   cap   : the layers' posture cap changes arbitrarily (no time passes); the controller steps
+ *           without the dwell flag: R is the last tick's, so this step may only tighten.
  *   kill  : an invariant violation (or the kill switch) latches the kill path.
  *   rearm : an operator rearms a killed controller (R may then jump: undamped invariants).
  *   order : execution asks the gate for an ENTRY / EXIT / CANCEL, maker or taker.
@@ -15,7 +16,8 @@
  *   P3 no oscillation faster than the hysteresis allows: an upgrade needs DWELL ticks since the
  *      last posture change, R >= the boundary's UP threshold, and, if R was below the boundary's
  *      DOWN threshold, at least ceil((UP - DOWN) / REC) ticks since then; a downgrade needs
- *      R < the boundary's DOWN threshold, a cap or a kill.
+ *      R < the boundary's DOWN threshold, a cap or a kill;
+ *   P4 a cap change never upgrades the posture (it sees the last tick's R, which may be stale).
  */
 #include "survival_core.pml"
 
@@ -64,9 +66,9 @@ inline check_change(old) {
   fi
 }
 
-inline controller_step() {
+inline controller_step(dw) {
   old = p;
-  posture_step(old, r, cap, killed, (since_change >= DWELL), out);
+  posture_step(old, r, cap, killed, dw, out);
   p = out;
   if
   :: p != old -> check_change(old); since_change = 0
@@ -76,7 +78,7 @@ inline controller_step() {
 }
 
 active proctype world() {
-  byte r2, kind, v, out, old;
+  byte r2, kind, v, out, old, old2;
   bool taker;
   do
   :: atomic {   /* tick */
@@ -95,16 +97,23 @@ active proctype world() {
        if :: r < DOWN_A -> below_a = 0 :: else -> skip fi;
        if :: r < DOWN_S -> below_s = 0 :: else -> skip fi;
        if :: r < DOWN_T -> below_t = 0 :: else -> skip fi;
-       controller_step()
+       controller_step(since_change >= DWELL)
      }
   :: atomic {   /* the layers' posture cap changes (RTT lockdown, thin book); no time passes */
        select(cap : APEX .. HIBERNATE);
-       controller_step()
+       old2 = p;
+#ifndef BROKEN_CAP_UPGRADE
+       controller_step(false);
+#else
+       controller_step(since_change >= DWELL);   /* deliberately broken: a cap step may upgrade */
+#endif
+       assert(p >= old2);   /* P4 */
+       old2 = 0
      }
   :: atomic {   /* invariant violation / kill switch */
        !killed -> killed = true; r = 0;
 #ifndef BROKEN_KILL_LAG
-       controller_step()
+       controller_step(since_change >= DWELL)
 #else
        skip   /* deliberately broken: the kill waits for the next tick */
 #endif
@@ -113,7 +122,7 @@ active proctype world() {
        killed -> killed = false;
        select(r : 0 .. 100);
        below_a = BAND_A; below_s = BAND_S; below_t = BAND_T;
-       controller_step()
+       controller_step(since_change >= DWELL)
      }
   :: atomic {   /* an order at the gate */
        select(kind : ENTRY .. CANCEL);

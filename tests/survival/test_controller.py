@@ -263,8 +263,16 @@ def test_invariant_violation_hibernates_in_the_same_call_and_latches() -> None:
     assert "CHECKSUM MISMATCH" in ctl.log.of_kind("kill")[0].reason
     run_healthy(ctl, clock, 600)  # ledger healthy again: still latched until rearm
     assert ctl.killed and ctl.r_total == 0.0 and ctl.posture == HIBERNATE
-    ctl.kill("again", source="test")
+    assert ctl.kill_sources == ["L2_ledger_integrity"]
+    ctl.kill("again", source="L2_ledger_integrity")  # the same source again: only counted
     assert ctl.kill_repeats == 1 and len(ctl.log.of_kind("kill")) == 1
+    ctl.kill("operator drill", source="operator")  # a new source while latched: recorded, an event
+    assert ctl.kill_repeats == 2 and ctl.kill_sources == ["L2_ledger_integrity", "operator"]
+    second = ctl.log.of_kind("kill")[-1]
+    assert second.subject == "operator" and second.reason == "operator drill" and "L2_ledger_integrity" in second.old
+    ctl.kill("operator drill", source="operator")
+    assert ctl.kill_repeats == 3 and len(ctl.log.of_kind("kill")) == 2
+    assert ctl.rearm("ledger verified, operator done") and ctl.kill_sources == []
 
 
 def test_grid_quorum_loss_kills_on_observe_and_on_tick() -> None:
@@ -296,6 +304,103 @@ def test_rearm_needs_a_kill_and_healthy_invariants() -> None:
     assert not ctl.killed and ctl.posture == HIBERNATE and ctl.r_total > 0.9
     run_healthy(ctl, clock, 3 * 60 + 1)
     assert ctl.posture == APEX
+
+
+_RAW_INVARIANT = '''
+from dolphin.survival.layers import Category, Layer, SensorRole
+
+class RawInvariant(Layer):
+    """A plug-in invariant whose target is its reading: NaN or <= 0 means violated."""
+    category = Category.INVARIANT
+    SENSORS = (SensorRole("x_ok", 1.0),)
+    def target(self, now_ns):
+        return self.value(0)
+    def explain(self, now_ns):
+        return f"x_ok {self.value(0)}"
+'''
+
+
+@pytest.mark.parametrize("bad", [math.nan, -1.0, 0.0, -math.inf])
+def test_an_invariant_target_nan_or_negative_kills_at_once_and_blocks_rearm(
+    bad: float, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """observe() and rearm() tested ``target == 0.0`` while tick() tested ``not target > 0``: a NaN or
+    negative target escaped the synchronous kill, and rearm() returned True and re-killed at once."""
+    (tmp_path / "raw_invariant_layer.py").write_text(_RAW_INVARIANT)
+    monkeypatch.syspath_prepend(str(tmp_path))
+    ctl, clock, _ = make(only(LayerSpec(name="X", path="raw_invariant_layer:RawInvariant")))
+    ctl.tick()
+    ctl.observe("x_ok", bad)
+    assert ctl.killed and ctl.posture == HIBERNATE and ctl.kill_sources == ["X"]  # in the same call
+    clock.advance_s(1.0)
+    ctl.tick()
+    n_kills = len(ctl.log.of_kind("kill"))
+    assert not ctl.rearm("operator") and ctl.killed
+    assert ctl.log.events[-1].kind == "rearm_denied" and len(ctl.log.of_kind("kill")) == n_kills
+    ctl.observe("x_ok", 1.0)
+    assert ctl.rearm("operator") and not ctl.killed
+
+
+def _cap_case(with_rtt: bool) -> tuple[SurvivalController, ManualClock, list]:
+    """HIBERNATE with a dwell of 125 s; the scan heartbeat never arrives, so L4 decays through
+    turtle_up (0.25) at t = 125 s. At t = 124.9 s R is still 0.2503 (dwell not met yet)."""
+    specs = tuple(s for s in SurvivalConfig().layers if s.name in ("L4_scan_heartbeat", "RTT_lockdown"))
+    ctl, clock, steps = make(only(*specs), initial="HIBERNATE", dwell_s=125.0)
+    for t_ms in range(1000, 125_000, 1000):
+        clock.set_ns(t_ms * 1_000_000)
+        ctl.tick()
+    clock.set_ns(124_900_000_000)
+    ctl.tick()
+    assert ctl.posture == HIBERNATE and ctl.r_pct == 25
+    clock.set_ns(125_500_000_000)  # the dwell is met now, and the true R is 0.2486 (< turtle_up)
+    if with_rtt:
+        ctl.observe("order_rtt_ms", 50.0)  # a lockdown: cap TURTLE -> a cap step
+    return ctl, clock, steps
+
+
+def test_a_tighter_cap_between_ticks_never_upgrades_on_the_last_ticks_r_total() -> None:
+    """The cap step ran the Schmitt trigger with the previous tick's R_total: with the dwell due
+    it left HIBERNATE for TURTLE although R_total had dropped below turtle_up meanwhile."""
+    ctl, clock, steps = _cap_case(with_rtt=True)
+    assert ctl.layers[1].locked and steps[-1].cause == 2 and not steps[-1].dwell_ok
+    assert ctl.posture == HIBERNATE
+    for t in (126, 130, 140, 150, 200):
+        clock.set_ns(t * NS_PER_S)
+        ctl.tick()
+        assert ctl.posture == HIBERNATE
+    ref, ref_clock, _ = _cap_case(with_rtt=False)
+    ref_clock.set_ns(126 * NS_PER_S)
+    ref.tick()
+    assert ref.posture == HIBERNATE
+
+
+_cap_op = st.one_of(
+    st.tuples(st.just("adv"), st.sampled_from([0.1, 1.0, 5.0, 30.0, 61.0])),
+    st.tuples(st.just("rtt"), st.sampled_from([5.0, 50.0, math.nan])),
+    st.tuples(st.just("dd"), st.floats(0.0, 0.5)),
+    st.tuples(st.just("tick")),
+)
+
+
+@given(st.sampled_from(["APEX", "STALKER", "TURTLE", "HIBERNATE"]), st.lists(_cap_op, max_size=60))
+def test_property_a_cap_step_only_tightens(initial: str, ops: list) -> None:
+    """Whatever the sequence of readings and ticks, a step caused by a tighter cap (cause 2) never
+    leaves a less restrictive posture than before it (upgrades need a tick's fresh R_total)."""
+    specs = tuple(s for s in SurvivalConfig().layers if s.name in ("L9_drawdown", "RTT_lockdown", "L5_order_book"))
+    ctl, clock, steps = make(only(*specs), initial=initial, dwell_s=1.0)
+    for op in ops:
+        if op[0] == "adv":
+            clock.advance_s(op[1])
+        elif op[0] == "rtt":
+            ctl.observe("order_rtt_ms", op[1])
+        elif op[0] == "dd":
+            ctl.observe("drawdown_frac", op[1])
+        else:
+            ctl.observe("book_update", 0.0)
+            ctl.tick()
+    for rec in steps:
+        if rec.cause == 2:
+            assert rec.after >= rec.before and not rec.dwell_ok
 
 
 # ------------------------------------------------------------------ plug-ins and config

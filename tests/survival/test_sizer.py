@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 
+import pytest
 from _survival_support import make, run_healthy
 from hypothesis import given
 from hypothesis import strategies as st
@@ -12,7 +13,7 @@ from dolphin.survival.clock import ManualClock
 from dolphin.survival.config import SizerConfig, SurvivalConfig
 from dolphin.survival.events import EventLog
 from dolphin.survival.posture import APEX, HIBERNATE, STALKER, TURTLE, OrderKind
-from dolphin.survival.sizer import AlphaBetSizer, Denial
+from dolphin.survival.sizer import MAX_CAPITAL, AlphaBetSizer, Denial
 
 
 def _sizer(cfg: SizerConfig | None = None, **kw: object):  # type: ignore[no-untyped-def]
@@ -77,3 +78,44 @@ def test_property_notional_within_bounds_and_zero_or_positive(capital: float, dd
         assert n <= capital * cfg.base_fraction * ctl.r_total * ctl.ceiling[ctl.posture] + 1e-6
     else:
         assert sz.denials >= 1
+
+
+def test_infinite_or_absurd_capital_is_denied_not_sized_at_the_venue_maximum() -> None:
+    """inf and 1e300 used to size the venue's maximum order (only NaN / <= 0 were refused)."""
+    sz, _, _ = _sizer()
+    for bad in (math.inf, -math.inf, 1e300, MAX_CAPITAL * 10):
+        assert sz.size_entry(bad, taker=True) == 0.0 and sz.last_denial == Denial.BAD_CAPITAL
+    assert sz.size_entry(MAX_CAPITAL, taker=True) == SurvivalConfig().sizer.venue_max_notional  # the largest valid
+
+
+@pytest.mark.parametrize("exposure", [math.nan, math.inf, -1.0])
+def test_a_non_finite_or_negative_exposure_is_denied(exposure: float) -> None:
+    sz, ctl, _ = _sizer()
+    ctl.exposure = exposure  # e.g. a NaN multiplier that reached R_total
+    assert sz.size_entry(10_000.0, taker=True) == 0.0 and sz.last_denial == Denial.BAD_EXPOSURE
+    assert "exposure" in ctl.log.of_kind("denial")[-1].reason
+
+
+_odd = st.sampled_from([math.nan, math.inf, -math.inf, -1.0, 0.0, 1e300])
+
+
+@given(
+    st.one_of(st.floats(allow_nan=True, allow_infinity=True), st.floats(1.0, 1e9), _odd),
+    st.one_of(st.floats(allow_nan=True, allow_infinity=True), st.floats(0.0, 6.0), _odd),
+    st.booleans(),
+)
+def test_property_size_entry_is_zero_or_a_finite_notional_within_the_venue_bounds(
+    capital: float, exposure: float, taker: bool
+) -> None:
+    """Whatever the capital and the exposure (NaN, inf, negative, huge), the result is 0.0 (a
+    counted denial) or a finite notional within the venue's bounds; never NaN or inf."""
+    sz, ctl, _ = _sizer()
+    ctl.exposure = exposure
+    before = sz.denials
+    n = sz.size_entry(capital, taker)
+    cfg = SurvivalConfig().sizer
+    assert math.isfinite(n)
+    if n:
+        assert cfg.venue_min_notional <= n <= cfg.venue_max_notional and n <= capital * cfg.venue_max_leverage
+    else:
+        assert sz.denials == before + 1

@@ -5,7 +5,9 @@
 ``grid_heartbeat`` is refreshed on every reading that is not LOST. Losing the whole grid is an
 invariant violation, so the controller goes to HIBERNATE at once. When that kill was caused by
 the grid and the grid is back and resynchronised (no longer LOST), the bridge re-arms the
-controller; a kill from any other source (operator, ledger) is never cleared here.
+controller, but only while the grid layer is the kill's only source (``kill_sources``): a kill
+from any other source (operator, ledger), also one raised while the grid kill was latched, is
+never cleared here.
 """
 
 from __future__ import annotations
@@ -24,6 +26,8 @@ class GridHealthBridge:
         self.controller = controller
         self._members = controller.sensor_index(members_sensor)
         self._heartbeat = controller.sensor_index(heartbeat_sensor)
+        # The layers reading the members sensor: the kill sources this bridge may clear.
+        self._grid_layers = frozenset(layer.name for layer in controller.layers if self._members in layer.sensor_idx)
         self.caused_kill = False
         self.rearms = 0
 
@@ -37,7 +41,9 @@ class GridHealthBridge:
                 self.caused_kill = True
             return
         ctl.observe_idx(self._heartbeat, 1.0)
-        if ctl.killed and self.caused_kill:
+        if not ctl.killed:
+            self.caused_kill = False  # re-armed elsewhere (an operator): nothing of ours is latched
+        elif self.caused_kill and set(ctl.kill_sources) <= self._grid_layers:
             if ctl.rearm(f"grid {quorum.state.value}: reconnected and resynchronised ({quorum.members_seen} member(s))"):
                 self.caused_kill = False
                 self.rearms += 1

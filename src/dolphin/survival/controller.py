@@ -6,7 +6,12 @@ recovery (a higher target is approached at ``recovery_per_min``); invariant laye
 undamped. The posture follows R_total through Schmitt-trigger gates (``posture.posture_step``),
 the layers' posture caps and a minimum upgrade dwell. An invariant violation latches the kill
 path: R_total = 0 and HIBERNATE in the same call, until an explicit ``rearm`` with every
-invariant healthy again.
+invariant healthy again. An invariant is violated when its target is not > 0 (0, negative or
+NaN): the same test in ``tick``, ``observe`` and ``rearm``. The distinct sources of the kill are
+kept (``kill_sources``); a kill from a new source while latched is an event too.
+
+A reading that tightens the posture cap steps the posture machine at once, but that step may
+only tighten: it sees the R_total of the last tick, so it never upgrades (dwell_ok is False).
 
 Time comes only from the injected clock. ``tick()`` evaluates every layer (call it every
 ``tick_ms``); ``observe()`` records a reading and runs the invariant check of the layers fed by
@@ -37,6 +42,11 @@ CAUSE_TICK = 0
 CAUSE_KILL = 1
 CAUSE_CAP = 2
 _NAMES = tuple(p.name for p in Posture)
+
+
+def _violated(target: float) -> bool:
+    """An invariant's target says violated: not > 0 (0, negative or NaN)."""
+    return not target > 0.0
 
 
 def r_to_pct(r: float) -> int:
@@ -109,6 +119,7 @@ class SurvivalController:
         self.killed = False
         self.kill_reason = ""
         self.kill_repeats = 0
+        self.kill_sources: list[str] = []  # distinct sources of the latched kill, in order
         self._last_change_ns = now
         self._last_eval_ns = now
         # Ticks at times <= this are skipped (see the module docstring); reset by any input.
@@ -148,7 +159,7 @@ class SurvivalController:
                     self.cap = lc
                     self._step(now, CAUSE_CAP)
         for layer in self._invariants[i]:
-            if not self.killed and layer.target(now) == 0.0:
+            if not self.killed and _violated(layer.target(now)):
                 self.kill(layer.explain(now), source=layer.name)
 
     def _reading_changes_nothing(self, i: int, now: int) -> bool:
@@ -179,7 +190,7 @@ class SurvivalController:
         settled = True  # every damped multiplier at its target
         for k, layer in enumerate(self.layers):
             t = self._targets[k] = layer.target(now)
-            if not t > 0.0:  # NaN or non-positive
+            if _violated(t):  # NaN or non-positive
                 t = 0.0
             elif t > 1.0:
                 t = 1.0
@@ -229,7 +240,8 @@ class SurvivalController:
 
     def _step(self, now: int, cause: int) -> None:
         before = self.posture
-        dwell_ok = now - self._last_change_ns >= self._dwell_ns
+        # A cap step sees the last tick's R_total: it may tighten, never upgrade.
+        dwell_ok = cause != CAUSE_CAP and now - self._last_change_ns >= self._dwell_ns
         after = posture_step(before, self.r_pct, self.cap, self.killed, dwell_ok, self._down, self._up)
         # Stable: the same inputs give the same posture now and once the dwell is met.
         self._stable = after == before and (
@@ -263,14 +275,21 @@ class SurvivalController:
     # ------------------------------------------------------------------ kill path
 
     def kill(self, reason: str, *, source: str = "kill_switch") -> None:
-        """Latch the kill: R_total = 0 and HIBERNATE now; later calls are only counted."""
+        """Latch the kill: R_total = 0 and HIBERNATE now. Later calls are counted; one from a
+        source not yet among ``kill_sources`` is recorded there and written as an event."""
         if self.killed:
             self.kill_repeats += 1
+            if source not in self.kill_sources:
+                latched = ", ".join(self.kill_sources)
+                self.kill_sources.append(source)
+                self.log.emit(Event(ts_ns=self._clock.now_ns(), kind="kill", subject=source, old=f"latched by {latched}",
+                                    reason=reason, r_total=0.0))  # fmt: skip
             return
         now = self._clock.now_ns()
         self._quiet_until_ns = QUIET_NEVER
         self.killed = True
         self.kill_reason = reason
+        self.kill_sources = [source]
         self.category_mult[Category.INVARIANT] = 0.0
         self.r_total = 0.0
         self.r_pct = 0
@@ -283,12 +302,13 @@ class SurvivalController:
         if not self.killed:
             self.log.emit(Event(ts_ns=now, kind="rearm_denied", subject="rearm", reason=f"not killed ({reason})"))
             return False
-        bad = [layer.explain(now) for layer in self._invariant_layers if layer.target(now) == 0.0]
+        bad = [layer.explain(now) for layer in self._invariant_layers if _violated(layer.target(now))]
         if bad:
             self.log.emit(Event(ts_ns=now, kind="rearm_denied", subject="rearm", reason="; ".join(bad), r_total=0.0))
             return False
         self.killed = False
         self.kill_reason = ""
+        self.kill_sources = []
         self._quiet_until_ns = QUIET_NEVER
         self.log.emit(Event(ts_ns=now, kind="rearm", subject="rearm", reason=reason, r_total=0.0))
         self.tick()

@@ -29,6 +29,8 @@ class StepRecord(msgspec.Struct, frozen=True, array_like=True):
     """One posture-machine step (for trace validation against the formal model).
 
     cause: 0 tick, 1 kill, 2 a tighter posture cap from a reading. ``r_pct`` is R_total in whole percent as the step saw it.
+    ``dwell_ok`` is the flag the step used: the upgrade dwell is met, and the step is not a cap step
+    (a cap step sees the last tick's R_total, so it may only tighten).
     """
 
     ts_ns: int

@@ -26,7 +26,7 @@ __all__ = [
     "spec_dir", "trace_driver",
 ]
 
-BROKEN_VARIANTS = ("BROKEN_HYST", "BROKEN_DWELL", "BROKEN_KILL_LAG", "BROKEN_GATE_HIB")
+BROKEN_VARIANTS = ("BROKEN_HYST", "BROKEN_DWELL", "BROKEN_KILL_LAG", "BROKEN_GATE_HIB", "BROKEN_CAP_UPGRADE")
 
 
 @dataclass(frozen=True)
@@ -86,7 +86,8 @@ def trace_driver(records: Sequence[StepRecord], *, start_ns: int, initial: int, 
 
     The steps become arrays; one loop feeds each step's inputs to the model and asserts that
     the model's posture before the step equals the controller's, that the dwell flag follows
-    from the step times, and that the model's next posture equals the controller's. Times are
+    from the step times and the cause (a cap step never has it: it may only tighten, as in the
+    model's cap action), and that the model's next posture equals the controller's. Times are
     whole milliseconds since ``start_ns``.
     """
     core = (spec_dir() / "survival_core.pml").resolve()
@@ -98,6 +99,7 @@ def trace_driver(records: Sequence[StepRecord], *, start_ns: int, initial: int, 
         f"#define DWELL_MS {dwell_ns // 1_000_000}",
         f"#define NSTEPS {max(n, 1)}",
         "int T[NSTEPS]; byte R[NSTEPS]; byte C[NSTEPS]; bool K[NSTEPS]; bool D[NSTEPS]; byte B[NSTEPS]; byte A[NSTEPS];",
+        "bool CAPSTEP[NSTEPS];",
         "byte p; byte out; int last_change = 0; bool dwell; int i = 0;",
         "init {",
     ]
@@ -107,14 +109,14 @@ def trace_driver(records: Sequence[StepRecord], *, start_ns: int, initial: int, 
             raise ValueError(f"step time {rec.ts_ns} is not on a whole millisecond")
         lines.append(
             f"  T[{k}]={t_ns // 1_000_000}; R[{k}]={rec.r_pct}; C[{k}]={rec.cap}; K[{k}]={int(rec.killed)}; "
-            f"D[{k}]={int(rec.dwell_ok)}; B[{k}]={rec.before}; A[{k}]={rec.after};"
+            f"D[{k}]={int(rec.dwell_ok)}; B[{k}]={rec.before}; A[{k}]={rec.after}; CAPSTEP[{k}]={int(rec.cause == 2)};"
         )
     lines += [
         f"  p = {initial};",
         "  do",
         f"  :: i < {n} ->",
         "     assert(p == B[i]);",
-        "     dwell = (T[i] - last_change >= DWELL_MS);",
+        "     dwell = (T[i] - last_change >= DWELL_MS) && !CAPSTEP[i];",
         "     assert(dwell == D[i]);",
         "     posture_step(p, R[i], C[i], K[i], dwell, out);",
         "     assert(out == A[i]);",

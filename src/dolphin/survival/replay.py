@@ -10,6 +10,7 @@ plus the event log and the posture-machine step trace (for trace validation).
 from __future__ import annotations
 
 import heapq
+import math
 import tomllib
 from pathlib import Path
 from typing import Any, Literal
@@ -23,7 +24,10 @@ from dolphin.survival.events import EventLog, StepRecord
 from dolphin.survival.layers.base import Category
 from dolphin.survival.posture import Posture
 
-__all__ = ["BUILTIN_SCENARIOS", "Feed", "ReplayResult", "Scenario", "load_scenario", "run_replay", "write_outputs"]
+__all__ = [
+    "BUILTIN_SCENARIOS", "Feed", "ReplayResult", "Scenario", "load_scenario", "run_replay", "validate_scenario",
+    "write_outputs",
+]  # fmt: skip
 
 
 class Window(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
@@ -147,6 +151,31 @@ def _calm() -> Scenario:
 BUILTIN_SCENARIOS = {"storm": _storm, "calm": _calm}
 
 
+def _check(ok: bool, scenario: Scenario, key: str, value: object, rule: str) -> None:
+    if not ok:
+        raise ValueError(f"scenario {scenario.name!r}: {key} = {value!r} is not allowed: {rule}")
+
+
+def validate_scenario(scenario: Scenario) -> Scenario:
+    """Reject a scenario the replay cannot run (ValueError naming the key, the value and the rule):
+    a tick or a feed period of 0 would never advance the clock (the replay hung), a negative one
+    would move it backwards, and times must be finite and not before the start."""
+    fin = math.isfinite
+    _check(fin(scenario.duration_s) and scenario.duration_s >= 0.0, scenario, "duration_s", scenario.duration_s,
+           "must be a finite number >= 0")  # fmt: skip
+    _check(fin(scenario.tick_s) and scenario.tick_s >= 0.001, scenario, "tick_s", scenario.tick_s,
+           "must be a finite number of seconds >= 0.001 (the controller ticks in whole milliseconds)")  # fmt: skip
+    for k, f in enumerate(scenario.feeds):
+        where = f"feeds[{k}] ({f.sensor})"
+        _check(fin(f.every_s) and round(f.every_s * NS_PER_S) >= 1, scenario, f"{where}.every_s", f.every_s,
+               "must be a finite number of seconds > 0 (at least 1 ns)")  # fmt: skip
+        _check(fin(f.from_s) and f.from_s >= 0.0, scenario, f"{where}.from_s", f.from_s, "must be a finite number >= 0")
+        _check(not f.until_s < f.from_s, scenario, f"{where}.until_s", f.until_s, "must not be before from_s")
+    for k, a in enumerate(scenario.actions):
+        _check(fin(a.at_s) and a.at_s >= 0.0, scenario, f"actions[{k}].at_s", a.at_s, "must be a finite number >= 0")
+    return scenario
+
+
 def load_scenario(name_or_path: str) -> Scenario:
     """A builtin scenario by name, or a TOML/JSON scenario file."""
     if name_or_path in BUILTIN_SCENARIOS:
@@ -155,7 +184,7 @@ def load_scenario(name_or_path: str) -> Scenario:
     if not path.is_file():
         raise FileNotFoundError(f"scenario {name_or_path!r}: not a builtin ({sorted(BUILTIN_SCENARIOS)}) nor a file")
     raw: Any = tomllib.loads(path.read_text()) if path.suffix == ".toml" else msgspec.json.decode(path.read_bytes())
-    return msgspec.convert(raw, Scenario)
+    return validate_scenario(msgspec.convert(raw, Scenario))
 
 
 class ReplayResult(msgspec.Struct):
@@ -173,6 +202,7 @@ class ReplayResult(msgspec.Struct):
 
 def run_replay(scenario: Scenario, cfg: SurvivalConfig | None = None, *, start_ns: int = 0) -> ReplayResult:
     """Replay ``scenario`` deterministically (same inputs -> byte-identical outputs)."""
+    validate_scenario(scenario)
     base = cfg if cfg is not None else SurvivalConfig()
     cfg = msgspec.structs.replace(
         base,

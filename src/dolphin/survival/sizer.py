@@ -3,7 +3,9 @@
 notional = capital x base_fraction x R_total x posture leverage ceiling, bounded by the venue
 (maximum notional, maximum leverage, minimum notional). The controller keeps
 ``exposure = R_total x ceiling`` current, so a sizing call is a handful of float operations.
-A denial returns 0.0 and writes an event with the reason; it never raises.
+A denial returns 0.0 and writes an event with the reason; it never raises. Capital must be a
+finite positive number (at most ``MAX_CAPITAL``) and the exposure a finite non-negative one: anything else is denied, so
+the result is always 0.0 or a finite notional within the venue's bounds.
 """
 
 from __future__ import annotations
@@ -16,9 +18,13 @@ from dolphin.survival.controller import SurvivalController
 from dolphin.survival.events import Event, EventLog
 from dolphin.survival.posture import OrderKind, Verdict, gate_verdict
 
-__all__ = ["AlphaBetSizer", "Denial"]
+__all__ = ["MAX_CAPITAL", "AlphaBetSizer", "Denial"]
 
 _ENTRY = int(OrderKind.ENTRY)
+_INF = float("inf")
+# More capital than any account holds (10^15 in the quote currency): a larger number is a unit or
+# scale error, and would otherwise size the venue's maximum order.
+MAX_CAPITAL = 1e15
 
 
 class Denial(IntEnum):
@@ -30,6 +36,7 @@ class Denial(IntEnum):
     LIMIT_ONLY = int(Verdict.DENY_LIMIT_ONLY)
     BAD_CAPITAL = 10
     BELOW_VENUE_MIN = 11
+    BAD_EXPOSURE = 12
 
 
 _TEXT = {
@@ -37,8 +44,9 @@ _TEXT = {
     Denial.HIBERNATE: "posture HIBERNATE: no new orders",
     Denial.EXIT_ONLY: "posture TURTLE: exit-only",
     Denial.LIMIT_ONLY: "posture STALKER: limit-only, no taker entries",
-    Denial.BAD_CAPITAL: "capital is not a positive number",
+    Denial.BAD_CAPITAL: "capital is not a finite positive number (at most MAX_CAPITAL = 1e15)",
     Denial.BELOW_VENUE_MIN: "notional below the venue minimum",
+    Denial.BAD_EXPOSURE: "exposure (R_total x leverage ceiling) is not a finite non-negative number",
 }
 
 
@@ -64,9 +72,12 @@ class AlphaBetSizer:
         v = gate_verdict(c.posture, c.killed, _ENTRY, taker)
         if v:
             return self._deny(v, capital)
-        if not capital > 0.0:
+        if not 0.0 < capital <= MAX_CAPITAL:  # NaN, <= 0, inf and absurd sizes fail
             return self._deny(Denial.BAD_CAPITAL, capital)
-        n = capital * self._base * c.exposure
+        e = c.exposure
+        if not 0.0 <= e < _INF:
+            return self._deny(Denial.BAD_EXPOSURE, e)
+        n = capital * self._base * e  # may overflow to inf: bounded by the venue maximum below
         lev_cap = capital * self._max_lev
         if n > lev_cap:
             n = lev_cap

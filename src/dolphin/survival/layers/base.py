@@ -9,6 +9,7 @@ config (``LayerSpec.path``); no controller code changes.
 from __future__ import annotations
 
 import importlib
+import math
 from enum import IntEnum
 from typing import ClassVar, NamedTuple
 
@@ -19,7 +20,10 @@ from dolphin.survival.clock import NS_PER_S
 from dolphin.survival.config import LayerSpec
 from dolphin.survival.posture import APEX
 
-__all__ = ["QUIET_FOREVER", "QUIET_NEVER", "Category", "Layer", "NoOptions", "SensorBoard", "SensorRole", "build_layer"]
+__all__ = [
+    "QUIET_FOREVER", "QUIET_NEVER", "Category", "Layer", "NoOptions", "SensorBoard", "SensorRole", "Valid", "build_layer",
+    "reading_ok",
+]  # fmt: skip
 
 
 class Category(IntEnum):
@@ -32,21 +36,44 @@ class Category(IntEnum):
     CAPITAL = 5  # sigmoid of drawdown
 
 
+class Valid(NamedTuple):
+    """The readings a value sensor can truly give: finite, ``lo <= value <= hi`` and, with
+    ``whole``, a whole number (``Valid(0, 1, True)`` is {0, 1})."""
+
+    lo: float = -math.inf
+    hi: float = math.inf
+    whole: bool = False
+
+
+def reading_ok(value: float, valid: Valid) -> bool:
+    """True when ``value`` is a reading ``valid`` allows (NaN and +/-inf never are)."""
+    if not (valid.lo <= value <= valid.hi and -math.inf < value < math.inf):
+        return False
+    return not valid.whole or value == math.floor(value)
+
+
 class SensorRole(NamedTuple):
-    """A sensor input of a layer: its role name, value before any reading, default deadband."""
+    """A sensor input of a layer: its role name, value before any reading, default deadband,
+    and the valid range of its readings (None: any value, a heartbeat whose receive time is
+    the information). A reading outside the range is impossible: the board counts it and the
+    layer sees it as unknown (``Layer.reading`` gives NaN), which every layer treats as the
+    worst case."""
 
     role: str
     initial: float
     deadband: float = 0.0
+    valid: Valid | None = None
 
 
 class SensorBoard:
     """Latest value and receive time of every sensor, indexed by small integers.
 
     A sensor never read has timestamp ``start_ns`` (its staleness counts from start-up).
+    ``ok[i]`` says the latest value is valid for every role reading the sensor (see
+    ``SensorRole.valid``); ``invalid[i]`` counts the invalid readings received.
     """
 
-    __slots__ = ("names", "index", "values", "ts_ns", "start_ns")
+    __slots__ = ("names", "index", "values", "ts_ns", "start_ns", "checks", "ok", "invalid")
 
     def __init__(self, start_ns: int) -> None:
         self.names: list[str] = []
@@ -54,8 +81,11 @@ class SensorBoard:
         self.values: list[float] = []
         self.ts_ns: list[int] = []
         self.start_ns = start_ns
+        self.checks: list[tuple[Valid, ...]] = []
+        self.ok: list[bool] = []
+        self.invalid: list[int] = []
 
-    def register(self, name: str, initial: float) -> int:
+    def register(self, name: str, initial: float, valid: Valid | None = None) -> int:
         i = self.index.get(name)
         if i is None:
             i = len(self.names)
@@ -63,11 +93,26 @@ class SensorBoard:
             self.names.append(name)
             self.values.append(float(initial))
             self.ts_ns.append(self.start_ns)
+            self.checks.append(())
+            self.ok.append(True)
+            self.invalid.append(0)
+        if valid is not None and valid not in self.checks[i]:
+            self.checks[i] += (valid,)
+            self.ok[i] = self.ok[i] and reading_ok(self.values[i], valid)
         return i
 
     def set(self, i: int, value: float, now_ns: int) -> None:
         self.values[i] = value
         self.ts_ns[i] = now_ns
+        checks = self.checks[i]
+        if checks:
+            ok = True
+            for valid in checks:
+                if not reading_ok(value, valid):
+                    ok = False
+                    self.invalid[i] += 1
+                    break
+            self.ok[i] = ok
 
     def staleness_s(self, i: int, now_ns: int) -> float:
         return (now_ns - self.ts_ns[i]) / NS_PER_S
@@ -108,13 +153,25 @@ class Layer:
                     f"{type(self).__name__} has roles {sorted(roles)}"
                 )
         self.sensor_idx: tuple[int, ...] = tuple(
-            board.register(spec.sensors.get(r.role, r.role), r.initial) for r in self.SENSORS
+            board.register(spec.sensors.get(r.role, r.role), r.initial, r.valid) for r in self.SENSORS
         )
         self.deadband: tuple[float, ...] = tuple(spec.deadbands.get(r.role, r.deadband) for r in self.SENSORS)
         try:
             self.options = msgspec.convert(spec.options, self.Options, strict=False)
         except msgspec.ValidationError as exc:
+            text, _, at = str(exc).partition(" - at `$.")
+            key = at.rstrip("`")
+            if key in spec.options:  # name the option and its value
+                raise ConfigError(
+                    f"config key 'survival.layers.{spec.name}.options.{key}' = {spec.options[key]!r} is not allowed: {text}"
+                ) from None
             raise ConfigError(f"config key 'survival.layers.{spec.name}.options' is not allowed: {exc}") from None
+        for key in self.options.__struct_fields__:
+            v = getattr(self.options, key)
+            if isinstance(v, float) and not math.isfinite(v):
+                raise ConfigError(
+                    f"config key 'survival.layers.{spec.name}.options.{key}' = {v!r} is not allowed: must be a finite number"
+                )
         self.cap = APEX
 
     def target(self, now_ns: int) -> float:  # pragma: no cover - abstract
@@ -139,7 +196,23 @@ class Layer:
         return QUIET_NEVER
 
     def value(self, k: int) -> float:
+        """The latest raw reading of sensor role ``k`` (also an invalid one: for explanations)."""
         return self.board.values[self.sensor_idx[k]]
+
+    def reading(self, k: int) -> float:
+        """The latest reading of role ``k`` when it is valid, else NaN (unknown: worst case)."""
+        i = self.sensor_idx[k]
+        return self.board.values[i] if self.board.ok[i] else math.nan
+
+    @property
+    def invalid_readings(self) -> int:
+        """Invalid readings received so far on this layer's sensors."""
+        return sum(self.board.invalid[i] for i in self.sensor_idx)
+
+    def invalid_note(self) -> str:
+        """", N invalid readings so far" for an explanation (empty when there were none)."""
+        n = self.invalid_readings
+        return f", {n} invalid readings so far" if n else ""
 
     def staleness_s(self, k: int, now_ns: int) -> float:
         return self.board.staleness_s(self.sensor_idx[k], now_ns)

@@ -4,6 +4,10 @@ Sensor conventions: heartbeat-style sensors carry their information in the recei
 (staleness); value sensors carry a number in the unit named by the role. All "badness"
 measures are oriented so that larger is worse, which makes every layer non-increasing in
 every staleness.
+
+Every value role declares its valid range (``SensorRole.valid``): a reading outside it cannot be
+true (a negative jitter, an infinite depth ratio, a ledger flag of 7.3), so the board counts it
+and the layer reads it as unknown (NaN), i.e. the worst case; the explanation shows the count.
 """
 
 from __future__ import annotations
@@ -12,7 +16,7 @@ import math
 
 from collections import deque
 
-from dolphin.core.config import ConfigStruct, NonNegFloat, PosFloat
+from dolphin.core.config import ConfigStruct, Fraction, NonNegFloat, PosFloat
 from dolphin.survival import acb
 from dolphin.survival.clock import NS_PER_S
 from dolphin.survival.config import LayerSpec
@@ -23,7 +27,7 @@ from dolphin.survival.kernels import (
     invariant_mult,
     structural_mult,
 )
-from dolphin.survival.layers.base import QUIET_FOREVER, QUIET_NEVER, Category, Layer, SensorBoard, SensorRole
+from dolphin.survival.layers.base import QUIET_FOREVER, QUIET_NEVER, Category, Layer, SensorBoard, SensorRole, Valid
 from dolphin.survival.posture import APEX, TURTLE
 
 __all__ = [
@@ -34,6 +38,8 @@ __all__ = [
     "GridQuorumLayer",
     "LedgerIntegrityLayer",
     "McForewarnerLayer",
+    "SLIPPAGE_INVALID_HOLD_FILLS",
+    "SLIPPAGE_MAX_BPS",
     "OrderBookLayer",
     "RttLockdownLayer",
     "ScanHeartbeatLayer",
@@ -50,20 +56,22 @@ class GridQuorumLayer(Layer):
 
     class Options(ConfigStruct):
         quorum: PosFloat = 1.0
-        max_heartbeat_age_s: PosFloat = 15.0
+        max_heartbeat_age_s: PosFloat = 15.0  # finite (Layer checks every float option)
 
     category = Category.INVARIANT
-    SENSORS = (SensorRole("grid_members", 1.0), SensorRole("grid_heartbeat", 0.0))
+    SENSORS = (SensorRole("grid_members", 1.0, valid=Valid(0.0)), SensorRole("grid_heartbeat", 0.0))
 
     def target(self, now_ns: int) -> float:
         o = self.options
         age_s = self.staleness_s(1, now_ns) - self.deadband[1]
-        return invariant_mult(self.value(0) >= o.quorum and age_s <= o.max_heartbeat_age_s)
+        return invariant_mult(self.reading(0) >= o.quorum and age_s <= o.max_heartbeat_age_s)  # NaN: violated
 
     def explain(self, now_ns: int) -> str:
+        bad = "" if self.reading(0) == self.value(0) else " (INVALID READING)"
         return (
-            f"grid members {self.value(0):g} (quorum {self.options.quorum:g}), "
+            f"grid members {self.value(0):g}{bad} (quorum {self.options.quorum:g}), "
             f"heartbeat age {self.staleness_s(1, now_ns):.1f} s (max {self.options.max_heartbeat_age_s:g} s)"
+            + self.invalid_note()
         )
 
 
@@ -74,14 +82,16 @@ class LedgerIntegrityLayer(Layer):
         max_age_s: PosFloat = 300.0
 
     category = Category.INVARIANT
-    SENSORS = (SensorRole("ledger_ok", 1.0),)
+    SENSORS = (SensorRole("ledger_ok", 1.0, valid=Valid(0.0, 1.0, whole=True)),)  # exactly 0 or 1
 
     def target(self, now_ns: int) -> float:
-        return invariant_mult(self.value(0) >= 0.5 and self.staleness_s(0, now_ns) <= self.options.max_age_s)
+        return invariant_mult(self.reading(0) == 1.0 and self.staleness_s(0, now_ns) <= self.options.max_age_s)
 
     def explain(self, now_ns: int) -> str:
-        ok = "verified" if self.value(0) >= 0.5 else "CHECKSUM MISMATCH"
-        return f"ledger {ok}, last verification {self.staleness_s(0, now_ns):.1f} s ago (max {self.options.max_age_s:g} s)"
+        v = self.reading(0)
+        ok = "verified" if v == 1.0 else ("CHECKSUM MISMATCH" if v == 0.0 else f"INVALID READING {self.value(0)!r}")
+        return (f"ledger {ok}, last verification {self.staleness_s(0, now_ns):.1f} s ago "
+                f"(max {self.options.max_age_s:g} s){self.invalid_note()}")  # fmt: skip
 
 
 # ------------------------------------------------------------------ category 2: structural
@@ -91,24 +101,29 @@ class McForewarnerLayer(Layer):
     """L3: MC-Forewarner envelope zone (0 GREEN, 1 ORANGE, 2 RED) times staleness decay."""
 
     class Options(ConfigStruct):
-        orange_mult: NonNegFloat = 0.75
-        red_mult: NonNegFloat = 0.35
+        orange_mult: Fraction = 0.75  # fractions: a multiplier > 1 would switch the protection off
+        red_mult: Fraction = 0.35
 
     category = Category.STRUCTURAL
-    SENSORS = (SensorRole("mcf_zone", 0.0, 600.0),)
+    SENSORS = (SensorRole("mcf_zone", 0.0, 600.0, valid=Valid(0.0, 2.0, whole=True)),)  # 0, 1 or 2
 
     def target(self, now_ns: int) -> float:
-        zone = self.value(0)
-        if not math.isfinite(zone):  # a garbage reading is RED, never GREEN
+        zone = self.reading(0)
+        if zone == 0.0:
+            zone_mult = 1.0
+        elif zone == 1.0:
+            zone_mult = self.options.orange_mult
+        else:  # RED, or an invalid reading (NaN): never GREEN
             zone_mult = self.options.red_mult
-        else:
-            zone_mult = 1.0 if zone < 0.5 else (self.options.orange_mult if zone < 1.5 else self.options.red_mult)
         return zone_mult * structural_mult(self.staleness_s(0, now_ns), self.deadband[0], self.spec.decay_per_s)
 
     def explain(self, now_ns: int) -> str:
-        v = self.value(0)
-        zone = "RED" if not math.isfinite(v) else ("GREEN", "ORANGE", "RED")[min(2, max(0, int(round(v))))]
-        return f"MC-Forewarner {zone}, last update {self.staleness_s(0, now_ns):.0f} s ago (grace {self.deadband[0]:g} s)"
+        v = self.reading(0)
+        zone = "GREEN" if v == 0.0 else ("ORANGE" if v == 1.0 else "RED")
+        if v != v:
+            zone = f"RED (invalid zone reading {self.value(0)!r})"
+        return (f"MC-Forewarner {zone}, last update {self.staleness_s(0, now_ns):.0f} s ago "
+                f"(grace {self.deadband[0]:g} s){self.invalid_note()}")  # fmt: skip
 
 
 class ScanHeartbeatLayer(Layer):
@@ -143,15 +158,15 @@ class OrderBookLayer(Layer):
     category = Category.MICROSTRUCTURE
     SENSORS = (
         SensorRole("book_update", 0.0, 0.2),  # 200 ms WebSocket lag is ignored
-        SensorRole("book_jitter_ms", 0.0, 50.0),
-        SensorRole("book_depth_ratio", 1.0, 0.3),
+        SensorRole("book_jitter_ms", 0.0, 50.0, valid=Valid(0.0)),
+        SensorRole("book_depth_ratio", 1.0, 0.3, valid=Valid(0.0)),
     )
 
     def target(self, now_ns: int) -> float:
         o, s, f, db = self.options, self.spec.sensitivity, self.spec.floor, self.deadband
         m = gradient_mult(self.staleness_s(0, now_ns) * s, db[0], o.age_span_s, f)
-        m *= gradient_mult(self.value(1) * s, db[1], o.jitter_span_ms, f)
-        m *= gradient_mult((1.0 - self.value(2)) * s, db[2], o.depth_span, f)
+        m *= gradient_mult(self.reading(1) * s, db[1], o.jitter_span_ms, f)  # NaN (invalid): floor
+        m *= gradient_mult((1.0 - self.reading(2)) * s, db[2], o.depth_span, f)
         self.cap = TURTLE if m < o.passive_below else APEX
         return m
 
@@ -159,27 +174,65 @@ class OrderBookLayer(Layer):
         return (
             f"book age {self.staleness_s(0, now_ns) * 1e3:.0f} ms, jitter {self.value(1):.0f} ms, "
             f"depth {self.value(2):.0%} of reference" + (" -> passive quoting" if self.cap == TURTLE else "")
+            + self.invalid_note()
         )
 
 
+# A fill more than 20 % away from its expected price is a wrong price (a stale or mis-scaled
+# quote, a unit error), not slippage: it never enters the average (one 10x-off expected price
+# moved the drift to -1800 bps and blinded L6 for 16 adverse fills).
+SLIPPAGE_MAX_BPS = 2_000.0
+# After an invalid fill the tracker reports the worst case until this many valid fills followed.
+SLIPPAGE_INVALID_HOLD_FILLS = 5
+
+
 class SlippageTracker:
-    """EWMA of adverse slippage in bps (realised vs expected fill price), fed per fill."""
+    """EWMA of adverse slippage in bps (realised vs expected fill price), fed per fill.
 
-    __slots__ = ("alpha", "drift_bps", "fills")
+    A fill whose prices are not finite and > 0, whose side is not +1/-1, or whose slippage
+    exceeds ``SLIPPAGE_MAX_BPS`` either way is invalid: it stays out of the average (which is
+    always finite), is counted (``invalid_fills``), and the reading is the worst case,
+    ``SLIPPAGE_MAX_BPS`` adverse (L6 at its floor), until ``hold_fills`` valid fills have
+    followed it (an unknown slippage is not a good one).
+    """
 
-    def __init__(self, alpha: float = 0.2) -> None:
+    __slots__ = ("alpha", "drift_bps", "fills", "invalid_fills", "hold_fills", "_hold")
+
+    def __init__(self, alpha: float = 0.2, hold_fills: int = SLIPPAGE_INVALID_HOLD_FILLS) -> None:
         if not 0.0 < alpha <= 1.0:
             raise ValueError(f"alpha must be in (0, 1], got {alpha}")
+        if not hold_fills >= 1:
+            raise ValueError(f"hold_fills must be >= 1, got {hold_fills}")
         self.alpha = alpha
         self.drift_bps = 0.0
-        self.fills = 0
+        self.fills = 0  # valid fills in the average
+        self.invalid_fills = 0
+        self.hold_fills = int(hold_fills)
+        self._hold = 0  # valid fills still to come before the reading is the average again
+
+    @property
+    def reading_bps(self) -> float:
+        """The value for the ``slippage_drift_bps`` sensor: the drift, or the worst case."""
+        return SLIPPAGE_MAX_BPS if self._hold else self.drift_bps
 
     def on_fill(self, side: int, expected_px: float, realised_px: float) -> float:
-        """side +1 buy, -1 sell; adverse slippage is positive. Returns the updated drift."""
-        slip_bps = side * (realised_px - expected_px) / expected_px * 1e4
-        self.drift_bps += self.alpha * (slip_bps - self.drift_bps)
-        self.fills += 1
-        return self.drift_bps
+        """side +1 buy, -1 sell; adverse slippage is positive. Returns ``reading_bps``."""
+        if (side == 1 or side == -1) and 0.0 < expected_px < math.inf and 0.0 < realised_px < math.inf:
+            slip_bps = side * (realised_px - expected_px) / expected_px * 1e4
+            if -SLIPPAGE_MAX_BPS <= slip_bps <= SLIPPAGE_MAX_BPS:
+                self.drift_bps += self.alpha * (slip_bps - self.drift_bps)
+                self.fills += 1
+                if self._hold:
+                    self._hold -= 1
+                return self.reading_bps
+        self.invalid_fills += 1
+        self._hold = self.hold_fills
+        return SLIPPAGE_MAX_BPS
+
+    def explain(self) -> str:
+        bad = f", {self.invalid_fills} invalid fills so far" if self.invalid_fills else ""
+        held = f" (worst case for {self._hold} more fills after an invalid one)" if self._hold else ""
+        return f"slippage drift {self.drift_bps:.1f} bps over {self.fills} fills{held}{bad}"
 
 
 class SlippageDriftLayer(Layer):
@@ -189,16 +242,17 @@ class SlippageDriftLayer(Layer):
         span_bps: PosFloat = 20.0
 
     category = Category.MICROSTRUCTURE
-    SENSORS = (SensorRole("slippage_drift_bps", 0.0, 2.0),)
+    SENSORS = (SensorRole("slippage_drift_bps", 0.0, 2.0, valid=Valid(-SLIPPAGE_MAX_BPS, SLIPPAGE_MAX_BPS)),)
 
     def target(self, now_ns: int) -> float:
-        return gradient_mult(self.value(0) * self.spec.sensitivity, self.deadband[0], self.options.span_bps, self.spec.floor)
+        x = self.reading(0) * self.spec.sensitivity  # NaN (invalid): floor
+        return gradient_mult(x, self.deadband[0], self.options.span_bps, self.spec.floor)
 
     def quiet_until_ns(self, now_ns: int) -> int:
         return QUIET_FOREVER  # a function of the reading only
 
     def explain(self, now_ns: int) -> str:
-        return f"slippage drift {self.value(0):.1f} bps (deadband {self.deadband[0]:g} bps)"
+        return f"slippage drift {self.value(0):.1f} bps (deadband {self.deadband[0]:g} bps){self.invalid_note()}"
 
 
 _RTT_MAX_MS = 1e9  # ~11.6 days: no order round trip is longer; larger readings are faults
@@ -219,7 +273,7 @@ class RttLockdownLayer(Layer):
         hold_s: NonNegFloat = 60.0
 
     category = Category.MICROSTRUCTURE
-    SENSORS = (SensorRole("order_rtt_ms", 0.0),)
+    SENSORS = (SensorRole("order_rtt_ms", 0.0, valid=Valid(0.0, _RTT_MAX_MS)),)
     WANTS_SAMPLES = True
 
     def __init__(self, spec: LayerSpec, board: SensorBoard) -> None:
@@ -229,7 +283,7 @@ class RttLockdownLayer(Layer):
         self._invalid = 0  # invalid samples in the window
         self.invalid_samples = 0  # invalid samples ever seen (counted, shown by explain)
         self.locked = False
-        self._calm_since_ns = -1
+        self._calm_since_ns: int | None = None  # locked and calm since then (None: not calm)
 
     def on_sample(self, sensor: int, value: float, now_ns: int) -> None:
         self._samples.append((now_ns, value))
@@ -263,9 +317,9 @@ class RttLockdownLayer(Layer):
         mean_ms = self.window_mean_ms(now_ns)
         if mean_ms > self.options.threshold_ms:
             self.locked = True
-            self._calm_since_ns = -1
+            self._calm_since_ns = None
         elif self.locked:
-            if self._calm_since_ns < 0:
+            if self._calm_since_ns is None:
                 self._calm_since_ns = now_ns
             if now_ns - self._calm_since_ns >= self.options.hold_s * NS_PER_S:
                 self.locked = False
@@ -295,42 +349,45 @@ class ExternalFactorsLayer(Layer):
     ``depth``, linear recovery over ``recover_s``, reset by a new shock)."""
 
     class Options(ConfigStruct):
-        depth: NonNegFloat = 0.3
+        depth: Fraction = 0.3  # a fraction: a depth > 1 would switch the protection off
         recover_s: PosFloat = 3600.0
 
     category = Category.ENVIRONMENTAL
-    SENSORS = (SensorRole("exf_shock", 0.0),)
+    SENSORS = (SensorRole("exf_shock", 0.0, valid=Valid(0.0)),)
     WANTS_SAMPLES = True
 
     def __init__(self, spec: LayerSpec, board: SensorBoard) -> None:
         super().__init__(spec, board)
-        self.last_shock_ns = -1
+        self.last_shock_ns: int | None = None  # None: no shock yet (any clock time is a valid one)
 
     def on_sample(self, sensor: int, value: float, now_ns: int) -> None:
-        if value * self.spec.sensitivity >= 1.0 or value != value:
+        v = self.reading(0)
+        if v * self.spec.sensitivity >= 1.0 or v != v:  # an invalid reading is a shock
             self.last_shock_ns = now_ns
 
     def target(self, now_ns: int) -> float:
-        since_s = -1.0 if self.last_shock_ns < 0 else (now_ns - self.last_shock_ns) / NS_PER_S
-        return impulse_mult(since_s, self.options.depth, self.options.recover_s)
+        if self.last_shock_ns is None:
+            return 1.0
+        return impulse_mult((now_ns - self.last_shock_ns) / NS_PER_S, self.options.depth, self.options.recover_s)
 
     def quiet_until_ns(self, now_ns: int) -> int:
-        return QUIET_FOREVER if self.last_shock_ns < 0 else QUIET_NEVER  # no shock: 1.0 until a reading
+        return QUIET_FOREVER if self.last_shock_ns is None else QUIET_NEVER  # no shock: 1.0 until a reading
 
     def explain(self, now_ns: int) -> str:
-        if self.last_shock_ns < 0:
-            return f"{self.name}: no shock"
-        return f"{self.name}: shock {(now_ns - self.last_shock_ns) / NS_PER_S:.0f} s ago (recovers over {self.options.recover_s:g} s)"
+        if self.last_shock_ns is None:
+            return f"{self.name}: no shock{self.invalid_note()}"
+        return (f"{self.name}: shock {(now_ns - self.last_shock_ns) / NS_PER_S:.0f} s ago "
+                f"(recovers over {self.options.recover_s:g} s){self.invalid_note()}")  # fmt: skip
 
 
 class EsotericFactorsLayer(ExternalFactorsLayer):
     """L8: esoteric factors (criticality D): the same impulse shape, a mild default depth."""
 
     class Options(ConfigStruct):
-        depth: NonNegFloat = 0.85
+        depth: Fraction = 0.85
         recover_s: PosFloat = 3600.0
 
-    SENSORS = (SensorRole("esof_shock", 0.0),)
+    SENSORS = (SensorRole("esof_shock", 0.0, valid=Valid(0.0)),)
 
 
 class AcbV6Layer(Layer):
@@ -349,11 +406,11 @@ class AcbV6Layer(Layer):
 
     category = Category.ENVIRONMENTAL
     SENSORS = (
-        SensorRole("acb_funding_lag5d_frac", 0.0),
-        SensorRole("acb_taker_ratio_lag1d", 1.0),
-        SensorRole("acb_dvol", 40.0),
-        SensorRole("acb_dvol_prev", 40.0),
-        SensorRole("acb_fear_greed", 50.0),
+        SensorRole("acb_funding_lag5d_frac", 0.0, valid=Valid()),  # finite, either sign
+        SensorRole("acb_taker_ratio_lag1d", 1.0, valid=Valid(0.0)),
+        SensorRole("acb_dvol", 40.0, valid=Valid(0.0)),
+        SensorRole("acb_dvol_prev", 40.0, valid=Valid(0.0)),
+        SensorRole("acb_fear_greed", 50.0, valid=Valid(0.0, 100.0)),
     )
 
     def __init__(self, spec: LayerSpec, board: SensorBoard) -> None:
@@ -368,7 +425,8 @@ class AcbV6Layer(Layer):
         )
 
     def stress(self) -> float:
-        inputs = acb.AcbInputs(self.value(0), self.value(1), self.value(2), self.value(3), self.value(4))
+        # An invalid input reads as NaN: fully stressed (acb.ramp_stress).
+        inputs = acb.AcbInputs(self.reading(0), self.reading(1), self.reading(2), self.reading(3), self.reading(4))
         return acb.stress_count(inputs, self.thresholds) * self.spec.sensitivity
 
     def target(self, now_ns: int) -> float:
@@ -379,7 +437,7 @@ class AcbV6Layer(Layer):
 
     def explain(self, now_ns: int) -> str:
         s = self.stress()
-        return f"ACB v6 stress count {s:.2f} -> size cut {acb.acb_v6_cut_frac(s):.0%}"
+        return f"ACB v6 stress count {s:.2f} -> size cut {acb.acb_v6_cut_frac(s):.0%}{self.invalid_note()}"
 
 
 # ------------------------------------------------------------------ category 5: capital
@@ -393,16 +451,16 @@ class DrawdownLayer(Layer):
         midpoint_frac: PosFloat = 0.20
 
     category = Category.CAPITAL
-    SENSORS = (SensorRole("drawdown_frac", 0.0, 0.01),)
+    SENSORS = (SensorRole("drawdown_frac", 0.0, 0.01, valid=Valid(0.0, 1.0)),)
 
     def target(self, now_ns: int) -> float:
-        dd = self.value(0) * self.spec.sensitivity - self.deadband[0]
+        dd = self.reading(0) * self.spec.sensitivity - self.deadband[0]  # NaN (invalid): 0
         return capital_sigmoid_mult(dd, self.options.steepness, self.options.midpoint_frac)
 
     def quiet_until_ns(self, now_ns: int) -> int:
         return QUIET_FOREVER  # a function of the reading only
 
     def explain(self, now_ns: int) -> str:
-        return f"drawdown {self.value(0):.1%} (midpoint {self.options.midpoint_frac:.0%})"
+        return f"drawdown {self.value(0):.1%} (midpoint {self.options.midpoint_frac:.0%}){self.invalid_note()}"
 
 
