@@ -70,7 +70,9 @@ class ReferenceSnapshotSource:
         for _ in range(self.delay_diffs):
             if not self._advance_one_diff():
                 break
-        return b.book.snapshot(self.max_levels)
+        snap = b.book.snapshot(self.max_levels)
+        snap.grid = b.grid  # the requester may have refined its inferred grid
+        return snap
 
 
 def final_reference_book(intact: Path) -> BookBuilder:

@@ -136,3 +136,29 @@ def test_sqrt_impact_monotone(notional, depth, coeff, k) -> None:
     assert sqrt_impact_slippage_bps(notional * k, depth, coeff) >= s - 1e-12
     assert sqrt_impact_slippage_bps(notional, depth * k, coeff) <= s + 1e-12
     assert math.isnan(sqrt_impact_slippage_bps(notional, 0.0, coeff))
+
+
+def test_walk_with_a_non_positive_best_price_is_nan() -> None:
+    """A zero (or negative) best price has no bps: NaN (-> INVALID_INPUT), not ZeroDivisionError."""
+    q = np.array([5.0, 5.0])
+    assert math.isnan(walk_book_slippage_bps(np.array([0, 1], dtype=np.int64), q, 1.0))
+    assert math.isnan(walk_book_slippage_bps(np.array([-1, 0], dtype=np.int64), q, 1.0))
+    assert walk_book_slippage_bps(np.array([0, 1], dtype=np.int64), q, 0.0) == 0.0  # zero order: no walk
+
+
+def test_fixed_costs_equal_the_breakdown_without_slippage() -> None:
+    """The board's cheap NEV (fees, tax, taker legs) is bit-identical to nev_breakdown at zero slippage."""
+    from dolphin.alpha.nev import nev_fixed_costs
+
+    for entry in ("maker", "taker"):
+        for exit_ in ("maker", "taker"):
+            for inc in (True, False):
+                cfg = NevConfig(fees=FeeSchedule(tax_bps=3.0, tax_side="sell"), entry_liquidity=entry,
+                                exit_liquidity=exit_, include_exit=inc)
+                for d in (-1, 1):
+                    fee, tax, legs = nev_fixed_costs(d, cfg)
+                    for edge, spr in ((30.0, 1.7), (5.0, 0.3), (12.345, 8.9)):
+                        ref = nev_breakdown(edge, d, spread_bps=spr, slippage_bps=0.0, cfg=cfg).nev_bps
+                        hs = 0.5 * legs * spr if legs else 0.0
+                        assert edge - fee - hs - 0.0 - tax == ref
+

@@ -108,3 +108,10 @@ def test_every_truncation_is_rejected_or_decoded(cut: int) -> None:
     except RawDepthError:
         return
     assert d.u == 12  # only a cut inside the trailing braces can still decode
+
+
+@pytest.mark.parametrize("zero", [b'"0"', b'"0.0"', b'"0.00000"'])
+def test_zero_price_is_rejected(zero: bytes) -> None:
+    """A price must be > 0 (a zero best price would divide the slippage walk by zero)."""
+    with pytest.raises(RawDepthError, match="not > 0"):
+        depth_diff_from_bytes(GOOD.replace(b'"1.5"', zero), TickGrid(1, 1))

@@ -31,14 +31,14 @@ def test_decimals_and_inference() -> None:
         infer_tick_grid([])
 
 
-price_units = st.integers(0, 10**12)
+price_units = st.integers(1, 10**12)  # prices are > 0 (a zero price is rejected, see below)
 decimals = st.integers(0, 8)
 
 
 @given(price_units, decimals, st.integers(0, 6), st.sampled_from([1, 2, 5, 10, 25]))
 def test_string_roundtrip_is_exact(units, dec, pad, tick_units) -> None:
     g = TickGrid(dec, tick_units)
-    units = units - units % tick_units
+    units = units - units % tick_units or tick_units
     price = str(Decimal(units).scaleb(-dec))
     if "E" in price or "e" in price:
         price = format(Decimal(units).scaleb(-dec), "f")
@@ -64,7 +64,7 @@ def test_off_grid_prices_are_rejected(units, dec) -> None:
         parse_levels([(finer, "1")], g)
 
 
-@given(st.lists(st.tuples(st.integers(0, 10**9), st.integers(0, 10**12), st.integers(0, 8)), min_size=1, max_size=40))
+@given(st.lists(st.tuples(st.integers(1, 10**9), st.integers(0, 10**12), st.integers(0, 8)), min_size=1, max_size=40))
 def test_parser_equals_python_float_and_exact_ticks(rows) -> None:
     g = TickGrid(2, 1)
     levels = []
@@ -99,3 +99,10 @@ def test_parser_agrees_with_exact_conversion_on_every_real_level(shared_data: Pa
         ticks, qty = parse_levels(levels, g)
         assert np.array_equal(ticks, g.prices_to_ticks([p for p, _ in levels]))
         assert np.array_equal(qty, np.array([float(q) for _, q in levels]))
+
+
+@pytest.mark.parametrize("zero", ["0", "0.0", "00.000", "0.00000000000000000000"])
+def test_zero_price_is_rejected(zero: str) -> None:
+    """Prices must be > 0: the fast parser (and its long-string fallback) reject a zero price."""
+    with pytest.raises(OffGridPriceError, match="not > 0"):
+        parse_levels([("100.00", "1"), (zero, "1")], TickGrid(2, 1))

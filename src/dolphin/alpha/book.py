@@ -35,7 +35,7 @@ from numba import njit
 
 from dolphin.alpha.features import UpdateClock
 from dolphin.alpha.ladder import Side, side_best, side_depth_within, side_set, side_top
-from dolphin.alpha.ticks import OffGridPriceError, TickGrid, infer_tick_grid, parse_levels
+from dolphin.alpha.ticks import OffGridPriceError, TickGrid, decimals_of, infer_tick_grid, parse_levels
 from dolphin.data.binance_capture import NO_UPDATE_ID, CaptureMessage, DepthDiff, DepthSnapshot
 
 __all__ = [
@@ -53,6 +53,9 @@ __all__ = [
     "snapshot_from_message",
 ]
 
+# An inferred grid is refined (a diff or later snapshot shows finer prices) up to 8 decimals, the
+# finest tick Binance lists (1e-8); a finer price is a bad diff.
+MAX_REFINED_DECIMALS = 8
 _EMPTY_I = np.empty(0, dtype=np.int64)
 _EMPTY_F = np.empty(0, dtype=np.float64)
 
@@ -149,7 +152,7 @@ def _touch(
 class BookSnapshot:
     """A full book image in ticks: ``last_update_id`` plus best-first bid/ask ticks and quantities."""
 
-    __slots__ = ("last_update_id", "bid_ticks", "bid_qty", "ask_ticks", "ask_qty", "local_ts_ns")
+    __slots__ = ("last_update_id", "bid_ticks", "bid_qty", "ask_ticks", "ask_qty", "local_ts_ns", "grid")
 
     def __init__(
         self,
@@ -159,7 +162,11 @@ class BookSnapshot:
         ask_ticks: np.ndarray,
         ask_qty: np.ndarray,
         local_ts_ns: int = -1,
+        grid: TickGrid | None = None,
     ) -> None:
+        # grid: the grid of the ticks when it may differ from the receiving builder's (a snapshot
+        # source with its own grid); None = the builder's grid.
+        self.grid = grid
         self.last_update_id = int(last_update_id)
         self.bid_ticks = np.asarray(bid_ticks, dtype=np.int64)
         self.bid_qty = np.asarray(bid_qty, dtype=np.float64)
@@ -404,6 +411,7 @@ class BookResult(IntEnum):
     SNAPSHOT_PENDING = 7  # snapshot held, bracketing diff not here yet
     SNAPSHOT_TOO_OLD = 8  # buffered stream starts after the snapshot: need a newer one
     SNAPSHOT_IGNORED = 9  # a snapshot arrived while already synced
+    GRID_REFINED = 10  # inferred grid too coarse for a diff's price: grid refined, book discarded, resync needed
 
 
 @dataclass
@@ -420,6 +428,7 @@ class BookCounters:
     snapshots_too_old: int = 0
     snapshots_ignored: int = 0
     buffer_overflows: int = 0
+    grid_refinements: int = 0  # inferred tick grid refined to finer decimals (each one a resync)
 
     @property
     def resyncs(self) -> int:
@@ -436,8 +445,10 @@ class BookBuilder:
     """Maintains one symbol's :class:`L2Book` from a snapshot and a diff stream (see module doc).
 
     ``grid`` is the tick grid (None: inferred from the first snapshot message fed through
-    :meth:`on_message`). ``max_buffer`` bounds the diff buffer while awaiting a snapshot (the
-    oldest diff is dropped and counted beyond it).
+    :meth:`on_message` and its buffered diffs; refined to finer decimals, up to 8, when a later diff
+    or snapshot needs it: ``GRID_REFINED``, counted, a resync if the book was synced). ``max_buffer``
+    bounds the diff buffer while awaiting a snapshot (the oldest diff is dropped and counted beyond it).
+    :meth:`on_message` drops stale diffs before parsing their prices.
     """
 
     grid: TickGrid | None = None
@@ -451,6 +462,7 @@ class BookBuilder:
     last_seen_u: int = NO_UPDATE_ID  # newest u received (applied or buffered)
     _buffer: deque = field(init=False)
     _pending: BookSnapshot | None = None
+    _grid_inferred: bool = False  # the grid came from a snapshot's prices (refinable), not the config
 
     def __post_init__(self) -> None:
         self.book = L2Book(self.grid.tick_size if self.grid else 1.0)
@@ -475,28 +487,63 @@ class BookBuilder:
     def on_message(self, msg: CaptureMessage) -> BookResult | None:
         """Feed a capture message (depth diffs and snapshots; other kinds return None)."""
         if isinstance(msg, DepthDiff):
+            u = msg.final_update_id
+            # Staleness first (before any price is parsed): a re-delivered diff is dropped whatever
+            # its content. Not synced -> book.last_update_id is NO_UPDATE_ID, so only the pending
+            # snapshot's rule applies (same rules as on_diff / _apply).
+            pending = self._pending
+            if u <= self.book.last_update_id or (pending is not None and u < pending.last_update_id):
+                if u > self.last_seen_u:
+                    self.last_seen_u = u
+                self.counters.stale_dropped += 1
+                return BookResult.STALE_DROPPED
             if self.grid is None:
                 self._buffer_raw(msg)
                 return BookResult.BUFFERED
             try:
                 d = diff_from_message(msg, self.grid)
             except OffGridPriceError:
-                if msg.final_update_id > self.last_seen_u:
-                    self.last_seen_u = msg.final_update_id
-                return self._fail(BookResult.BAD_DIFF, None)
+                if u > self.last_seen_u:
+                    self.last_seen_u = u
+                return self._off_grid_diff(msg)
             return self.on_diff(d)
         if isinstance(msg, DepthSnapshot):
+            if self.state == SyncState.SYNCED:  # ignored: no need to parse it
+                self.counters.snapshots_ignored += 1
+                return BookResult.SNAPSHOT_IGNORED
             if self.grid is None:
-                self.grid = infer_tick_grid(p for p, _ in msg.bids + msg.asks)
-                self.book.tick_size = self.grid.tick_size
+                lid = msg.last_update_id
                 raw = list(self._buffer)
                 self._buffer.clear()
-                for m in raw:
+                grid = infer_tick_grid(p for p, _ in msg.bids + msg.asks)
+                # The buffered diffs may show finer prices than a thin snapshot: the grid fits both.
+                need = max(
+                    (decimals_of(p) for m in raw if m.final_update_id >= lid for p, _ in m.bids + m.asks),
+                    default=0,
+                )
+                if grid.decimals < need <= MAX_REFINED_DECIMALS:
+                    grid = TickGrid(need, 1)
+                self.grid = grid
+                self._grid_inferred = True
+                self.book.tick_size = grid.tick_size
+                for m in raw:  # already counted in diffs_buffered when they arrived
+                    if m.final_update_id < lid:
+                        self.counters.stale_dropped += 1  # on_snapshot would drop it unparsed anyway
+                        continue
                     try:
-                        self._push(diff_from_message(m, self.grid))
+                        self._buffer.append(diff_from_message(m, self.grid))
                     except OffGridPriceError:
                         self.counters.bad_diffs += 1
-            return self.on_snapshot(snapshot_from_message(msg, self.grid))
+            elif self._grid_inferred:  # a later snapshot may show finer prices than the first one
+                need = max((decimals_of(p) for p, _ in msg.bids + msg.asks), default=0)
+                if self.grid.decimals < need <= MAX_REFINED_DECIMALS:
+                    self._refine_grid(need)
+            try:
+                snap = snapshot_from_message(msg, self.grid)
+            except OffGridPriceError:  # unusable snapshot (off-grid, malformed or zero price): keep waiting
+                self.counters.bad_diffs += 1
+                return BookResult.BAD_DIFF
+            return self.on_snapshot(snap)
         return None
 
     def on_snapshot(self, snap: BookSnapshot) -> BookResult:
@@ -504,6 +551,12 @@ class BookBuilder:
         if self.state == SyncState.SYNCED:
             self.counters.snapshots_ignored += 1
             return BookResult.SNAPSHOT_IGNORED
+        if snap.grid is not None and self.grid is not None and snap.grid != self.grid:
+            regridded = self._regrid(snap)
+            if regridded is None:
+                self.counters.bad_diffs += 1
+                return BookResult.BAD_DIFF
+            snap = regridded
         lid = snap.last_update_id
         buf = self._buffer
         while buf and buf[0].u < lid:
@@ -528,8 +581,11 @@ class BookBuilder:
             r = self._apply(d, first_after_snapshot=idx == 0)
             if r != BookResult.APPLIED and r != BookResult.STALE_DROPPED:
                 # The builder was reset (a GAP re-buffered d); keep the diffs after it for the next sync.
-                for later in pending[idx + 1 :]:
-                    self._push(later)
+                # They were counted in diffs_buffered when they first arrived: count each diff once.
+                if r == BookResult.GAP:
+                    self.counters.diffs_buffered -= 1  # d, re-buffered by _fail
+                self._buffer.extend(pending[idx + 1 :])
+                self._trim()
                 return r
         return BookResult.SYNCED
 
@@ -565,6 +621,61 @@ class BookBuilder:
 
     # ----- internals
 
+    def _off_grid_diff(self, msg: DepthDiff) -> BookResult:
+        """A diff whose prices do not parse on the grid: BAD_DIFF, or (inferred grid, finer prices)
+        the grid is refined to the diff's decimals and the book resyncs (``grid_refinements``)."""
+        if self._grid_inferred and self.grid is not None:
+            need = max((decimals_of(p) for p, _ in msg.bids + msg.asks), default=0)
+            if self.grid.decimals < need <= MAX_REFINED_DECIMALS:
+                was_synced = self.state == SyncState.SYNCED
+                if was_synced:  # the book's ticks are on the old grid: discard it and resync
+                    self._fail(BookResult.GRID_REFINED, None, count=False)
+                self._refine_grid(need)  # (an unsynced builder's buffer and pending snapshot are rescaled)
+                try:
+                    d = diff_from_message(msg, self.grid)
+                except OffGridPriceError:  # finer AND malformed: a bad diff after all
+                    return self._fail(BookResult.BAD_DIFF, None)
+                if was_synced:
+                    self._push(d)  # needed once a new snapshot arrives, like the diff after a gap
+                    return BookResult.GRID_REFINED
+                return self.on_diff(d)
+        return self._fail(BookResult.BAD_DIFF, None)
+
+    def _refine_grid(self, decimals: int) -> None:
+        """Switch an inferred grid to ``10**-decimals`` (finer): held ticks are rescaled exactly."""
+        assert self.grid is not None and self.grid.tick_units == 1 and decimals > self.grid.decimals
+        m = 10 ** (decimals - self.grid.decimals)
+        self.grid = TickGrid(decimals, 1)
+        self.book.clear()  # (the caller resyncs; an unsynced book is empty anyway)
+        self.book.tick_size = self.grid.tick_size
+        for d in self._buffer:
+            d.bid_ticks = d.bid_ticks * m
+            d.ask_ticks = d.ask_ticks * m
+        snap = self._pending
+        if snap is not None:
+            snap.bid_ticks = snap.bid_ticks * m
+            snap.ask_ticks = snap.ask_ticks * m
+        self.counters.grid_refinements += 1
+
+    def _regrid(self, snap: BookSnapshot) -> BookSnapshot | None:
+        """``snap`` (ticks of ``snap.grid``) in ticks of the builder's grid, refining an inferred grid
+        when the snapshot's is finer; None when its prices are not exactly on the builder's grid."""
+        g = snap.grid
+        assert g is not None and self.grid is not None
+        if g.decimals > self.grid.decimals and self._grid_inferred and g.decimals <= MAX_REFINED_DECIMALS:
+            self._refine_grid(g.decimals)
+        mine = self.grid
+        if g.decimals > mine.decimals:
+            return None
+        num = g.tick_units * 10 ** (mine.decimals - g.decimals)  # builder units per snapshot tick
+        sides = []
+        for t in (snap.bid_ticks, snap.ask_ticks):
+            q, r = np.divmod(t * num, mine.tick_units)
+            if np.any(r):
+                return None
+            sides.append(q)
+        return BookSnapshot(snap.last_update_id, sides[0], snap.bid_qty, sides[1], snap.ask_qty, snap.local_ts_ns)
+
     def _buffer_raw(self, msg: DepthDiff) -> None:
         if msg.final_update_id > self.last_seen_u:
             self.last_seen_u = msg.final_update_id
@@ -582,9 +693,11 @@ class BookBuilder:
             self._buffer.popleft()
             self.counters.buffer_overflows += 1
 
-    def _fail(self, why: BookResult, d: TickDiff | None) -> BookResult:
+    def _fail(self, why: BookResult, d: TickDiff | None, *, count: bool = True) -> BookResult:
         c = self.counters
-        if why == BookResult.GAP:
+        if not count:
+            pass
+        elif why == BookResult.GAP:
             c.gaps += 1
         elif why == BookResult.CROSSED:
             c.crossed += 1

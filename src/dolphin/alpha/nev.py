@@ -40,6 +40,7 @@ __all__ = [
     "nev_breakdown",
     "nev_bps",
     "nev_bps_array",
+    "nev_fixed_costs",
     "order_cost_bps",
     "sqrt_impact_slippage_bps",
     "tax_bps",
@@ -117,7 +118,9 @@ def nev_breakdown(
 ) -> NevBreakdown:
     """NEV of a candidate trade's order(s): ``direction`` -1 SHORT (entry sells) or +1 LONG.
 
-    ``spread_bps``/``slippage_bps`` describe the entry; the exit defaults to the same values.
+    ``spread_bps``/``slippage_bps`` describe the entry; the exit defaults to the same values. The
+    exit trades the OTHER side of the book (a SHORT buys back into the asks), so a caller that walks
+    the book passes the exit's own ``exit_slippage_bps`` (see :func:`dolphin.alpha.oracle.evaluate_candidate`).
     """
     if direction not in (BUY, SELL):
         return NevBreakdown(edge_bps, 0.0, 0.0, 0.0, 0.0, math.nan, False, NevReason.INVALID_INPUT)
@@ -139,6 +142,16 @@ def nev_breakdown(
         return NevBreakdown(edge_bps, f, hs, sl, tx, nev, False, NevReason.INVALID_INPUT)
     ok = nev > cfg.min_nev_bps
     return NevBreakdown(edge_bps, f, hs, sl, tx, nev, ok, NevReason.PROPOSED if ok else NevReason.NEV_NON_POSITIVE)
+
+
+def nev_fixed_costs(direction: int, cfg: NevConfig) -> tuple[float, float, float]:
+    """The book-independent parts of :func:`nev_breakdown` for ``direction``: ``(fee_bps, tax_bps,
+    taker_legs)``. With them ``NEV = edge - fee - 0.5 * taker_legs * spread - slippage - tax``
+    (bit-identical to :func:`nev_breakdown` with zero slippage) costs a few float operations, which
+    is what the Oracle's ranking board uses on every book update."""
+    b = nev_breakdown(0.0, direction, spread_bps=0.0, slippage_bps=0.0, cfg=cfg)
+    legs = [cfg.entry_liquidity] + ([cfg.exit_liquidity] if cfg.include_exit else [])
+    return b.fee_bps, b.tax_bps, float(sum(1 for liq in legs if liq == "taker"))
 
 
 def nev_bps(edge_bps: float, direction: int, *, spread_bps: float, slippage_bps: float, cfg: NevConfig) -> float:
@@ -181,13 +194,16 @@ def nev_bps_array(
 @njit(cache=True, nogil=True)
 def walk_book_slippage_bps(level_ticks: np.ndarray, level_qty: np.ndarray, order_qty: float) -> float:
     """Average-fill slippage of a market order of ``order_qty`` against best-first levels, in bps of
-    the best price (>= 0; NaN when the levels cannot fill it; 0 for a zero order)."""
+    the best price (>= 0; NaN when the levels cannot fill it or the best price is not > 0; 0 for a
+    zero order)."""
     if order_qty <= 0.0:
         return 0.0
     n = level_ticks.shape[0]
     if n == 0:
         return math.nan
     best = float(level_ticks[0])
+    if not (best > 0.0):  # a non-positive best price has no bps
+        return math.nan
     left = order_qty
     notional = 0.0
     for i in range(n):

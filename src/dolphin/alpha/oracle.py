@@ -6,13 +6,14 @@ no hidden state and reads no clock (``now_ns`` is passed in).
 
 from __future__ import annotations
 
+import heapq
 import math
 from dataclasses import dataclass
 
 import numpy as np
 
 from dolphin.alpha.ars import ArsBoard, ars_params, ars_score, book_alignment
-from dolphin.alpha.book import BookBuilder, BookResult
+from dolphin.alpha.book import BookBuilder, BookResult, L2Book
 from dolphin.alpha.config import AlphaConfig, BookConfig
 from dolphin.alpha.features import (
     depth_decay_ratio,
@@ -22,7 +23,7 @@ from dolphin.alpha.features import (
     wobi,
     wobi_weights,
 )
-from dolphin.alpha.nev import NevBreakdown, nev_breakdown, walk_book_slippage_bps
+from dolphin.alpha.nev import BUY, SELL, NevBreakdown, nev_breakdown, nev_fixed_costs, walk_book_slippage_bps
 from dolphin.alpha.ticks import TickGrid
 from dolphin.data.binance_capture import CaptureMessage
 
@@ -33,6 +34,7 @@ __all__ = [
     "Oracle",
     "book_features",
     "evaluate_candidate",
+    "taker_slippage_bps",
     "weights_for",
 ]
 
@@ -104,6 +106,16 @@ def book_features(builder: BookBuilder, now_ns: int, cfg: BookConfig, weights: n
     )
 
 
+WALK_LEVELS = 200  # levels a taker leg's book walk reads (an order deeper than that is INVALID_INPUT)
+
+
+def taker_slippage_bps(book: L2Book, side: int, order_qty: float) -> float:
+    """Slippage (bps of the touch) of a market order on ``side`` (+1 buys into the asks, -1 sells into
+    the bids) of ``order_qty`` base units; NaN when the walked levels cannot fill it."""
+    ticks, qty = book.ask_levels(WALK_LEVELS) if side > 0 else book.bid_levels(WALK_LEVELS)
+    return walk_book_slippage_bps(ticks, qty, order_qty)
+
+
 @dataclass(frozen=True, slots=True)
 class Candidate:
     """One asset's trade candidate: ARS priority and the NEV decision with its reason."""
@@ -130,14 +142,32 @@ def evaluate_candidate(
     cfg: AlphaConfig,
     params: np.ndarray | None = None,
 ) -> Candidate:
-    """ARS and NEV of one candidate; the taker slippage walks the live book for ``order_qty`` (base units)."""
+    """ARS and NEV of one candidate for ``order_qty`` (base units).
+
+    Slippage is per leg and only for taker legs (a maker leg rests at the touch and walks nothing):
+    the entry trades the direction's side (a SHORT sells into the bids), the exit the opposite side
+    (the SHORT buys back into the asks); each taker leg walks its own side of the live book (up to
+    :data:`WALK_LEVELS` levels; NaN -> ``INVALID_INPUT`` when they cannot fill it). Both legs pay the
+    current spread (the exit's future spread is estimated by today's).
+    """
     book = builder.book
-    if direction < 0:  # entry sells into the bids
-        ticks, qty = book.bid_levels(200)
-    else:
-        ticks, qty = book.ask_levels(200)
-    slip = walk_book_slippage_bps(ticks, qty, order_qty) if feats.synced else math.nan
-    nev = nev_breakdown(edge_bps, direction, spread_bps=feats.spread_bps, slippage_bps=slip, cfg=cfg.nev)
+    nc = cfg.nev
+    synced = feats.synced
+    entry_slip = exit_slip = 0.0  # maker legs (ignored by nev_breakdown)
+    if direction == BUY or direction == SELL:
+        if nc.entry_liquidity == "taker":
+            entry_slip = taker_slippage_bps(book, direction, order_qty) if synced else math.nan
+        if nc.include_exit and nc.exit_liquidity == "taker":
+            exit_slip = taker_slippage_bps(book, -direction, order_qty) if synced else math.nan
+    nev = nev_breakdown(
+        edge_bps,
+        direction,
+        spread_bps=feats.spread_bps,
+        slippage_bps=entry_slip,
+        cfg=nc,
+        exit_spread_bps=feats.spread_bps,
+        exit_slippage_bps=exit_slip,
+    )
     p = ars_params(cfg.ars) if params is None else params
     age_ms = feats.micro.book_age_ns / 1e6 if feats.micro.book_age_ns >= 0 else math.nan
     db, da = book.depth_within_bps_quote(cfg.ars.depth_band_bps) if feats.synced else (0.0, 0.0)
@@ -162,6 +192,11 @@ class Oracle:
     scanner's per-bar signal with :meth:`on_signal`; :meth:`candidates` returns the best ``k``
     candidates with their NEV decision (proposed or not, with the reason). Nothing here reads a
     clock: ``now_ns`` is passed in.
+
+    The ranking board's edge term is a per-asset NEV estimate (edge - fees - tax - half spread on the
+    taker legs, from the current book at each re-score; a few float operations), not the gross edge.
+    It leaves out only the order-size slippage, so it is an upper bound of the NEV that
+    :meth:`candidates` computes per order, and the board ARS an upper bound of the refined ARS.
     """
 
     def __init__(self, n_assets: int, cfg: AlphaConfig, grids: list[TickGrid | None] | None = None) -> None:
@@ -181,6 +216,11 @@ class Oracle:
         self.board = ArsBoard(n_assets, cfg.ars)
         self.direction = np.zeros(n_assets, dtype=np.int8)
         self.edge_bps = np.zeros(n_assets)
+        # Book-independent NEV terms per direction (index direction + 1): fees, tax, taker legs.
+        costs = {d: nev_fixed_costs(d, cfg.nev) for d in (SELL, BUY)}
+        self._fee = (costs[SELL][0], 0.0, costs[BUY][0])
+        self._tax = (costs[SELL][1], 0.0, costs[BUY][1])
+        self._half_spread_mult = 0.5 * costs[SELL][2]  # taker legs do not depend on the direction
 
     def _rescore(self, asset: int, now_ns: int) -> None:
         b = self.builders[asset]
@@ -192,12 +232,16 @@ class Oracle:
         feats = book_features(b, now_ns, self.cfg.book, self.weights)
         db, da = b.book.depth_within_bps_quote(self.cfg.ars.depth_band_bps)
         age = feats.micro.book_age_ns
+        # NEV without the order-size slippage (same arithmetic as nev_breakdown with zero slippage;
+        # NaN spread on a taker leg -> NaN -> edge term 0); refined per order in candidates().
+        hs = self._half_spread_mult * feats.spread_bps if self._half_spread_mult else 0.0
+        nev_est = float(self.edge_bps[asset]) - self._fee[d + 1] - hs - 0.0 - self._tax[d + 1]
         board.update(
             asset,
             strength=float(board.strength[asset]),
             responsiveness=float(board.responsiveness[asset]),
             alignment=book_alignment(d, feats.wobi),
-            nev_bps=float(self.edge_bps[asset]),  # refined per order in candidates()
+            nev_bps=nev_est,
             depth_quote=db + da,
             spread_bps=feats.spread_bps,
             book_age_ms=age / 1e6 if age >= 0 else math.nan,
@@ -220,26 +264,62 @@ class Oracle:
         self.board.responsiveness[asset] = responsiveness
         self._rescore(asset, now_ns)
 
-    def candidates(self, k: int, now_ns: int, order_qty: float | np.ndarray) -> list[Candidate]:
-        """The best ``k`` assets by ARS with their NEV decision; ``order_qty`` in base units (per asset)."""
-        out = []
+    def candidates(
+        self, k: int, now_ns: int, order_qty: float | np.ndarray, *, max_evaluations: int | None = None
+    ) -> list[Candidate]:
+        """The best ``k`` candidates with their NEV decision; ``order_qty`` in base units (per asset).
+
+        Order: proposed candidates first, each group by refined ARS (descending; ties by asset index).
+        The board is walked best-first and each asset evaluated for its order (slippage per taker
+        leg, book age at ``now_ns``). The board ARS is an upper bound of the refined one, so the walk
+        stops once ``k`` proposed candidates beat the next board score (exact top ``k`` proposed).
+        An asset whose board NEV estimate cannot be proposed is only evaluated while fewer than ``k``
+        candidates are held (it can only fill a slot). At most ``max_evaluations`` assets are
+        evaluated (default ``max(4k, k + 32)``: bounded work per call whatever the number of assets).
+        """
+        if k < 1:
+            return []
         qty = np.broadcast_to(np.asarray(order_qty, dtype=np.float64), (len(self.builders),))
-        for asset in self.board.top(k):
-            a = int(asset)
-            b = self.builders[a]
-            feats = book_features(b, now_ns, self.cfg.book, self.weights)
-            out.append(
-                evaluate_candidate(
-                    a,
-                    int(self.direction[a]),
-                    float(self.board.strength[a]),
-                    float(self.board.responsiveness[a]),
-                    float(self.edge_bps[a]),
-                    feats,
-                    b,
-                    float(qty[a]),
-                    self.cfg,
-                    self.params,
-                )
-            )
-        return out
+        limit = max(4 * k, k + 32) if max_evaluations is None else max(k, max_evaluations)
+        ranker = self.board.ranker
+        scores = ranker.scores
+        board_nev = self.board.nev_bps
+        min_nev = self.cfg.nev.min_nev_bps
+        out: list[Candidate] = []
+        best_proposed: list[float] = []  # min-heap of the best k proposed refined ARS
+        for a in ranker.order:
+            a = int(a)
+            s = scores[a]
+            if s != s:  # NaN: no candidates further down
+                break
+            if len(best_proposed) == k and best_proposed[0] > s:
+                break  # no remaining asset can reach the k proposed ones
+            if len(out) >= k and not (board_nev[a] > min_nev):
+                continue  # can never be proposed; only a slot filler
+            if len(out) >= limit:
+                break
+            c = self._evaluate(a, now_ns, float(qty[a]))
+            out.append(c)
+            if c.proposed:
+                if len(best_proposed) < k:
+                    heapq.heappush(best_proposed, c.ars)
+                elif c.ars > best_proposed[0]:
+                    heapq.heapreplace(best_proposed, c.ars)
+        out.sort(key=lambda c: (not c.proposed, -c.ars, c.asset))
+        return out[:k]
+
+    def _evaluate(self, asset: int, now_ns: int, order_qty: float) -> Candidate:
+        b = self.builders[asset]
+        feats = book_features(b, now_ns, self.cfg.book, self.weights)
+        return evaluate_candidate(
+            asset,
+            int(self.direction[asset]),
+            float(self.board.strength[asset]),
+            float(self.board.responsiveness[asset]),
+            float(self.edge_bps[asset]),
+            feats,
+            b,
+            order_qty,
+            self.cfg,
+            self.params,
+        )

@@ -26,12 +26,14 @@ E_MISSING_FIELD = 1
 E_BAD_NUMBER = 2
 E_BAD_LEVELS = 3
 E_OFF_GRID = 4
+E_BAD_PRICE = 5
 
 _MESSAGES = {
     E_MISSING_FIELD: "a required field (U, u, b, a) is missing",
     E_BAD_NUMBER: "an update id or time is not an integer",
     E_BAD_LEVELS: "a level array is malformed",
     E_OFF_GRID: "a price is off the tick grid or too long",
+    E_BAD_PRICE: "a price is not > 0",
 }
 
 
@@ -141,6 +143,8 @@ def _levels_at(
             frac = 0
         for _ in range(frac, decimals):
             units *= 10
+        if units == 0:  # a price must be > 0
+            return ticks, qty, E_BAD_PRICE
         if units % tick_units != 0:
             return ticks, qty, E_OFF_GRID
         ticks[lvl] = units // tick_units

@@ -142,6 +142,7 @@ PARSE_OK = 0
 PARSE_OFF_GRID = 1
 PARSE_BAD_CHAR = 2
 PARSE_TOO_LONG = 3
+PARSE_NON_POSITIVE = 4
 
 
 @njit(cache=True, nogil=True)
@@ -189,6 +190,8 @@ def _parse_levels(
             frac = 0
         for _ in range(frac, decimals):
             units *= 10
+        if units == 0:  # a price must be > 0 (no sign is accepted, so units >= 0)
+            return ticks, qty, PARSE_NON_POSITIVE, lvl
         if units % tick_units != 0:
             return ticks, qty, PARSE_OFF_GRID, lvl
         ticks[lvl] = units // tick_units
@@ -230,7 +233,8 @@ def _parse_levels(
 def parse_levels(levels: Sequence[tuple[str, str]], grid: TickGrid) -> tuple[np.ndarray, np.ndarray]:
     """``[(price, qty), ...]`` decimal strings -> (int64 ticks, float64 qty), exact for prices.
 
-    Raises :class:`OffGridPriceError` naming the offending level on an off-grid or malformed value.
+    Raises :class:`OffGridPriceError` naming the offending level on an off-grid, malformed or
+    non-positive (``"0"``) price or a malformed quantity.
     """
     n = len(levels)
     if n == 0:
@@ -243,8 +247,10 @@ def parse_levels(levels: Sequence[tuple[str, str]], grid: TickGrid) -> tuple[np.
     if status == PARSE_TOO_LONG:  # rare: fall back to the exact slow path
         ticks = np.array([grid.price_to_ticks(p) for p, _ in levels], dtype=np.int64)
         qty = np.array([float(q) for _, q in levels], dtype=np.float64)
+        if np.any(ticks <= 0):
+            raise OffGridPriceError(f"a price in {list(levels)[:3]}... is not > 0")
         return ticks, qty
     if status != PARSE_OK:
-        what = "off the tick grid" if status == PARSE_OFF_GRID else "malformed"
+        what = {PARSE_OFF_GRID: "off the tick grid", PARSE_NON_POSITIVE: "not > 0"}.get(status, "malformed")
         raise OffGridPriceError(f"level {bad} {levels[bad]!r} is {what} ({grid!r})")
     return ticks, qty
