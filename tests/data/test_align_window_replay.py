@@ -7,6 +7,8 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pytest
 
+from _data_support import rebased_nautilus_fixture
+
 from dolphin.data.align import align_bars, bars_from_trades
 from dolphin.data.catalog import Catalog
 from dolphin.data.errors import CatalogError
@@ -73,9 +75,11 @@ def test_align_errors_are_clear(perp_catalog: Catalog) -> None:
         align_bars(perp_catalog, "BINANCE_USDM", ["ETHUSDT"], START, START + DAY, "5x")
 
 
-def test_bars_from_real_trades(shared_data: Path) -> None:
-    parsed, per = check_file(shared_data / "fixtures_nautilus" / "binance_btcusdt_trades_2021-01-08.csv")
+def test_bars_from_real_trades(shared_data: Path, tmp_path: Path) -> None:
+    src = rebased_nautilus_fixture(shared_data, "binance_btcusdt_trades_2021-01-08.csv", tmp_path)
+    parsed, per = check_file(src)
     (_, trades, _, _), = per.values()
+    assert trades.num_rows == 2001 and len(parsed.rejects) == 0
     bars = bars_from_trades(trades, "5s")
     assert int(pc.sum(bars.column("trade_count")).as_py()) == trades.num_rows
     assert pc.max(bars.column("high")).as_py() == pc.max(trades.column("price")).as_py()

@@ -8,6 +8,8 @@ from pathlib import Path
 import numpy as np
 import pyarrow.compute as pc
 
+from _data_support import rebased_nautilus_fixture
+
 from dolphin.data.catalog import Catalog
 from dolphin.data.ingest import ingest_file
 from dolphin.data.nautilus import bar_type_for, decimals_needed, export_stream, nautilus_catalog
@@ -60,8 +62,9 @@ def test_depth_snapshot_builds_the_same_book_in_nautilus(shared_data: Path, tmp_
 
 def test_trades_read_back_by_nautilus(shared_data: Path, tmp_path: Path) -> None:
     cat = Catalog(tmp_path / "c")
-    ingest_file(cat, shared_data / "fixtures_nautilus" / "binance_btcusdt_trades_2021-01-08.csv",
-                quarantine_dir=tmp_path / "q")  # fmt: skip
+    src = rebased_nautilus_fixture(shared_data, "binance_btcusdt_trades_2021-01-08.csv", tmp_path / "fixed")
+    rep = ingest_file(cat, src, quarantine_dir=tmp_path / "q")
+    assert rep.ok and rep.rows_written == 2001 and rep.venue == "BINANCE_SPOT"
     inst, n = export_stream(cat, tmp_path / "nt", "trades", "BINANCE_SPOT", "BTCUSDT")
     ticks = nautilus_catalog(tmp_path / "nt").trade_ticks(instrument_ids=[str(inst.id)])
     ours = cat.read("trades", "BINANCE_SPOT", "BTCUSDT")

@@ -21,7 +21,8 @@ volumes = st.decimals(min_value=Decimal("0"), max_value=Decimal("1e12"), places=
 @st.composite
 def bar_rows(draw, max_rows: int = 40):
     n = draw(st.integers(1, max_rows))
-    start = draw(st.integers(25_000_000, 30_000_000)) * MIN_MS  # minutes since 1970 -> 2017..2027
+    # minutes since 1970 -> 2017..2023: inside the plausible range (2009-01-01 .. now + 1 day)
+    start = draw(st.integers(25_000_000, 28_000_000)) * MIN_MS
     rows = []
     t = start
     for _ in range(n):

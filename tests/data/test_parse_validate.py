@@ -13,6 +13,8 @@ import numpy as np
 import pyarrow as pa
 import pytest
 
+from _data_support import rebased_nautilus_fixture
+
 from dolphin.data.errors import DataFormatError, UnknownColumnsError
 from dolphin.data.ingest import check_file
 from dolphin.data.parse import parse_bytes, parse_file
@@ -126,7 +128,7 @@ def _altered(shared_data: Path, tmp_path: Path, edit) -> Path:
         ("inconsistent_ohlc", lambda ls: ls[:10] + [",".join(ls[10].split(",")[:2] + ["0.0001"] + ls[10].split(",")[3:])] + ls[11:]),
         ("duplicate", lambda ls: ls[:11] + [ls[10]] + ls[11:]),
         ("duplicate_conflict", lambda ls: ls[:11] + [",".join(ls[10].split(",")[:5] + ["999999.0"])] + ls[11:]),
-        ("out_of_order", lambda ls: ls[:11] + [ls[3].replace(ls[3].split(",")[0], str(int(ls[3].split(",")[0]) - 60_000 * 7), 1)] + ls[11:]),
+        ("implausible_timestamp", lambda ls: ls[:10] + [ls[10].replace(ls[10].split(",")[0], "-60000", 1)] + ls[11:]),
         ("misaligned_bar", lambda ls: ls[:10] + [ls[10].replace(ls[10].split(",")[0], str(int(ls[10].split(",")[0]) + 1), 1)] + ls[11:]),
         ("column_count", lambda ls: ls[:10] + [",".join(ls[10].split(",")[:4])] + ls[11:]),
         ("empty_line", lambda ls: ls[:10] + [""] + ls[10:]),
@@ -166,7 +168,7 @@ def test_rule_codes_are_documented() -> None:
 
 
 def test_crossed_quote_is_quarantined(shared_data, tmp_path) -> None:
-    src = shared_data / "fixtures_nautilus" / "binance_btcusdt_quotes_2021-01-08.csv"
+    src = rebased_nautilus_fixture(shared_data, "binance_btcusdt_quotes_2021-01-08.csv", tmp_path / "fixed")
     lines = _lines(src)
     ts, sym, ask_size, ask, bid_size, bid = lines[5].split(",")
     lines[5] = ",".join([ts, sym, ask_size, ask, bid_size, str(Decimal(ask) + 1)])  # bid above ask
@@ -324,7 +326,7 @@ def test_binance_kline_microsecond_timestamps(shared_data, tmp_path) -> None:
 
 
 def test_binance_trades_and_aggtrades(shared_data, tmp_path) -> None:
-    rows = _lines(shared_data / "fixtures_nautilus" / "binance_btcusdt_trades_2021-01-08.csv")[1:]
+    rows = _lines(rebased_nautilus_fixture(shared_data, "binance_btcusdt_trades_2021-01-08.csv", tmp_path / "fixed"))[1:]
     trades = [f"{tid},{p},{q},0,{ts},{m.lower()}" for ts, tid, p, q, m in (r.split(",") for r in rows)]
     t1 = tmp_path / "BTCUSDT-trades-2021-01-08.csv"
     t1.write_text("id,price,qty,quote_qty,time,is_buyer_maker\n" + "\n".join(trades) + "\n")

@@ -18,21 +18,32 @@ synchronised (the shipped captures show the collector ~1.27 s behind ``E``: cloc
 Errors: a line that cannot be parsed raises :class:`CaptureFormatError`, whose message names the
 file and the 1-based line number. With ``on_error="skip"`` the reader instead records the error in
 :attr:`CaptureReader.errors`, counts it, and carries on (the book builder then sees the missing
-diff as an update-id gap and resyncs).
+diff as an update-id gap and resyncs). Blank lines are counted in :attr:`CaptureReader.blank_lines`.
+
+A truncated or corrupt compressed stream (a capture cut off mid-write) raises
+:class:`CaptureTruncatedError` (both a :class:`CaptureFormatError` and a
+:class:`~dolphin.data.errors.DataFormatError`) naming the file and the last line read. The messages
+before it have already been yielded; with ``on_error="skip"`` the truncation is recorded in
+:attr:`CaptureReader.errors` (and :attr:`CaptureReader.truncated` is set) and iteration ends.
 """
 
 from __future__ import annotations
 
 import gzip
 import io
+import re
+import zlib
 from pathlib import Path
 from typing import IO, Iterable, Iterator, Literal
 
 import msgspec
 
+from dolphin.data.errors import DataFormatError
+
 __all__ = [
     "BookTicker",
     "CaptureFormatError",
+    "CaptureTruncatedError",
     "CaptureMessage",
     "CaptureReader",
     "DepthDiff",
@@ -58,18 +69,32 @@ PriceLevel = tuple[str, str]
 class CaptureFormatError(ValueError):
     """A capture line could not be parsed; ``path`` and 1-based ``line_no`` say where."""
 
-    def __init__(self, path: str, line_no: int, reason: str) -> None:
+    def __init__(self, path: str, line_no: int, reason: str, raw: str | None = None) -> None:
         super().__init__(f"{path}:{line_no}: {reason}")
         self.path = path
         self.line_no = line_no
         self.reason = reason
+        self.raw = raw  # the line's text (first 500 characters), where known
+
+
+class CaptureTruncatedError(CaptureFormatError, DataFormatError):
+    """The compressed stream ends early or is corrupt after line ``line_no - 1`` (the last line read)."""
+
+    def __init__(self, path: str, line_no: int, reason: str) -> None:
+        msg = f"{path}:{line_no}: {reason}"
+        Exception.__init__(self, msg)
+        self.path = self.source = path
+        self.line_no = self.line = line_no
+        self.reason = reason
+        self.raw = None
 
 
 class DepthSnapshot(msgspec.Struct, frozen=True, kw_only=True):
     """REST depth snapshot: the full book as of update id ``last_update_id``.
 
-    ``symbol`` is not in the REST payload; the reader fills in the symbol of the most recent stream
-    message of the file (``""`` when none came before). ``exchange_ts_ns`` is ``E`` (futures only;
+    ``symbol`` is not in the REST payload; the reader takes it from the file name (a token such as
+    ``btcusdt`` in ``binance_spot_btcusdt_20240808.gz``), else from the stream messages before it
+    when they all name one symbol; ``""`` (unknown) when neither tells. ``exchange_ts_ns`` is ``E`` (futures only;
     :data:`NO_TS` on spot). Levels are best-first, as Binance sends them.
     """
 
@@ -155,7 +180,23 @@ def _opt_ms(d: dict, key: str) -> int:
     return _int(d, key) * _MS_TO_NS if key in d else NO_TS
 
 
-def _parse(line: bytes, line_no: int, last_symbol: str) -> CaptureMessage:
+def _bool(d: dict, key: str) -> bool:
+    v = d[key]
+    if not isinstance(v, bool):
+        raise ValueError(f"field {key!r} is not a boolean: {v!r}")
+    return v
+
+
+_PAIR_TOKEN = re.compile(r"^[A-Za-z0-9]{2,15}(USDT|USDC|FDUSD|BUSD|USD|BTC|ETH|BNB)$", re.IGNORECASE)
+
+
+def _symbol_in_name(path: Path) -> str:
+    """The one pair-like token of the file name (``binance_spot_btcusdt_20240808.gz`` -> BTCUSDT), else ""."""
+    found = {t.upper() for t in re.split(r"[-_.]", path.name) if _PAIR_TOKEN.match(t) and not t.isdigit()}
+    return found.pop() if len(found) == 1 else ""
+
+
+def _parse(line: bytes, line_no: int, snapshot_symbol: str) -> CaptureMessage:
     """Parse one capture line; raises ValueError/KeyError/msgspec.DecodeError on bad input."""
     sep = line.find(b" ")
     if sep <= 0:
@@ -170,7 +211,7 @@ def _parse(line: bytes, line_no: int, last_symbol: str) -> CaptureMessage:
                 line_no=line_no,
                 local_ts_ns=local_ts_ns,
                 exchange_ts_ns=_opt_ms(obj, "E"),
-                symbol=last_symbol,
+                symbol=snapshot_symbol,
                 last_update_id=_int(obj, "lastUpdateId"),
                 bids=_levels(obj["bids"]),
                 asks=_levels(obj["asks"]),
@@ -204,7 +245,7 @@ def _parse(line: bytes, line_no: int, last_symbol: str) -> CaptureMessage:
             trade_id=_int(data, "t"),
             price=str(data["p"]),
             qty=str(data["q"]),
-            buyer_is_maker=bool(data["m"]),
+            buyer_is_maker=_bool(data, "m"),
         )
     if kind == "bookTicker":
         return BookTicker(
@@ -241,7 +282,10 @@ class CaptureReader:
         ``"raise"`` (default): the first bad line raises :class:`CaptureFormatError`.
         ``"skip"``: bad lines are recorded in :attr:`errors`, counted in :attr:`n_errors`, skipped.
 
-    Blank lines are ignored. After iteration, :attr:`counts` holds messages per type name.
+    Blank lines are skipped and counted in :attr:`blank_lines`. After iteration, :attr:`counts`
+    holds messages per type name. A truncated/corrupt compressed stream raises
+    :class:`CaptureTruncatedError` (``"raise"``) or is recorded in :attr:`errors` with
+    :attr:`truncated` set (``"skip"``); either way the messages before it were yielded.
     """
 
     def __init__(self, path: str | Path, *, on_error: Literal["raise", "skip"] = "raise") -> None:
@@ -251,29 +295,56 @@ class CaptureReader:
         self.on_error = on_error
         self.errors: list[CaptureFormatError] = []
         self.counts: dict[str, int] = {}
+        self.blank_lines: list[int] = []
+        self.truncated = False
 
     @property
     def n_errors(self) -> int:
         return len(self.errors)
 
     def __iter__(self) -> Iterator[CaptureMessage]:
-        last_symbol = ""
+        name_symbol = _symbol_in_name(self.path)
+        seen_symbols: set[str] = set()
+        last_symbol = snapshot_symbol = name_symbol
         counts = self.counts
+        line_no = 0
         with _open(self.path) as fh:
-            for line_no, line in enumerate(fh, start=1):
+            lines = iter(fh)
+            while True:
+                try:
+                    line = next(lines)
+                except StopIteration:
+                    break
+                except (EOFError, zlib.error, OSError) as exc:  # gzip.BadGzipFile is an OSError
+                    err = CaptureTruncatedError(
+                        str(self.path), line_no + 1,
+                        f"truncated or corrupt compressed stream after line {line_no} "
+                        f"(the last line read): {type(exc).__name__}: {exc}",
+                    )  # fmt: skip
+                    self.truncated = True
+                    if self.on_error == "raise":
+                        raise err from exc
+                    self.errors.append(err)
+                    break
+                line_no += 1
                 line = line.strip()
                 if not line:
+                    self.blank_lines.append(line_no)
                     continue
                 try:
-                    msg = _parse(line, line_no, last_symbol)
+                    msg = _parse(line, line_no, snapshot_symbol)
                 except (ValueError, KeyError, TypeError, msgspec.DecodeError) as exc:
-                    err = CaptureFormatError(str(self.path), line_no, f"{type(exc).__name__}: {exc}")
+                    err = CaptureFormatError(str(self.path), line_no, f"{type(exc).__name__}: {exc}",
+                                             line[:500].decode("utf-8", "replace"))  # fmt: skip
                     if self.on_error == "raise":
                         raise err from exc
                     self.errors.append(err)
                     continue
-                if not isinstance(msg, DepthSnapshot):
+                if not isinstance(msg, DepthSnapshot) and msg.symbol != last_symbol:
                     last_symbol = msg.symbol
+                    seen_symbols.add(last_symbol)
+                    if not name_symbol:  # the streams' symbol, while only one has been seen
+                        snapshot_symbol = last_symbol if len(seen_symbols) == 1 else ""
                 name = type(msg).__name__
                 counts[name] = counts.get(name, 0) + 1
                 yield msg

@@ -4,10 +4,15 @@ Reads with :mod:`dolphin.data.binance_capture` (skip mode: an unparseable line b
 quarantined row with its line number) and hands the rows to the same conversion and validation
 as every CSV source, so the same rules and accounting hold.
 
-Timestamps: ``ts_ns`` is the exchange time (trade time ``T`` for trades, event time ``E``
-otherwise); spot snapshots and spot bookTicker carry no exchange time, so their ``ts_ns`` is the
+Timestamps: ``ts_ns`` is the exchange time (trade time ``T`` for trades, falling back to the event
+time ``E`` when ``T`` is absent; a trade with neither is rejected as ``unparseable_timestamp``;
+event time ``E`` otherwise); spot snapshots and spot bookTicker carry no exchange time, so their ``ts_ns`` is the
 collector's receive time (``local_ts_ns``), which runs ~1.27 s behind the exchange in the
 shipped captures. ``local_ts_ns`` is kept for every depth row.
+
+Accounting: blank lines are quarantined as ``empty_line``; a truncated/corrupt compressed stream
+keeps the messages before it and adds one ``truncated`` row (line = the line after the last one
+read), so a cut-off capture is visible in the report and the quarantine file.
 """
 
 from __future__ import annotations
@@ -18,7 +23,16 @@ from pathlib import Path
 import numpy as np
 import pyarrow as pa
 
-from dolphin.data.binance_capture import NO_TS, NO_UPDATE_ID, BookTicker, CaptureReader, DepthDiff, DepthSnapshot, Trade
+from dolphin.data.binance_capture import (
+    NO_TS,
+    NO_UPDATE_ID,
+    BookTicker,
+    CaptureReader,
+    CaptureTruncatedError,
+    DepthDiff,
+    DepthSnapshot,
+    Trade,
+)
 from dolphin.data.formats import SourceFormat
 from dolphin.data.parse import ParsedFile, Rejects, _finish
 
@@ -82,6 +96,8 @@ def parse_capture(path: str | Path) -> dict[str, ParsedFile]:
     depth_lines: list[int] = []
     trades: list[tuple] = []
     trade_lines: list[int] = []
+    trade_rejects = Rejects()
+    trade_no_ts: list[Trade] = []
     quotes: list[tuple] = []
     quote_lines: list[int] = []
     snapshot_symbol_missing: list[int] = []
@@ -105,7 +121,11 @@ def parse_capture(path: str | Path) -> dict[str, ParsedFile]:
                                   side, "snap", px, qty))  # fmt: skip
                     depth_lines.append(msg.line_no)
         elif isinstance(msg, Trade):
-            trades.append((msg.symbol, msg.trade_ts_ns, msg.trade_id, msg.price, msg.qty, msg.buyer_is_maker))
+            ts = msg.trade_ts_ns if msg.trade_ts_ns != NO_TS else msg.exchange_ts_ns
+            if ts == NO_TS:
+                trade_no_ts.append(msg)
+                continue
+            trades.append((msg.symbol, ts, msg.trade_id, msg.price, msg.qty, msg.buyer_is_maker))
             trade_lines.append(msg.line_no)
         elif isinstance(msg, BookTicker):
             ts = msg.exchange_ts_ns if msg.exchange_ts_ns != NO_TS else msg.local_ts_ns
@@ -113,19 +133,29 @@ def parse_capture(path: str | Path) -> dict[str, ParsedFile]:
             quote_lines.append(msg.line_no)
     # Unreadable lines: quarantined once, with the depth dataset (the stream they most often are).
     depth_rejects = Rejects()
-    if reader.errors:
-        depth_rejects.add(
-            np.array([e.line_no for e in reader.errors]), "unparseable",
-            [e.reason[:300] for e in reader.errors], [None] * len(reader.errors),
-        )  # fmt: skip
+    bad = [e for e in reader.errors if not isinstance(e, CaptureTruncatedError)]
+    cut = [e for e in reader.errors if isinstance(e, CaptureTruncatedError)]
+    if bad:
+        depth_rejects.add(np.array([e.line_no for e in bad]), "unparseable", [e.reason[:300] for e in bad],
+                          [e.raw for e in bad])  # fmt: skip
+    if cut:
+        depth_rejects.add(np.array([e.line_no for e in cut]), "truncated", [e.reason[:300] for e in cut], [None])
+    if reader.blank_lines:
+        n = len(reader.blank_lines)
+        depth_rejects.add(np.array(reader.blank_lines), "empty_line", [None] * n, [""] * n)
     if snapshot_symbol_missing:
         depth_rejects.add(np.array(snapshot_symbol_missing), "unparseable",
-                          ["snapshot before any stream message: symbol unknown"] * len(snapshot_symbol_missing),
+                          ["depth snapshot: symbol unknown (not in the file name, and the streams before it "
+                           "name no single symbol)"] * len(snapshot_symbol_missing),
                           [None] * len(snapshot_symbol_missing))  # fmt: skip
+    if trade_no_ts:
+        trade_rejects.add(np.array([m.line_no for m in trade_no_ts]), "unparseable_timestamp",
+                          [f"trade {m.trade_id}: neither trade time T nor event time E" for m in trade_no_ts],
+                          [None] * len(trade_no_ts))  # fmt: skip
     out = {}
     for name, fmt, rows, lines, rejects in (
         ("depth", _DEPTH, depth, depth_lines, depth_rejects),
-        ("trades", _TRADES, trades, trade_lines, Rejects()),
+        ("trades", _TRADES, trades, trade_lines, trade_rejects),
         ("quotes", _QUOTES, quotes, quote_lines, Rejects()),
     ):
         if not rows and not len(rejects):

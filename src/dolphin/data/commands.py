@@ -46,7 +46,8 @@ def ingest_with_progress(
 def print_ingest_summary(reports: list[IngestReport], console: Console, *, details: bool = False) -> int:
     """Print the files that failed or lost rows (all files with ``details``) and the totals.
 
-    Returns the number of files that failed.
+    Returns the number of files that failed: an error (nothing or only part written), or a
+    truncated capture (its rows before the cut are stored, the rest of the file is lost).
     """
     t = Table(title="ingest: files with errors, quarantined rows or gaps" if not details else "ingest")
     for col in ("file", "format", "venue", "datasets", "rows", "written", "present", "quarantined", "gaps", "note"):
@@ -59,6 +60,8 @@ def print_ingest_summary(reports: list[IngestReport], console: Console, *, detai
             failed += 1
             t.add_row(Path(r.source).name, "-", "-", "-", "-", "-", "-", "-", "-", f"[red]{r.error}")
             continue
+        if r.reasons.get("truncated"):
+            failed += 1
         note = ", ".join(f"{k}={v}" for k, v in sorted(r.reasons.items()))
         if r.rounded_values:
             note = (note + ", " if note else "") + f"rounded>18dp={r.rounded_values}"
@@ -71,6 +74,9 @@ def print_ingest_summary(reports: list[IngestReport], console: Console, *, detai
     for r in reports:
         if r.error:
             console.print(f"[red]error:[/] {r.error}", soft_wrap=True)
+        elif r.reasons.get("truncated"):
+            console.print(f"[red]error:[/] {r.source}: truncated (compressed stream ends early); the rows before "
+                          f"the cut were kept, see {r.quarantine_file}", soft_wrap=True)  # fmt: skip
     ok = [r for r in reports if not r.error]
     console.print(
         f"files: {len(reports)} ({failed} failed)  rows: {sum(r.rows_total for r in ok)}  "
@@ -142,9 +148,10 @@ def _cmd_validate(cfg: DolphinConfig, args: argparse.Namespace) -> int:
             prog.update(task, current=f.name)
             try:
                 parts = check_source(f, gap_tolerance_bars=cfg.data.gap_tolerance_bars)
-            except DataError as exc:
+            except Exception as exc:  # noqa: BLE001 - one bad file must not abort the batch
                 bad += 1
-                t.add_row(f.name, "-", "-", "-", "-", "-", "-", f"[red]{exc}")
+                msg = str(exc) if isinstance(exc, DataError) else f"{f}: unexpected {type(exc).__name__}: {exc}"
+                t.add_row(f.name, "-", "-", "-", "-", "-", "-", f"[red]{msg}")
                 prog.advance(task)
                 continue
             for parsed, per in parts:
@@ -228,8 +235,9 @@ def register(sub: argparse._SubParsersAction) -> None:
 
     q = dsub.add_parser("ingest", help="parse, validate and store source files (CSV/ZIP/gz) in the catalog")
     q.add_argument("paths", nargs="+", help="files or folders")
-    q.add_argument("--venue", default=None, choices=["BINANCE_USDM", "BINANCE_SPOT"],
-                   help="venue (default: from the path: usdm/futures -> BINANCE_USDM, else BINANCE_SPOT)")  # fmt: skip
+    q.add_argument("--venue", default=None, choices=["BINANCE_USDM", "BINANCE_SPOT", "BYBIT", "DERIBIT", "BITMEX"],
+                   help="venue (default: from the format, the file name and the nearest folders: "
+                        "usdm/um/futures/perp -> BINANCE_USDM, else BINANCE_SPOT; funding -> BINANCE_USDM)")  # fmt: skip
     q.add_argument("--quarantine", default=None, help="quarantine folder (default: data.quarantine_dir)")
     q.add_argument("--details", action="store_true", help="a row per file, not only the files with problems")
     common(q)

@@ -271,13 +271,59 @@ def normalise_symbol(raw: str) -> str:
     return re.sub(r"[^A-Za-z0-9]", "", raw).upper()
 
 
-def venue_from_path(path: str | Path) -> str:
-    """The venue from the folder/file name: ``DERIBIT``/``BITMEX``/``BYBIT`` where named,
-    ``BINANCE_USDM`` for USDT-M perps (usdm, futures, perp), else ``BINANCE_SPOT``."""
-    text = str(path).lower()
-    for name in ("deribit", "bitmex", "bybit"):
-        if name in text:
-            return name.upper()
-    if "usdm" in text or "futures" in text or "/um/" in text or "perp" in text:
-        return "BINANCE_USDM"
-    return "BINANCE_SPOT"
+_EXCHANGES = ("deribit", "bitmex", "bybit", "binance")
+_SPOT_TOKENS = frozenset({"spot"})
+_PERP_TOKENS = frozenset({"usdm", "um", "futures", "future", "perp", "perps", "perpetual", "perpetuals", "swap"})
+#: Formats that name their venue (the format is the strongest hint).
+_FORMAT_EXCHANGE = {"bybit_orderbook_json": "bybit"}
+#: How many folders above the file are read for hints (Binance's ``futures/um/daily/klines/SYM/1m``).
+_VENUE_FOLDERS = 6
+
+
+def _venue_hints(part: str) -> tuple[set[str], set[str]]:
+    """(exchanges, market types) named by whole tokens of one path component."""
+    tokens = {t for t in re.split(r"[^a-z0-9]+", part.lower()) if t}
+    exchanges = {e for e in _EXCHANGES if e in tokens}
+    markets = {"spot" for t in tokens if t in _SPOT_TOKENS} | {"usdm" for t in tokens if t in _PERP_TOKENS}
+    return exchanges, markets
+
+
+def venue_from_path(path: str | Path, *, fmt: SourceFormat | None = None) -> str:
+    """The venue of a source: ``DERIBIT``/``BITMEX``/``BYBIT``, or ``BINANCE_USDM`` / ``BINANCE_SPOT``.
+
+    Hints, strongest first: the format (a Bybit order-book file is Bybit's), then whole tokens of
+    the file name, then of the nearest folders (up to six, nearest first; a folder far up such as
+    ``/home/alice/perpetual-research`` only counts when nothing nearer names a venue). Exchange and
+    market type (``spot``; ``usdm``/``um``/``futures``/``perp...`` for USDT-M) are taken each from
+    the nearest component naming one. Without a market hint a Binance source is spot, except funding
+    (only perpetual futures have it), which is USDT-M. Conflicting hints in one component (``spot``
+    and ``usdm``) or between the format and the path raise :class:`DataFormatError`; pass ``venue``.
+    """
+    p = Path(path)
+    parts = [p.name] + [q.name for q in list(p.parents)[:_VENUE_FOLDERS] if q.name]
+    exchange = _FORMAT_EXCHANGE.get(fmt.name) if fmt is not None else None
+    market: str | None = None
+    name_exchange: tuple[str, str] | None = None
+    for part in parts:
+        exchanges, markets = _venue_hints(part)
+        if len(exchanges) > 1 or len(markets) > 1:
+            raise DataFormatError(str(path), f"conflicting venue hints {sorted(exchanges | markets)} in {part!r}; "
+                                             "pass the venue explicitly")  # fmt: skip
+        if exchanges and name_exchange is None:
+            name_exchange = (exchanges.pop(), part)
+        if markets and market is None:
+            market = markets.pop()
+    if name_exchange is not None:
+        if exchange is not None and name_exchange[0] != exchange:
+            raise DataFormatError(str(path), f"the {fmt.name} format is {exchange.upper()}'s but {name_exchange[1]!r} "
+                                             f"names {name_exchange[0].upper()}; pass the venue explicitly")  # fmt: skip
+        exchange = name_exchange[0]
+    exchange = exchange or "binance"
+    if exchange != "binance":
+        return exchange.upper()
+    if market is None:
+        market = "usdm" if fmt is not None and fmt.kind == "funding" else "spot"
+    elif market == "spot" and fmt is not None and fmt.kind == "funding":
+        raise DataFormatError(str(path), "a funding file under a spot name: funding exists only for perpetual "
+                                         "futures; pass the venue explicitly")  # fmt: skip
+    return "BINANCE_USDM" if market == "usdm" else "BINANCE_SPOT"

@@ -3,12 +3,21 @@
 Every data line of a source is accounted for: ``rows_total == rows_accepted +
 rows_quarantined``, where accepted rows are either written or already present in the
 catalog with identical values.
+
+Failures: :func:`ingest_file` never raises for a bad source. A file that cannot be read or
+parsed, or any unexpected exception while it is ingested (a corrupt catalog partition, a bug),
+ends up in ``report.error`` with the file named; the rows written before the failure are counted
+in the report (they are valid; a later re-ingest finds them present). :func:`ingest_paths` goes on
+with the next file. Each run writes its own quarantine file (the source name, a digest of its
+path and a UTC timestamp), atomically, so a re-ingest never overwrites an earlier run's rejects.
 """
 
 from __future__ import annotations
 
 import hashlib
+import os
 import re
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable, Iterable
@@ -19,11 +28,11 @@ import pyarrow.parquet as pq
 
 from dolphin.data.capture_ingest import is_capture_file, parse_capture
 from dolphin.data.catalog import Catalog
-from dolphin.data.errors import DataFormatError
+from dolphin.data.errors import DataError, DataFormatError
 from dolphin.data.formats import symbol_from_name, venue_from_path
 from dolphin.data.parse import ParsedFile, Rejects, parse_file
 from dolphin.data.schema import bar_interval_ns
-from dolphin.data.validate import Gap, validate_table
+from dolphin.data.validate import Gap, typed_raw, validate_table
 
 __all__ = ["IngestReport", "check_file", "check_source", "discover_sources", "ingest_file", "ingest_paths"]
 
@@ -111,7 +120,7 @@ def _validate_parsed(
         dataset, bar_ns = _dataset_for(parsed, path, table)
         accepted, gaps = validate_table(
             table, parsed.fmt.kind, parsed.rejects, bar_ns=bar_ns, gap_tolerance_bars=gap_tolerance_bars,
-            chained_ids=parsed.fmt.chained_ids,
+            chained_ids=parsed.fmt.chained_ids, raw_text=parsed.raw_text,
         )
         out[symbol] = (dataset, accepted, gaps, bar_ns)
     return out
@@ -147,9 +156,37 @@ def check_file(
 
 
 def _quarantine_path(quarantine_dir: Path, source: Path) -> Path:
+    """A new file per run: ``<name>.<path digest>.<UTC time to the microsecond>[-n].parquet``."""
     digest = hashlib.sha1(str(source.resolve()).encode()).hexdigest()[:10]
     stem = re.sub(r"[^A-Za-z0-9_.-]", "_", source.name)
-    return quarantine_dir / f"{stem}.{digest}.parquet"
+    now = time.time_ns()
+    stamp = time.strftime("%Y%m%dT%H%M%S", time.gmtime(now // 1_000_000_000)) + f"{now // 1000 % 1_000_000:06d}Z"
+    path = quarantine_dir / f"{stem}.{digest}.{stamp}.parquet"
+    k = 1
+    while path.exists():
+        path = quarantine_dir / f"{stem}.{digest}.{stamp}-{k}.parquet"
+        k += 1
+    return path
+
+
+def _write_quarantine(table: pa.Table, quarantine_dir: Path, source: Path) -> Path:
+    """Write the rejects atomically (temporary file, fsync, rename) to a new per-run file."""
+    quarantine_dir.mkdir(parents=True, exist_ok=True)
+    path = _quarantine_path(quarantine_dir, source)
+    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
+    try:
+        pq.write_table(table, tmp)
+        with open(tmp, "rb") as fh:
+            os.fsync(fh.fileno())
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
+    dfd = os.open(quarantine_dir, os.O_RDONLY)
+    try:
+        os.fsync(dfd)
+    finally:
+        os.close(dfd)
+    return path
 
 
 def ingest_file(
@@ -160,22 +197,41 @@ def ingest_file(
     venue: str | None = None,
     gap_tolerance_bars: float = 1.0,
 ) -> IngestReport:
-    """Ingest one source file. Format errors are reported in ``report.error`` (nothing written)."""
+    """Ingest one source file; never raises for a bad file.
+
+    Any failure is reported in ``report.error`` naming the file: a format error (nothing written)
+    or an unexpected error while writing (the rows written before it are counted).
+    """
     path = Path(path)
     report = IngestReport(source=str(path))
-    try:
-        parts = check_source(path, gap_tolerance_bars=gap_tolerance_bars)
-    except DataFormatError as exc:
-        report.error = str(exc)
-        return report
-    report.format = "+".join(p.fmt.name for p, _ in parts)
-    kind0 = parts[0][0].fmt.kind
-    report.venue = venue or ("EXTERNAL" if kind0 == "series" else venue_from_path(path))
     quarantine: list[pa.Table] = []
-    reasons: dict[str, int] = {}
+    try:
+        _ingest(catalog, path, report, quarantine, venue, gap_tolerance_bars)
+    except DataError as exc:
+        report.error = str(exc)
+    except Exception as exc:  # noqa: BLE001 - one bad file must not abort a batch; reported, not hidden
+        report.error = f"{path}: unexpected {type(exc).__name__} while ingesting: {exc}"
+    if report.error and report.rows_written:
+        report.error += f" ({report.rows_written} rows were written before the failure)"
+    if quarantine:
+        try:
+            report.quarantine_file = str(_write_quarantine(pa.concat_tables(quarantine), Path(quarantine_dir), path))
+        except Exception as exc:  # noqa: BLE001
+            msg = f"{path}: cannot write the quarantine file in {quarantine_dir}: {type(exc).__name__}: {exc}"
+            report.error = f"{report.error}; {msg}" if report.error else msg
+    return report
+
+
+def _ingest(
+    catalog: Catalog, path: Path, report: IngestReport, quarantine: list[pa.Table], venue: str | None,
+    gap_tolerance_bars: float,
+) -> None:  # fmt: skip
+    parts = check_source(path, gap_tolerance_bars=gap_tolerance_bars)
+    report.format = "+".join(p.fmt.name for p, _ in parts)
+    fmt0 = parts[0][0].fmt
+    report.venue = venue or ("EXTERNAL" if fmt0.kind == "series" else venue_from_path(path, fmt=fmt0))
+    reasons = report.reasons
     for parsed, per_symbol in parts:
-        report.rows_total += parsed.rows_total
-        report.rounded_values += parsed.rounded_values
         rejects: Rejects = parsed.rejects
         for symbol, (dataset, accepted, gaps, _) in per_symbol.items():
             report.datasets.setdefault(dataset, []).append(symbol)
@@ -186,21 +242,19 @@ def ingest_file(
             if res.conflict_rows:
                 idx = np.array(res.conflict_rows)
                 lines = accepted.column("_line").to_numpy()[idx]
+                raws = parsed.raw_text(lines)
+                if raws is None:
+                    raws = typed_raw(accepted, idx)
                 rejects.add(lines, "conflicts_with_catalog",
-                            [f"{dataset}/{symbol}: key stored with other values"] * len(idx), [None] * len(idx))  # fmt: skip
+                            [f"{dataset}/{report.venue}/{symbol}: key stored with other values; this row was not "
+                             "stored" for _ in idx], raws)  # fmt: skip
+        report.rows_total += parsed.rows_total
+        report.rounded_values += parsed.rounded_values
         report.rows_quarantined += len(rejects)
         for k, v in rejects.counts().items():
             reasons[k] = reasons.get(k, 0) + v
         if len(rejects):
             quarantine.append(rejects.to_table(str(path)))
-    report.reasons = reasons
-    if quarantine:
-        qdir = Path(quarantine_dir)
-        qdir.mkdir(parents=True, exist_ok=True)
-        qpath = _quarantine_path(qdir, path)
-        pq.write_table(pa.concat_tables(quarantine), qpath)
-        report.quarantine_file = str(qpath)
-    return report
 
 
 def ingest_paths(

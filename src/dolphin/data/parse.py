@@ -89,6 +89,36 @@ class ParsedFile:
     rows_total: int
     ts_unit: str
     rounded_values: int = 0  # values with more than 18 decimals, rounded half-even
+    # The source rows as read (string columns) and their 1-based lines, for quarantine ``raw`` text.
+    source_rows: pa.Table | None = field(default=None, repr=False)
+    source_lines: np.ndarray | None = field(default=None, repr=False)
+    _line_index: tuple | None = field(default=None, repr=False, compare=False)
+
+    def raw_text(self, lines: np.ndarray) -> list[str | None] | None:
+        """The source text of the given lines (fields joined by commas; None for a line not found),
+        or None when this source has no one-row-per-line text (captures' depth, Bybit, Tardis books)."""
+        src = self.source_lines
+        if self.source_rows is None or src is None or not len(src):
+            return None
+        if self._line_index is None:
+            sorted_ = bool(np.all(src[1:] > src[:-1]))
+            order = None if sorted_ else np.argsort(src, kind="stable")
+            srt = src if order is None else src[order]
+            if not sorted_ and np.any(srt[1:] == srt[:-1]):
+                self._line_index = (None, None)  # several rows per line: no line text
+            else:
+                self._line_index = (srt, order)
+        srt, order = self._line_index
+        if srt is None:
+            return None
+        lines = np.asarray(lines, dtype=np.int64)
+        pos = np.minimum(np.searchsorted(srt, lines), len(srt) - 1)
+        found = srt[pos] == lines
+        rows = pos if order is None else order[pos]
+        out: list[str | None] = [None] * len(lines)
+        for j, t in zip(np.flatnonzero(found), _raw_rows(self.source_rows, rows[found])):
+            out[j] = t
+        return out
 
 
 def read_source_bytes(path: str | Path) -> bytes:
@@ -152,11 +182,28 @@ def _read_strings(data: bytes, columns: list[str], has_header: bool, source: str
 
 
 def _classify(col: pa.Array, kind: str) -> tuple[np.ndarray, np.ndarray]:
-    """(ok mask, non-finite mask) for a string column to be read as decimal or int."""
-    pattern = _INT_RE if kind == "int" else _NUMERIC_RE
-    ok = pc.match_substring_regex(col, pattern).to_numpy(zero_copy_only=False)
+    """(ok mask, non-finite mask) for a string column to be read as decimal or int (int64 range)."""
+    if kind == "int":
+        ok = _int_ok(col)
+    else:
+        ok = pc.match_substring_regex(col, _NUMERIC_RE).to_numpy(zero_copy_only=False)
     nonfinite = pc.match_substring_regex(col, _NONFINITE_RE).to_numpy(zero_copy_only=False)
     return ok.astype(bool), nonfinite.astype(bool)
+
+
+_INT64_MAX = "9223372036854775807"
+_INT64_MIN_ABS = "9223372036854775808"
+
+
+def _int_ok(col: pa.Array) -> np.ndarray:
+    """Mask of the strings that are integers within int64 (vectorised: digit count, then a
+    string comparison for 19-digit values, which orders like the numbers at equal length)."""
+    ok = pc.match_substring_regex(col, _INT_RE)
+    digits = pc.replace_substring_regex(pc.utf8_trim_whitespace(col), r"^[+-]?0*", "")
+    n = pc.utf8_length(digits)
+    limit = pc.if_else(pc.starts_with(col, "-"), pa.scalar(_INT64_MIN_ABS), pa.scalar(_INT64_MAX))
+    fits = pc.or_(pc.less(n, 19), pc.and_(pc.equal(n, 19), pc.less_equal(digits, limit)))
+    return np.asarray(pc.fill_null(pc.and_(ok, fits), False).to_numpy(zero_copy_only=False), dtype=bool)
 
 
 def _hash_id(value: str) -> int:
@@ -299,7 +346,7 @@ def _finish(
             tables[s] = out.filter(pa.array(syms == s))
     else:
         tables = {None: out}
-    return ParsedFile(source, fmt, tables, rejects, total_rows, ts_unit, rounded)
+    return ParsedFile(source, fmt, tables, rejects, total_rows, ts_unit, rounded, table, line_of_row)
 
 
 _DEPTH_COLS = ("symbol", "timestamp", "first_update_id", "last_update_id", "side", "update_type", "price", "qty", "pu")
@@ -452,8 +499,10 @@ def _convert(
             rounded += n_rounded
             arrays[fld.name] = dec
         elif fld.type == pa.int64():
-            if fld.name == "prev_update_id":  # -1 / empty mean "none"
+            if fld.name == "prev_update_id":  # -1 / empty mean "none"; anything else must be an int64
                 ok, _ = _classify(col, "int")
+                none = pc.equal(pc.utf8_length(pc.utf8_trim_whitespace(col)), 0).to_numpy(zero_copy_only=False)
+                reject(~ok & ~none, "unparseable", value)
                 vals = pc.cast(pc.if_else(pa.array(ok), col, pa.scalar(None, pa.string())), pa.int64())
                 arrays[fld.name] = pc.if_else(pc.less(vals, 0), pa.scalar(None, pa.int64()), vals)
                 continue

@@ -1,8 +1,12 @@
 """Row validation rules. Each failing row goes to the rejects with its reason code.
 
-Reason codes (parse stage, :mod:`dolphin.data.parse`):
-  ``column_count``, ``empty_line``, ``unparseable``, ``unparseable_timestamp``, ``nan_or_inf``
+Reason codes (parse stage, :mod:`dolphin.data.parse` and :mod:`dolphin.data.capture_ingest`):
+  ``column_count``, ``empty_line``, ``unparseable``, ``unparseable_timestamp``, ``nan_or_inf``,
+  ``truncated`` (a capture whose compressed stream ends early: the lines before it are kept)
 Reason codes (this module, applied in this order, first failing rule wins):
+  ``implausible_timestamp``  ``ts_ns`` before :data:`MIN_PLAUSIBLE_TS_NS` (2009-01-01, before any
+                          crypto market: catches sentinels, negative values and seconds read as
+                          milliseconds) or more than :data:`MAX_FUTURE_NS` (1 day) after now
   ``non_positive_price``  a price field <= 0
   ``negative_volume``     a size/volume field < 0
   ``inconsistent_ohlc``   high below open/close/low, or low above open/close
@@ -10,7 +14,13 @@ Reason codes (this module, applied in this order, first failing rule wins):
   ``misaligned_bar``      bar open time not on the bar-size grid
   ``duplicate``           the same key again with identical values (first occurrence kept)
   ``duplicate_conflict``  the same key again with different values (first occurrence kept)
-  ``out_of_order``        timestamp (or update id for depth) earlier than an accepted row before it
+  ``out_of_order``        depth: update id earlier than an accepted diff before it; quotes:
+                          timestamp earlier than an accepted row before it
+
+Bars, trades, funding and series carry their own timestamps, so their file order means nothing:
+the rows are stably sorted by key (``ts_ns``, then ``trade_id`` for trades) before the duplicate
+check, and no row of those kinds is ever ``out_of_order`` (a file written newest-first, or one
+bad row far in the future, costs nothing). Depth keeps a real sequence check on update ids.
 
 Gaps are not row faults: they are reported (:class:`Gap`) and the rows are kept. For bars a
 gap is a step between consecutive accepted bars larger than ``gap_tolerance_bars`` bar sizes;
@@ -19,7 +29,9 @@ for depth it is a break in the update-id chain (``pu`` for USDT-M, ``U == u_prev
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass
+from typing import Callable
 
 import numpy as np
 import pyarrow as pa
@@ -28,11 +40,19 @@ import pyarrow.compute as pc
 from dolphin.data.parse import Rejects
 from dolphin.data.schema import PRICE_FIELDS, SIZE_FIELDS
 
-__all__ = ["Gap", "REASONS", "validate_table", "key_columns"]
+__all__ = ["Gap", "MAX_FUTURE_NS", "MIN_PLAUSIBLE_TS_NS", "REASONS", "key_columns", "typed_raw", "validate_table"]
+
+#: Earliest plausible market timestamp: 2009-01-01T00:00:00Z (before any crypto market existed).
+MIN_PLAUSIBLE_TS_NS = 1_230_768_000_000_000_000
+#: Latest plausible timestamp, relative to the wall clock at validation: one day ahead.
+MAX_FUTURE_NS = 86_400_000_000_000
+
+#: Kinds whose row order in a file is not meaningful (sorted by key before the checks).
+_SORTED_KINDS = ("bars", "trades", "funding", "series")
 
 REASONS = (
-    "column_count", "empty_line", "unparseable", "unparseable_timestamp", "nan_or_inf",
-    "non_positive_price", "negative_volume", "inconsistent_ohlc", "crossed_book", "misaligned_bar",
+    "column_count", "empty_line", "unparseable", "unparseable_timestamp", "nan_or_inf", "truncated",
+    "implausible_timestamp", "non_positive_price", "negative_volume", "inconsistent_ohlc", "crossed_book", "misaligned_bar",
     "duplicate", "duplicate_conflict", "out_of_order",
 )  # fmt: skip
 
@@ -66,7 +86,8 @@ def _bool(arr) -> np.ndarray:
     return np.asarray(pc.fill_null(arr, False).to_numpy(zero_copy_only=False), dtype=bool)
 
 
-def _raw(table: pa.Table, idx: np.ndarray) -> list[str]:
+def typed_raw(table: pa.Table, idx: np.ndarray) -> list[str]:
+    """The typed values of rows ``idx`` joined by commas (quarantine text when no source text is kept)."""
     sub = table.take(pa.array(idx)).drop_columns(["_line"])
     cols = [sub.column(i).to_pylist() for i in range(sub.num_columns)]
     return [",".join("" if v is None else str(v) for v in vals) for vals in zip(*cols)]
@@ -80,8 +101,16 @@ def validate_table(
     bar_ns: int | None = None,
     gap_tolerance_bars: float = 1.0,
     chained_ids: bool = True,
+    raw_text: Callable[[np.ndarray], list[str | None]] | None = None,
+    now_ns: int | None = None,
 ) -> tuple[pa.Table, list[Gap]]:
-    """Apply the rules to a typed table (with ``_line``); returns the accepted rows and the gaps."""
+    """Apply the rules to a typed table (with ``_line``); returns the accepted rows and the gaps.
+
+    ``raw_text(lines)`` gives the source text of rejected lines for the quarantine (when it, or it
+    returns, None: the typed values joined by commas). ``now_ns`` is the wall clock for the future-timestamp rule.
+    """
+    if kind in _SORTED_KINDS and table.num_rows > 1:
+        table = _sorted(table, kind)
     n = table.num_rows
     keep = np.ones(n, dtype=bool)
     lines = _np(table.column("_line"))
@@ -89,11 +118,19 @@ def validate_table(
     def reject(mask: np.ndarray, reason: str, detail) -> None:
         idx = np.flatnonzero(mask & keep)
         if len(idx):
-            rejects.add(lines[idx], reason, [detail(int(i)) for i in idx], _raw(table, idx))
+            raws = raw_text(lines[idx]) if raw_text is not None else None
+            if raws is None:
+                raws = typed_raw(table, idx)
+            rejects.add(lines[idx], reason, [detail(int(i)) for i in idx], raws)
             keep[idx] = False
 
     def val(name: str):
         return lambda i: f"{name}={table.column(name)[i].as_py()}"
+
+    ts = _np(table.column("ts_ns")).astype(np.int64)
+    latest = (time.time_ns() if now_ns is None else now_ns) + MAX_FUTURE_NS
+    reject((ts < MIN_PLAUSIBLE_TS_NS) | (ts > latest), "implausible_timestamp",
+           lambda i: f"ts_ns={ts[i]} ({np.datetime64(int(ts[i]), 'ns')}) outside 2009-01-01 .. now + 1 day")  # fmt: skip
 
     for name in PRICE_FIELDS[kind]:
         reject(_bool(pc.less_equal(table.column(name), 0)), "non_positive_price", val(name))
@@ -110,7 +147,6 @@ def validate_table(
     elif kind == "depth" and n:
         _crossed_snapshots(table, keep, reject)
 
-    ts = _np(table.column("ts_ns")).astype(np.int64)
     if kind == "bars" and bar_ns:
         reject(ts % bar_ns != 0, "misaligned_bar", lambda i: f"ts_ns={ts[i]} not a multiple of {bar_ns}")
 
@@ -118,11 +154,11 @@ def validate_table(
 
     # Out of order: earlier than the running maximum of the accepted rows before it. For depth
     # the key is the update id among diffs; a snapshot is exempt (it legitimately arrives after
-    # diffs with later ids, which is why Binance's sync buffers diffs).
+    # diffs with later ids, which is why Binance's sync buffers diffs). Sorted kinds are in order.
     order_key = ts if kind != "depth" else _np(table.column("last_update_id")).astype(np.int64)
     candidates = keep if kind != "depth" else keep & ~_bool(table.column("is_snapshot"))
     idx = np.flatnonzero(candidates)
-    if len(idx) > 1:
+    if len(idx) > 1 and kind not in _SORTED_KINDS:
         k = order_key[idx]
         runmax = np.maximum.accumulate(k)
         late = np.zeros(n, dtype=bool)
@@ -139,6 +175,21 @@ def validate_table(
     elif kind == "depth" and chained_ids and accepted.num_rows > 1:
         gaps = _depth_chain_gaps(accepted)
     return accepted, gaps
+
+
+def _sorted(table: pa.Table, kind: str) -> pa.Table:
+    """``table`` stably sorted by its time key (rows of equal key keep their file order)."""
+    ts = _np(table.column("ts_ns"))
+    if kind == "trades":
+        ids = _np(table.column("trade_id"))
+        if np.all((ts[1:] > ts[:-1]) | ((ts[1:] == ts[:-1]) & (ids[1:] >= ids[:-1]))):
+            return table
+        keys = [("ts_ns", "ascending"), ("trade_id", "ascending"), ("_line", "ascending")]
+    else:
+        if np.all(ts[1:] >= ts[:-1]):
+            return table
+        keys = [("ts_ns", "ascending"), ("_line", "ascending")]
+    return table.take(pc.sort_indices(table, sort_keys=keys))
 
 
 def _crossed_snapshots(table: pa.Table, keep: np.ndarray, reject) -> None:
