@@ -6,6 +6,7 @@ Inputs here are generated (Hypothesis), as these are properties of the math, not
 from __future__ import annotations
 
 import bisect
+import time
 
 import pytest
 from hypothesis import given
@@ -56,8 +57,9 @@ def test_governor_never_exceeds_rate_or_otr_budget(seq):
             gov.record_cancel(t, live.pop(k % len(live)))
             msgs.append(t)
         elif op == "fill" and live:
-            gov.record_fill(t)
-            gov.release(live.pop(k % len(live)))
+            filled = live.pop(k % len(live))
+            gov.record_fill(t, filled)
+            gov.release(filled)
             fills.append(t)
         for w in limits.rate_windows:
             lo = bisect.bisect_right(msgs, t - w.window_ms * MS)
@@ -143,9 +145,14 @@ def test_file_kill_flag_is_shared_between_handles(tmp_path):
     b = FileKillFlag(tmp_path / "k.flag")
     assert not a.is_raised() and not b.is_raised()
     a.raise_()
-    assert b.is_raised()
+    assert b.is_raised_now()  # what the agent reads before a submit: the file, now
     b.clear()
-    assert not a.is_raised()
+    assert not a.is_raised_now()
+    # The per-event read may be up to max_age_ms old, never older.
+    a.raise_()
+    time.sleep(2 * b.max_age_ns / 1e9)
+    assert b.is_raised()
+    a.clear()
     m = MemoryKillFlag()
     m.raise_()
     assert m.is_raised()

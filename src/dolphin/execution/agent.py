@@ -28,7 +28,7 @@ from nautilus_trader.model.orders import Order
 from nautilus_trader.trading.strategy import Strategy
 
 from dolphin.execution.config import ExecutionConfig
-from dolphin.execution.exits import ExitReason, exit_decision
+from dolphin.execution.exits import ExitReason, exit_decision, stop_breached
 from dolphin.execution.otr import OtrGovernor
 from dolphin.execution.placer import maker_price_ticks, taker_allowed
 from dolphin.execution.ports import (
@@ -46,6 +46,12 @@ __all__ = ["AgentPorts", "AgentRun", "DolphinAgent", "DolphinAgentConfig"]
 
 NS_PER_MS = 1_000_000
 ENTRY_POSTURES = (Posture.APEX, Posture.STALKER)
+_STOP = ExitReason.STOP
+# A rejected cancel is retried while the order is open: after 100, 200, 400 ... ms (capped at
+# 5 s), at most CANCEL_RETRIES times per order (decision 0007).
+CANCEL_RETRY_FIRST_MS = 100
+CANCEL_RETRY_MAX_MS = 5_000
+CANCEL_RETRIES = 8
 
 
 class DolphinAgentConfig(StrategyConfig, frozen=True):
@@ -173,6 +179,7 @@ class DolphinAgent(Strategy):
         self._flatten_alert: str | None = None  # the pending HIBERNATE market-flatten alert
         self._flatten_seq = 0
         self._alerts: set[str] = set()
+        self._cancel_retries: dict[str, int] = {}  # order key -> cancel retries sent
         self._routes: dict[str, Any] = {}  # topic -> keyed handler (see _keyed)
         self._entry_nev: dict[str, float] = {}
         self._sensors = ports.sensors
@@ -210,6 +217,8 @@ class DolphinAgent(Strategy):
         self._posture = self.ports.risk.posture(self.clock.timestamp_ns())
         # The ports' per-event methods, bound once (the hot paths call them on every bar/tick).
         self._kill_raised = self.ports.kill.is_raised
+        # Before a submit the flag is read now (a file flag's per-event read may be ~1 ms old).
+        self._kill_now = getattr(self.ports.kill, "is_raised_now", self._kill_raised)
         self._risk_posture = self.ports.risk.posture
         self._signals_on_bar = self.ports.signals.on_bar
         # A source that needs only the instrument and the bar time (see SignalSource).
@@ -415,6 +424,9 @@ class DolphinAgent(Strategy):
                 if reason is not None:
                     state.exit_reason = reason
                     self._event(ts, "exit_signal", instrument=key, reason=reason.value, bars_held=state.bars_held, px=px)
+            elif ok and state.exit_reason is not _STOP:
+                # A non-stop exit is pending (maybe resting passively): a stop breach overrides it.
+                self._check_stop(key, state, close, ts)
             if ok and state.exit_reason is not None:
                 self._send_exit(key, ts)  # no-op while an exit order is working
         slots = h.slots
@@ -457,6 +469,20 @@ class DolphinAgent(Strategy):
 
     def _working(self, key: str) -> int:
         return sum(1 for c in self._orders.values() if c.instrument_id == key)
+
+    def _entry_exposure(self, key: str, mid: float) -> float:
+        """Notional (at `mid`) of the open position on `key` plus the unfilled part of its
+        working entry orders (0.0 when there is neither)."""
+        used = 0.0
+        state = self._pos.get(key)
+        if state is not None and state.position is not None and state.position.is_open:
+            used += abs(state.position.quantity.as_double()) * mid
+        for k, c in self._orders.items():
+            if c.kind == "entry" and c.instrument_id == key:
+                order = self.cache.order(self._coid(k))
+                if order is not None and not order.is_closed:
+                    used += order.leaves_qty.as_double() * mid
+        return used
 
     def _wobi(self, key: str) -> float | None:
         if self.ports.micro is not None:
@@ -525,18 +551,40 @@ class DolphinAgent(Strategy):
         iid, inst, tick = self._instrument(key)
         bid, ask = self._book(key)
         mid = 0.5 * (bid + ask)
+        if not math.isfinite(mid) or mid <= 0.0:  # no usable price: nothing can be sized
+            self.run.count("entry_price_invalid")
+            self._event(ts_ns, "entry_price_invalid", instrument=key, bid=bid, ask=ask)
+            return
         spread_bps = (ask - bid) / mid * 1e4 if ask > bid else 0.0
         posture = self._posture
         r_total = self.ports.risk.r_total(ts_ns)
         notional = self.ports.risk.size_notional(self._capital(), posture, r_total)
+        if not math.isfinite(notional):  # a broken risk view must not stop the engine
+            self.run.count("entry_size_invalid")
+            self._event(ts_ns, "entry_size_invalid", instrument=key, notional=notional)
+            return
         if notional <= 0.0:
             self.run.count("entry_size_zero")
             return
+        # The sizer's notional is the instrument's whole allowance: what is held and what entry
+        # orders still work on it (several may, max_working_orders_per_instrument) comes off it.
+        used = self._entry_exposure(key, mid)
+        lots = 0.0
+        if used > 0.0:
+            # whole lots of what is left, rounded down (never past the sizer's notional)
+            inc = inst.size_increment.as_double()
+            lots = math.floor((notional - used) / mid / inc + 1e-9)
+            if lots <= 0:
+                self.run.count("entry_skipped_no_headroom")
+                return
         nev_maker = self.ports.nev.nev_bps(cand, taker=False, spread_bps=spread_bps)
         pcfg = self.exec_cfg.placer
         side = OrderSide.BUY if cand.side > 0 else OrderSide.SELL
-        qty = inst.make_qty(notional / mid)
-        if qty.as_double() <= 0.0:
+        try:
+            qty = inst.make_qty(lots * inc if lots else notional / mid)
+        except ValueError:  # NautilusTrader refuses a size that rounds to zero (or overflows)
+            qty = None
+        if qty is None or qty.as_double() <= 0.0:
             self.run.count("entry_qty_zero")
             return
         if attempt > pcfg.max_requotes:
@@ -561,7 +609,7 @@ class DolphinAgent(Strategy):
         self._submit(order, _OrderCtx("entry", key, cand, attempt, nev_maker), ts_ns, entry=True)
 
     def _submit(self, order: Order, ctx: _OrderCtx, ts_ns: int, *, entry: bool) -> bool:
-        if self.ports.kill.is_raised():
+        if self._kill_now():
             self.run.count("submit_blocked_kill")
             self._guard(ts_ns)
             return False
@@ -618,6 +666,8 @@ class DolphinAgent(Strategy):
     def _drop(self, key: str) -> _OrderCtx | None:
         ctx = self._orders.pop(key, None)
         self.governor.release(key)
+        if self._cancel_retries:
+            self._cancel_retries.pop(key, None)
         if ctx is not None and ctx.ttl_alert in self._alerts:
             self._alerts.discard(ctx.ttl_alert)
             self.clock.cancel_timer(ctx.ttl_alert)
@@ -654,12 +704,38 @@ class DolphinAgent(Strategy):
             order = self.order_factory.market(iid, side, pos.quantity, reduce_only=True)
         self._submit(order, _OrderCtx("exit", key, None, state.exit_attempts), ts_ns, entry=False)
 
+    def _check_stop(self, key: str, state: _PosState, close: float, ts_ns: int) -> None:
+        """A non-stop exit is pending for `key`: when the stop is breached now, the exit becomes
+        a STOP; with ``stop_exit_market`` a resting passive exit is cancelled and replaced by the
+        reduce-only market exit (on its cancel, see on_order_canceled)."""
+        h = self._h
+        px = self._px(key) if (key in h.quotes or key in h.books) else close
+        if not stop_breached(state.side, state.entry_px, px, h.exits):
+            return
+        old = state.exit_reason
+        state.exit_reason = _STOP
+        self.run.count("stop_override")
+        self._event(ts_ns, "exit_signal", instrument=key, reason=_STOP.value, bars_held=state.bars_held, px=px,
+                    replaces=old.value if old is not None else None)
+        if not self.exec_cfg.exits.stop_exit_market:
+            return
+        for k, c in list(self._orders.items()):
+            if c.instrument_id == key and c.kind == "exit":
+                order = self.cache.order(self._coid(k))
+                if (order is not None and order.order_type == OrderType.LIMIT and not order.is_closed
+                        and not order.is_pending_cancel):
+                    c.cancel_reason = "stop"
+                    self.governor.record_cancel(ts_ns, k)
+                    self.cancel_order(order)
+                    self.run.count("cancel_stop")
+
     def _flatten_all(self, ts_ns: int) -> None:
         rule = self.exec_cfg.exits.hibernate_flatten
         if rule == "none":
             return
         for key, state in self._pos.items():
-            state.exit_reason = ExitReason.HIBERNATE
+            if state.exit_reason is not _STOP:  # a stop keeps its market exit
+                state.exit_reason = ExitReason.HIBERNATE
             self._send_exit(key, ts_ns)
         if self._pos:
             self._arm_flatten_deadline(ts_ns)
@@ -707,7 +783,7 @@ class DolphinAgent(Strategy):
     def on_order_filled(self, event) -> None:
         key = event.client_order_id.value
         self._h.capital = None
-        self.governor.record_fill(event.ts_event)
+        self.governor.record_fill(event.ts_event, key)  # counts the order once (first fill)
         self.run.count("fills")
         notional = event.last_px.as_double() * event.last_qty.as_double()
         self.run.traded_notional_usdt += notional
@@ -744,11 +820,50 @@ class DolphinAgent(Strategy):
             return
         ts = event.ts_event
         if ctx.kind == "exit":
-            if ctx.cancel_reason in ("ttl", "flatten_timeout") and ctx.instrument_id in self._pos:
+            if ctx.cancel_reason in ("ttl", "flatten_timeout", "stop") and ctx.instrument_id in self._pos:
                 self._send_exit(ctx.instrument_id, ts)
             return
         if ctx.cancel_reason == "ttl":
             self._requote(ctx, ts)
+
+    def on_order_cancel_rejected(self, event) -> None:
+        """The venue refused a cancel (rate limit, a race): NautilusTrader puts the order back to
+        its previous status, still working. Re-reserve its cancel and retry with a backoff while
+        the order is open (whatever sent the cancel: TTL, kill or HIBERNATE cancel-all, a filled
+        sibling, a stop); its context keeps the cancel reason, so the follow-up on the final
+        cancel (re-quote, exit re-send) is unchanged."""
+        key = event.client_order_id.value
+        ts = event.ts_event
+        order = self.cache.order(event.client_order_id)
+        n = self._cancel_retries.get(key, 0)
+        closed = order is None or order.is_closed
+        self._event(ts, "cancel_rejected", order=key, reason=str(event.reason), retries=n, closed=closed)
+        if closed:
+            # The usual race, not a failure: the order filled before the cancel reached the venue
+            # (the simulated venue answers "not found"). Recorded as an event, not counted.
+            return
+        self.run.count("cancel_rejected")
+        self.governor.reserve(key)  # the rejected cancel spent the reservation; the retry needs one
+        if n >= CANCEL_RETRIES:
+            self.run.count("cancel_retry_exhausted")
+            self._event(ts, "cancel_retry_exhausted", order=key, retries=n)
+            return
+        self._cancel_retries[key] = n + 1
+        delay_ns = min(CANCEL_RETRY_FIRST_MS << n, CANCEL_RETRY_MAX_MS) * NS_PER_MS
+        now = self.clock.timestamp_ns()
+        self.clock.set_time_alert_ns(f"cxl-{n + 1}-{key}", (now if now > ts else ts) + delay_ns, self._on_cancel_retry)
+
+    def _on_cancel_retry(self, event: Event) -> None:
+        key = event.name.split("-", 2)[2]
+        order = self.cache.order(self._coid(key))
+        if order is None or order.is_closed or order.is_pending_cancel:
+            return
+        ctx = self._orders.get(key)
+        if ctx is not None and ctx.cancel_reason is None:
+            ctx.cancel_reason = "retry"
+        self.governor.record_cancel(event.ts_event, key)
+        self.cancel_order(order)
+        self.run.count("cancel_retries")
 
     def _requote(self, ctx: _OrderCtx, ts: int) -> None:
         """Re-quote an entry only when NEV is still positive and the posture still allows it."""

@@ -7,6 +7,7 @@ so dolphin keeps a margin at 50). Every limit is per venue and configurable.
 
 from __future__ import annotations
 
+import math
 from typing import Annotated, Literal
 
 import msgspec
@@ -23,6 +24,17 @@ __all__ = [
 ]
 
 Leverage = Annotated[float, msgspec.Meta(gt=0.0, le=125.0)]
+
+# What one entry submit costs the OTR governor: the submit and the reservation of its cancel.
+SUBMIT_COST = 2
+# Fees and taxes a venue can plausibly charge (bps); a rebate is a negative fee.
+FEE_BPS_MIN, FEE_BPS_MAX = -100.0, 1_000.0
+
+
+def _finite(key: str, value: float) -> None:
+    """Reject NaN and +-inf (a non-finite limit disables the rule that reads it)."""
+    if not math.isfinite(value):
+        raise ConfigError(f"config key '{key}' = {value!r} is not allowed: must be a finite number")
 
 
 class RateWindow(ConfigStruct):
@@ -49,12 +61,26 @@ class OtrLimits(ConfigStruct):
     def validate(self) -> None:
         if not self.rate_windows:
             raise ConfigError("execution.otr.rate_windows = () is not allowed: at least one window")
+        _finite("execution.otr.max_otr", self.max_otr)
+        frac = self.entry_budget_frac
         for w in self.rate_windows:
-            if w.max_messages < 2:
+            if w.max_messages < SUBMIT_COST:
                 raise ConfigError(
                     f"execution.otr.rate_windows max_messages = {w.max_messages} is not allowed: "
                     "needs >= 2 (a submit reserves its cancel)"
                 )
+            if w.max_messages * frac < SUBMIT_COST:
+                raise ConfigError(
+                    f"execution.otr.rate_windows max_messages = {w.max_messages} is not allowed with "
+                    f"entry_budget_frac = {frac}: the entry budget ({w.max_messages * frac:g}) is below one "
+                    f"submit's cost ({SUBMIT_COST}), so no entry could ever be sent"
+                )
+        if self.max_otr * frac < SUBMIT_COST:
+            raise ConfigError(
+                f"config key 'execution.otr.max_otr' = {self.max_otr!r} is not allowed with entry_budget_frac = "
+                f"{frac}: the entry OTR budget ({self.max_otr * frac:g} per fill) is below one submit's cost "
+                f"({SUBMIT_COST}), so no entry could ever be sent"
+            )
 
 
 class PlacerConfig(ConfigStruct):
@@ -96,6 +122,8 @@ class ExitConfig(ConfigStruct):
     hibernate_market_after_ms: PosInt = 2_000
 
     def validate(self) -> None:
+        _finite("execution.exits.take_profit_bps", self.take_profit_bps)
+        _finite("execution.exits.stop_loss_bps", self.stop_loss_bps)
         if self.contradict_exit_bars > self.favourable_max_hold_bars:
             raise ConfigError(
                 f"execution.exits.contradict_exit_bars = {self.contradict_exit_bars} is not allowed: "
@@ -141,6 +169,17 @@ class BacktestConfig(ConfigStruct):
     # A HELL run "shows ruin" when equity ends <= 0 or its drawdown reaches this fraction.
     ruin_drawdown_frac: Annotated[float, msgspec.Meta(gt=0.0, le=1.0)] = 0.5
 
+    def validate(self) -> None:
+        for name in ("maker_fee_bps", "taker_fee_bps", "tax_bps"):
+            value = getattr(self, name)
+            if not (math.isfinite(value) and FEE_BPS_MIN <= value <= FEE_BPS_MAX):
+                raise ConfigError(
+                    f"config key 'execution.backtest.{name}' = {value!r} is not allowed: "
+                    f"must be finite and within [{FEE_BPS_MIN:g}, {FEE_BPS_MAX:g}] bps"
+                )
+        for name in ("starting_usdt", "latency_ms", "signal_edge_bps"):
+            _finite(f"execution.backtest.{name}", getattr(self, name))
+
 
 class ExecutionConfig(ConfigStruct):
     """The execution plane (issue 7)."""
@@ -155,3 +194,4 @@ class ExecutionConfig(ConfigStruct):
         self.otr.validate()
         self.placer.validate()
         self.exits.validate()
+        self.backtest.validate()

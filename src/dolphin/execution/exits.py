@@ -12,7 +12,7 @@ from enum import Enum
 
 from dolphin.execution.config import ExitConfig
 
-__all__ = ["ExitReason", "exit_decision"]
+__all__ = ["ExitReason", "exit_decision", "stop_breached"]
 
 
 class ExitReason(str, Enum):
@@ -48,3 +48,9 @@ def exit_decision(
     if bars_held >= cfg.max_hold_bars:
         return ExitReason.MAX_HOLD
     return None
+
+
+def stop_breached(side: int, entry_price: float, price: float, cfg: ExitConfig) -> bool:
+    """The stop-loss test of :func:`exit_decision` alone (same formula): a pending non-stop exit
+    is overridden by a stop breach."""
+    return side * (price / entry_price - 1.0) * 1e4 <= -cfg.stop_loss_bps

@@ -53,7 +53,9 @@ class OtrCounters:
     submits: int = 0
     amends: int = 0
     cancels: int = 0
-    fills: int = 0
+    fills: int = 0  # orders with a fill (each order once): the OTR denominator
+    fill_events: int = 0  # fill events (a partially filled order has several)
+    reserves: int = 0  # cancel reservations re-made after a rejected cancel
     denials: int = 0
     denials_by_reason: dict[str, int] = field(default_factory=dict)
     forced_over_budget: int = 0
@@ -70,6 +72,10 @@ class OtrGovernor:
         self._otr_window_ns = limits.otr_window_ms * NS_PER_MS
         self._otr_msgs: deque[int] = deque()
         self._fills: deque[int] = deque()
+        # Orders already counted as filled (their first fill; later partial fills add nothing).
+        # Bounded: a key is forgotten when its order is released (closed) or its fill leaves the
+        # OTR window.
+        self._filled: dict[str, int] = {}
         self._reserved: set[str] = set()
         self.counters = OtrCounters()
         self.denials: list[Denial] = []
@@ -90,6 +96,9 @@ class OtrGovernor:
             self._otr_msgs.popleft()
         while self._fills and self._fills[0] <= edge:
             self._fills.popleft()
+        if self._filled:
+            for k in [k for k, t in self._filled.items() if t <= edge]:
+                del self._filled[k]
 
     def otr_now(self, ts_ns: int) -> float:
         """Messages / max(1, fills) in the OTR window ending at `ts_ns`."""
@@ -170,11 +179,25 @@ class OtrGovernor:
         self._record_message(ts_ns)
         self.counters.cancels += 1
 
-    def record_fill(self, ts_ns: int) -> None:
+    def record_fill(self, ts_ns: int, order_key: str) -> None:
+        """A fill event of `order_key`. The OTR budget counts filled *orders*: only the first
+        fill of an order adds a trade (an order filled in 20 parts is one trade, not 20)."""
         self._prune(ts_ns)
+        self.counters.fill_events += 1
+        if order_key in self._filled:
+            return
+        self._filled[order_key] = ts_ns
         self._fills.append(ts_ns)
         self.counters.fills += 1
+
+    def reserve(self, order_key: str) -> None:
+        """Re-reserve the cancel of a live order whose cancel was rejected (the rejected one
+        spent the reservation; the retry will spend this one). Not a message: no count."""
+        if order_key not in self._reserved:
+            self._reserved.add(order_key)
+            self.counters.reserves += 1
 
     def release(self, order_key: str) -> None:
         """The order closed without a cancel from us (filled, rejected, expired)."""
         self._reserved.discard(order_key)
+        self._filled.pop(order_key, None)

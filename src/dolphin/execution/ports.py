@@ -13,8 +13,8 @@ mechanics, where a scripted posture isolates the rule under test.
 
 from __future__ import annotations
 
-import mmap
 import os
+from time import monotonic_ns as _monotonic_ns
 from dataclasses import dataclass, field
 from enum import IntEnum
 from pathlib import Path
@@ -161,36 +161,113 @@ class MemoryKillFlag:
 
 
 class FileKillFlag:
-    """A kill flag over byte 0 of a small file, memory-mapped (shared between processes).
+    """A kill flag over byte 0 of a small file (shared between processes).
 
-    Any non-zero byte means raised. A missing file is created cleared. One byte is written
-    atomically, so readers never see a torn value.
+    Any non-zero byte means raised. A missing file is created cleared when the flag is made.
+    One byte is written atomically (``pwrite``), so readers never see a torn value.
+
+    Fail-safe reading (decision 0007): the file is read with ``pread`` on a kept descriptor, so
+    a truncated file reads short instead of faulting (a memory map of it died with SIGBUS), and
+    the path is re-checked with ``stat``: a file replaced (temp + rename) or deleted and
+    recreated is re-opened. A missing or short (empty) file counts as RAISED; both are counted
+    in ``counters`` (episodes), as are re-opens.
+
+    ``is_raised`` runs on every bar and quote, so it returns the value read at most
+    ``max_age_ms`` (wall clock, monotonic) ago; :meth:`is_raised_now` always reads (the agent
+    calls it before every submit). ``raise_`` / ``clear`` on this object update it at once.
     """
 
-    def __init__(self, path: str | Path) -> None:
+    __slots__ = ("path", "max_age_ns", "counters", "_fd", "_ino", "_raised", "_fresh_until", "_state")
+
+    def __init__(self, path: str | Path, *, max_age_ms: float = 1.0) -> None:
         self.path = Path(path)
+        self.max_age_ns = int(max_age_ms * 1_000_000)
+        self.counters: dict[str, int] = {"reads": 0, "reopened": 0, "missing": 0, "short": 0}
         self.path.parent.mkdir(parents=True, exist_ok=True)
         fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
+        if os.fstat(fd).st_size < 1:
+            os.pwrite(fd, b"\x00", 0)
+        self._fd: int | None = fd
+        st = os.fstat(fd)
+        self._ino = (st.st_dev, st.st_ino)
+        self._state = "ok"  # "ok" | "missing" | "short": the last read's outcome (episodes)
+        self._raised = True
+        self._fresh_until = 0
+        self.is_raised_now()
+
+    def _set_state(self, state: str) -> None:
+        if state != self._state:
+            self._state = state
+            if state != "ok":
+                self.counters[state] += 1
+
+    def _current_fd(self) -> int | None:
+        """The descriptor of the file now at ``path`` (re-opened if it was replaced), or None."""
         try:
-            if os.fstat(fd).st_size < 1:
-                os.write(fd, b"\x00")
-            self._map = mmap.mmap(fd, 1)
-        finally:
-            os.close(fd)
+            st = os.stat(self.path)
+        except FileNotFoundError:
+            return None
+        ino = (st.st_dev, st.st_ino)
+        if ino != self._ino or self._fd is None:
+            try:
+                fd = os.open(self.path, os.O_RDWR)
+            except FileNotFoundError:
+                return None
+            if self._fd is not None:
+                os.close(self._fd)
+            self._fd = fd
+            st = os.fstat(fd)
+            self._ino = (st.st_dev, st.st_ino)
+            self.counters["reopened"] += 1
+        return self._fd
 
-    def raise_(self) -> None:
-        self._map[0] = 1
-        self._map.flush()
-
-    def clear(self) -> None:
-        self._map[0] = 0
-        self._map.flush()
+    def is_raised_now(self) -> bool:
+        """Read the file now (stat + pread); missing or empty counts as raised."""
+        self.counters["reads"] += 1
+        fd = self._current_fd()
+        if fd is None:
+            self._set_state("missing")
+            raised = True
+        else:
+            b = os.pread(fd, 1, 0)
+            if not b:
+                self._set_state("short")
+                raised = True
+            else:
+                self._set_state("ok")
+                raised = b != b"\x00"
+        self._raised = raised
+        self._fresh_until = _monotonic_ns() + self.max_age_ns
+        return raised
 
     def is_raised(self) -> bool:
-        return self._map[0] != 0
+        if _monotonic_ns() < self._fresh_until:
+            return self._raised
+        return self.is_raised_now()
+
+    def _write(self, value: bytes) -> None:
+        fd = self._current_fd()
+        if fd is None:  # deleted: recreate it
+            fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
+            if self._fd is not None:
+                os.close(self._fd)
+            self._fd = fd
+            st = os.fstat(fd)
+            self._ino = (st.st_dev, st.st_ino)
+        os.pwrite(fd, value, 0)
+        os.fsync(fd)
+        self.is_raised_now()
+
+    def raise_(self) -> None:
+        self._write(b"\x01")
+
+    def clear(self) -> None:
+        self._write(b"\x00")
 
     def close(self) -> None:
-        self._map.close()
+        if self._fd is not None:
+            os.close(self._fd)
+            self._fd = None
 
 
 DEFAULT_LEVERAGE_CEILING: Mapping[Posture, float] = {

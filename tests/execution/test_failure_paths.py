@@ -1,0 +1,290 @@
+"""Failure paths of the execution plane (decision 0007), each on the real engine where it is
+engine-level: kill-file replacement and truncation, rejected cancels, entry stacking, a stop
+breach while another exit rests, partial fills in the OTR budget, config that disables a limit,
+and a non-finite size from the risk view.
+
+Data: real Binance BTCUSDT USDT-M bookTicker quotes + trades (L2 capture 2024-08-08).
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import subprocess
+import sys
+import time
+
+import pytest
+
+from nautilus_trader.core.uuid import UUID4
+from nautilus_trader.model.enums import OrderType
+from nautilus_trader.model.events import OrderCancelRejected, OrderFilled, OrderPendingCancel, OrderSubmitted
+from nautilus_trader.trading.strategy import Strategy
+
+import dolphin.research.backtest as backtest_mod
+from dolphin.core.config import ConfigError, load_config
+from dolphin.execution.agent import AgentPorts, DolphinAgent
+from dolphin.execution.exits import ExitReason
+from dolphin.execution.ports import FileKillFlag, FixedMicrostructure, FixedRiskView, MemoryKillFlag, Posture, SimpleNevModel
+from dolphin.research.backtest import run_tick_backtest
+
+from ._support import EveryNBars, cfg_with, l2_ticks
+
+MS = 1_000_000
+
+
+def _after_max_age() -> None:
+    time.sleep(0.003)  # past FileKillFlag's default 1 ms read cache
+
+
+# --------------------------------------------------------------------------- 1: kill file
+
+
+def test_file_kill_flag_sees_replaced_deleted_and_recreated_files(tmp_path):
+    p = tmp_path / "kill.flag"
+    agent = FileKillFlag(p)
+    assert not agent.is_raised()
+    tmp = tmp_path / "kill.flag.tmp"
+    tmp.write_bytes(b"\x01")
+    os.replace(tmp, p)  # the usual atomic write: temp + rename
+    _after_max_age()
+    assert agent.is_raised() and agent.counters["reopened"] == 1
+    p.unlink()  # deleted: fail-safe raised
+    _after_max_age()
+    assert agent.is_raised() and agent.counters["missing"] == 1
+    cockpit = FileKillFlag(p)  # recreated cleared ...
+    _after_max_age()
+    assert not agent.is_raised()
+    cockpit.raise_()  # ... then raised through the new file
+    _after_max_age()
+    assert agent.is_raised()
+    cockpit.clear()
+    assert not agent.is_raised_now()  # the per-submit read is never cached
+
+
+def test_file_kill_flag_truncated_reads_raised_instead_of_sigbus(tmp_path):
+    code = (
+        "import time, sys\n"
+        "from dolphin.execution.ports import FileKillFlag\n"
+        "f = FileKillFlag(sys.argv[1])\n"
+        "assert not f.is_raised()\n"
+        "open(sys.argv[1], 'w').close()\n"  # `: > kill.flag` truncates the file
+        "time.sleep(0.003)\n"
+        "print(f.is_raised(), f.is_raised_now(), f.counters['short'])\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code, str(tmp_path / "kill.flag")], capture_output=True, text=True,
+                         env={**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)}, timeout=120)
+    assert out.returncode == 0, f"reader died (rc {out.returncode}): {out.stderr[-400:]}"
+    assert out.stdout.split() == ["True", "True", "1"]
+
+
+class _ReplaceKillFileAt(Strategy):
+    """Plays an operator writing the kill file atomically (temp + rename) at a simulated time."""
+
+    def __init__(self, path, ts_ns: int) -> None:
+        super().__init__()
+        self.path, self.ts_ns = path, ts_ns
+
+    def on_start(self) -> None:
+        def replace(_):
+            tmp = self.path.with_suffix(".tmp")
+            tmp.write_bytes(b"\x01")
+            os.replace(tmp, self.path)
+            time.sleep(0.003)  # the agent's per-event read may be up to 1 ms (wall) old
+
+        self.clock.set_time_alert_ns("replace", self.ts_ns, replace)
+
+
+def test_kill_file_replaced_during_a_run_stops_and_cancels_everything(tmp_path):
+    ticks = l2_ticks()
+    t_kill = ticks.quotes[0].ts_event + 45_000 * MS
+    path = tmp_path / "kill.flag"
+    flag = FileKillFlag(path)
+    cfg = cfg_with(placer={"cancel_after_ms": 10_000, "max_working_orders_per_instrument": 3, "stand_back_ticks": 5000})
+    ports = AgentPorts(risk=FixedRiskView(Posture.STALKER), signals=EveryNBars(n=1), nev=SimpleNevModel(), kill=flag,
+                       micro=FixedMicrostructure(fixed_confidence=0.0))
+    res = run_tick_backtest(cfg, ports, ticks=ticks, extra_strategies=[_ReplaceKillFileAt(path, t_kill)])
+    kill = [e for e in res.agent.run.events if e["kind"] == "kill_raised"]
+    assert len(kill) == 1 and kill[0]["ts_ns"] >= t_kill and kill[0]["cancelled"] > 0
+    for o in res.engine.cache.orders():
+        sub = next(e for e in o.events if isinstance(e, OrderSubmitted))
+        assert sub.ts_event < t_kill
+        assert o.is_closed
+
+
+# --------------------------------------------------------------------------- 2: cancel rejected
+
+
+def _rejecting_agent(reason: str, state: dict):
+    class VenueRejectsFirstCancel(DolphinAgent):
+        """The venue refuses the first cancel sent for `reason` (e.g. Binance -1003 rate limit):
+        the order gets PENDING_CANCEL then OrderCancelRejected, as a live exec client reports."""
+
+        def cancel_order(self, order, client_id=None, params=None):
+            ctx = self._orders.get(order.client_order_id.value)
+            if state.get("rejected") is None and ctx is not None and ctx.cancel_reason == reason:
+                state["rejected"] = order.client_order_id
+                now = self.clock.timestamp_ns()
+                for ev in (OrderPendingCancel(self.trader_id, self.id, order.instrument_id, order.client_order_id,
+                                              order.venue_order_id, order.account_id, UUID4(), now, now),
+                           OrderCancelRejected(self.trader_id, self.id, order.instrument_id, order.client_order_id,
+                                               order.venue_order_id, order.account_id, "rate limit (-1003)", UUID4(),
+                                               now, now)):
+                    self.msgbus.send(endpoint="ExecEngine.process", msg=ev)
+                return
+            super().cancel_order(order, client_id=client_id)
+
+    return VenueRejectsFirstCancel
+
+
+def _resting_ports(risk, kill=None) -> AgentPorts:
+    return AgentPorts(risk=risk, signals=EveryNBars(n=1), nev=SimpleNevModel(), kill=kill or MemoryKillFlag(),
+                      micro=FixedMicrostructure(fixed_confidence=0.0))  # stand back: orders rest
+
+
+def test_a_rejected_ttl_cancel_is_retried_until_the_order_is_cancelled(monkeypatch):
+    state: dict = {}
+    monkeypatch.setattr(backtest_mod, "DolphinAgent", _rejecting_agent("ttl", state))
+    res = run_tick_backtest(cfg_with(placer={"stand_back_ticks": 50}), _resting_ports(FixedRiskView(Posture.STALKER)),
+                            ticks=l2_ticks(20_000))
+    o = res.engine.cache.order(state["rejected"])
+    kinds = [type(e).__name__ for e in o.events]
+    assert kinds[-3:] == ["OrderCancelRejected", "OrderPendingCancel", "OrderCanceled"], kinds
+    rej = next(e for e in o.events if isinstance(e, OrderCancelRejected)).ts_event
+    retry = [e for e in o.events if isinstance(e, OrderPendingCancel)][-1].ts_event
+    assert 100 * MS <= retry - rej <= 200 * MS  # the first backoff step (plus the next data event)
+    assert o.client_order_id.value not in res.agent._orders  # no stale context blocking entries
+    c = res.agent.run.counters
+    assert c["cancel_rejected"] == 1 and c["cancel_retries"] == 1
+    assert res.agent.governor.counters.forced_over_budget == 0  # the retry spent a re-made reservation
+
+
+def test_a_rejected_kill_cancel_is_retried_while_killed(monkeypatch):
+    state: dict = {}
+    monkeypatch.setattr(backtest_mod, "DolphinAgent", _rejecting_agent("kill", state))
+    ticks = l2_ticks()
+    t_kill = ticks.quotes[0].ts_event + 45_000 * MS
+    kill = MemoryKillFlag()
+
+    class RaiseAt(Strategy):
+        def on_start(self) -> None:
+            self.clock.set_time_alert_ns("kill", t_kill, lambda e: kill.raise_())
+
+    cfg = cfg_with(placer={"cancel_after_ms": 10_000, "max_working_orders_per_instrument": 3, "stand_back_ticks": 5000})
+    res = run_tick_backtest(cfg, _resting_ports(FixedRiskView(Posture.STALKER), kill), ticks=ticks,
+                            extra_strategies=[RaiseAt()])
+    assert state.get("rejected") is not None
+    assert all(o.is_closed for o in res.engine.cache.orders())  # the rejected one too
+    assert res.engine.cache.order(state["rejected"]).is_canceled
+    assert res.agent.run.counters["cancel_retries"] >= 1
+
+
+# --------------------------------------------------------------------------- 3: stacking
+
+
+def test_entries_never_stack_past_the_sizers_notional():
+    cfg = cfg_with(placer={"max_working_orders_per_instrument": 4, "cancel_after_ms": 200}, otr={"max_otr": 1000.0})
+    ports = AgentPorts(risk=FixedRiskView(Posture.APEX, base_fraction=0.01), signals=EveryNBars(n=1, per_bar=4),
+                       nev=SimpleNevModel(), kill=MemoryKillFlag(), micro=FixedMicrostructure(fixed_confidence=1.0))
+    res = run_tick_backtest(cfg, ports, ticks=l2_ticks(20_000))
+    entries = [o for o in res.engine.cache.orders() if not o.is_reduce_only]
+    one = max(o.quantity.as_double() for o in entries)  # one full sized entry (notional / mid)
+    peaks = [p.peak_qty.as_double() for p in res.engine.cache.positions()]
+    assert peaks and max(peaks) <= one * 1.0001, (max(peaks), one)
+    assert res.agent.run.counters.get("entry_skipped_no_headroom", 0) > 0  # the headroom rule did the work
+
+
+# --------------------------------------------------------------------------- 4: stop overrides
+
+
+class _StopSpy(DolphinAgent):
+    """Records every bar after which the stop is breached but a non-stop exit stays latched."""
+
+    latched: list = []
+
+    def _on_bar(self, key, bar):
+        super()._on_bar(key, bar)
+        st = self._pos.get(key)
+        if st is not None and st.exit_reason not in (None, ExitReason.STOP):
+            pnl_bps = st.side * (self._px(key) / st.entry_px - 1.0) * 1e4  # exit_decision's stop test
+            if pnl_bps <= -self.exec_cfg.exits.stop_loss_bps:
+                _StopSpy.latched.append((bar.ts_event, st.exit_reason.value))
+
+
+def test_a_stop_breach_overrides_a_pending_passive_exit_with_a_market_exit(monkeypatch):
+    _StopSpy.latched = []
+    monkeypatch.setattr(backtest_mod, "DolphinAgent", _StopSpy)
+    cfg = cfg_with(exits={"max_hold_bars": 2, "contradict_exit_bars": 2, "favourable_max_hold_bars": 2,
+                          "stop_loss_bps": 5.0, "take_profit_bps": 1000.0, "passive_exit_attempts": 2})
+    ports = AgentPorts(risk=FixedRiskView(Posture.STALKER), signals=EveryNBars(n=1, side=1), nev=SimpleNevModel(),
+                       kill=MemoryKillFlag(), micro=None)
+    res = run_tick_backtest(cfg, ports, ticks=l2_ticks(20_000), order_ttl_ms=15_000)
+    assert _StopSpy.latched == []
+    overrides = [e for e in res.agent.run.events if e["kind"] == "exit_signal" and e.get("replaces")]
+    assert overrides
+    for ev in overrides:
+        # the passive exit was cancelled at once and a reduce-only market exit followed it
+        later = [o for o in res.engine.cache.orders() if o.is_reduce_only
+                 and next(e for e in o.events if isinstance(e, OrderSubmitted)).ts_event >= ev["ts_ns"]]
+        assert any(o.order_type == OrderType.MARKET for o in later)
+    assert "stop_loss" in [t["exit_reason"] for t in res.agent.run.trades]
+
+
+# --------------------------------------------------------------------------- 5: OTR counts orders
+
+
+def test_otr_budget_counts_filled_orders_not_partial_fill_events():
+    ports = AgentPorts(risk=FixedRiskView(Posture.STALKER), signals=EveryNBars(n=1), nev=SimpleNevModel(),
+                       kill=MemoryKillFlag(), micro=FixedMicrostructure(fixed_confidence=0.5))
+    res = run_tick_backtest(cfg_with(), ports, ticks=l2_ticks(20_000), order_ttl_ms=5000)
+    per_order = [sum(isinstance(e, OrderFilled) for e in o.events) for o in res.engine.cache.orders()]
+    assert max(per_order) > 1  # the data has partially filled orders
+    g = res.agent.governor.counters
+    assert g.fills == sum(1 for n in per_order if n > 0)  # the OTR denominator: filled orders
+    assert g.fill_events == sum(per_order)
+
+
+# --------------------------------------------------------------------------- 6: config
+
+
+@pytest.mark.parametrize(
+    ("section", "key", "value"),
+    [
+        ("exits", "stop_loss_bps", math.inf),
+        ("exits", "take_profit_bps", math.inf),
+        ("otr", "max_otr", math.inf),
+        ("otr", "max_otr", 2.0),  # entry budget 1.6 per fill < one submit (2)
+        ("backtest", "maker_fee_bps", 5_000.0),
+        ("backtest", "maker_fee_bps", -500.0),
+        ("backtest", "taker_fee_bps", 2_000.0),
+        ("backtest", "tax_bps", math.inf),
+    ],
+)
+def test_config_rejects_values_that_disable_a_limit(section, key, value):
+    with pytest.raises(ConfigError, match=rf"execution\.{section}\.{key}.*not allowed"):
+        load_config(environ={}, overrides={"execution": {section: {key: value}}})
+
+
+def test_config_rejects_an_entry_budget_below_one_submit():
+    with pytest.raises(ConfigError, match=r"max_messages = 2 is not allowed with entry_budget_frac = 0.8"):
+        load_config(environ={}, overrides={"execution": {"otr": {"rate_windows": [{"window_ms": 1000, "max_messages": 2}]}}})
+    # the boundary is allowed: 0.5 x 4 messages is exactly one submit
+    load_config(environ={}, overrides={"execution": {"otr": {"entry_budget_frac": 0.5, "max_otr": 4.0,
+                                                              "rate_windows": [{"window_ms": 1000, "max_messages": 4}]}}})
+    load_config(environ={}, overrides={"execution": {"backtest": {"maker_fee_bps": -2.0}}})  # a rebate is fine
+
+
+# --------------------------------------------------------------------------- 7: non-finite size
+
+
+@pytest.mark.parametrize("bad", [math.nan, math.inf])
+def test_a_non_finite_notional_is_skipped_not_fatal(bad):
+    class BadRisk(FixedRiskView):
+        def size_notional(self, capital, posture, r_total):
+            return bad
+
+    ports = AgentPorts(risk=BadRisk(Posture.STALKER), signals=EveryNBars(n=5), nev=SimpleNevModel(),
+                       kill=MemoryKillFlag(), micro=FixedMicrostructure(fixed_confidence=0.5))
+    res = run_tick_backtest(cfg_with(), ports, ticks=l2_ticks(20_000))
+    assert res.agent.run.counters["entry_size_invalid"] > 0
+    assert not res.engine.cache.orders()
