@@ -360,3 +360,30 @@ def test_a_failed_poller_is_visible_and_restarts_on_subscribe(seg: SharedMemoryG
     while len(got) < 2 and time.monotonic() < deadline:
         time.sleep(0.005)
     assert got == [2, 2] and seg.quorum().state.value == "ok"
+
+
+def test_a_dead_writers_slot_read_inside_an_entry_processor_is_repaired_not_a_hang(seg: SharedMemoryGrid) -> None:
+    """The processor runs under the write lock; the reader must not take that lock again."""
+    import threading
+
+    from dolphin.grid import shm as shm_mod
+
+    m = seg.map("m")
+    m.put("a", 1)
+    m.put("b", 2)
+    s = seg._seg_checked()
+    slot = next(i for i in range(s.n_slots) if s.header_of(i)[0] == shm_mod.LIVE and s.read_slot(i)[2].endswith(b"a"))
+    s.q[s.slot_off(slot) // 8] += 1  # the slot of "a" left mid-write by a writer that died
+
+    class ReadsA:
+        def apply(self, old):  # type: ignore[no-untyped-def]
+            return old, m.get("a")
+
+    out: list[object] = []
+    t = threading.Thread(target=lambda: out.append(m.execute_on_key("b", ReadsA())), daemon=True)
+    t.start()
+    t.join(30)
+    assert not t.is_alive() and out == [None]
+    assert seg.repaired_slots == 1 and m.get("b") == 2
+    m.put("a", 3)
+    assert m.get("a") == 3

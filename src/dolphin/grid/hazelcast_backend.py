@@ -27,7 +27,13 @@ from typing import Any, Callable, Iterable, Mapping, Sequence
 import hazelcast
 from hazelcast.errors import HazelcastError, HazelcastSerializationError
 from hazelcast.lifecycle import LifecycleState
-from hazelcast.serialization.api import CompactReader, CompactSerializer, CompactWriter, IdentifiedDataSerializable
+from hazelcast.serialization.api import (
+    CompactReader,
+    CompactSerializer,
+    CompactWriter,
+    FieldKind,
+    IdentifiedDataSerializable,
+)
 
 from dolphin.grid.acb import ACB_PROCESSOR_CLASS_ID, GRID_FACTORY_ID, AcbProcessor
 from dolphin.grid.protocol import (
@@ -84,6 +90,10 @@ class RecordCompactSerializer(CompactSerializer[Any]):
     def read(self, reader: CompactReader) -> Any:
         kwargs = {}
         for name, w, r in self._fields:
+            if reader.get_field_kind(name) == FieldKind.NOT_AVAILABLE:
+                # written under an older schema without this (later-added, defaulted) field,
+                # e.g. FeatureRecord.crc from a not yet upgraded worker: the struct's default
+                continue
             value = getattr(reader, r)(name)
             kwargs[name] = tuple(value or ()) if w == "write_array_of_float64" else value
         return self._cls(**kwargs)

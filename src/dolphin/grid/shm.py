@@ -148,6 +148,7 @@ class _WriteLock:
         self._path = path
         self._fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
         self._tlock = threading.Lock()
+        self.owner: int | None = None  # the thread id holding the lock (readers check it)
 
     def acquire_current(self) -> None:
         """Acquire the lock held through the file now at the path.
@@ -174,10 +175,16 @@ class _WriteLock:
         except BaseException:
             self._tlock.release()
             raise
+        self.owner = threading.get_ident()
 
     def __exit__(self, *exc: object) -> None:
+        self.owner = None
         fcntl.flock(self._fd, fcntl.LOCK_UN)
         self._tlock.release()
+
+    def held_here(self) -> bool:
+        """This thread holds the lock (e.g. a reader inside an entry processor)."""
+        return self.owner == threading.get_ident()
 
     def close(self) -> None:
         os.close(self._fd)
@@ -223,7 +230,10 @@ class _Segment:
 
     def _stuck(self, i: int, s1: int, spins: int, locked: bool) -> int:
         """A reader saw slot i odd (mid-write) ``spins`` times: wait, or repair a dead writer's slot."""
-        if locked:  # the caller holds the write lock: no writer is inside, so its writer died
+        if locked or (spins == REPAIR_SPINS and self.wlock.held_here()):
+            # This thread holds the write lock (a locked write path, or a read inside an entry
+            # processor): no writer can be inside, so the slot's writer died. Repair it here;
+            # taking the (non-reentrant) lock again would hang.
             self._repair(i, s1)
             return 0
         if spins == REPAIR_SPINS:
