@@ -183,6 +183,22 @@ def test_depth_keeps_its_update_id_sequence_check(shared_data, tmp_path) -> None
     assert parsed.rejects.to_table("x").column("line").to_pylist() == [4]
 
 
+def test_trade_times_that_contradict_the_trade_id_sequence_are_out_of_order(tmp_path) -> None:
+    """Sorting trades by time must not hide a time that runs against the venue's own trade-id
+    sequence (the first sorting version accepted both files whole, ids [1, 3, 2, 4])."""
+    cases = {
+        "ts_back": ([(1610064000000, 1), (1610064005000, 2), (1610064001000, 3), (1610064006000, 4)], [1, 3, 4]),
+        "id_back": ([(1610064000000, 10), (1610064001000, 11), (1610064002000, 5), (1610064003000, 12)], [10, 11, 12]),
+    }
+    for name, (rows, kept) in cases.items():
+        p = tmp_path / f"binance_btcusdt_trades_{name}.csv"
+        p.write_text("ts_ms,trade_id,price,quantity,buyer_maker\n" + "".join(f"{t},{i},39432.48,0.1,True\n" for t, i in rows))
+        parsed, out = check_file(p)
+        ((_, acc, _, _),) = out.values()
+        assert parsed.rejects.counts() == {"out_of_order": 1}, name
+        assert acc.column("trade_id").to_pylist() == kept, name
+
+
 # ------------------------------------------------------------------ 4. implausible timestamps
 
 

@@ -121,6 +121,7 @@ def _validate_parsed(
         accepted, gaps = validate_table(
             table, parsed.fmt.kind, parsed.rejects, bar_ns=bar_ns, gap_tolerance_bars=gap_tolerance_bars,
             chained_ids=parsed.fmt.chained_ids, raw_text=parsed.raw_text,
+            sequenced_ids="trade_id" not in parsed.fmt.hashed_ids,
         )
         out[symbol] = (dataset, accepted, gaps, bar_ns)
     return out

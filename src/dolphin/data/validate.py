@@ -103,11 +103,14 @@ def validate_table(
     chained_ids: bool = True,
     raw_text: Callable[[np.ndarray], list[str | None]] | None = None,
     now_ns: int | None = None,
+    sequenced_ids: bool = True,
 ) -> tuple[pa.Table, list[Gap]]:
     """Apply the rules to a typed table (with ``_line``); returns the accepted rows and the gaps.
 
     ``raw_text(lines)`` gives the source text of rejected lines for the quarantine (when it, or it
     returns, None: the typed values joined by commas). ``now_ns`` is the wall clock for the future-timestamp rule.
+    ``sequenced_ids``: trade ids are the venue's sequence (not hashed), so after the sort by time a
+    trade id below an earlier row's is a time that disagrees with the venue's order (``out_of_order``).
     """
     if kind in _SORTED_KINDS and table.num_rows > 1:
         table = _sorted(table, kind)
@@ -164,6 +167,18 @@ def validate_table(
         late = np.zeros(n, dtype=bool)
         late[idx[1:]] = k[1:] < runmax[:-1]
         reject(late, "out_of_order", lambda i: f"key={order_key[i]} after a later row")
+
+    if kind == "trades" and sequenced_ids:
+        # Sorted by (ts, trade id): a trade whose id is below an earlier (in time) trade's id has a
+        # timestamp that contradicts the venue's own sequence. (The sort must not hide it.)
+        idx = np.flatnonzero(keep)
+        if len(idx) > 1:
+            ids = _np(table.column("trade_id")).astype(np.int64)
+            k = ids[idx]
+            runmax = np.maximum.accumulate(k)
+            late = np.zeros(n, dtype=bool)
+            late[idx[1:]] = k[1:] < runmax[:-1]
+            reject(late, "out_of_order", lambda i: f"trade_id={ids[i]} at a later time than a higher trade id")
 
     accepted = table.filter(pa.array(keep))
     gaps: list[Gap] = []
