@@ -62,6 +62,33 @@ def test_file_kill_flag_sees_replaced_deleted_and_recreated_files(tmp_path):
     assert not agent.is_raised_now()  # the per-submit read is never cached
 
 
+def test_file_kill_flag_unreadable_reads_raised_instead_of_raising(tmp_path):
+    """Any OS error reading the flag (a directory left at the path, an operator's replacement
+    the process may not open for writing) is raised, not an exception in the bar handler."""
+    import shutil
+
+    p = tmp_path / "kill.flag"
+    agent = FileKillFlag(p)
+    assert not agent.is_raised_now()
+    p.unlink()
+    p.mkdir()  # os.open(dir, O_RDONLY) succeeds on Linux; pread then fails (EISDIR)
+    assert agent.is_raised_now() and agent.is_raised() and agent.counters["unreadable"] == 1
+    shutil.rmtree(p)
+    FileKillFlag(p)  # recreated cleared
+    assert not agent.is_raised_now()
+    replacement = tmp_path / "op.tmp"
+    replacement.write_bytes(b"\x01")
+    replacement.chmod(0o444)  # read-only for everyone: the reader must not need write access
+    os.replace(replacement, p)
+    assert agent.is_raised_now() and agent.counters["reopened"] >= 2
+    shutil.rmtree(tmp_path / "gone", ignore_errors=True)
+    flag = FileKillFlag(tmp_path / "gone" / "k.flag")
+    shutil.rmtree(tmp_path / "gone")  # the directory itself removed: reads raised, raise_ recreates
+    assert flag.is_raised_now() and flag.counters["missing"] == 1
+    flag.raise_()
+    assert flag.is_raised_now()
+
+
 def test_file_kill_flag_truncated_reads_raised_instead_of_sigbus(tmp_path):
     code = (
         "import time, sys\n"
@@ -177,6 +204,49 @@ def test_a_rejected_kill_cancel_is_retried_while_killed(monkeypatch):
     assert all(o.is_closed for o in res.engine.cache.orders())  # the rejected one too
     assert res.engine.cache.order(state["rejected"]).is_canceled
     assert res.agent.run.counters["cancel_retries"] >= 1
+
+
+def test_a_kill_cancel_after_an_exhausted_ttl_budget_is_retried_until_it_lands(monkeypatch):
+    """A venue ban (-1003) refuses every cancel of one order for 32 s: its TTL cancel exhausts its
+    8 retries (~17 s); the kill at 30 s is a new cancel reason with its own budget and, being
+    critical, never gives up. Before: the kill's cancel saw the spent budget, was not retried, and
+    the order stayed working at the venue after the kill to the end of the run."""
+    ticks = l2_ticks()
+    t0 = ticks.quotes[0].ts_event
+    t_kill, ban_until = t0 + 30_000 * MS, t0 + 32_000 * MS
+    state: dict = {}
+
+    class Banned(DolphinAgent):
+        def cancel_order(self, order, client_id=None, params=None):
+            now = self.clock.timestamp_ns()
+            key = order.client_order_id
+            state.setdefault("victim", key)
+            if key == state["victim"] and now < ban_until:
+                for ev in (OrderPendingCancel(self.trader_id, self.id, order.instrument_id, key, order.venue_order_id,
+                                              order.account_id, UUID4(), now, now),
+                           OrderCancelRejected(self.trader_id, self.id, order.instrument_id, key, order.venue_order_id,
+                                               order.account_id, "banned (-1003)", UUID4(), now, now)):  # fmt: skip
+                    self.msgbus.send(endpoint="ExecEngine.process", msg=ev)
+                return
+            super().cancel_order(order, client_id=client_id)
+
+    monkeypatch.setattr(backtest_mod, "DolphinAgent", Banned)
+    kill = MemoryKillFlag()
+
+    class RaiseAt(Strategy):
+        def on_start(self) -> None:
+            self.clock.set_time_alert_ns("kill", t_kill, lambda e: kill.raise_())
+
+    cfg = cfg_with(placer={"stand_back_ticks": 5000})
+    res = run_tick_backtest(cfg, _resting_ports(FixedRiskView(Posture.STALKER), kill), ticks=ticks,
+                            extra_strategies=[RaiseAt()])  # fmt: skip
+    victim = res.engine.cache.order(state["victim"])
+    assert victim.is_canceled, victim.status_string()
+    assert all(o.is_closed for o in res.engine.cache.orders())
+    c = res.agent.run.counters
+    assert c["cancel_retry_exhausted"] == 1  # the TTL budget only; the kill's cancel never gives up
+    kinds = [(e["kind"], e["ts_ns"]) for e in res.agent.run.events if e["kind"] == "cancel_rejected"]
+    assert any(ts >= t_kill for _, ts in kinds)  # the kill's cancel was refused too, then retried
 
 
 # --------------------------------------------------------------------------- 3: stacking

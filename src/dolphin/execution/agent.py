@@ -52,6 +52,9 @@ _STOP = ExitReason.STOP
 CANCEL_RETRY_FIRST_MS = 100
 CANCEL_RETRY_MAX_MS = 5_000
 CANCEL_RETRIES = 8
+# Cancels that must not give up while the order is open (retried every CANCEL_RETRY_MAX_MS
+# after the budget): a kill or HIBERNATE cancel-all, a stop's passive exit, a flatten timeout.
+CRITICAL_CANCELS = frozenset({"kill", "hibernate", "stop", "flatten_timeout"})
 
 
 class DolphinAgentConfig(StrategyConfig, frozen=True):
@@ -179,7 +182,8 @@ class DolphinAgent(Strategy):
         self._flatten_alert: str | None = None  # the pending HIBERNATE market-flatten alert
         self._flatten_seq = 0
         self._alerts: set[str] = set()
-        self._cancel_retries: dict[str, int] = {}  # order key -> cancel retries sent
+        self._cancel_retries: dict[str, tuple[str | None, int]] = {}  # order key -> (cancel reason, retries sent)
+        self._cxl_seq = 0  # unique retry alert names
         self._routes: dict[str, Any] = {}  # topic -> keyed handler (see _keyed)
         self._entry_nev: dict[str, float] = {}
         self._sensors = ports.sensors
@@ -835,7 +839,10 @@ class DolphinAgent(Strategy):
         key = event.client_order_id.value
         ts = event.ts_event
         order = self.cache.order(event.client_order_id)
-        n = self._cancel_retries.get(key, 0)
+        ctx = self._orders.get(key)
+        reason = ctx.cancel_reason if ctx is not None else None
+        prev = self._cancel_retries.get(key)
+        n = prev[1] if prev is not None and prev[0] == reason else 0  # a new cancel reason: a new budget
         closed = order is None or order.is_closed
         self._event(ts, "cancel_rejected", order=key, reason=str(event.reason), retries=n, closed=closed)
         if closed:
@@ -843,15 +850,18 @@ class DolphinAgent(Strategy):
             # (the simulated venue answers "not found"). Recorded as an event, not counted.
             return
         self.run.count("cancel_rejected")
-        self.governor.reserve(key)  # the rejected cancel spent the reservation; the retry needs one
-        if n >= CANCEL_RETRIES:
+        critical = reason in CRITICAL_CANCELS or self._killed or self._hibernating
+        if n >= CANCEL_RETRIES and not critical:
             self.run.count("cancel_retry_exhausted")
             self._event(ts, "cancel_retry_exhausted", order=key, retries=n)
             return
-        self._cancel_retries[key] = n + 1
-        delay_ns = min(CANCEL_RETRY_FIRST_MS << n, CANCEL_RETRY_MAX_MS) * NS_PER_MS
+        self.governor.reserve(key)  # the rejected cancel spent the reservation; the retry needs one
+        self._cancel_retries[key] = (reason, n + 1)
+        delay_ns = min(CANCEL_RETRY_FIRST_MS << min(n, 16), CANCEL_RETRY_MAX_MS) * NS_PER_MS
         now = self.clock.timestamp_ns()
-        self.clock.set_time_alert_ns(f"cxl-{n + 1}-{key}", (now if now > ts else ts) + delay_ns, self._on_cancel_retry)
+        self._cxl_seq += 1
+        self.clock.set_time_alert_ns(f"cxl-{self._cxl_seq}-{key}", (now if now > ts else ts) + delay_ns,
+                                     self._on_cancel_retry)  # fmt: skip
 
     def _on_cancel_retry(self, event: Event) -> None:
         key = event.name.split("-", 2)[2]

@@ -166,11 +166,12 @@ class FileKillFlag:
     Any non-zero byte means raised. A missing file is created cleared when the flag is made.
     One byte is written atomically (``pwrite``), so readers never see a torn value.
 
-    Fail-safe reading (decision 0007): the file is read with ``pread`` on a kept descriptor, so
-    a truncated file reads short instead of faulting (a memory map of it died with SIGBUS), and
-    the path is re-checked with ``stat``: a file replaced (temp + rename) or deleted and
-    recreated is re-opened. A missing or short (empty) file counts as RAISED; both are counted
-    in ``counters`` (episodes), as are re-opens.
+    Fail-safe reading (decision 0007): the file is read with ``pread`` on a kept read-only
+    descriptor, so a truncated file reads short instead of faulting (a memory map of it died with
+    SIGBUS), and the path is re-checked with ``stat``: a file replaced (temp + rename) or deleted
+    and recreated is re-opened (read-only: an operator's replacement owned by another user is
+    still readable). A missing, short (empty) or unreadable file (permissions, a directory, any
+    OS error) counts as RAISED; each is counted in ``counters`` (episodes), as are re-opens.
 
     ``is_raised`` runs on every bar and quote, so it returns the value read at most
     ``max_age_ms`` (wall clock, monotonic) ago; :meth:`is_raised_now` always reads (the agent
@@ -182,15 +183,19 @@ class FileKillFlag:
     def __init__(self, path: str | Path, *, max_age_ms: float = 1.0) -> None:
         self.path = Path(path)
         self.max_age_ns = int(max_age_ms * 1_000_000)
-        self.counters: dict[str, int] = {"reads": 0, "reopened": 0, "missing": 0, "short": 0}
+        self.counters: dict[str, int] = {"reads": 0, "reopened": 0, "missing": 0, "short": 0, "unreadable": 0}
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
-        if os.fstat(fd).st_size < 1:
-            os.pwrite(fd, b"\x00", 0)
+        wfd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
+        try:
+            if os.fstat(wfd).st_size < 1:
+                os.pwrite(wfd, b"\x00", 0)
+        finally:
+            os.close(wfd)
+        fd = os.open(self.path, os.O_RDONLY)
         self._fd: int | None = fd
         st = os.fstat(fd)
         self._ino = (st.st_dev, st.st_ino)
-        self._state = "ok"  # "ok" | "missing" | "short": the last read's outcome (episodes)
+        self._state = "ok"  # "ok" | "missing" | "short" | "unreadable": the last read's outcome (episodes)
         self._raised = True
         self._fresh_until = 0
         self.is_raised_now()
@@ -210,7 +215,7 @@ class FileKillFlag:
         ino = (st.st_dev, st.st_ino)
         if ino != self._ino or self._fd is None:
             try:
-                fd = os.open(self.path, os.O_RDWR)
+                fd = os.open(self.path, os.O_RDONLY)
             except FileNotFoundError:
                 return None
             if self._fd is not None:
@@ -224,13 +229,17 @@ class FileKillFlag:
     def is_raised_now(self) -> bool:
         """Read the file now (stat + pread); missing or empty counts as raised."""
         self.counters["reads"] += 1
-        fd = self._current_fd()
-        if fd is None:
-            self._set_state("missing")
+        try:
+            fd = self._current_fd()
+            b = None if fd is None else os.pread(fd, 1, 0)
+        except OSError:  # permissions, a directory at the path, I/O error: fail safe
+            self._set_state("unreadable")
             raised = True
         else:
-            b = os.pread(fd, 1, 0)
-            if not b:
+            if b is None:
+                self._set_state("missing")
+                raised = True
+            elif not b:
                 self._set_state("short")
                 raised = True
             else:
@@ -246,16 +255,13 @@ class FileKillFlag:
         return self.is_raised_now()
 
     def _write(self, value: bytes) -> None:
-        fd = self._current_fd()
-        if fd is None:  # deleted: recreate it
-            fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
-            if self._fd is not None:
-                os.close(self._fd)
-            self._fd = fd
-            st = os.fstat(fd)
-            self._ino = (st.st_dev, st.st_ino)
-        os.pwrite(fd, value, 0)
-        os.fsync(fd)
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        wfd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)  # the file now at the path
+        try:
+            os.pwrite(wfd, value, 0)
+            os.fsync(wfd)
+        finally:
+            os.close(wfd)
         self.is_raised_now()
 
     def raise_(self) -> None:
