@@ -265,3 +265,26 @@ def test_live_ports_run_every_layer_and_fail_safe_without_their_sensors(tmp_path
     assert risk.posture(t0 + 20 * NS) == Posture.HIBERNATE
     assert risk.controller.killed and risk.r_total(t0 + 21 * NS) == 0.0
     assert risk.size_notional(100_000.0, Posture.HIBERNATE, 0.0) == 0.0
+
+
+def test_an_invalid_fill_holds_l6_at_its_worst_case_for_a_bounded_time_without_fills():
+    """The worst case after an invalid fill stops entries, so no fill may come to end it: the
+    hold also ends SLIPPAGE_INVALID_HOLD_S after the fill (before: TURTLE for good, 720 h later)."""
+    from dolphin.survival.layers.builtin import SLIPPAGE_INVALID_HOLD_S, SLIPPAGE_MAX_BPS
+
+    cfg = load_config(environ={})
+    s = 1_000_000_000
+    rv = SurvivalRiskView(backtest_survival_config(cfg, book=False))
+    t = 1_700_000_000 * s
+    rv.on_equity(t, 10_000.0)
+    rv.on_fill(t + s, 1, 6_000.0, 60_000.0)  # expected price mis-scaled 10x: invalid
+    l6 = next(layer for layer in rv.controller.layers if layer.name.startswith("L6"))
+    assert l6.value(0) == SLIPPAGE_MAX_BPS and "invalid fill" in l6.explain(t + s)
+    rv.on_equity(t + 2 * s, 10_000.0)
+    assert rv.posture(t + 2 * s) != Posture.APEX and rv.r_total(t + 2 * s) <= 0.3 + 1e-12
+    late = t + s + int(SLIPPAGE_INVALID_HOLD_S * s) + 2 * s
+    rv.on_equity(late, 10_000.0)
+    assert l6.value(0) == 0.0 and rv.slippage.invalid_fills == 1
+    day = late + 24 * 3600 * s
+    rv.on_equity(day, 10_000.0)
+    assert rv.r_total(day) > 0.9

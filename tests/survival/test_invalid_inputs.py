@@ -284,3 +284,22 @@ def test_scenario_actions_and_feed_starts_are_checked(tmp_path) -> None:  # type
         load_scenario(str(f))
     ok = Scenario(name="ok", duration_s=0.0, tick_s=0.001)
     assert run_replay(ok).t_s == []
+
+
+def test_an_invalid_fill_hold_ends_by_time_as_well_as_by_fills() -> None:
+    from dolphin.survival.layers.builtin import SLIPPAGE_MAX_BPS, SlippageTracker
+
+    t = SlippageTracker(hold_fills=5, hold_s=60.0)
+    assert t.on_fill(1, 100.0, 1000.0, ts_ns=10**9) == SLIPPAGE_MAX_BPS  # 10x off: invalid
+    assert not t.release(10**9 + 59 * 10**9) and t.reading_bps == SLIPPAGE_MAX_BPS
+    assert t.release(10**9 + 60 * 10**9) and t.reading_bps == 0.0
+    assert not t.release(10**12)  # nothing held any more
+    # without a time (tests, tools) only fills end it; a valid fill after the time limit ends it too
+    u = SlippageTracker(hold_fills=5, hold_s=60.0)
+    u.on_fill(1, 100.0, 1000.0)
+    assert not u.release(10**18) and u.reading_bps == SLIPPAGE_MAX_BPS
+    v = SlippageTracker(hold_fills=5, hold_s=60.0)
+    v.on_fill(1, 100.0, 1000.0, ts_ns=0)
+    assert v.on_fill(1, 100.0, 100.01, ts_ns=61 * 10**9) == pytest.approx(0.2 * 1.0)
+    with pytest.raises(ValueError, match="hold_s"):
+        SlippageTracker(hold_s=float("inf"))

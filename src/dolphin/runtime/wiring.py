@@ -156,8 +156,16 @@ class SurvivalRiskView:
         self.clock.set_ns(ts_ns)
         if ts_ns - self._last_tick_ns >= self._tick_ns:
             self._last_tick_ns = ts_ns
+            if ts_ns >= self.slippage.hold_until_ns and self.slippage.release(ts_ns):
+                self._reobserve("slippage_drift_bps", self.slippage.reading_bps)
             ctl.tick()
         return ctl
+
+    def _reobserve(self, name: str, value: float) -> None:
+        idx = self._idx.get(name)
+        if idx is not None and self.controller is not None:
+            self.controller.observe_idx(idx, value)
+            self.readings[name] = self.readings.get(name, 0) + 1
 
     # ---- RiskView
     def r_total(self, ts_ns: int) -> float:
@@ -198,7 +206,7 @@ class SurvivalRiskView:
     def on_fill(self, ts_ns: int, side: int, expected_px: float, realised_px: float) -> None:
         if not (expected_px > 0.0):
             return
-        drift = self.slippage.on_fill(side, expected_px, realised_px)
+        drift = self.slippage.on_fill(side, expected_px, realised_px, ts_ns)
         self._observe("slippage_drift_bps", ts_ns, drift)
 
     def on_order_rtt(self, ts_ns: int, rtt_ms: float) -> None:

@@ -39,6 +39,7 @@ __all__ = [
     "LedgerIntegrityLayer",
     "McForewarnerLayer",
     "SLIPPAGE_INVALID_HOLD_FILLS",
+    "SLIPPAGE_INVALID_HOLD_S",
     "SLIPPAGE_MAX_BPS",
     "OrderBookLayer",
     "RttLockdownLayer",
@@ -184,6 +185,10 @@ class OrderBookLayer(Layer):
 SLIPPAGE_MAX_BPS = 2_000.0
 # After an invalid fill the tracker reports the worst case until this many valid fills followed.
 SLIPPAGE_INVALID_HOLD_FILLS = 5
+# ... or until this long after the invalid fill, whichever comes first: the worst case stops
+# entries, so without a time limit a hold with no more fills would never end.
+SLIPPAGE_INVALID_HOLD_S = 300.0
+_NO_HOLD_NS = 2**63 - 1
 
 
 class SlippageTracker:
@@ -193,30 +198,48 @@ class SlippageTracker:
     exceeds ``SLIPPAGE_MAX_BPS`` either way is invalid: it stays out of the average (which is
     always finite), is counted (``invalid_fills``), and the reading is the worst case,
     ``SLIPPAGE_MAX_BPS`` adverse (L6 at its floor), until ``hold_fills`` valid fills have
-    followed it (an unknown slippage is not a good one).
+    followed it or ``hold_s`` has passed since it (when the fill's time is given), whichever
+    comes first (an unknown slippage is not a good one, but a hold that stops entries must not
+    wait for fills that cannot come). ``hold_until_ns`` is when the time limit ends the hold
+    (never while there is none); the feeder calls :meth:`release` then and re-reads.
     """
 
-    __slots__ = ("alpha", "drift_bps", "fills", "invalid_fills", "hold_fills", "_hold")
+    __slots__ = ("alpha", "drift_bps", "fills", "invalid_fills", "hold_fills", "hold_ns", "hold_until_ns", "_hold")
 
-    def __init__(self, alpha: float = 0.2, hold_fills: int = SLIPPAGE_INVALID_HOLD_FILLS) -> None:
+    def __init__(self, alpha: float = 0.2, hold_fills: int = SLIPPAGE_INVALID_HOLD_FILLS,
+                 hold_s: float = SLIPPAGE_INVALID_HOLD_S) -> None:  # fmt: skip
         if not 0.0 < alpha <= 1.0:
             raise ValueError(f"alpha must be in (0, 1], got {alpha}")
         if not hold_fills >= 1:
             raise ValueError(f"hold_fills must be >= 1, got {hold_fills}")
+        if not 0.0 < hold_s < math.inf:
+            raise ValueError(f"hold_s must be finite and > 0, got {hold_s}")
         self.alpha = alpha
         self.drift_bps = 0.0
         self.fills = 0  # valid fills in the average
         self.invalid_fills = 0
         self.hold_fills = int(hold_fills)
+        self.hold_ns = int(hold_s * 1e9)
+        self.hold_until_ns = _NO_HOLD_NS
         self._hold = 0  # valid fills still to come before the reading is the average again
+
+    def release(self, now_ns: int) -> bool:
+        """End the hold when its time is up; True if it ended (re-read ``reading_bps``)."""
+        if self._hold and now_ns >= self.hold_until_ns:
+            self._hold = 0
+            self.hold_until_ns = _NO_HOLD_NS
+            return True
+        return False
 
     @property
     def reading_bps(self) -> float:
         """The value for the ``slippage_drift_bps`` sensor: the drift, or the worst case."""
         return SLIPPAGE_MAX_BPS if self._hold else self.drift_bps
 
-    def on_fill(self, side: int, expected_px: float, realised_px: float) -> float:
+    def on_fill(self, side: int, expected_px: float, realised_px: float, ts_ns: int | None = None) -> float:
         """side +1 buy, -1 sell; adverse slippage is positive. Returns ``reading_bps``."""
+        if ts_ns is not None:
+            self.release(ts_ns)
         if (side == 1 or side == -1) and 0.0 < expected_px < math.inf and 0.0 < realised_px < math.inf:
             slip_bps = side * (realised_px - expected_px) / expected_px * 1e4
             if -SLIPPAGE_MAX_BPS <= slip_bps <= SLIPPAGE_MAX_BPS:
@@ -224,9 +247,13 @@ class SlippageTracker:
                 self.fills += 1
                 if self._hold:
                     self._hold -= 1
+                    if not self._hold:
+                        self.hold_until_ns = _NO_HOLD_NS
                 return self.reading_bps
         self.invalid_fills += 1
         self._hold = self.hold_fills
+        if ts_ns is not None:
+            self.hold_until_ns = ts_ns + self.hold_ns
         return SLIPPAGE_MAX_BPS
 
     def explain(self) -> str:
@@ -252,7 +279,8 @@ class SlippageDriftLayer(Layer):
         return QUIET_FOREVER  # a function of the reading only
 
     def explain(self, now_ns: int) -> str:
-        return f"slippage drift {self.value(0):.1f} bps (deadband {self.deadband[0]:g} bps){self.invalid_note()}"
+        held = " (the worst case after an invalid fill)" if self.value(0) == SLIPPAGE_MAX_BPS else ""
+        return f"slippage drift {self.value(0):.1f} bps{held} (deadband {self.deadband[0]:g} bps){self.invalid_note()}"
 
 
 _RTT_MAX_MS = 1e9  # ~11.6 days: no order round trip is longer; larger readings are faults
