@@ -222,6 +222,18 @@ def test_gate_refuses_two_hell_runs(cfg, tmp_path):
     assert not _gate(cfg, tmp_path, doc).allowed
 
 
+def test_hell_run_without_a_trade_exits_non_zero_and_writes_no_gate_report(tmp_path, monkeypatch, capsys):
+    """Signals but no trade (a threshold nothing reaches): before, the gate report was written and
+    the CLI exited 0, yet the gate refuses it; now the CLI says so and writes none."""
+    monkeypatch.setenv("DOLPHIN__ALPHA__SIGNAL__SHORT_THRESHOLD", "-50.0")
+    monkeypatch.chdir(tmp_path)
+    out = tmp_path / "r"
+    rc = main(["backtest", "--scenario", "hell", "--symbols", "BTCUSDT", "--out", str(out)])
+    assert rc != 0
+    assert "made no trade" in capsys.readouterr().err
+    assert not (out / "hell").exists()
+
+
 def test_hell_run_without_signals_exits_non_zero_and_writes_no_gate_report(tmp_path, monkeypatch, capsys):
     # The scanner cannot be imported (e.g. a broken kernels build): signals are "none: ...".
     monkeypatch.setitem(sys.modules, "dolphin.scan.sonar", None)

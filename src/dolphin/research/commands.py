@@ -83,13 +83,16 @@ def _backtest(cfg: DolphinConfig, args: argparse.Namespace) -> int:
     name = (f"backtest-{h}" if args.scenario != "hell" else f"hell-{h}") + ("" if args.data == "bars" else f"-{args.data}")
     paths = write_report(out, name, reports, [r.equity for r in results])
     no_signals = [r for r in reports if str(r.get("signals", "")).startswith("none")]
-    if args.scenario == "hell" and args.data == "bars" and no_signals:
-        # A run without signals never trades: it shows nothing about ruin, so it is no evidence
-        # for the live gate. The report files stay for inspection; no gate report is written.
+    no_trades = [r for r in reports if r.get("scenario") == "hell" and r.get("trades") == 0]
+    if args.scenario == "hell" and args.data == "bars" and (no_signals or no_trades):
+        # A run without signals, or a HELL run without a trade, shows nothing about ruin, so it is
+        # no evidence for the live gate (which would refuse it). The report files stay for
+        # inspection; no gate report is written.
         for kind, p in paths.items():
             print(f"{kind}: {p}")
-        print(f"dolphin: HELL run has no signals ({no_signals[0]['signals']}); no gate report written, "
-              "live stays locked for this configuration", file=sys.stderr)  # fmt: skip
+        why = f"has no signals ({no_signals[0]['signals']})" if no_signals else "made no trade"
+        print(f"dolphin: HELL run {why}; no gate report written, live stays locked for this configuration",
+              file=sys.stderr)  # fmt: skip
         return 1
     if args.scenario == "hell" and args.data == "bars":
         gate = out / "hell" / f"{h}.json"
