@@ -249,6 +249,28 @@ def test_a_kill_cancel_after_an_exhausted_ttl_budget_is_retried_until_it_lands(m
     assert any(ts >= t_kill for _, ts in kinds)  # the kill's cancel was refused too, then retried
 
 
+def test_a_downgrade_to_turtle_cancels_working_entries_in_the_same_cycle():
+    """TURTLE is exit-only: entry orders still resting from STALKER are cancelled when the agent
+    sees the downgrade, and none fills or is submitted afterwards (before: they rested until their
+    TTL and could open a position in TURTLE)."""
+    ticks = l2_ticks()
+    t0 = ticks.quotes[0].ts_event
+    t_turtle = t0 + 20_000 * MS
+    risk = FixedRiskView(Posture.STALKER, schedule=((t_turtle, Posture.TURTLE),))
+    cfg = cfg_with(placer={"cancel_after_ms": 60_000, "stand_back_ticks": 5000})  # entries rest, unfilled
+    res = run_tick_backtest(cfg, _resting_ports(risk), ticks=ticks)
+    ev = res.agent.run.events
+    seen = next(e["ts_ns"] for e in ev if e["kind"] == "posture" and e["new"] == "TURTLE")
+    cancelled = [e for e in ev if e["kind"] == "entries_cancelled"]
+    assert cancelled and cancelled[0]["ts_ns"] == seen and cancelled[0]["cancelled"] >= 1
+    entries = [o for o in res.engine.cache.orders() if not o.is_reduce_only]
+    assert entries and all(o.is_closed for o in entries)
+    assert not any(o.ts_init >= seen for o in entries)  # nothing submitted in TURTLE
+    fills = [e for e in res.engine.cache.orders() if not e.is_reduce_only and e.filled_qty.as_double() > 0]
+    assert all(o.ts_last < seen for o in fills)  # no entry filled after the downgrade
+    assert res.agent.run.counters["cancel_posture"] == cancelled[0]["cancelled"]
+
+
 # --------------------------------------------------------------------------- 3: stacking
 
 

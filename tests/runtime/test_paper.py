@@ -144,8 +144,11 @@ def test_a_slow_decision_does_not_shorten_the_orders_ttl(tmp_path, bars, monkeyp
     lifetimes = sorted(o["cancel_after_ms"] for o in s["orders"]["list"] if o["cancel_after_ms"] is not None)
     # (the last TTL cancel may still be in flight when the run stops: it has no lifetime yet)
     assert len(lifetimes) >= ttl - 1 >= 1
-    # every cancel here is a TTL cancel, and none before the order's full 200 ms
-    assert lifetimes[0] >= 199.0, lifetimes
+    # No TTL cancel before the order's full 200 ms. The stalls also raise the measured RTT, and
+    # the RTT lockdown's TURTLE cap cancels working entries at once (cancel_posture): only those
+    # may be shorter.
+    short = [x for x in lifetimes if x < 199.0]
+    assert len(short) <= s["counters"].get("cancel_posture", 0), (lifetimes, s["counters"])
 
 
 def test_the_kill_flag_file_stops_submission_in_the_live_node(tmp_path, bars):

@@ -278,7 +278,12 @@ class DolphinAgent(Strategy):
     def _guard_posture_inner(self, ts_ns: int, posture: Posture) -> None:
         if posture != self._posture:
             self._event(ts_ns, "posture", old=self._posture.name, new=posture.name)
-            self._posture = posture
+            old, self._posture = self._posture, posture
+            if old in ENTRY_POSTURES and posture == Posture.TURTLE:
+                # TURTLE is exit-only: an entry order still working would open a position there.
+                n = self._cancel_entries(ts_ns, "posture")
+                if n:
+                    self._event(ts_ns, "entries_cancelled", posture=posture.name, cancelled=n)
         if posture == Posture.HIBERNATE:
             if not self._hibernating:
                 self._hibernating = True
@@ -291,6 +296,23 @@ class DolphinAgent(Strategy):
             # The episode's market deadline ends with it: a later HIBERNATE gets its own full
             # passive phase, not what is left of this one's.
             self._cancel_flatten_alert()
+
+    def _cancel_entries(self, ts_ns: int, reason: str) -> int:
+        """Cancel every working entry order (exits stay); same event cycle."""
+        n = 0
+        for key, ctx in list(self._orders.items()):
+            if ctx.kind != "entry":
+                continue
+            order = self.cache.order(self._coid(key))
+            if order is None or order.is_closed or order.is_pending_cancel:
+                continue
+            ctx.cancel_reason = reason
+            self.governor.record_cancel(ts_ns, key)
+            self.cancel_order(order)
+            n += 1
+        if n:
+            self.run.count(f"cancel_{reason}", n)
+        return n
 
     def _open_orders(self) -> list[Order]:
         return self.cache.orders_open(strategy_id=self.id) + self.cache.orders_inflight(strategy_id=self.id)
