@@ -141,6 +141,32 @@ def test_real_data_with_injected_gaps_and_nan(shared_data) -> None:
     assert c.gap_ends == 20 + 1 + 1 + 1
 
 
+def test_each_windows_zero_variance_count_is_the_same_on_both_paths(shared_data) -> None:
+    """Real spot closes, two assets frozen (zero variance): every record's per-window
+    n_zero_variance is 2 once the freeze fills the window, on the full path as on the signal path
+    (the full path published the Gram route's count of zero eigenvalues there: 0 for the frozen
+    assets, and W < N_eff healthy assets as zero-variance)."""
+    bars = real_bars("binance_spot_1m_2021-04")
+    closes = bars.closes[3000:3400, :30].copy()
+    mask = bars.mask[3000:3400, :30].copy()
+    closes[:, 4] = closes[0, 4]
+    closes[:, 9] = closes[0, 9]
+    got = {}
+    for full in (False, True):
+        cfg = ScanConfig(windows=[20, 60], vel_div_short=20, vel_div_long=60, full_spectrum=full,
+                         regime=RegimeConfig(structure_window=60))  # fmt: skip
+        sonar = Sonar(30, cfg)
+        rows = []
+        for t in range(closes.shape[0]):
+            rec = sonar.update(t + 1, closes[t], mask[t])
+            rows.append([(f.window, f.n_assets, f.n_zero_variance) for f in rec.windows if f.ready])
+        got[full] = rows
+    assert got[True] == got[False]
+    last = got[True][-1]
+    assert [w for w, _, _ in last] == [20, 60] and all(nz == 2 for _, _, nz in last)
+    assert last[0][1] > 20  # W = 20 < N_eff: the full path took the Gram route
+
+
 @pytest.mark.slow
 def test_spot_long_run_signal_path(shared_data) -> None:
     """Long run (slow): 5000 scans of the 50-asset set, every scan exact to 1e-9."""

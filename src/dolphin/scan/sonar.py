@@ -518,7 +518,7 @@ class Sonar:
         entropy = absorption = nan
         steps = 0
         if cfg.full_spectrum:
-            n_zero = 0
+            n_zero_eigs = 0  # exact zeros the Gram route leaves out (not the zero-variance count)
             if use_p:
                 mat = self._corr_lower(win, rows)
             else:
@@ -526,7 +526,7 @@ class Sonar:
                 z = K.build_z(self._ret, self._valid, a, b, win.mu, win.d, idx, has_missing)
                 if rows < n_eff:  # Gram route: same nonzero spectrum, the other n_eff - W are zero
                     mat = K.gram_lower(z, outer=True)
-                    n_zero = n_eff - rows
+                    n_zero_eigs = n_eff - rows
                 else:
                     mat = K.gram_lower(z, outer=False)
             # the previous bar's spectrum of the same window warm-starts the tridiagonal solver;
@@ -541,7 +541,7 @@ class Sonar:
             lam = float(eigs[-1])
             bound = 0.0
             exact = True
-            entropy, absorption = K.spectrum_features(eigs, n_zero, alpha, n_eff, cfg.absorption_frac)
+            entropy, absorption = K.spectrum_features(eigs, n_zero_eigs, alpha, n_eff, cfg.absorption_frac)
         else:
             lam, bound, steps, gram = self._certified_lambda(win, a, b, rows, n_eff, has_missing, use_p, bar)
             exact = False
