@@ -280,3 +280,34 @@ def test_a_position_open_at_the_end_is_flattened_by_the_agents_hibernate_rule(tm
     assert "hibernate" in exits  # a position was open at the end and the agent's rule closed it
     assert s["shutdown"]["forced_close"] == 0 and s["shutdown"]["open_positions_at_end"] == 0
     assert s["orders"]["open_at_end"] == 0 and s["shutdown"]["pending_tasks"] == []
+
+
+def test_a_failed_replay_is_an_error_not_the_replays_end(tmp_path, bars, monkeypatch):
+    """Before: the replay task's exception was never read; the run said 'replay_end', no error."""
+    from dolphin.runtime import paper as paper_mod
+
+    real = paper_mod.ReplayDataClient._restamp
+    calls = {"n": 0}
+
+    def broken(self, item, ts):  # type: ignore[no-untyped-def]
+        calls["n"] += 1
+        if calls["n"] > 50:
+            raise RuntimeError("catalog disk went away")
+        return real(self, item, ts)
+
+    monkeypatch.setattr(paper_mod.ReplayDataClient, "_restamp", broken)
+    res = run_paper(_cfg(tmp_path, skip_bars=880, flatten_wait_ms=500), speed=300 * 50, bars=bars)
+    s = res.summary
+    assert s["stopped_by"] == "replay_failed" and "catalog disk went away" in s["error"]
+    rp = s["replay"]
+    assert not rp["finished"] and rp["errors"] == {"replay_failed": 1}
+    assert 0 < rp["groups_replayed"] < rp["groups_total"]
+
+
+def test_cli_replay_speed_obeys_the_config_rules(tmp_path, monkeypatch):
+    from dolphin.cli import main
+
+    monkeypatch.chdir(tmp_path)
+    assert main(["paper", "--speed", "0"]) == 2  # was a ZeroDivisionError inside the replay, exit 0
+    assert main(["paper", "--speed", "-5"]) == 2
+    assert main(["paper", "--max-seconds", "-1"]) == 2

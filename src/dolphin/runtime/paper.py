@@ -198,6 +198,7 @@ class ReplayDataClient(LiveMarketDataClient):
         self.data_ts: dict[int, int] = {}  # live ts_ns -> data ts_ns
         self.subscribed: list[str] = []
         self.done = asyncio.Event()
+        self.failure: str | None = None  # why the replay stopped early (None: it did not)
         self._task: asyncio.Task | None = None
 
     # ---- connection
@@ -288,8 +289,13 @@ class ReplayDataClient(LiveMarketDataClient):
                         st.events_replayed += 1
                 st.groups_replayed += 1
                 st.last_data_ts_ns = ts_data
+            st.finished = True  # the whole feed went out
+        except Exception as exc:  # a failed replay must end the run as a failure, not as its end
+            self.failure = f"replay failed after {st.groups_replayed} of {st.groups_total} timestamps: " \
+                           f"{type(exc).__name__}: {exc}"  # fmt: skip
+            st.error("replay_failed", self.failure)
+            self._log.error(self.failure)
         finally:
-            st.finished = True
             self.done.set()
 
     def _restamp(self, item: Any, ts: int) -> Any | None:
@@ -700,6 +706,10 @@ async def _wait_run(client: ReplayDataClient, stop: asyncio.Event, state: dict, 
             if stop.is_set():
                 break
             if client.done.is_set():
+                if client.failure is not None:
+                    state["stopped_by"] = "replay_failed"
+                    state["error"] = client.failure
+                    break
                 state["stopped_by"] = "replay_end"
                 break
             if time.monotonic() >= t_end:

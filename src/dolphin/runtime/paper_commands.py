@@ -18,10 +18,18 @@ def _paper(cfg: DolphinConfig, args: argparse.Namespace) -> int:
     from dolphin.runtime.paper import run_paper
 
     console = Console(width=console_width())
+    import msgspec
+
+    from dolphin.core.config import validate_config
+
     pc = cfg.paper
-    speed = args.speed if args.speed is not None else pc.speed
-    data = args.data or pc.data
-    max_s = args.max_seconds if args.max_seconds is not None else pc.max_seconds
+    overrides = {k: v for k, v in (("speed", args.speed), ("max_seconds", args.max_seconds), ("data", args.data))
+                 if v is not None}  # fmt: skip
+    if overrides:  # the command-line values obey the config's rules (ConfigError: exit 2, one line);
+        # they are run parameters, not the configuration: its hash and summary name stay the file's
+        checked = validate_config(msgspec.structs.replace(cfg, paper=msgspec.structs.replace(pc, **overrides)))
+        pc = checked.paper
+    speed, data, max_s = pc.speed, pc.data, pc.max_seconds
     # Paper trades no money: no HELL gate (that is `dolphin live`'s), but the run names its config.
     console.print(f"dolphin paper: configuration {config_hash(cfg)}, data {data}, speed x{speed:g}, "
                   f"max {max_s:g} s (0 = to the end of the replay); Ctrl-C stops cleanly")  # fmt: skip
