@@ -271,6 +271,30 @@ def test_a_downgrade_to_turtle_cancels_working_entries_in_the_same_cycle():
     assert res.agent.run.counters["cancel_posture"] == cancelled[0]["cancelled"]
 
 
+def test_post_only_prices_stay_clear_of_a_crossed_quote_and_off_zero():
+    """A crossed quote (bid > ask, a live-feed transient): a buy rests below both prices, a sell
+    above both (before: a buy joined at or above the real ask); a price <= 0 is never placed."""
+    from dolphin.execution.config import PlacerConfig
+    from dolphin.execution.placer import maker_price_ticks
+
+    pcfg = PlacerConfig()
+    for posture in (Posture.APEX, Posture.STALKER, Posture.TURTLE):
+        for conf in (0.1, 0.5, 0.9):
+            for bid, ask in ((101, 100), (105, 100), (100, 100), (100, 101), (100, 103)):
+                buy = maker_price_ticks(+1, bid, ask, posture, conf, pcfg).price_ticks
+                sell = maker_price_ticks(-1, bid, ask, posture, conf, pcfg).price_ticks
+                assert buy < min(bid, ask) or (bid < ask and buy < ask), (posture, conf, bid, ask, buy)
+                assert sell > max(bid, ask) or (bid < ask and sell > bid), (posture, conf, bid, ask, sell)
+                if bid >= ask:
+                    assert buy < min(bid, ask) and sell > max(bid, ask)
+
+
+def test_max_hold_above_the_favourable_hold_is_refused():
+    with pytest.raises(ConfigError, match="max_hold_bars"):
+        cfg_with(exits={"max_hold_bars": 240})
+    assert cfg_with(exits={"max_hold_bars": 10}).execution.exits.max_hold_bars == 10  # coherent: still allowed
+
+
 # --------------------------------------------------------------------------- 3: stacking
 
 

@@ -198,3 +198,39 @@ def test_cli_l2_backtest_names_the_oracle_source(tmp_path):
     rep = json.loads(path.read_text())
     assert rep["signals"].startswith(f"oracle book ({L2_DEPTH})")
     assert rep["oracle_book"]["evaluated"] > 0 and rep["data"].startswith("L2 capture")
+
+
+def test_a_newer_quote_with_the_same_timestamp_is_loaded():
+    """Half of the shipped BTCUSDT quotes share their millisecond with the previous one; the L1
+    book's version was the time alone, so such a quote was never loaded (WOBI +0.8 kept after the
+    book had turned to -0.8)."""
+    from types import SimpleNamespace
+
+    from nautilus_trader.model.data import QuoteTick
+    from nautilus_trader.model.objects import Price, Quantity
+
+    from dolphin.core.config import load_config
+    from dolphin.execution.instruments import make_usdm_perp
+    from dolphin.execution.oracle_book import OracleBookFeed, OracleMicrostructure
+
+    cfg = load_config(environ={})
+    inst = make_usdm_perp("BTCUSDT", 1, 3, maker_fee_bps=2, taker_fee_bps=5)
+    iid = inst.id
+    state: dict = {"q": None, "now": 0}
+    cache = SimpleNamespace(instrument=lambda i: inst, quote_tick=lambda i: state["q"], order_book=lambda i: None)
+    strat = SimpleNamespace(config=SimpleNamespace(instrument_ids=(str(iid),), subscribe_book=False), cache=cache,
+                            clock=SimpleNamespace(timestamp_ns=lambda: state["now"]))  # fmt: skip
+    feed = OracleBookFeed(cfg.alpha)
+    micro = OracleMicrostructure(feed)
+    micro.bind(strat)
+    t = 1_723_161_256_313_000_000  # a real quote time of the capture
+
+    def quote(bid: float, ask: float, bs: float, as_: float) -> QuoteTick:
+        return QuoteTick(iid, Price(bid, 1), Price(ask, 1), Quantity(bs, 3), Quantity(as_, 3), t, t)
+
+    state["q"], state["now"] = quote(61800.2, 61800.3, 9.0, 1.0), t
+    assert micro.wobi(str(iid)) == pytest.approx(0.8)
+    state["q"], state["now"] = quote(61800.0, 61800.1, 1.0, 9.0), t + 150_000_000
+    assert micro.wobi(str(iid)) == pytest.approx(-0.8)
+    b = feed.builder(0).book
+    assert (b.best_bid_ticks, b.best_ask_ticks) == (618000, 618001)

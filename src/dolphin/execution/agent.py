@@ -629,6 +629,10 @@ class DolphinAgent(Strategy):
         placement = maker_price_ticks(
             cand.side, round(bid / tick), round(ask / tick), posture, confidence, pcfg
         )
+        if placement.price_ticks <= 0:  # an empty or broken book side: no price to rest at
+            self.run.count("entry_price_invalid")
+            self._event(ts_ns, "entry_price_invalid", instrument=key, bid=bid, ask=ask)
+            return
         price = inst.make_price(placement.price_ticks * tick)
         order = self.order_factory.limit(iid, side, qty, price, time_in_force=TimeInForce.GTC, post_only=True)
         self.run.count(f"placement_{placement.mode.value}")
@@ -720,9 +724,14 @@ class DolphinAgent(Strategy):
         if state.exit_reason == ExitReason.STOP and ecfg.stop_exit_market:
             passive = False
         state.exit_attempts += 1
+        pl = None
         if passive:
             bid, ask = self._book(key)
             pl = maker_price_ticks(close_side, round(bid / tick), round(ask / tick), self._posture, 1.0, self.exec_cfg.placer, exit_order=True)
+            if pl.price_ticks <= 0:  # an empty or broken book side: exits are always allowed, at market
+                self.run.count("exit_price_invalid")
+                pl = None
+        if pl is not None:
             order = self.order_factory.limit(
                 iid, side, pos.quantity, inst.make_price(pl.price_ticks * tick), post_only=True, reduce_only=True
             )

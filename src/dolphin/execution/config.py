@@ -129,6 +129,13 @@ class ExitConfig(ConfigStruct):
                 f"execution.exits.contradict_exit_bars = {self.contradict_exit_bars} is not allowed: "
                 f"must be <= favourable_max_hold_bars ({self.favourable_max_hold_bars})"
             )
+        # A favourable book may hold longer than a neutral one, never shorter (a max_hold_bars below
+        # contradict_exit_bars is coherent: a contradicting book then exits at max_hold_bars too).
+        if self.max_hold_bars > self.favourable_max_hold_bars:
+            raise ConfigError(
+                f"execution.exits.max_hold_bars = {self.max_hold_bars} is not allowed: must be <= "
+                f"favourable_max_hold_bars ({self.favourable_max_hold_bars}; a favourable book holds longer)"
+            )
 
 
 class BacktestConfig(ConfigStruct):

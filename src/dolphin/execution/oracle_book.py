@@ -88,7 +88,7 @@ class OracleBookFeed:
         self._inc_raw: list[int] = []
         self._price_prec: list[int] = []
         self._size_prec: list[int] = []
-        self._loaded: list[tuple[int, int]] = []
+        self._loaded: list[tuple[int, ...]] = []
         self._feats: list[tuple[tuple[int, tuple[int, int]], BookFeatures] | None] = []
 
     # ------------------------------------------------------------------ binding
@@ -144,7 +144,7 @@ class OracleBookFeed:
             b.clock.on_update(ts_last_ns)  # book age exact; jitter sampled at the query times
         self.loads += 1
 
-    def _refresh_depth(self, asset: int) -> tuple[int, int]:
+    def _refresh_depth(self, asset: int) -> tuple[int, ...]:
         from nautilus_trader.model.enums import OrderSide
         from nautilus_trader.model.objects import Price
 
@@ -176,11 +176,13 @@ class OracleBookFeed:
         self._load(asset, snap, version[1])
         return version
 
-    def _refresh_quote(self, asset: int) -> tuple[int, int]:
+    def _refresh_quote(self, asset: int) -> tuple[int, ...]:
         q = self._strategy.cache.quote_tick(self._iids[asset])
         if q is None:
             return (-1, -1)
-        version = (0, int(q.ts_event))
+        # Several quotes share a millisecond (half of the shipped BTCUSDT quotes): the version is the
+        # quote's content, not only its time, or a newer same-time quote would never be loaded.
+        version = (0, int(q.ts_event), q.bid_price.raw, q.ask_price.raw, q.bid_size.raw, q.ask_size.raw)
         if version == self._loaded[asset]:
             return version
         self._loaded[asset] = version

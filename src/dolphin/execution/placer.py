@@ -42,13 +42,14 @@ def maker_price_ticks(
 ) -> Placement:
     """Post-only limit price (ticks) for `side` (+1 buy, -1 sell).
 
-    With a one-sided or crossed view (bid >= ask, e.g. bar data where only a last price
-    exists) the own-side best is taken one tick away from that price.
+    With no spread known (bid == ask: bar data where only a last price exists, or a locked
+    book) the own-side best is taken one tick away from that price; with a crossed quote
+    (bid > ask, a transient of a live feed) a buy stays below both prices and a sell above both.
     """
     spread_known = best_ask_ticks > best_bid_ticks
-    if not spread_known:  # no real spread known (bars): keep one tick off the last price
-        last = best_bid_ticks
-        best_bid_ticks, best_ask_ticks = last - 1, last + 1
+    if not spread_known:  # keep one tick off the last price, or clear of both sides of a crossed quote
+        lo, hi = best_ask_ticks, best_bid_ticks  # lo == hi unless crossed
+        best_bid_ticks, best_ask_ticks = lo - 1, hi + 1
     spread = best_ask_ticks - best_bid_ticks
     own_best = best_bid_ticks if side > 0 else best_ask_ticks
 
@@ -67,11 +68,12 @@ def maker_price_ticks(
         price = own_best - side * cfg.stand_back_ticks
     else:
         price = own_best
-    # Post-only guard: never on or through the opposite best.
+    # Post-only guard: never on or through the opposite best (of either side when crossed; the
+    # substituted bests above are one tick outside the real prices).
     if side > 0:
-        price = min(price, best_ask_ticks - 1)
+        price = min(price, best_ask_ticks - 1 if spread_known else best_bid_ticks)
     else:
-        price = max(price, best_bid_ticks + 1)
+        price = max(price, best_bid_ticks + 1 if spread_known else best_ask_ticks)
     return Placement(price, mode)
 
 
