@@ -289,6 +289,15 @@ def test_post_only_prices_stay_clear_of_a_crossed_quote_and_off_zero():
                     assert buy < min(bid, ask) and sell > max(bid, ask)
 
 
+def test_backtests_refuse_venues_and_symbols_they_cannot_simulate():
+    """The simulated instruments are Binance USDT-M perps: a spot venue failed later with a
+    misleading 'no quotes' error, a USDC symbol got USDT currencies."""
+    with pytest.raises(ConfigError, match="BINANCE_USDM"):
+        cfg_with(backtest={"venue": "BINANCE_SPOT"})
+    with pytest.raises(ConfigError, match="BTCUSDC"):
+        cfg_with(backtest={"symbols": ["BTCUSDT", "BTCUSDC"]})
+
+
 def test_max_hold_above_the_favourable_hold_is_refused():
     with pytest.raises(ConfigError, match="max_hold_bars"):
         cfg_with(exits={"max_hold_bars": 240})

@@ -186,6 +186,19 @@ class BacktestConfig(ConfigStruct):
                 )
         for name in ("starting_usdt", "latency_ms", "signal_edge_bps"):
             _finite(f"execution.backtest.{name}", getattr(self, name))
+        # The simulated venue is Binance USDT-M: its instruments are USDT-quoted, USDT-settled
+        # perpetuals (execution.instruments.make_usdm_perp); other venues would get wrong ones.
+        if self.venue != "BINANCE_USDM":
+            raise ConfigError(
+                f"config key 'execution.backtest.venue' = {self.venue!r} is not allowed: backtests simulate "
+                "Binance USDT-M perpetuals only ('BINANCE_USDM')"
+            )
+        bad = [s for s in self.symbols if not s.endswith("USDT") or s == "USDT"]
+        if bad:
+            raise ConfigError(
+                f"config key 'execution.backtest.symbols' = {list(self.symbols)!r} is not allowed: "
+                f"{bad} are not USDT-quoted perpetuals"
+            )
 
 
 class ExecutionConfig(ConfigStruct):
