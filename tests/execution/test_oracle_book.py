@@ -234,3 +234,19 @@ def test_a_newer_quote_with_the_same_timestamp_is_loaded():
     assert micro.wobi(str(iid)) == pytest.approx(-0.8)
     b = feed.builder(0).book
     assert (b.best_bid_ticks, b.best_ask_ticks) == (618000, 618001)
+
+
+def test_a_nan_wobi_is_flat_not_a_short():
+    """A synced book with no size on either side has WOBI NaN; `abs(nan) < min` is False, so it
+    became a SHORT candidate. Any min_abs_wobi, 0 included, now reads it as flat."""
+    from types import SimpleNamespace
+
+    from dolphin.core.config import load_config
+    from dolphin.execution.oracle_book import OracleBookSignals
+
+    feats = SimpleNamespace(synced=True, wobi=float("nan"))
+    feed = SimpleNamespace(asset=lambda iid: 0, features=lambda i, ts: feats)
+    for floor in (0.0, 0.2):
+        sig = OracleBookSignals(feed, load_config(environ={}).alpha, min_abs_wobi=floor, order_notional_quote=1_000.0)
+        assert sig.on_bar("BTCUSDT-PERP.BINANCE", 1, 1.0, 1.0, 1.0, 1.0, 1.0) == ()
+        assert sig.flat == 1 and sig.evaluated == 0

@@ -311,7 +311,7 @@ class OracleBookSignals:
             self.no_book += 1
             return ()
         w = f.wobi
-        if abs(w) < self.min_abs_wobi or w == 0.0:
+        if not abs(w) >= self.min_abs_wobi or w == 0.0:  # NaN (no size on a synced book) is flat too
             self.flat += 1
             return ()
         d = 1 if w > 0.0 else -1
