@@ -173,6 +173,13 @@ def test_the_kill_flag_file_stops_submission_in_the_live_node(tmp_path, bars):
     assert orders and all(o["ts_init_ns"] <= seen["kill_ns"] for o in orders)  # nothing after the flag
     assert s["orders"]["open_at_end"] == 0  # the kill cancelled what was working
     assert s["replay"]["finished"] and s["shutdown"]["pending_tasks"] == []
+    # Positions the kill left open are marked in the result, not hidden behind the balance.
+    pnl, held = s["pnl"], s["shutdown"]["open_positions_at_end"]
+    assert pnl["equity_is_marked"] == (held > 0)
+    if held:
+        assert pnl["final_equity_usdt"] == res.agent.run.equity[-1][1]
+    else:
+        assert pnl["final_equity_usdt"] == pnl["final_balance_usdt"]
 
 
 def test_malformed_replay_items_are_counted_and_named(tmp_path, bars):

@@ -775,6 +775,11 @@ def build_summary(cfg: DolphinConfig, h: str, mode: str, speed: float | None, ma
     account = agent.portfolio.account(Venue("BINANCE")) if agent.portfolio is not None else None
     bal = account.balance_total(USDT) if account is not None else None
     final = bal.as_double() if bal is not None else math.nan
+    # The agent's last mark-to-market point (balance + unrealised PnL of what was still held):
+    # with positions left open (a raised kill flag, an unfilled flatten) the balance alone is not
+    # the result.
+    open_left = len(cache.positions_open(strategy_id=agent.id))
+    last_eq = run.equity[-1][1] if run.equity else math.nan
     pnls = [t["pnl"] for t in run.trades]
     posture_path: list[dict] = []
     if isinstance(ports.risk, SurvivalRiskView) and ports.risk.controller is not None:
@@ -820,6 +825,8 @@ def build_summary(cfg: DolphinConfig, h: str, mode: str, speed: float | None, ma
         "pnl": {
             "start_balance_usdt": start,
             "final_balance_usdt": final,
+            "final_equity_usdt": last_eq if open_left else final,
+            "equity_is_marked": bool(open_left),
             "realised_usdt": sum(pnls),
             "trades": len(pnls),
             "fees_usdt": run.fees_usdt,

@@ -42,7 +42,9 @@ def _paper(cfg: DolphinConfig, args: argparse.Namespace) -> int:
         f"{s['replay']['errors'] or 'none'}\n"
         f"orders {o['submitted']} (post-only {o['post_only']}), filled {o['filled']}, canceled {o['canceled']} "
         f"(ttl {o['cancel_ttl']}), OTR {s['otr']['otr']:.2f}; trades {p['trades']}, realised "
-        f"{p['realised_usdt']:.2f} USDT, balance {p['final_balance_usdt']:.2f} USDT\n"
+        f"{p['realised_usdt']:.2f} USDT, balance {p['final_balance_usdt']:.2f} USDT"
+        + (f", equity {p['final_equity_usdt']:.2f} USDT (open positions marked at their last price)"
+           if p["equity_is_marked"] else "") + "\n"
         f"shutdown: open orders {o['open_at_end']}, open positions {sh['open_positions_at_end']}, "
         f"pending tasks {len(sh['pending_tasks'])}\nsummary: {res.path}"
     )  # fmt: skip
