@@ -200,6 +200,36 @@ def test_drift_is_detected_and_recovered(shared_data) -> None:
     assert sonar.counters.exact_checks >= 5
 
 
+def test_an_eligibility_flip_on_the_exact_re_anchor_is_a_counted_universe_change(shared_data) -> None:
+    """The sliding sums of one asset corrupted so that it looks zero-variance (ineligible); the
+    periodic exact check re-anchors the sums and the asset is eligible again. That flip changes the
+    asset set lambda_max is taken over, so it is a universe change like any other: counted, and the
+    scan is VETO (before: compared against itself, never counted, the scan could be ATTACK)."""
+    bars = real_bars("binance_spot_1m_2021-04")
+    closes, mask = bars.closes[7000:7400, :30], bars.mask[7000:7400, :30]
+    # W = 7 (W^2 < 2 N) keeps no cross-product, so nothing but the exact check re-anchors its sums
+    cfg = ScanConfig(windows=[7, 60], vel_div_short=7, vel_div_long=60, full_spectrum=False,
+                     regime=RegimeConfig(structure_window=60), exact_check_every_bars=40, resum_every_bars=100_000)
+    sonar = Sonar(30, cfg)
+    assert not sonar._win[7].has_p
+    n7 = []
+    recs = []
+    changes = []
+    for t in range(260):
+        if t == 205:
+            sonar._win[7].q[7] -= 1.0  # negative variance in the sliding sums: asset 7 drops out
+        changes.append(sonar.counters.universe_changes)
+        rec = sonar.update(t + 1, closes[t], mask[t])
+        recs.append(rec)
+        n7.append(rec.window(7).n_assets)
+    full = n7[204]
+    drop = n7.index(full - 1, 205)
+    back = n7.index(full, drop)  # the exact check re-anchored the sums
+    assert drop == 205 and back > drop + 1
+    assert "universe_change" in recs[back].veto_reasons and recs[back].regime == VETO
+    assert back + 1 < len(changes) and changes[back + 1] > changes[back]  # the recovery was counted
+
+
 @pytest.mark.parametrize("full", [False, True])
 def test_bad_print_leaving_the_window_does_not_leave_drift_behind(shared_data, full: bool) -> None:
     """A mis-scaled close flagged as real (x1000 for one bar on the calmest of 20 real spot assets)

@@ -552,10 +552,15 @@ class Sonar:
                     # re-anchor first: the exact reference uses sums recomputed from the buffer, so
                     # drift in the sliding sums is caught as well as a wrong Lanczos answer
                     self._resum_window(win, a, b)
-                    n_eff, n_low, n_zero, _, has_missing = K.standardise_into(
+                    n_eff, n_low, n_zero, changed, has_missing = K.standardise_into(
                         win.n, win.s, win.q, win.cs, win.cq, float(min_count), cfg.min_return_var, win.mu, win.d, win.eligible,
-                        win.eligible, float(rows),
+                        win.prev_eligible, float(rows),
                     )
+                    if changed:  # the exact sums disagree with the sliding ones on who is eligible
+                        c.universe_changes += changed
+                        win.last_change_bar = bar  # lambda_max's velocity spans two asset sets: VETO
+                        log.info("window %d bar %d: eligible set changed for %d assets on the exact re-anchor "
+                                 "(now %d)", w, bar, changed, n_eff)  # fmt: skip
                     win.prev_eligible[:] = win.eligible
                     alpha = cfg.singular_shrinkage if n_eff >= w else 0.0
                 if check:
