@@ -306,6 +306,26 @@ def test_reingest_keeps_every_runs_quarantine_and_the_conflicting_values(shared_
     assert row["raw"] == changed and row["line"] == 21
 
 
+def test_a_quarantine_file_another_run_created_under_the_same_name_is_never_overwritten(
+    shared_data, tmp_path, monkeypatch
+) -> None:
+    """Two runs that pick the same name (same source, same microsecond, another process between
+    the existence check and the write) both keep their file (before: the rename replaced it)."""
+    import dolphin.data.ingest as ingest_mod
+
+    taken = tmp_path / "q" / "LTCUSDT-1m-2023-07.csv.same.parquet"
+    taken.parent.mkdir(parents=True)
+    taken.write_bytes(b"another run's quarantine")
+    monkeypatch.setattr(ingest_mod, "_quarantine_path", lambda qdir, source: taken)
+    first, _ = _bars_file(shared_data, tmp_path / "in" / "LTCUSDT-1m-2023-07.csv",
+                          lambda ls: ls[:3] + ["garbage," + ls[3].split(",", 1)[1]] + ls[3:])  # fmt: skip
+    r = ingest_file(Catalog(tmp_path / "c"), first, quarantine_dir=tmp_path / "q")
+    assert taken.read_bytes() == b"another run's quarantine"
+    assert Path(r.quarantine_file) != taken and Path(r.quarantine_file).name.startswith(taken.stem)
+    assert pq.read_table(r.quarantine_file).column("reason").to_pylist() == ["unparseable_timestamp"]
+    assert not [f for f in taken.parent.iterdir() if ".tmp-" in f.name]
+
+
 def test_validation_rejects_keep_the_source_text(shared_data, tmp_path) -> None:
     bad = {}
 

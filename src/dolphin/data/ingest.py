@@ -18,6 +18,7 @@ import hashlib
 import os
 import re
 import time
+import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable, Iterable
@@ -171,15 +172,23 @@ def _quarantine_path(quarantine_dir: Path, source: Path) -> Path:
 
 
 def _write_quarantine(table: pa.Table, quarantine_dir: Path, source: Path) -> Path:
-    """Write the rejects atomically (temporary file, fsync, rename) to a new per-run file."""
+    """Write the rejects atomically (temporary file, fsync, then a hard link under the final name,
+    which fails instead of replacing a file another process created under that name meanwhile)."""
     quarantine_dir.mkdir(parents=True, exist_ok=True)
     path = _quarantine_path(quarantine_dir, source)
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
+    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}-{uuid.uuid4().hex[:8]}")
     try:
         pq.write_table(table, tmp)
         with open(tmp, "rb") as fh:
             os.fsync(fh.fileno())
-        os.replace(tmp, path)
+        base, k = path, 1
+        while True:
+            try:
+                os.link(tmp, path)  # atomic and exclusive: never overwrites another run's file
+                break
+            except FileExistsError:
+                path = base.with_name(f"{base.stem}-{k}{base.suffix}")
+                k += 1
     finally:
         tmp.unlink(missing_ok=True)
     dfd = os.open(quarantine_dir, os.O_RDONLY)
