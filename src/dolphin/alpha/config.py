@@ -2,25 +2,13 @@
 
 from __future__ import annotations
 
-import math
 from typing import Annotated, Literal
 
 import msgspec
 
-from dolphin.core.config import ConfigError, ConfigStruct, Fraction, NonNegFloat, PosFloat, PosInt
+from dolphin.core.config import ConfigError, ConfigStruct, Fraction, NonNegFloat, PosFloat, PosInt, require_finite
 
 __all__ = ["AlphaConfig", "ArsConfig", "BookConfig", "FeeSchedule", "NevConfig", "SignalConfig"]
-
-def _require_finite(section: str, cfg: msgspec.Struct) -> None:
-    """Every float of ``cfg`` (and every float in a tuple field) must be finite: NaN compares False
-    with everything (a NaN threshold silently never fires) and inf makes scales degenerate."""
-    for name in cfg.__struct_fields__:
-        v = getattr(cfg, name)
-        vals = v if isinstance(v, tuple) else (v,)
-        for x in vals:
-            if isinstance(x, float) and not math.isfinite(x):
-                raise ConfigError(f"config key '{section}.{name}' = {v!r} is not allowed: must be a finite number")
-
 
 Percentile = Annotated[float, msgspec.Meta(ge=0.0, le=100.0)]
 Window = Annotated[int, msgspec.Meta(ge=2)]
@@ -49,7 +37,7 @@ class SignalConfig(ConfigStruct):
     market_mode: Literal["equal_weight", "pc1"] = "equal_weight"
 
     def validate(self) -> None:
-        _require_finite("alpha.signal", self)
+        require_finite(self, "alpha.signal")
         if self.long_threshold <= self.short_threshold:
             raise ConfigError(
                 f"alpha.signal.long_threshold = {self.long_threshold} must be > "
@@ -77,7 +65,7 @@ class BookConfig(ConfigStruct):
     max_buffer_diffs: PosInt = 10_000
 
     def validate(self) -> None:
-        _require_finite("alpha.book", self)
+        require_finite(self, "alpha.book")
         if self.wobi_weights and len(self.wobi_weights) != self.wobi_levels:
             raise ConfigError(
                 f"alpha.book.wobi_weights has {len(self.wobi_weights)} entries; must equal "
@@ -123,7 +111,7 @@ class ArsConfig(ConfigStruct):
     max_reward_frac: Fraction = 0.10
 
     def validate(self) -> None:
-        _require_finite("alpha.ars", self)
+        require_finite(self, "alpha.ars")
         if self.w_strength + self.w_responsiveness + self.w_book_alignment + self.w_edge <= 0.0:
             raise ConfigError("alpha.ars: the component weights w_* must not all be zero")
         if self.q_w_depth + self.q_w_spread + self.q_w_age <= 0.0:
@@ -146,7 +134,7 @@ class FeeSchedule(ConfigStruct):
     tax_side: Literal["none", "buy", "sell", "both"] = "sell"
 
     def validate(self) -> None:
-        _require_finite("alpha.nev.fees", self)
+        require_finite(self, "alpha.nev.fees")
 
 
 class NevConfig(ConfigStruct):
@@ -163,7 +151,7 @@ class NevConfig(ConfigStruct):
     min_nev_bps: NonNegFloat = 0.0
 
     def validate(self) -> None:
-        _require_finite("alpha.nev", self)
+        require_finite(self, "alpha.nev")
         self.fees.validate()
 
 

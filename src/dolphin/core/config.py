@@ -38,6 +38,7 @@ __all__ = [
     "SecretStr",
     "Secrets",
     "load_config",
+    "require_finite",
     "validate_config",
 ]
 
@@ -59,6 +60,25 @@ class ConfigStruct(msgspec.Struct, kw_only=True, frozen=True, forbid_unknown_fie
 
     def validate(self) -> None:  # pragma: no cover - overridden where cross-field rules exist
         """Cross-field checks; raise ConfigError with key, value and rule."""
+
+
+def require_finite(node: Any, where: str) -> None:
+    """Every float in the tree under ``node`` (a float, a struct, a tuple/list, a dict) must be
+    finite; msgspec's bounds let +/-inf through (and NaN where a field has no bound), so this pass
+    names the first offending key (``where`` is its dotted prefix). Planes call it from their
+    ``validate`` for configs built in code, which ``load_config``'s pass never sees."""
+    if isinstance(node, float):
+        if not math.isfinite(node):
+            raise ConfigError(f"config key '{where}' = {node!r} is not allowed: must be a finite number")
+    elif isinstance(node, msgspec.Struct):
+        for name in node.__struct_fields__:
+            require_finite(getattr(node, name), f"{where}.{name}" if where else name)
+    elif isinstance(node, (tuple, list)):
+        for i, item in enumerate(node):
+            require_finite(item, f"{where}[{i}]")
+    elif isinstance(node, dict):
+        for key, item in node.items():
+            require_finite(item, f"{where}.{key}")
 
 
 class DataConfig(ConfigStruct):
@@ -229,23 +249,6 @@ def _deep_merge(base: dict[str, Any], extra: Mapping[str, Any]) -> dict[str, Any
     return merged
 
 
-def _check_finite(node: Any, where: str) -> None:
-    """Every float in the tree must be finite; msgspec's bounds let +/-inf through (and NaN
-    where a field has no bound), so this pass names the first offending key."""
-    if isinstance(node, float):
-        if not math.isfinite(node):
-            raise ConfigError(f"config key '{where}' = {node!r} is not allowed: must be a finite number")
-    elif isinstance(node, msgspec.Struct):
-        for name in node.__struct_fields__:
-            _check_finite(getattr(node, name), f"{where}.{name}" if where else name)
-    elif isinstance(node, (tuple, list)):
-        for i, item in enumerate(node):
-            _check_finite(item, f"{where}[{i}]")
-    elif isinstance(node, dict):
-        for key, item in node.items():
-            _check_finite(item, f"{where}.{key}")
-
-
 def _convert(raw: Any) -> DolphinConfig:
     """Typed, strict conversion of a raw tree plus every check; ConfigError names key and value."""
     try:
@@ -261,7 +264,7 @@ def _convert(raw: Any) -> DolphinConfig:
             raise ConfigError(f"unknown config key '{full}' (not allowed; check spelling)") from None
         value = _lookup(raw, where)
         raise ConfigError(f"config key '{key}' = {value!r} is not allowed: {text}") from None
-    _check_finite(cfg, "")
+    require_finite(cfg, "")
     cfg.validate()
     return cfg
 

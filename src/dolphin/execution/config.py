@@ -12,7 +12,16 @@ from typing import Annotated, Literal
 
 import msgspec
 
-from dolphin.core.config import ConfigError, ConfigStruct, Fraction, NonNegFloat, NonNegInt, PosFloat, PosInt
+from dolphin.core.config import (
+    ConfigError,
+    ConfigStruct,
+    Fraction,
+    NonNegFloat,
+    NonNegInt,
+    PosFloat,
+    PosInt,
+    require_finite,
+)
 
 __all__ = [
     "BacktestConfig",
@@ -29,12 +38,6 @@ Leverage = Annotated[float, msgspec.Meta(gt=0.0, le=125.0)]
 SUBMIT_COST = 2
 # Fees and taxes a venue can plausibly charge (bps); a rebate is a negative fee.
 FEE_BPS_MIN, FEE_BPS_MAX = -100.0, 1_000.0
-
-
-def _finite(key: str, value: float) -> None:
-    """Reject NaN and +-inf (a non-finite limit disables the rule that reads it)."""
-    if not math.isfinite(value):
-        raise ConfigError(f"config key '{key}' = {value!r} is not allowed: must be a finite number")
 
 
 class RateWindow(ConfigStruct):
@@ -61,7 +64,7 @@ class OtrLimits(ConfigStruct):
     def validate(self) -> None:
         if not self.rate_windows:
             raise ConfigError("execution.otr.rate_windows = () is not allowed: at least one window")
-        _finite("execution.otr.max_otr", self.max_otr)
+        require_finite(self.max_otr, "execution.otr.max_otr")
         frac = self.entry_budget_frac
         for w in self.rate_windows:
             if w.max_messages < SUBMIT_COST:
@@ -122,8 +125,8 @@ class ExitConfig(ConfigStruct):
     hibernate_market_after_ms: PosInt = 2_000
 
     def validate(self) -> None:
-        _finite("execution.exits.take_profit_bps", self.take_profit_bps)
-        _finite("execution.exits.stop_loss_bps", self.stop_loss_bps)
+        require_finite(self.take_profit_bps, "execution.exits.take_profit_bps")
+        require_finite(self.stop_loss_bps, "execution.exits.stop_loss_bps")
         if self.contradict_exit_bars > self.favourable_max_hold_bars:
             raise ConfigError(
                 f"execution.exits.contradict_exit_bars = {self.contradict_exit_bars} is not allowed: "
@@ -185,7 +188,7 @@ class BacktestConfig(ConfigStruct):
                     f"must be finite and within [{FEE_BPS_MIN:g}, {FEE_BPS_MAX:g}] bps"
                 )
         for name in ("starting_usdt", "latency_ms", "signal_edge_bps"):
-            _finite(f"execution.backtest.{name}", getattr(self, name))
+            require_finite(getattr(self, name), f"execution.backtest.{name}")
         # The simulated venue is Binance USDT-M: its instruments are USDT-quoted, USDT-settled
         # perpetuals (execution.instruments.make_usdm_perp); other venues would get wrong ones.
         if self.venue != "BINANCE_USDM":

@@ -7,7 +7,7 @@ from typing import Annotated, Literal
 
 import msgspec
 
-from dolphin.core.config import ConfigError, ConfigStruct, Fraction, NonNegFloat, PosFloat, PosInt
+from dolphin.core.config import ConfigError, ConfigStruct, Fraction, NonNegFloat, PosFloat, PosInt, require_finite
 
 __all__ = ["LayerSpec", "PostureConfig", "SizerConfig", "SurvivalConfig", "default_layers"]
 
@@ -60,7 +60,7 @@ class PostureConfig(ConfigStruct):
         return down, up
 
     def validate(self) -> None:
-        _require_finite(self, "survival.posture")
+        require_finite(self, "survival.posture")
         names = ("apex_down", "apex_up", "stalker_down", "stalker_up", "turtle_down", "turtle_up")
         for name in names:
             v = getattr(self, name)
@@ -95,19 +95,6 @@ class SizerConfig(ConfigStruct):
     venue_min_notional: NonNegFloat = 5.0
     venue_max_notional: PosFloat = 2_000_000.0
     venue_max_leverage: PosFloat = 20.0
-
-
-def _require_finite(node: object, where: str) -> None:
-    """Every float field of a survival config struct (and of its float dicts) must be finite:
-    an infinite age limit, deadband or notional switches a protection off. ``load_config``
-    checks the whole tree; this covers configs built in code (the controller validates)."""
-    for name in node.__struct_fields__:  # type: ignore[attr-defined]
-        v = getattr(node, name)
-        items = v.items() if isinstance(v, dict) else ((None, v),)
-        for key, x in items:
-            if isinstance(x, float) and not math.isfinite(x):
-                full = f"{where}.{name}" if key is None else f"{where}.{name}.{key}"
-                raise ConfigError(f"config key '{full}' = {x!r} is not allowed: must be a finite number")
 
 
 _B = "dolphin.survival.layers.builtin:"
@@ -153,10 +140,10 @@ class SurvivalConfig(ConfigStruct):
 
     def validate(self) -> None:
         self.posture.validate()
-        _require_finite(self.sizer, "survival.sizer")
+        require_finite(self.sizer, "survival.sizer")
         seen: set[str] = set()
         for i, spec in enumerate(self.layers):
-            _require_finite(spec, f"survival.layers[{i}]")
+            require_finite(spec, f"survival.layers[{i}]")
             if spec.name in seen:
                 raise ConfigError(f"config key 'survival.layers[{i}].name' = {spec.name!r} is not allowed: duplicate layer name")
             seen.add(spec.name)

@@ -15,7 +15,7 @@ from typing import ClassVar, NamedTuple
 
 import msgspec
 
-from dolphin.core.config import ConfigError, ConfigStruct
+from dolphin.core.config import ConfigError, ConfigStruct, require_finite
 from dolphin.survival.clock import NS_PER_S
 from dolphin.survival.config import LayerSpec
 from dolphin.survival.posture import APEX
@@ -166,12 +166,7 @@ class Layer:
                     f"config key 'survival.layers.{spec.name}.options.{key}' = {spec.options[key]!r} is not allowed: {text}"
                 ) from None
             raise ConfigError(f"config key 'survival.layers.{spec.name}.options' is not allowed: {exc}") from None
-        for key in self.options.__struct_fields__:
-            v = getattr(self.options, key)
-            if isinstance(v, float) and not math.isfinite(v):
-                raise ConfigError(
-                    f"config key 'survival.layers.{spec.name}.options.{key}' = {v!r} is not allowed: must be a finite number"
-                )
+        require_finite(self.options, f"survival.layers.{spec.name}.options")
         self.cap = APEX
 
     def target(self, now_ns: int) -> float:  # pragma: no cover - abstract
