@@ -281,8 +281,9 @@ class DolphinAgent(Strategy):
             old, self._posture = self._posture, posture
             if old in ENTRY_POSTURES and posture == Posture.TURTLE:
                 # TURTLE is exit-only: an entry order still working would open a position there.
-                n = self._cancel_entries(ts_ns, "posture")
+                n = self._cancel_working(ts_ns, "posture", "entry")
                 if n:
+                    self.run.count("cancel_posture", n)
                     self._event(ts_ns, "entries_cancelled", posture=posture.name, cancelled=n)
         if posture == Posture.HIBERNATE:
             if not self._hibernating:
@@ -297,21 +298,25 @@ class DolphinAgent(Strategy):
             # passive phase, not what is left of this one's.
             self._cancel_flatten_alert()
 
-    def _cancel_entries(self, ts_ns: int, reason: str) -> int:
-        """Cancel every working entry order (exits stay); same event cycle."""
+    def _cancel_working(
+        self, ts_ns: int, reason: str, kind: str, instrument_id: str | None = None, *, limit_only: bool = False
+    ) -> int:
+        """Cancel this agent's working orders of ``kind`` ("entry" / "exit"), on ``instrument_id``
+        or on every instrument, limit orders only with ``limit_only``; same event cycle. Returns
+        how many cancels were sent."""
         n = 0
         for key, ctx in list(self._orders.items()):
-            if ctx.kind != "entry":
+            if ctx.kind != kind or (instrument_id is not None and ctx.instrument_id != instrument_id):
                 continue
             order = self.cache.order(self._coid(key))
             if order is None or order.is_closed or order.is_pending_cancel:
+                continue
+            if limit_only and order.order_type != OrderType.LIMIT:
                 continue
             ctx.cancel_reason = reason
             self.governor.record_cancel(ts_ns, key)
             self.cancel_order(order)
             n += 1
-        if n:
-            self.run.count(f"cancel_{reason}", n)
         return n
 
     def _open_orders(self) -> list[Order]:
@@ -754,15 +759,9 @@ class DolphinAgent(Strategy):
                     replaces=old.value if old is not None else None)
         if not self.exec_cfg.exits.stop_exit_market:
             return
-        for k, c in list(self._orders.items()):
-            if c.instrument_id == key and c.kind == "exit":
-                order = self.cache.order(self._coid(k))
-                if (order is not None and order.order_type == OrderType.LIMIT and not order.is_closed
-                        and not order.is_pending_cancel):
-                    c.cancel_reason = "stop"
-                    self.governor.record_cancel(ts_ns, k)
-                    self.cancel_order(order)
-                    self.run.count("cancel_stop")
+        n = self._cancel_working(ts_ns, "stop", "exit", key, limit_only=True)
+        if n:
+            self.run.count("cancel_stop", n)
 
     def _flatten_all(self, ts_ns: int) -> None:
         rule = self.exec_cfg.exits.hibernate_flatten
@@ -950,13 +949,7 @@ class DolphinAgent(Strategy):
                                    position=pos, instrument=self._instrument(key)[1], key=key)
         self._sort_held()
         # A filled entry ends the quoting for this instrument: cancel sibling entry orders.
-        for k, c in list(self._orders.items()):
-            if c.instrument_id == key and c.kind == "entry":
-                order = self.cache.order(self._coid(k))
-                if order is not None and not order.is_closed and not order.is_pending_cancel:
-                    c.cancel_reason = "position_opened"
-                    self.governor.record_cancel(event.ts_event, k)
-                    self.cancel_order(order)
+        self._cancel_working(event.ts_event, "position_opened", "entry", key)
         if self._hibernating and self.exec_cfg.exits.hibernate_flatten != "none":
             # an entry that filled while its cancel was on the way: flattened by the same rule,
             # with the episode's market deadline (armed now if the episode had no position)
@@ -1001,10 +994,4 @@ class DolphinAgent(Strategy):
             }
         )
         # Cancel any leftover exit orders for a flat instrument.
-        for k, c in list(self._orders.items()):
-            if c.instrument_id == key and c.kind == "exit":
-                order = self.cache.order(self._coid(k))
-                if order is not None and not order.is_closed and not order.is_pending_cancel:
-                    c.cancel_reason = "flat"
-                    self.governor.record_cancel(event.ts_event, k)
-                    self.cancel_order(order)
+        self._cancel_working(event.ts_event, "flat", "exit", key)
