@@ -833,7 +833,7 @@ def build_summary(cfg: DolphinConfig, h: str, mode: str, speed: float | None, ma
             "traded_notional_usdt": run.traded_notional_usdt,
         },
         "shutdown": {
-            "open_positions_at_end": len(cache.positions_open(strategy_id=agent.id)),
+            "open_positions_at_end": open_left,
             "forced_close": state["forced_close"],
             "pending_tasks": state["pending_tasks"],
             "executor_workers_cancelled": state.get("executor_workers_cancelled", 0),
