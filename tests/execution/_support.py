@@ -19,7 +19,7 @@ from nautilus_trader.model.events import (
 
 from dolphin.core.config import DolphinConfig, load_config
 from dolphin.execution.feeds import TickSet
-from dolphin.execution.ports import Candidate
+from dolphin.execution.ports import Candidate, FixedMicrostructure, MemoryKillFlag, SimpleNevModel
 
 L2_SYMBOL = "BTCUSDT"
 
@@ -98,3 +98,22 @@ def bar_engine(cfg: DolphinConfig, data, agent_cls=None, ports=None):
     )
     engine.add_strategy(agent)
     return engine, agent
+
+
+def resting_ports(risk: Any, kill: Any = None, *, signals: Any) -> Any:
+    """Ports whose entries rest unfilled (stand back: placement confidence 0) under ``risk``."""
+    from dolphin.execution.agent import AgentPorts
+
+    return AgentPorts(risk=risk, signals=signals, nev=SimpleNevModel(), kill=kill or MemoryKillFlag(),
+                      micro=FixedMicrostructure(fixed_confidence=0.0))  # fmt: skip
+
+
+def assert_kill_stopped_everything(res: Any, t_kill: int) -> None:
+    """One kill at or after ``t_kill`` that cancelled working orders; no order submitted from the
+    kill on, and every order closed at the end."""
+    kill = [e for e in res.agent.run.events if e["kind"] == "kill_raised"]
+    assert len(kill) == 1 and kill[0]["ts_ns"] >= t_kill and kill[0]["cancelled"] > 0
+    for o in res.engine.cache.orders():
+        sub = next(e for e in o.events if isinstance(e, OrderSubmitted))
+        assert sub.ts_event < t_kill
+        assert o.is_closed

@@ -18,7 +18,7 @@ from dolphin.execution.agent import AgentPorts
 from dolphin.execution.ports import FileKillFlag, FixedMicrostructure, FixedRiskView, MemoryKillFlag, Posture, SimpleNevModel
 from dolphin.research.backtest import run_tick_backtest
 
-from ._support import EveryNBars, cfg_with, l2_ticks, order_messages
+from ._support import EveryNBars, assert_kill_stopped_everything, cfg_with, l2_ticks, order_messages, resting_ports
 
 MS = 1_000_000
 
@@ -65,13 +65,7 @@ def test_burst_never_exceeds_order_rate_or_otr_limits(max_otr, min_messages):
 
 
 def _resting_ports(risk, kill=None):
-    return AgentPorts(
-        risk=risk,
-        signals=EveryNBars(n=2, start=3),
-        nev=SimpleNevModel(),
-        kill=kill or MemoryKillFlag(),
-        micro=FixedMicrostructure(fixed_confidence=0.0),  # stand back: orders rest unfilled
-    )
+    return resting_ports(risk, kill, signals=EveryNBars(n=2, start=3))
 
 
 def test_hibernate_cancels_every_open_order_in_the_same_cycle_and_submits_nothing_after():
@@ -118,12 +112,7 @@ def test_kill_flag_stops_submission_and_cancels_everything(tmp_path):
     ports = _resting_ports(FixedRiskView(Posture.STALKER), kill=flag)
     res = run_tick_backtest(cfg, ports, ticks=ticks, extra_strategies=[_RaiseKillAt(flag, t_kill)])
     assert flag.is_raised()
-    kill = [e for e in res.agent.run.events if e["kind"] == "kill_raised"]
-    assert len(kill) == 1 and kill[0]["ts_ns"] >= t_kill and kill[0]["cancelled"] > 0
-    for o in res.engine.cache.orders():
-        sub = next(e for e in o.events if isinstance(e, OrderSubmitted))
-        assert sub.ts_event < t_kill
-        assert o.is_closed
+    assert_kill_stopped_everything(res, t_kill)
     # The signal source kept producing candidates after the kill; none reached the venue.
     assert ports.signals.bars > 100
 

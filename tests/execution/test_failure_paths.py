@@ -28,7 +28,7 @@ from dolphin.execution.exits import ExitReason
 from dolphin.execution.ports import FileKillFlag, FixedMicrostructure, FixedRiskView, MemoryKillFlag, Posture, SimpleNevModel
 from dolphin.research.backtest import run_tick_backtest
 
-from ._support import EveryNBars, cfg_with, l2_ticks
+from ._support import EveryNBars, assert_kill_stopped_everything, cfg_with, l2_ticks, resting_ports
 
 MS = 1_000_000
 
@@ -128,15 +128,9 @@ def test_kill_file_replaced_during_a_run_stops_and_cancels_everything(tmp_path):
     path = tmp_path / "kill.flag"
     flag = FileKillFlag(path)
     cfg = cfg_with(placer={"cancel_after_ms": 10_000, "max_working_orders_per_instrument": 3, "stand_back_ticks": 5000})
-    ports = AgentPorts(risk=FixedRiskView(Posture.STALKER), signals=EveryNBars(n=1), nev=SimpleNevModel(), kill=flag,
-                       micro=FixedMicrostructure(fixed_confidence=0.0))
-    res = run_tick_backtest(cfg, ports, ticks=ticks, extra_strategies=[_ReplaceKillFileAt(path, t_kill)])
-    kill = [e for e in res.agent.run.events if e["kind"] == "kill_raised"]
-    assert len(kill) == 1 and kill[0]["ts_ns"] >= t_kill and kill[0]["cancelled"] > 0
-    for o in res.engine.cache.orders():
-        sub = next(e for e in o.events if isinstance(e, OrderSubmitted))
-        assert sub.ts_event < t_kill
-        assert o.is_closed
+    res = run_tick_backtest(cfg, _resting_ports(FixedRiskView(Posture.STALKER), flag), ticks=ticks,
+                            extra_strategies=[_ReplaceKillFileAt(path, t_kill)])  # fmt: skip
+    assert_kill_stopped_everything(res, t_kill)
 
 
 # --------------------------------------------------------------------------- 2: cancel rejected
@@ -165,8 +159,7 @@ def _rejecting_agent(reason: str, state: dict):
 
 
 def _resting_ports(risk, kill=None) -> AgentPorts:
-    return AgentPorts(risk=risk, signals=EveryNBars(n=1), nev=SimpleNevModel(), kill=kill or MemoryKillFlag(),
-                      micro=FixedMicrostructure(fixed_confidence=0.0))  # stand back: orders rest
+    return resting_ports(risk, kill, signals=EveryNBars(n=1))
 
 
 def test_a_rejected_ttl_cancel_is_retried_until_the_order_is_cancelled(monkeypatch):
