@@ -686,6 +686,21 @@ def test_sym_eigvalsh_equals_numpy_with_and_without_a_warm_start(n: int, seed: i
     assert np.max(np.abs(got - ref)) <= 1e-12 * n
 
 
+@pytest.mark.parametrize("block", [1, 2, 12, 32, 64])
+def test_sym_eigvalsh_panel_width_changes_speed_not_the_spectrum(block: int, monkeypatch) -> None:
+    """dsytrd's panel width comes from the workspace the full scan hands it (``TRD_BLOCK``): any
+    width (1 = unblocked, 64 = more than LAPACK's own 32) gives the spectrum of eigvalsh, on a
+    matrix large enough for several panels before LAPACK's crossover to the unblocked code."""
+    monkeypatch.setattr(K, "TRD_BLOCK", block)
+    rng = np.random.default_rng(block)
+    x = rng.standard_normal((300, 150)) + rng.standard_normal((300, 1))
+    a = np.corrcoef(x.T)
+    ref = np.linalg.eigvalsh(a)
+    got, how = K.sym_eigvalsh(a.copy())
+    assert how == "cold"
+    assert np.max(np.abs(got - ref)) <= 1e-12 * ref[-1]
+
+
 @settings(max_examples=40)
 @given(st.integers(0, 10_000), st.integers(2, 4))
 # plain sliding sums of s and q drifted by ~27 bars x u x |q|, amplified by the variance: 2.2e-14 here

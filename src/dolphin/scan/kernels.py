@@ -245,7 +245,11 @@ def _spectrum_features(eigs: np.ndarray, n_zero: int, alpha: float, n: float, k:
     return h, min(acc / n, 1.0)
 
 
-_TRD_LWORK: dict[int, int] = {}
+# dsytrd's panel width. LAPACK's block size for it is 32 (ILAENV); dsytrd takes a narrower panel
+# when the workspace is smaller (lwork = n x nb). Measured here (one thread, alternating sizes in
+# one process): 12 is ~10 % faster than 32 at n = 150 / 300 / 400 (decision 0003). Same algorithm
+# and backward error; only the blocking of the trailing updates changes.
+TRD_BLOCK = 12
 
 
 def gram_lower(z: np.ndarray, *, outer: bool) -> np.ndarray:
@@ -279,10 +283,7 @@ def sym_eigvalsh(a: np.ndarray, guess: np.ndarray | None = None) -> tuple[np.nda
         return np.array(a, dtype=np.float64).reshape(n), "cold"
     if a.dtype != np.float64 or not a.flags.c_contiguous:
         a = np.ascontiguousarray(a, dtype=np.float64)
-    lwork = _TRD_LWORK.get(n)
-    if lwork is None:
-        lw, info = lapack.dsytrd_lwork(n)
-        lwork = _TRD_LWORK[n] = int(lw) if info == 0 else 32 * n
+    lwork = max(1, n * TRD_BLOCK)
     # a.T is a in Fortran order (no copy); its upper triangle is a's lower triangle in C order
     _, d, e, _, info = lapack.dsytrd(a.T, lower=0, lwork=lwork, overwrite_a=1)
     if info != 0 or not (np.isfinite(d).all() and np.isfinite(e).all()):
