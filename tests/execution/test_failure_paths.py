@@ -406,3 +406,43 @@ def test_a_non_finite_notional_is_skipped_not_fatal(bad):
     res = run_tick_backtest(cfg_with(), ports, ticks=l2_ticks(20_000))
     assert res.agent.run.counters["entry_size_invalid"] > 0
     assert not res.engine.cache.orders()
+
+
+# --------------------------------------------------------------------------- 8: RiskEngine denial
+
+
+def test_an_order_the_risk_engine_denies_is_not_counted_as_submitted_and_gets_no_timer(monkeypatch):
+    """NautilusTrader's RiskEngine denies inside submit_order (here its submit-rate throttle: one
+    order per 10 minutes of the 20,000-quote run lets the first order through and denies the
+    rest). A denied order never reached the venue: it is counted as a denial, not as a submitted
+    order (the report's fill rates would be diluted), and it gets no cancel timer."""
+    from nautilus_trader.config import RiskEngineConfig
+    from nautilus_trader.model.enums import OrderStatus
+
+    real_build = backtest_mod.build_engine
+
+    def build_throttled(bt, **kw):
+        return real_build(bt, engine_options={"risk_engine": RiskEngineConfig(max_order_submit_rate="1/00:10:00")},
+                          **kw)  # fmt: skip
+
+    monkeypatch.setattr(backtest_mod, "build_engine", build_throttled)
+    timers: list[str] = []
+
+    class Agent(DolphinAgent):
+        def _on_ttl(self, event):
+            timers.append(event.name[4:])
+            super()._on_ttl(event)
+
+    monkeypatch.setattr(backtest_mod, "DolphinAgent", Agent)
+    ports = AgentPorts(risk=FixedRiskView(Posture.STALKER), signals=EveryNBars(n=5), nev=SimpleNevModel(),
+                       kill=MemoryKillFlag(), micro=FixedMicrostructure(fixed_confidence=0.5))
+    res = run_tick_backtest(cfg_with(), ports, ticks=l2_ticks(20_000))
+    c = res.agent.run.counters
+    orders = res.engine.cache.orders()
+    denied = [o for o in orders if o.status == OrderStatus.DENIED]
+    passed = [o for o in orders if o.status != OrderStatus.DENIED]
+    assert denied and passed
+    assert c["denied_by_risk_engine"] == len(denied)
+    assert c.get("submitted_entry", 0) + c.get("submitted_exit", 0) == len(passed)
+    assert not {o.client_order_id.value for o in denied} & set(timers)  # no timer fired for a denied order
+    assert not res.agent._alerts and not res.agent._orders

@@ -22,7 +22,7 @@ from nautilus_trader.config import StrategyConfig
 from nautilus_trader.core.message import Event
 from nautilus_trader.model.currencies import USDT
 from nautilus_trader.model.data import Bar, BarType, QuoteTick
-from nautilus_trader.model.enums import BookType, LiquiditySide, OrderSide, OrderType, PositionSide, TimeInForce
+from nautilus_trader.model.enums import BookType, LiquiditySide, OrderSide, OrderStatus, OrderType, PositionSide, TimeInForce
 from nautilus_trader.model.identifiers import ClientOrderId, InstrumentId, Venue
 from nautilus_trader.model.orders import Order
 from nautilus_trader.trading.strategy import Strategy
@@ -666,6 +666,12 @@ class DolphinAgent(Strategy):
             ctx.expected_px = ask if ctx.side > 0 else bid
         self._orders[key] = ctx
         self.submit_order(order)
+        if order.status == OrderStatus.DENIED:
+            # NautilusTrader's RiskEngine refused it inside submit_order (on_order_denied has
+            # counted it and dropped its context): it never reached the venue, so it is not a
+            # submitted order for the report's rates and gets no cancel timer. (The governor still
+            # counts the message: conservative.) An exit is re-sent on the next bar.
+            return False
         self.run.count("submitted_entry" if entry else "submitted_exit")
         if order.order_type == OrderType.LIMIT:
             name = f"ttl-{key}"
