@@ -522,6 +522,36 @@ def test_inferred_grid_is_refined_by_a_finer_diff_and_resyncs() -> None:
     assert b.book.bid_levels(5)[0].tolist() == [150, 145] and b.book.bid_levels(5)[1].tolist() == [10.0, 2.0]
 
 
+def test_refining_the_grid_leaves_the_callers_snapshot_and_diffs_unchanged() -> None:
+    """A caller's snapshot waiting for its bracketing diff and a caller's buffered diff are rescaled
+    by a grid refinement into new objects: the caller's objects (which it may offer to another
+    builder, or keep) still hold their original ticks."""
+    thin = {"bids": (("1.5", "10"), ("1.4", "10")), "asks": (("1.6", "10"), ("1.7", "10"))}
+    b = BookBuilder()
+    assert b.on_message(_dd(10, 10)) == BookResult.BUFFERED
+    assert b.on_message(_snap(10, **thin)) == BookResult.SYNCED and b.grid.decimals == 1
+    assert b.on_message(_dd(12, 12)) == BookResult.GAP
+    i64 = np.int64
+    snap = BookSnapshot(20, np.array([15, 14], i64), np.array([10.0, 10.0]), np.array([16, 17], i64),
+                        np.array([10.0, 10.0]))  # fmt: skip
+    assert b.on_snapshot(snap) == BookResult.SNAPSHOT_PENDING
+    assert b.on_message(_dd(21, 21, bids=[("1.45", "2")])) == BookResult.SYNCED  # refined, pending loaded
+    assert b.grid.decimals == 2 and b.counters.grid_refinements == 1
+    assert b.book.bid_levels(5)[0].tolist() == [150, 145, 140]
+    assert snap.bid_ticks.tolist() == [15, 14] and snap.ask_ticks.tolist() == [16, 17]
+    # a caller's diff held in the buffer while the builder waits for a snapshot
+    b = BookBuilder()
+    assert b.on_message(_dd(10, 10)) == BookResult.BUFFERED
+    assert b.on_message(_snap(10, **thin)) == BookResult.SYNCED
+    assert b.on_message(_dd(12, 12)) == BookResult.GAP
+    d = TickDiff(13, 13, 12, np.array([14], i64), np.array([3.0]), np.array([], i64), np.array([]))
+    assert b.on_diff(d) == BookResult.BUFFERED
+    assert b.on_message(_dd(14, 14, bids=[("1.45", "2")])) == BookResult.BUFFERED  # refined, then buffered
+    assert d.bid_ticks.tolist() == [14]
+    assert b.on_message(_snap(12, **thin)) == BookResult.SYNCED
+    assert b.book.bid_levels(5)[0].tolist() == [150, 145, 140] and b.book.bid_levels(5)[1].tolist() == [10.0, 2.0, 3.0]
+
+
 def test_finer_prices_in_buffered_diffs_or_a_later_snapshot_refine_the_inferred_grid() -> None:
     b = BookBuilder()
     assert b.on_message(_dd(10, 10, bids=[("1.55", "1")])) == BookResult.BUFFERED

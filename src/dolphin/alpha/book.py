@@ -642,19 +642,21 @@ class BookBuilder:
         return self._fail(BookResult.BAD_DIFF, None)
 
     def _refine_grid(self, decimals: int) -> None:
-        """Switch an inferred grid to ``10**-decimals`` (finer): held ticks are rescaled exactly."""
+        """Switch an inferred grid to ``10**-decimals`` (finer): held ticks are rescaled exactly,
+        into new diff / snapshot objects (the ones held may be the caller's: never changed)."""
         assert self.grid is not None and self.grid.tick_units == 1 and decimals > self.grid.decimals
         m = 10 ** (decimals - self.grid.decimals)
         self.grid = TickGrid(decimals, 1)
         self.book.clear()  # (the caller resyncs; an unsynced book is empty anyway)
         self.book.tick_size = self.grid.tick_size
-        for d in self._buffer:
-            d.bid_ticks = d.bid_ticks * m
-            d.ask_ticks = d.ask_ticks * m
+        buf = self._buffer
+        for i, d in enumerate(buf):
+            buf[i] = TickDiff(d.U, d.u, d.pu, d.bid_ticks * m, d.bid_qty, d.ask_ticks * m, d.ask_qty,
+                              d.local_ts_ns, d.exchange_ts_ns)  # fmt: skip
         snap = self._pending
         if snap is not None:
-            snap.bid_ticks = snap.bid_ticks * m
-            snap.ask_ticks = snap.ask_ticks * m
+            self._pending = BookSnapshot(snap.last_update_id, snap.bid_ticks * m, snap.bid_qty, snap.ask_ticks * m,
+                                         snap.ask_qty, snap.local_ts_ns)  # fmt: skip (now on the builder's grid)
         self.counters.grid_refinements += 1
 
     def _regrid(self, snap: BookSnapshot) -> BookSnapshot | None:
