@@ -316,3 +316,40 @@ def _section(part) -> str:
     from dolphin.alpha.config import ArsConfig, SignalConfig
 
     return {SignalConfig: "signal", ArsConfig: "ars", BookConfig: "book", NevConfig: "nev"}[type(part)]
+
+
+def test_live_re_weighting_of_the_board_re_weights_the_per_order_scoring() -> None:
+    """``board.set_weights`` (the live re-weighting) must reach ``candidates``: its refined ARS and
+    order come from the same weights as the board (a copy of the weights taken at construction
+    kept scoring with the old ones: candidates(2) contradicted the board's order)."""
+    from dolphin.alpha.book import BookSnapshot, TickDiff
+    from dolphin.alpha.config import ArsConfig
+    from dolphin.alpha.oracle import Oracle
+    from dolphin.alpha.ticks import TickGrid
+
+    g = TickGrid.from_tick_size("0.01")
+    o = Oracle(2, AlphaConfig(), grids=[g, g])
+    e, f = np.empty(0, np.int64), np.empty(0)
+    for b in o.builders:
+        b.on_snapshot(BookSnapshot(10, np.array([9999, 9998]), np.array([5000.0, 5000.0]), np.array([10000, 10001]),
+                                   np.array([5000.0, 5000.0])))  # fmt: skip
+        b.on_diff(TickDiff(10, 11, -1, e, f, e, f, local_ts_ns=1_000))
+    o.on_signal(0, -1, 1.0, 1.0, 9.0, 1_000)  # strong signal, small NEV
+    o.on_signal(1, -1, 0.1, 0.1, 27.0, 1_000)  # weak signal, large NEV
+    assert [c.asset for c in o.candidates(2, 1_000, 1.0)] == [0, 1]
+    o.board.set_weights(ArsConfig(w_strength=0.0, w_responsiveness=0.0, w_book_alignment=0.0, w_edge=1.0))
+    assert o.board.top(2).tolist() == [1, 0]
+    cands = o.candidates(2, 1_000, 1.0)
+    assert [c.asset for c in cands] == [1, 0]
+    assert [c.ars for c in cands] == pytest.approx(o.board.ranker.scores[[1, 0]].tolist())
+
+
+def test_an_unsynced_book_is_invalid_input_also_when_both_legs_are_maker() -> None:
+    """Maker legs walk nothing, so their NEV needs no book, but without a synced book there is no
+    touch to rest at: INVALID_INPUT, never proposed."""
+    cfg = AlphaConfig(nev=NevConfig(entry_liquidity="maker", exit_liquidity="maker"))
+    b = BookBuilder()
+    feats = book_features(b, 1_000, cfg.book, weights_for(cfg.book))
+    assert not feats.synced
+    c = evaluate_candidate(0, -1, 1.0, 1.0, 30.0, feats, b, 1.0, cfg)
+    assert c.nev.reason == NevReason.INVALID_INPUT and not c.nev.proposed and math.isnan(c.nev.nev_bps)

@@ -106,3 +106,16 @@ def test_zero_price_is_rejected(zero: str) -> None:
     """Prices must be > 0: the fast parser (and its long-string fallback) reject a zero price."""
     with pytest.raises(OffGridPriceError, match="not > 0"):
         parse_levels([("100.00", "1"), (zero, "1")], TickGrid(2, 1))
+
+
+@pytest.mark.parametrize("bad", [("100.2x", "1"), ("100.20", "abc"), ("100.20", "nan"), ("100.20", "1e5"),
+                                 ("1_00.20", "1"), ("+100.20", "1"), ("100.20", "-1")])
+def test_the_slow_path_for_long_levels_is_as_strict_as_the_fast_one(bad) -> None:
+    """A level too long for the fast parser (22-decimal quantity) sends the whole side to the exact
+    slow path; a malformed level after it is an OffGridPriceError (a counted bad diff), not a
+    ValueError escaping the book builder, and no quantity the fast path refuses gets through."""
+    g = TickGrid(2, 1)
+    with pytest.raises(OffGridPriceError):
+        parse_levels([("100.10", "0.1234567890123456789012"), bad], g)
+    ticks, qty = parse_levels([("100.10", "0.1234567890123456789012"), ("100.20", "2")], g)
+    assert ticks.tolist() == [10010, 10020] and qty.tolist() == [0.1234567890123456789012, 2.0]

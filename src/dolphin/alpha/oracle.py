@@ -23,7 +23,7 @@ from dolphin.alpha.features import (
     wobi,
     wobi_weights,
 )
-from dolphin.alpha.nev import BUY, SELL, NevBreakdown, nev_breakdown, nev_fixed_costs, walk_book_slippage_bps
+from dolphin.alpha.nev import BUY, SELL, NevBreakdown, NevReason, nev_breakdown, nev_fixed_costs, walk_book_slippage_bps
 from dolphin.alpha.ticks import TickGrid
 from dolphin.data.binance_capture import CaptureMessage
 
@@ -168,6 +168,10 @@ def evaluate_candidate(
         exit_spread_bps=feats.spread_bps,
         exit_slippage_bps=exit_slip,
     )
+    if not synced and nev.reason != NevReason.INVALID_INPUT:
+        # no book: maker legs need no walk, but there is no touch to rest at either
+        nev = NevBreakdown(nev.edge_bps, nev.fee_bps, nev.half_spread_bps, nev.slippage_bps, nev.tax_bps, math.nan,
+                           False, NevReason.INVALID_INPUT)  # fmt: skip
     p = ars_params(cfg.ars) if params is None else params
     age_ms = feats.micro.book_age_ns / 1e6 if feats.micro.book_age_ns >= 0 else math.nan
     db, da = book.depth_within_bps_quote(cfg.ars.depth_band_bps) if feats.synced else (0.0, 0.0)
@@ -204,7 +208,6 @@ class Oracle:
         fixed = TickGrid.from_tick_size(bc.tick_size) if bc.tick_size else None
         self.cfg = cfg
         self.weights = weights_for(bc)
-        self.params = ars_params(cfg.ars)
         self.builders = [
             BookBuilder(
                 grid=(grids[i] if grids is not None else fixed),
@@ -221,6 +224,12 @@ class Oracle:
         self._fee = (costs[SELL][0], 0.0, costs[BUY][0])
         self._tax = (costs[SELL][1], 0.0, costs[BUY][1])
         self._half_spread_mult = 0.5 * costs[SELL][2]  # taker legs do not depend on the direction
+
+    @property
+    def params(self) -> np.ndarray:
+        """The ARS weights in use: the board's, so that a live ``board.set_weights`` re-weights the
+        per-order scoring too (a copy taken here once kept scoring with the old weights)."""
+        return self.board.params
 
     def _rescore(self, asset: int, now_ns: int) -> None:
         b = self.builders[asset]

@@ -236,9 +236,10 @@ def market_mode_returns(returns: np.ndarray, *, method: str = "equal_weight", wi
     """Market-mode return per bar from a (bars, assets) return matrix.
 
     ``equal_weight``: NaN-aware cross-sectional mean. ``pc1``: at each bar t >= W-1 (W = window_bars),
-    standardised returns at t projected on the first eigenvector of the correlation matrix of bars t-W+1..t
-    (loadings normalised to sum 1, sign so they sum positive); NaN before. ``pc1`` costs one
-    eigen-decomposition per bar: use it for research, not in the hot path.
+    the assets' returns at t (raw, not standardised) weighted by the first eigenvector of the
+    correlation matrix of bars t-W+1..t, loadings normalised to sum 1 (sign so they sum positive):
+    a loading-weighted mean return, in return units like ``equal_weight``; NaN before. ``pc1`` costs
+    one eigen-decomposition per bar: use it for research, not in the hot path.
     """
     r = np.asarray(returns, dtype=np.float64)
     if r.ndim != 2:

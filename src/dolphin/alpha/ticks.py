@@ -19,6 +19,7 @@ when known.
 
 from __future__ import annotations
 
+import re
 from decimal import Decimal
 from typing import Iterable, Sequence
 
@@ -143,6 +144,7 @@ PARSE_OFF_GRID = 1
 PARSE_BAD_CHAR = 2
 PARSE_TOO_LONG = 3
 PARSE_NON_POSITIVE = 4
+_DECIMAL = re.compile(r"(?=[0-9]*\.?[0-9])[0-9]*\.?[0-9]*")  # "12", "1.5", ".5", "5."
 
 
 @njit(cache=True, nogil=True)
@@ -245,6 +247,11 @@ def parse_levels(levels: Sequence[tuple[str, str]], grid: TickGrid) -> tuple[np.
         raise OffGridPriceError(f"non-ASCII or non-string level: {exc}") from None
     ticks, qty, status, bad = _parse_levels(buf, n, grid.decimals, grid.tick_units, _POW10)
     if status == PARSE_TOO_LONG:  # rare: fall back to the exact slow path
+        # (as strict as the fast path: plain ASCII decimals only; int() / float() alone would take
+        # "1_0", "+1", "nan", "1e5" and raise ValueError, not a counted bad diff, on "1x")
+        for lvl, (p, q) in enumerate(levels):
+            if not (_DECIMAL.fullmatch(p) and _DECIMAL.fullmatch(q)):
+                raise OffGridPriceError(f"level {lvl} {levels[lvl]!r} is malformed ({grid!r})")
         ticks = np.array([grid.price_to_ticks(p) for p, _ in levels], dtype=np.int64)
         qty = np.array([float(q) for _, q in levels], dtype=np.float64)
         if np.any(ticks <= 0):
