@@ -443,6 +443,11 @@ class DolphinAgent(Strategy):
             ok = self._guard_kill(ts, raised)
         if ts > h.last_eq_ts:  # once per timestamp (several instruments share one)
             self._record_equity(ts)
+        elif ts == h.last_eq_ts and (h.capital is None or key in h.pos):
+            # A later bar of the same timestamp moved a held position's mark, or a fill moved the
+            # capital: the curve keeps the timestamp's last mark (the survival controller had its
+            # drawdown reading at the first bar, with what was known then).
+            h.equity[-1] = (ts, self._equity_now())
         state = h.pos.get(key)
         if state is not None:
             state.bars_held += 1
@@ -551,6 +556,14 @@ class DolphinAgent(Strategy):
         if ts_ns <= h.last_eq_ts:
             return
         h.last_eq_ts = ts_ns
+        eq = self._equity_now()
+        h.equity.append((ts_ns, eq))
+        if h.on_equity is not None:
+            h.on_equity(ts_ns, eq)
+
+    def _equity_now(self) -> float:
+        """Capital plus the held positions' unrealised PnL at their latest prices."""
+        h = self._h
         eq = h.capital
         if eq is None:
             eq = self._capital()
@@ -568,9 +581,7 @@ class DolphinAgent(Strategy):
                     else:
                         continue
                     eq += pos.unrealized_pnl(state.instrument.make_price(px)).as_double()
-        h.equity.append((ts_ns, eq))
-        if h.on_equity is not None:
-            h.on_equity(ts_ns, eq)
+        return eq
 
     def _event(self, ts_ns: int, kind: str, **detail: Any) -> None:
         self.run.events.append({"ts_ns": ts_ns, "kind": kind, **detail})
