@@ -6,6 +6,7 @@ The book view (WOBI) is injected: bars carry no order book.
 
 from __future__ import annotations
 
+import msgspec
 import pytest
 
 from dolphin.execution.agent import AgentPorts
@@ -65,3 +66,17 @@ def test_each_exit_rule_fires_and_closes_the_position(rule, btc_bars):
     if rule != "stop_loss":
         first_exit = next(o for o in res.engine.cache.orders() if o.is_reduce_only)
         assert first_exit.is_post_only  # passive first
+
+
+def test_a_neutral_book_is_not_favourable_at_a_zero_wobi_threshold():
+    """With ``exits.wobi_threshold = 0`` a WOBI of exactly 0 (equal top sizes) read as favourable
+    and held a position to the favourable max hold; neutral is neutral for any threshold."""
+    from dolphin.execution.exits import ExitReason, exit_decision
+
+    ex = msgspec.structs.replace(cfg_with().execution.exits, wobi_threshold=0.0)
+    held = (ex.max_hold_bars + ex.favourable_max_hold_bars) // 2
+    assert exit_decision(1, 100.0, 100.0, held, 0.0, ex) == ExitReason.MAX_HOLD
+    assert exit_decision(-1, 100.0, 100.0, held, 0.0, ex) == ExitReason.MAX_HOLD
+    assert exit_decision(1, 100.0, 100.0, held, None, ex) == ExitReason.MAX_HOLD
+    assert exit_decision(1, 100.0, 100.0, held, 0.05, ex) is None  # favourable: holds
+    assert exit_decision(-1, 100.0, 100.0, held, 0.05, ex) == ExitReason.BOOK_CONTRADICTS  # against

@@ -198,6 +198,8 @@ def test_cli_l2_backtest_names_the_oracle_source(tmp_path):
     rep = json.loads(path.read_text())
     assert rep["signals"].startswith(f"oracle book ({L2_DEPTH})")
     assert rep["oracle_book"]["evaluated"] > 0 and rep["data"].startswith("L2 capture")
+    # the report names what the run traded (it named the bar configuration's three symbols)
+    assert rep["symbols"] == ["BTCUSDT"] and rep["dataset"] == rep["data"]
 
 
 def test_a_newer_quote_with_the_same_timestamp_is_loaded():
@@ -250,3 +252,94 @@ def test_a_nan_wobi_is_flat_not_a_short():
         sig = OracleBookSignals(feed, load_config(environ={}).alpha, min_abs_wobi=floor, order_notional_quote=1_000.0)
         assert sig.on_bar("BTCUSDT-PERP.BINANCE", 1, 1.0, 1.0, 1.0, 1.0, 1.0) == ()
         assert sig.flat == 1 and sig.evaluated == 0
+
+
+# --------------------------------------------------------------------------- review of 2026-12-05 (fourth session)
+
+
+def _nt_book_feed(pp: int, sp: int, symbol: str):
+    """OracleBookFeed / OracleMicrostructure over a real NautilusTrader L2 OrderBook."""
+    from types import SimpleNamespace
+
+    from nautilus_trader.model.book import OrderBook
+    from nautilus_trader.model.enums import BookType
+
+    from dolphin.execution.instruments import make_usdm_perp
+    from dolphin.execution.oracle_book import OracleBookFeed, OracleMicrostructure
+
+    cfg = load_config(environ={})
+    inst = make_usdm_perp(symbol, pp, sp, maker_fee_bps=2, taker_fee_bps=5)
+    book = OrderBook(inst.id, BookType.L2_MBP)
+    state = {"now": 0}
+    cache = SimpleNamespace(instrument=lambda i: inst, quote_tick=lambda i: None, order_book=lambda i: book)
+    strat = SimpleNamespace(config=SimpleNamespace(instrument_ids=(str(inst.id),), subscribe_book=True), cache=cache,
+                            clock=SimpleNamespace(timestamp_ns=lambda: state["now"]))  # fmt: skip
+    feed = OracleBookFeed(cfg.alpha)
+    micro = OracleMicrostructure(feed)
+    micro.bind(strat)
+    return cfg, inst, book, state, feed, micro
+
+
+def test_wobi_on_a_sparse_book_reads_its_levels_beyond_the_depth_band():
+    """WOBI is defined over ``alpha.book.wobi_levels`` levels whatever their distance; the feed
+    loaded only the levels within ``band_bps`` of the touch, so on a sparse book (levels 0.6 %
+    apart) the Oracle's WOBI was the top of book alone and pointed the other way."""
+    from nautilus_trader.model.data import BookOrder, OrderBookDelta
+    from nautilus_trader.model.enums import BookAction, OrderSide, RecordFlag
+    from nautilus_trader.model.objects import Price, Quantity
+
+    from dolphin.alpha.oracle import weights_for
+
+    cfg, inst, book, state, feed, micro = _nt_book_feed(4, 0, "ADAUSDT")
+    t = 1_700_000_000_000_000_000
+    seq = 0
+
+    def add(side, px, qty):
+        nonlocal seq
+        seq += 1
+        o = BookOrder(side, Price(px, 4), Quantity(qty, 0), 0)
+        book.apply_delta(OrderBookDelta(inst.id, BookAction.UPDATE, o, RecordFlag.F_LAST, seq, t, t))
+
+    add(OrderSide.BUY, 0.3000, 1000)  # the touch leans to the ask ...
+    add(OrderSide.SELL, 0.3001, 3000)
+    for k in range(1, 10):  # ... the next nine levels (0.6 % apart) much more to the bid
+        add(OrderSide.BUY, round(0.3000 * (1 - 0.006 * k), 4), 20000)
+        add(OrderSide.SELL, round(0.3001 * (1 + 0.006 * k), 4), 1000)
+    state["now"] = t
+    w = weights_for(cfg.alpha.book)
+    n = len(w)
+    b = np.array([lv.size() for lv in book.bids()[:n]])
+    a = np.array([lv.size() for lv in book.asks()[:n]])
+    expected = float((w * (b - a)).sum() / (w * (b + a)).sum())
+    assert expected > 0.5
+    assert micro.wobi(str(inst.id)) == pytest.approx(expected, rel=1e-12)
+    assert micro.confidence(str(inst.id), 1) > micro.confidence(str(inst.id), -1)
+
+
+
+
+def test_why_none_names_an_unfillable_walk_instead_of_blaming_fees():
+    """Every evaluation INVALID_INPUT (a one-level L1 book cannot fill the taker walk of a large
+    order): no cost was computed, so the explanation must not say the edge is below the cost
+    ("min inf bps")."""
+    from nautilus_trader.model.data import QuoteTick
+    from nautilus_trader.model.objects import Price, Quantity
+
+    from dolphin.execution.instruments import make_usdm_perp
+    from dolphin.execution.oracle_book import OracleBookFeed, OracleBookSignals
+
+    cfg = load_config(environ={})
+    inst = make_usdm_perp("BTCUSDT", 1, 3, maker_fee_bps=2, taker_fee_bps=5)
+    t = 1_723_161_256_313_000_000
+    q = QuoteTick(inst.id, Price(61800.0, 1), Price(61800.1, 1), Quantity(0.9, 3), Quantity(0.1, 3), t, t)
+    cache = SimpleNamespace(instrument=lambda i: inst, quote_tick=lambda i: q, order_book=lambda i: None)
+    strat = SimpleNamespace(config=SimpleNamespace(instrument_ids=(str(inst.id),), subscribe_book=False), cache=cache,
+                            clock=SimpleNamespace(timestamp_ns=lambda: t))  # fmt: skip
+    sig = OracleBookSignals(OracleBookFeed(cfg.alpha), cfg.alpha, min_abs_wobi=0.2, order_notional_quote=100_000.0)
+    sig.bind(strat)
+    for k in range(3):
+        sig.on_bar(str(inst.id), t + k, 0, 0, 0, 0, 0)
+    s = sig.summary()
+    assert s["nev_reasons"] == {"INVALID_INPUT": 3} and s["cost_bps_min"] is None
+    assert "3: the loaded book cannot fill the taker walk" in s["why_none"]
+    assert "inf" not in s["why_none"] and "fees" not in s["why_none"]

@@ -151,13 +151,38 @@ def test_backtest_cli_reports_a_bar_interval_mismatch_in_one_line(tmp_path, monk
 # --------------------------------------------------------------------------- CLI overrides
 
 
-@pytest.mark.parametrize("extra", [["--seed", "-1"], ["--symbols", ""], ["--symbols", ","]])
+@pytest.mark.parametrize("extra", [["--seed", "-1"], ["--symbols", ""], ["--symbols", ","],
+                                   ["--symbols", "BTCUSDT,BTCUSDT"], ["--symbols", "BTCUSDT,btcusdt "]])
 def test_cli_overrides_are_validated(tmp_path, monkeypatch, capsys, extra):
     monkeypatch.chdir(tmp_path)
     assert main(["backtest", "--out", str(tmp_path / "r"), *extra]) == 2
     err = capsys.readouterr().err
     assert "configuration error" in err and "execution.backtest." in err
     assert not (tmp_path / "r").exists()
+
+
+@pytest.mark.parametrize("extra", [["--bar-seconds", "0"], ["--bar-seconds", "-1"], ["--bar-seconds", "x"]])
+def test_bar_seconds_below_one_is_a_usage_error_before_any_run(tmp_path, monkeypatch, capsys, extra):
+    """--bar-seconds 0 ran the whole engine and then divided by zero; -1 wrote an empty report."""
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(SystemExit) as e:
+        main(["backtest", "--data", "l1", "--out", str(tmp_path / "r"), *extra])
+    assert e.value.code == 2 and "--bar-seconds" in capsys.readouterr().err
+    assert not (tmp_path / "r").exists()
+
+
+def test_symbols_with_the_capture_data_is_refused(tmp_path, monkeypatch, capsys):
+    """The L1/L2 data is the one BTCUSDT capture: --symbols ETHUSDT was ignored and the report
+    claimed ETHUSDT."""
+    monkeypatch.chdir(tmp_path)
+    assert main(["backtest", "--data", "l1", "--symbols", "ETHUSDT", "--out", str(tmp_path / "r")]) == 2
+    assert "--symbols applies to --data bars" in capsys.readouterr().err
+    assert not (tmp_path / "r").exists()
+
+
+def test_the_scan_universe_may_not_repeat_a_symbol():
+    with pytest.raises(ConfigError, match=r"scan_universe.*ETHUSDT listed more than once"):
+        load_config(environ={}, overrides={"execution": {"backtest": {"scan_universe": ["ETHUSDT", "BTCUSDT", "ETHUSDT"]}}})
 
 
 # --------------------------------------------------------------------------- live gate

@@ -121,12 +121,22 @@ class DolphinConfig(ConfigStruct):
             section = getattr(self, name)
             if isinstance(section, ConfigStruct):
                 section.validate()
-        symbols = self.execution.backtest.symbols
+        bt = self.execution.backtest
+        symbols = bt.symbols
         if not symbols or not all(s.strip() for s in symbols):
             raise ConfigError(
                 f"config key 'execution.backtest.symbols' = {list(symbols)!r} is not allowed: "
                 "at least one symbol, none empty"
             )
+        for key, names in (("symbols", symbols), ("scan_universe", bt.scan_universe)):
+            # a repeated symbol would feed its bars to the engine (and the scanner) twice
+            seen = [s.strip().upper() for s in names]
+            dup = sorted({s for s in seen if seen.count(s) > 1})
+            if dup:
+                raise ConfigError(
+                    f"config key 'execution.backtest.{key}' = {list(names)!r} is not allowed: "
+                    f"{', '.join(dup)} listed more than once"
+                )
 
 
 # --------------------------------------------------------------------------- secrets

@@ -38,7 +38,10 @@ def exit_decision(
         return ExitReason.STOP
     if pnl_bps >= cfg.take_profit_bps:
         return ExitReason.TAKE_PROFIT
-    book = 0 if wobi is None else (1 if side * wobi >= cfg.wobi_threshold else (-1 if side * wobi <= -cfg.wobi_threshold else 0))
+    # favourable / contradicting beyond the threshold; a WOBI of exactly 0 is neutral for any
+    # threshold, 0 included (as for the book signals)
+    s = 0.0 if wobi is None else side * wobi
+    book = 1 if (s > 0.0 and s >= cfg.wobi_threshold) else (-1 if (s < 0.0 and s <= -cfg.wobi_threshold) else 0)
     if book < 0 and bars_held >= cfg.contradict_exit_bars:
         return ExitReason.BOOK_CONTRADICTS
     if book > 0:

@@ -7,8 +7,9 @@ NautilusTrader cache, so every feature is the Oracle's kernel (``dolphin.alpha.o
 
 - L2 (the agent subscribes order-book deltas): the data engine's L2 book; the levels within
   ``band_bps`` of the touch (the widest band any feature reads: ``alpha.book.liquidity_band_bps``,
-  ``depth_decay_far_bps``, ``alpha.ars.depth_band_bps``) are loaded into the Oracle's book when
-  the book changed since the last query. The deltas reach NautilusTrader in Binance sync order
+  ``depth_decay_far_bps``, ``alpha.ars.depth_band_bps``), and at least the first
+  ``alpha.book.wobi_levels`` levels a side (WOBI's, wherever they lie), are loaded into the
+  Oracle's book when the book changed since the last query. The deltas reach NautilusTrader in Binance sync order
   (``dolphin.data.nautilus.depth_in_sync_order``). ``source = "l2_depth"``.
 - L1 (quotes only, no depth exists): the last ``QuoteTick`` is the whole book, one level a side:
   WOBI is the top-of-book size imbalance and depth is the touch only. ``source =
@@ -77,8 +78,10 @@ class OracleBookFeed:
 
     def __init__(self, cfg: AlphaConfig) -> None:
         self.cfg = cfg
-        # Every feature reads levels within this many bps of the touch (WOBI's levels lie inside it).
+        # Every depth feature reads levels within this many bps of the touch; WOBI reads the first
+        # `wobi_levels` levels, loaded also when they lie beyond it (a sparse book).
         self.band_bps = max(cfg.book.liquidity_band_bps, cfg.book.depth_decay_far_bps, cfg.ars.depth_band_bps)
+        self._wobi_levels = int(cfg.book.wobi_levels)
         self.oracle: Oracle | None = None
         self.index: dict[str, int] = {}
         self.sources: list[str] = []
@@ -146,7 +149,7 @@ class OracleBookFeed:
 
     def _refresh_depth(self, asset: int) -> tuple[int, ...]:
         from nautilus_trader.model.enums import OrderSide
-        from nautilus_trader.model.objects import Price
+        from nautilus_trader.model.objects import Price, Quantity
 
         book = self._strategy.cache.order_book(self._iids[asset])
         if book is None:
@@ -164,6 +167,13 @@ class OracleBookFeed:
         # Levels a buy (sell) limit at the band's edge would cross: the asks (bids) within the band.
         asks = book.get_all_crossed_levels(OrderSide.BUY, Price(ba.as_double() * (1.0 + f), pp), sp)
         bids = book.get_all_crossed_levels(OrderSide.SELL, Price(bb.as_double() * (1.0 - f), pp), sp)
+        # WOBI reads the first `wobi_levels` levels whatever their distance: on a sparse book they
+        # lie beyond the band, and the top of book alone can lean the other way
+        n = self._wobi_levels
+        if len(asks) < n:
+            asks = [(lv.price, Quantity(lv.size(), sp)) for lv in book.asks()[:n]]
+        if len(bids) < n:
+            bids = [(lv.price, Quantity(lv.size(), sp)) for lv in book.bids()[:n]]
         na, nb = len(asks), len(bids)
         snap = BookSnapshot(
             int(book.sequence),
@@ -367,10 +377,22 @@ class OracleBookSignals:
             "book_loads": self.feed.loads,
         }
         if n and not self.proposed:
-            out["why_none"] = (
-                f"every candidate's book-implied edge (max {self._edge_max:.4f} bps) is below its round-trip "
-                f"cost after fees (min {self._cost_min:.2f} bps): NEV <= {self.cfg.nev.min_nev_bps:g}"
-            )
+            # from the reasons counted: an unfillable walk computes no cost, so it must not be
+            # explained by fees ("min inf bps")
+            why = []
+            invalid = self.nev_reasons.get(NevReason.INVALID_INPUT.name, 0)
+            low = self.nev_reasons.get(NevReason.NEV_NON_POSITIVE.name, 0)
+            if low:
+                why.append(
+                    f"{low}: the book-implied edge (max {self._edge_max:.4f} bps) is below the round-trip cost "
+                    f"after fees (min {self._cost_min:.2f} bps): NEV <= {self.cfg.nev.min_nev_bps:g}"
+                )
+            if invalid:
+                why.append(f"{invalid}: the loaded book cannot fill the taker walk for the order size (INVALID_INPUT)")
+            rest = n - low - invalid
+            if rest > 0:
+                why.append(f"{rest}: other reasons ({dict(sorted(self.nev_reasons.items()))})")
+            out["why_none"] = "no candidate proposed; " + "; ".join(why)
         elif not n:
             out["why_none"] = "no bar had a synced book leaning past min_abs_wobi"
         return out

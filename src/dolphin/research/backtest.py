@@ -402,6 +402,8 @@ def run_tick_backtest(
     The agent's bars are NautilusTrader INTERNAL bars aggregated from the quotes (mid), so
     simulated time advances in milliseconds and the 200 ms cancel timer is the live one.
     """
+    if bar_seconds < 1:
+        raise ValueError(f"bar_seconds must be >= 1, got {bar_seconds}")
     ex: ExecutionConfig = cfg.execution
     bt = ex.backtest
     if ticks is None:
@@ -441,6 +443,8 @@ def run_depth_backtest(
     The agent's bars are INTERNAL bars aggregated from trades (last price); its placement reads
     the data engine's L2 book. Queue position is on (driven by the trades).
     """
+    if bar_seconds < 1:
+        raise ValueError(f"bar_seconds must be >= 1, got {bar_seconds}")
     ex: ExecutionConfig = cfg.execution
     bt = ex.backtest
     if depth is None:

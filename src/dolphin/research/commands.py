@@ -12,6 +12,18 @@ from dolphin.core.config import DolphinConfig, validate_config
 
 __all__ = ["register"]
 
+CAPTURE_SYMBOL = "BTCUSDT"  # the L2 capture's one symbol (`load_l1` / `load_depth` default)
+
+
+def _positive_int(text: str) -> int:
+    try:
+        v = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not an integer: {text!r}") from None
+    if v < 1:
+        raise argparse.ArgumentTypeError(f"must be >= 1, got {v}")
+    return v
+
 
 def _with_overrides(cfg: DolphinConfig, args: argparse.Namespace) -> DolphinConfig:
     bt = cfg.execution.backtest
@@ -33,6 +45,11 @@ def _backtest(cfg: DolphinConfig, args: argparse.Namespace) -> int:
     from dolphin.research.backtest import config_hash, load_bars, run_bar_backtest
     from dolphin.research.report import render_table, write_report
 
+    if args.data in ("l1", "l2") and args.symbols is not None:
+        # the L1/L2 data is the one capture (BTCUSDT): --symbols picks bar sets only
+        print(f"dolphin: --symbols applies to --data bars; --data {args.data} replays the L2 capture "
+              f"({CAPTURE_SYMBOL} only)", file=sys.stderr)  # fmt: skip
+        return 2
     cfg = _with_overrides(cfg, args)
     bt = cfg.execution.backtest
     out = Path(args.out or bt.reports_dir)
@@ -74,6 +91,9 @@ def _backtest(cfg: DolphinConfig, args: argparse.Namespace) -> int:
     }[args.data]
     for r in reports:
         r["data"] = data
+        if args.data != "bars":  # what the run traded, not the bar configuration's universe
+            r["symbols"] = [CAPTURE_SYMBOL]
+            r["dataset"] = data
     print(render_table(reports, title=f"dolphin backtest {data} (config {h}, seed {bt.seed})"))
     for r in reports:
         ob = r.get("oracle_book")
@@ -144,7 +164,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--data", choices=["bars", "l1", "l2"], default="bars",
                    help="bars: the multi-asset bar set; l2: the L2 capture as book deltas + trades; "
                         "l1: its bookTicker quotes + trades (both with 200 ms cancels and queue position)")
-    p.add_argument("--bar-seconds", type=int, default=1, help="agent bar size for --data l1/l2 (internal bars)")
+    p.add_argument("--bar-seconds", type=_positive_int, default=1, help="agent bar size for --data l1/l2 (internal bars)")
     p.add_argument("--seed", type=int, default=None)
     p.add_argument("--symbols", default=None, help="comma-separated, e.g. BTCUSDT,ETHUSDT")
     p.add_argument("--out", default=None, help="report folder (default execution.backtest.reports_dir)")
