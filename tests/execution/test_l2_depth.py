@@ -65,3 +65,31 @@ def test_agent_on_l2_book_cancels_at_200ms_and_post_only_only_makes(depth):
             sub = next(e for e in o.events if isinstance(e, OrderSubmitted))
             gaps.add(pend[0].ts_event - sub.ts_event)
     assert gaps == {200 * MS}
+
+
+def test_a_first_replayed_diff_that_does_not_bracket_the_snapshot_is_a_chain_break(tmp_path):
+    """Binance's rule for the first diff after the snapshot (U <= lastUpdateId <= u). The real
+    capture with the 50 diff messages after its snapshot removed (a stream that connected late):
+    the replayed book has a gap of ~200,000 update ids, which chain_breaks reported as 0."""
+    import numpy as np
+    import pyarrow as pa
+
+    from dolphin.core.config import load_config
+    from dolphin.data.catalog import Catalog
+    from dolphin.execution.feeds import catalog_depth
+    from dolphin.runtime.wiring import catalog_lock, ensure_catalog
+
+    cfg = load_config(environ={})
+    with catalog_lock(cfg):
+        src, _written, _nt = ensure_catalog(cfg)
+        t = src.read("depth", "BINANCE_USDM", "BTCUSDT")
+        trades = src.read("trades", "BINANCE_USDM", "BTCUSDT")
+    snap = t.column("is_snapshot").to_numpy(zero_copy_only=False)
+    last = t.column("last_update_id").to_numpy()
+    lid = int(last[snap][0])
+    cut = np.unique(last[(~snap) & (last >= lid)])[50]
+    cat = Catalog(tmp_path / "cat")
+    cat.write("depth", "BINANCE_USDM", "BTCUSDT", t.filter(pa.array(snap | (last < lid) | (last >= cut))))
+    cat.write("trades", "BINANCE_USDM", "BTCUSDT", trades)
+    d = catalog_depth(cat, tmp_path / "nt", "BINANCE_USDM", "BTCUSDT", maker_fee_bps=2, taker_fee_bps=5)
+    assert d.chain_breaks == 1 and d.diffs_applied > 1_000

@@ -43,7 +43,9 @@ class DepthSet:
     snapshot_update_id: int
     diffs_applied: int  # diff messages replayed after the snapshot
     diffs_dropped: int  # diff messages already contained in the snapshot (u < lastUpdateId)
-    chain_breaks: int  # replayed diffs whose pu is not the previous diff's u
+    # replayed diffs whose pu is not the previous diff's u, plus one when the first replayed diff
+    # does not bracket the snapshot (U <= lastUpdateId <= u)
+    chain_breaks: int
 
 
 def ensure_exported(catalog: Catalog, nautilus_dir: Path, dataset: str, venue: str, symbol: str, *, force: bool = False):
@@ -151,9 +153,14 @@ def catalog_depth(
     first_id = int(last[np.flatnonzero(snap)[0]]) if snap.any() else -1
     diff_u, idx = np.unique(last[~snap], return_index=True)
     diff_pu = prev[~snap][idx]
+    diff_U = table.column("first_update_id").to_numpy()[~snap][idx]
     kept = diff_u >= first_id
-    ku, kpu = diff_u[kept], diff_pu[kept]
+    ku, kpu, kU = diff_u[kept], diff_pu[kept], diff_U[kept]
     breaks = int((kpu[1:] != ku[:-1]).sum())
+    if snap.any() and ku.size and not (kU[0] <= first_id <= ku[0]):
+        # Binance's rule for the first diff applied after the snapshot (U <= lastUpdateId <= u): a
+        # stream that connected late or lost its first messages replays a book with a gap
+        breaks += 1
     synced = depth_in_sync_order(table)
     assert synced.num_rows <= table.num_rows
     t_first, t_last = batches[0].ts_event, batches[-1].ts_event
