@@ -108,6 +108,7 @@ class _PosState:
     position: Any = None
     instrument: Any = None
     key: str = ""  # the instrument id's text (== position.instrument_id.value)
+    upnl: float | None = None  # its unrealised PnL in the last equity point (None: not in it)
 
 
 class _Hot:
@@ -446,8 +447,16 @@ class DolphinAgent(Strategy):
         elif ts == h.last_eq_ts and (h.capital is None or key in h.pos):
             # A later bar of the same timestamp moved a held position's mark, or a fill moved the
             # capital: the curve keeps the timestamp's last mark (the survival controller had its
-            # drawdown reading at the first bar, with what was known then).
-            h.equity[-1] = (ts, self._equity_now())
+            # drawdown reading at the first bar, with what was known then). Only this position's
+            # mark moved (no fill since the point): its change alone is added.
+            st = h.pos.get(key) if h.capital is not None else None
+            prev = st.upnl if st is not None else None
+            if prev is not None and st.position.is_open and key not in h.quotes and key not in h.books:
+                new = st.position.unrealized_pnl(st.instrument.make_price(close)).as_double()
+                st.upnl = new
+                h.equity[-1] = (ts, h.equity[-1][1] + (new - prev))
+            else:
+                h.equity[-1] = (ts, self._equity_now())
         state = h.pos.get(key)
         if state is not None:
             state.bars_held += 1
@@ -579,8 +588,13 @@ class DolphinAgent(Strategy):
                     elif key in last_px:
                         px = last_px[key]
                     else:
+                        state.upnl = None
                         continue
-                    eq += pos.unrealized_pnl(state.instrument.make_price(px)).as_double()
+                    u = pos.unrealized_pnl(state.instrument.make_price(px)).as_double()
+                    state.upnl = u
+                    eq += u
+                else:
+                    state.upnl = None
         return eq
 
     def _event(self, ts_ns: int, kind: str, **detail: Any) -> None:
