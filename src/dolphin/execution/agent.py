@@ -442,22 +442,21 @@ class DolphinAgent(Strategy):
             ok = self._guard_posture(ts, h.risk_posture(ts))
         else:
             ok = self._guard_kill(ts, raised)
+        state = h.pos.get(key)
         if ts > h.last_eq_ts:  # once per timestamp (several instruments share one)
             self._record_equity(ts)
-        elif ts == h.last_eq_ts and (h.capital is None or key in h.pos):
+        elif ts == h.last_eq_ts and (h.capital is None or state is not None):
             # A later bar of the same timestamp moved a held position's mark, or a fill moved the
             # capital: the curve keeps the timestamp's last mark (the survival controller had its
             # drawdown reading at the first bar, with what was known then). Only this position's
             # mark moved (no fill since the point): its change alone is added.
-            st = h.pos.get(key) if h.capital is not None else None
-            prev = st.upnl if st is not None else None
-            if prev is not None and st.position.is_open and key not in h.quotes and key not in h.books:
-                new = st.position.unrealized_pnl(st.instrument.make_price(close)).as_double()
-                st.upnl = new
+            prev = state.upnl if (state is not None and h.capital is not None) else None
+            if prev is not None and state.position.is_open and key not in h.quotes and key not in h.books:
+                new = state.position.unrealized_pnl(state.instrument.make_price(close)).as_double()
+                state.upnl = new
                 h.equity[-1] = (ts, h.equity[-1][1] + (new - prev))
             else:
                 h.equity[-1] = (ts, self._equity_now())
-        state = h.pos.get(key)
         if state is not None:
             state.bars_held += 1
             if ok and state.exit_reason is None:
