@@ -226,29 +226,30 @@ def _inject_bid(line: bytes, level: bytes) -> bytes:
     return line.replace(b'"b":[', b'"b":[' + level + b",", 1)
 
 
-def test_off_grid_price_is_a_bad_diff_and_resyncs(capture: Path, tmp_path: Path) -> None:
+def _replay_with_injected_bid(capture: Path, path: Path, diff_index: int, level: bytes) -> tuple[BookBuilder, list]:
+    """Replay the real capture with ``level`` injected into the bids of its ``diff_index``-th diff
+    line, resyncing from the intact capture; the builder and every message's result."""
     lines = read_lines(capture)
-    k = diff_line_indices(lines)[200]
+    k = diff_line_indices(lines)[diff_index]
     out = list(lines)
-    # 9 decimals: finer than any tick (an inferred grid is refined up to 8 decimals, see below).
-    out[k] = _inject_bid(out[k], b'["0.000000001","1"]')
-    altered = write_lines(tmp_path / "offgrid.gz", out)
+    out[k] = _inject_bid(out[k], level)
+    altered = write_lines(path, out)
     builder = BookBuilder()
     results = [r for _, r in replay_into_builder(iter_capture(altered), builder, resync_source=ReferenceSnapshotSource(capture))]
+    return builder, results
+
+
+def test_off_grid_price_is_a_bad_diff_and_resyncs(capture: Path, tmp_path: Path) -> None:
+    # 9 decimals: finer than any tick (an inferred grid is refined up to 8 decimals, see below).
+    builder, results = _replay_with_injected_bid(capture, tmp_path / "offgrid.gz", 200, b'["0.000000001","1"]')
     assert BookResult.BAD_DIFF in results
     assert builder.counters.bad_diffs == 1 and builder.counters.resyncs == 1
     assert builder.is_synced
 
 
 def test_crossing_diff_is_detected_and_resynced(capture: Path, tmp_path: Path) -> None:
-    lines = read_lines(capture)
     # Inject a bid far above any ask into a diff after the snapshot.
-    k = diff_line_indices(lines)[300]
-    out = list(lines)
-    out[k] = _inject_bid(out[k], b'["999999.00","1.000"]')
-    altered = write_lines(tmp_path / "crossed.gz", out)
-    builder = BookBuilder()
-    results = [r for _, r in replay_into_builder(iter_capture(altered), builder, resync_source=ReferenceSnapshotSource(capture))]
+    builder, results = _replay_with_injected_bid(capture, tmp_path / "crossed.gz", 300, b'["999999.00","1.000"]')
     assert BookResult.CROSSED in results
     assert builder.counters.crossed == 1 and builder.counters.resyncs == 1
     assert builder.is_synced and not builder.book.is_crossed()
@@ -581,13 +582,7 @@ def test_finer_price_on_a_real_capture_refines_the_grid_and_resyncs_to_the_refer
     """Real capture with one injected 7-decimal level (prices of 1000PEPE-like ticks): the inferred grid
     is refined once, the book resyncs through the source (whose snapshots are on the coarser grid and
     are rescaled) and ends equal to the intact capture's book."""
-    lines = read_lines(capture)
-    k = diff_line_indices(lines)[200]
-    out = list(lines)
-    out[k] = _inject_bid(out[k], b'["0.0000001","1"]')
-    altered = write_lines(tmp_path / "finer.gz", out)
-    builder = BookBuilder()
-    results = [r for _, r in replay_into_builder(iter_capture(altered), builder, resync_source=ReferenceSnapshotSource(capture))]
+    builder, results = _replay_with_injected_bid(capture, tmp_path / "finer.gz", 200, b'["0.0000001","1"]')
     assert results.count(BookResult.GRID_REFINED) == 1 and BookResult.BAD_DIFF not in results
     c = builder.counters
     assert c.grid_refinements == 1 and c.resyncs == 1 and c.failures == 0

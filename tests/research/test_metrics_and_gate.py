@@ -247,26 +247,28 @@ def test_gate_refuses_two_hell_runs(cfg, tmp_path):
     assert not _gate(cfg, tmp_path, doc).allowed
 
 
-def test_hell_run_without_a_trade_exits_non_zero_and_writes_no_gate_report(tmp_path, monkeypatch, capsys):
-    """Signals but no trade (a threshold nothing reaches): before, the gate report was written and
-    the CLI exited 0, yet the gate refuses it; now the CLI says so and writes none."""
-    monkeypatch.setenv("DOLPHIN__ALPHA__SIGNAL__SHORT_THRESHOLD", "-50.0")
+def _hell_cli_refuses(tmp_path, monkeypatch, capsys, why: str) -> Path:
+    """Run `dolphin backtest --scenario hell` on BTCUSDT: it exits non-zero saying ``why`` and
+    writes no gate report; the report folder."""
     monkeypatch.chdir(tmp_path)
     out = tmp_path / "r"
     rc = main(["backtest", "--scenario", "hell", "--symbols", "BTCUSDT", "--out", str(out)])
     assert rc != 0
-    assert "made no trade" in capsys.readouterr().err
+    assert why in capsys.readouterr().err
     assert not (out / "hell").exists()
+    return out
+
+
+def test_hell_run_without_a_trade_exits_non_zero_and_writes_no_gate_report(tmp_path, monkeypatch, capsys):
+    """Signals but no trade (a threshold nothing reaches): before, the gate report was written and
+    the CLI exited 0, yet the gate refuses it; now the CLI says so and writes none."""
+    monkeypatch.setenv("DOLPHIN__ALPHA__SIGNAL__SHORT_THRESHOLD", "-50.0")
+    _hell_cli_refuses(tmp_path, monkeypatch, capsys, "made no trade")
 
 
 def test_hell_run_without_signals_exits_non_zero_and_writes_no_gate_report(tmp_path, monkeypatch, capsys):
     # The scanner cannot be imported (e.g. a broken kernels build): signals are "none: ...".
     monkeypatch.setitem(sys.modules, "dolphin.scan.sonar", None)
-    monkeypatch.chdir(tmp_path)
-    out = tmp_path / "r"
-    rc = main(["backtest", "--scenario", "hell", "--symbols", "BTCUSDT", "--out", str(out)])
-    assert rc != 0
-    assert "no signals" in capsys.readouterr().err
-    assert not (out / "hell").exists()
+    out = _hell_cli_refuses(tmp_path, monkeypatch, capsys, "no signals")
     c = load_config(environ={}, overrides={"execution": {"backtest": {"symbols": ["BTCUSDT"]}}})
     assert not check_live_allowed(c, reports_dir=Path(out)).allowed
