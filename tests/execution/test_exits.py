@@ -16,6 +16,7 @@ from dolphin.research.backtest import load_bars, run_bar_backtest
 from ._support import OneShot, cfg_with
 
 FAR = 50_000.0  # bps: out of reach on this data
+NO_HOLD = {"max_hold_bars": 1_000, "favourable_max_hold_bars": 1_000}  # bars: out of reach too
 
 
 @pytest.fixture(scope="module")
@@ -24,8 +25,8 @@ def btc_bars():
 
 
 CASES = {
-    "take_profit": ({"take_profit_bps": 15.0, "stop_loss_bps": FAR}, None),
-    "stop_loss": ({"take_profit_bps": FAR, "stop_loss_bps": 15.0}, None),
+    "take_profit": ({"take_profit_bps": 15.0, "stop_loss_bps": FAR, **NO_HOLD}, None),
+    "stop_loss": ({"take_profit_bps": FAR, "stop_loss_bps": 15.0, **NO_HOLD}, None),
     "max_hold": ({"take_profit_bps": FAR, "stop_loss_bps": FAR, "max_hold_bars": 10}, None),
     "book_contradicts": ({"take_profit_bps": FAR, "stop_loss_bps": FAR}, +0.5),  # bid-heavy book vs a short
     "favourable_max_hold": ({"take_profit_bps": FAR, "stop_loss_bps": FAR}, -0.5),  # ask-heavy book helps a short

@@ -735,7 +735,14 @@ class DolphinAgent(Strategy):
             self._cancel_retries.pop(key, None)
         if ctx is not None and ctx.ttl_alert in self._alerts:
             self._alerts.discard(ctx.ttl_alert)
-            self.clock.cancel_timer(ctx.ttl_alert)
+            try:
+                self.clock.cancel_timer(ctx.ttl_alert)
+            except KeyError:
+                # Already due: a backtest takes every alert due before the next data event off
+                # the clock at once and settles the venue between them, so an order can close
+                # while its TTL alert waits to fire (a live clock can race the same way).
+                # _on_ttl then finds the order gone and does nothing.
+                pass
         return ctx
 
     # ------------------------------------------------------------------ exits

@@ -27,6 +27,7 @@ from dolphin.execution.agent import AgentPorts, DolphinAgent, DolphinAgentConfig
 from dolphin.execution.config import BacktestConfig, ExecutionConfig
 from dolphin.execution.feeds import BarSet, TickSet, catalog_bar_set, catalog_ticks
 from dolphin.execution.instruments import BINANCE
+from dolphin.research.arrivals import CommandArrivals
 from dolphin.research.hell import HellFillModel
 from dolphin.research.trade_records import buffer_trade_records
 
@@ -145,6 +146,7 @@ def build_engine(
     trades: bool = False,
     book_type: BookType = BookType.L1_MBP,
     engine_options: dict[str, Any] | None = None,
+    settle_arrivals: bool = True,
 ) -> BacktestEngine:
     """A BINANCE venue with fees, fill model, latency; queue position on when trades drive it.
 
@@ -153,6 +155,9 @@ def build_engine(
     are extra ``BacktestEngineConfig`` fields (the benchmark's engine switches). The
     portfolio analyzer's per-closed-position record is buffered (``research.trade_records``:
     the same records, built on first read instead of one pandas concat per position).
+    Every command reaches the venue at its time + latency (``research.arrivals``: without it
+    NautilusTrader processes it only after the next data event has moved the book);
+    ``settle_arrivals=False`` keeps NautilusTrader's own timing (tests show the difference).
     """
     engine = BacktestEngine(
         config=BacktestEngineConfig(
@@ -163,6 +168,7 @@ def build_engine(
     buffer_trade_records(engine.portfolio.analyzer)
     if fill_model is None:
         fill_model = make_fill_model(bt, hell=hell)
+    latency = LatencyModel(base_latency_nanos=int(bt.latency_ms * NS_PER_MS))
     engine.add_venue(
         venue=BINANCE,
         oms_type=OmsType.NETTING,
@@ -172,11 +178,13 @@ def build_engine(
         default_leverage=Decimal(20),
         fill_model=fill_model,
         fee_model=MakerTakerFeeModel(),
-        latency_model=LatencyModel(base_latency_nanos=int(bt.latency_ms * NS_PER_MS)),
+        latency_model=latency,
         queue_position=trades,
         book_type=book_type,
         trade_execution=True,
     )
+    if settle_arrivals and latency.insert_latency_nanos + latency.cancel_latency_nanos > 0:
+        engine.add_actor(CommandArrivals(latency))
     return engine
 
 
