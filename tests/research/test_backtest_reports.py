@@ -62,6 +62,16 @@ def test_report_is_reproducible_bit_for_bit_with_a_fixed_seed(cfg, bar_sets):
     analyzer = a.engine.portfolio.analyzer
     assert type(analyzer) is BufferedAnalyzer
     assert analyzer.realized_pnls().tolist() == [t["pnl"] for t in a.agent.run.trades]
+    # Positions open at the end: counted and valued beside the closed trades, from NautilusTrader's
+    # positions marked at their instruments' last bar closes.
+    still_open = a.engine.cache.positions_open()
+    assert r["open_positions_end"] == len(still_open) > 0  # the shipped run ends with positions held
+    last_close = {str(s.instrument.id): s.bars[-1].close for s in bar_sets.sets}
+    upnl = sum(p.unrealized_pnl(last_close[p.instrument_id.value]).as_double() for p in still_open)
+    assert r["unrealised_pnl_end_usdt"] == pytest.approx(upnl, abs=1e-6)
+    assert r["final_equity"] == pytest.approx(r["final_balance"] + upnl, abs=1e-6)
+    table = render_table([r])
+    assert "open positions at end" in table and f"{upnl:+,.2f}" in table
 
 
 def test_a_different_seed_changes_the_fill_model_draws(cfg, bar_sets):

@@ -332,6 +332,9 @@ def build_report(agent: DolphinAgent, bt: BacktestConfig, scenario: str, *, peri
     for t in run.trades:
         exits[t["exit_reason"]] = exits.get(t["exit_reason"], 0) + 1
     dd = _max_drawdown(eq)
+    # Positions still open at the end are in final equity (marked at their last prices) but not in
+    # trades, profit factor or win rate (those count closed positions): reported beside them.
+    open_end = sum(1 for s in agent._pos.values() if s.position is not None and s.position.is_open)
     report = {
         "scenario": scenario,
         "seed": bt.seed,
@@ -347,6 +350,8 @@ def build_report(agent: DolphinAgent, bt: BacktestConfig, scenario: str, *, peri
         "sharpe": sharpe,
         "win_rate": len(wins) / len(pnls) if pnls else 0.0,
         "trades": len(pnls),
+        "open_positions_end": open_end,
+        "unrealised_pnl_end_usdt": final_eq - final if open_end else 0.0,
         "ggr_annual": ggr,
         "fill_rate_entry": c.get("orders_filled_entry", 0) / sub_e if sub_e else 0.0,
         "fill_rate_exit": c.get("orders_filled_exit", 0) / sub_x if sub_x else 0.0,
