@@ -35,7 +35,7 @@ def _agent(equity, trades):
     run = NS(counters={}, equity=[(i * MIN5, e) for i, e in enumerate(equity)], trades=trades,
              traded_notional_usdt=1e6, fees_usdt=200.0)  # fmt: skip
     gov = NS(submits=10, amends=0, cancels=4, fills=6, max_otr_seen=2.0, denials=0)
-    a = NS(run=run, governor=NS(counters=gov))
+    a = NS(run=run, governor=NS(counters=gov), _pos={})  # no position open at the end
     a._capital = lambda: equity[-1]
     return a
 
