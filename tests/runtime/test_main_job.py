@@ -20,7 +20,9 @@ def test_main_job_ingests_the_sample_and_is_idempotent(tmp_path: Path) -> None:
     first = console.export_text()
     assert "quarantined: 0" in first and "written: 0 " not in first
     assert (tmp_path / "var" / "reports" / "catalog.png").stat().st_size > 10_000
-    assert any((tmp_path / "var" / "nautilus" / "data" / "bar").iterdir())
+    # the bars go where the backtest reads them (execution.backtest.nautilus_dir), not to a var/ of its own
+    assert any((tmp_path / "var" / "nautilus-bt" / "data" / "bar").iterdir())
+    assert not (tmp_path / "var" / "nautilus").exists()
     assert (tmp_path / "var" / "scan" / "scan_BINANCE_USDM_5m.parquet").stat().st_size > 0
     import json
 

@@ -27,8 +27,14 @@ def _resolve(path: str) -> Path:
 
 
 def run_main_job(cfg: DolphinConfig, console: Console, *, out_dir: Path | None = None) -> int:
+    """The main job. Where it writes is where the other commands read: the NautilusTrader bars
+    go to ``execution.backtest.nautilus_dir`` (the backtest reads them there), the reports to
+    ``execution.backtest.reports_dir`` as ``dolphin backtest`` writes them (the live gate reads
+    the HELL report there), the scan to ``var/scan``. ``out_dir`` puts the reports and the scan
+    under one folder instead (tests)."""
     catalog = Catalog(_resolve(cfg.data.catalog_dir), row_group_size=cfg.data.row_group_size)
     var = out_dir or _resolve("var")
+    reports_dir = out_dir / "reports" if out_dir is not None else Path(cfg.execution.backtest.reports_dir)
     sample = sample_data_dir()
     if not sample.is_dir():
         console.print(f"[red]sample data not found at {sample}")
@@ -44,12 +50,12 @@ def run_main_job(cfg: DolphinConfig, console: Console, *, out_dir: Path | None =
     console.print(catalog_summary_table(catalog))
     from dolphin.data.plots import plot_catalog
 
-    png = plot_catalog(catalog, var / "reports" / "catalog.png")
+    png = plot_catalog(catalog, reports_dir / "catalog.png")
     console.print(f"overview plot: {png}")
     console.rule("3/5 NautilusTrader catalog (bars of the perpetuals)")
     from dolphin.data.nautilus import export_stream
 
-    nautilus_dir = var / "nautilus"
+    nautilus_dir = _resolve(cfg.execution.backtest.nautilus_dir)
     venue = "BINANCE_USDM"
     changed = sum(r.rows_written for r in reports)
     if changed or not (nautilus_dir / "data" / "bar").is_dir():
@@ -69,7 +75,7 @@ def run_main_job(cfg: DolphinConfig, console: Console, *, out_dir: Path | None =
     console.rule("5/5 NautilusTrader backtest of the agent: nominal and HELL side by side")
     from dolphin.cli import build_parser
 
-    args = build_parser().parse_args(["backtest", "--scenario", "hell", "--out", str(var / "reports")])
+    args = build_parser().parse_args(["backtest", "--scenario", "hell", "--out", str(reports_dir)])
     return int(args.func(cfg, args) or 0)
 
 
