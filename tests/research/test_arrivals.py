@@ -69,6 +69,8 @@ def test_every_command_meets_the_venue_at_its_time_plus_latency(cfg, bar_sets, m
     # A post-only order one tick off the bar's close arrives 5 ms later, before the next bar:
     # the book is still at that close, so the venue never sees it as a taker.
     assert post_only == 0
+    # The survival controller's RTT sensor reads the measured submit -> ack time: the model's 5 ms.
+    assert res.agent.ports.risk.rtt_measured_max_ms == pytest.approx(cfg.execution.backtest.latency_ms)
     actors = [a for a in res.engine.trader.actors() if isinstance(a, CommandArrivals)]
     assert len(actors) == 1 and actors[0].alerts == len(submits) + sum(
         1 for o in res.engine.cache.orders() for e in o.events if isinstance(e, OrderPendingCancel)
@@ -86,6 +88,7 @@ def test_without_it_nautilus_trader_answers_at_the_next_bar(cfg, bar_sets, monke
     assert lat not in submits  # not one on time (the rest meet a timer's settlement, ms late)
     assert sum(d > bar_ns / 2 for d in submits) > len(submits) // 2  # most a bar late
     assert post_only > 0  # the book had moved through the limit price by then
+    assert res.agent.ports.risk.rtt_measured_max_ms > 60_000  # the data spacing, not a network round trip
 
 
 def test_no_actor_without_latency(cfg):

@@ -102,19 +102,14 @@ def backtest_survival_config(cfg: DolphinConfig, *, book: bool, leverage_overrid
     return msgspec.structs.replace(sc, layers=layers, posture=posture)
 
 
-def backtest_rtt_ms(cfg: DolphinConfig) -> float:
-    """The order round trip of a backtest: NautilusTrader's LatencyModel delays each command to
-    the simulated venue by ``latency_ms`` and returns its events at once."""
-    return float(cfg.execution.backtest.latency_ms)
-
-
 class SurvivalRiskView:
     """RiskView over the real SurvivalController, driven by NautilusTrader event time."""
 
     def __init__(self, cfg: SurvivalConfig, *, jitter_alpha: float = 0.05, rtt_model_ms: float | None = None) -> None:
-        """``rtt_model_ms``: in a backtest, the LatencyModel's round trip, fed on every order
-        acknowledgement instead of the measured submit -> ack time (the simulated venue handles
-        commands at its next data event, so that time measures data spacing, not the network)."""
+        """``rtt_model_ms``: a fixed round trip fed on every order acknowledgement instead of the
+        measured submit -> ack time (None: the measured one). Backtests measure it too: their
+        engines deliver each command at its time + the LatencyModel's latency
+        (``research.arrivals``), so the measured round trip is the model's."""
         self.cfg = cfg
         self.rtt_model_ms = rtt_model_ms
         self.rtt_measured_max_ms = 0.0
@@ -474,8 +469,7 @@ def build_bar_ports(
     """Real ports for a bar backtest over an aligned panel (N x T) of the scan universe ``symbols``;
     ``traded`` maps the traded instrument ids to their symbols."""
     bt = cfg.execution.backtest
-    risk = SurvivalRiskView(backtest_survival_config(cfg, book=False, leverage_override=leverage_override),
-                            rtt_model_ms=backtest_rtt_ms(cfg))
+    risk = SurvivalRiskView(backtest_survival_config(cfg, book=False, leverage_override=leverage_override))
     nev = AlphaNevModel(cfg.alpha.nev)
     try:
         vd = vel_div if vel_div is not None else scan_vel_div(close, mask, ts_ns, cfg)
@@ -549,7 +543,7 @@ def build_tick_ports(
     book (:mod:`dolphin.execution.oracle_book`), fed from the agent's own market data, as the
     placement confidence (``micro``) and, unless ``signals`` is given, as the signal source
     (order-book candidates with NEV after fees). ``book``: a book stream exists (L5 layer on)."""
-    risk = SurvivalRiskView(backtest_survival_config(cfg, book=book), rtt_model_ms=backtest_rtt_ms(cfg))
+    risk = SurvivalRiskView(backtest_survival_config(cfg, book=book))
     nev = AlphaNevModel(cfg.alpha.nev)
     feed = OracleBookFeed(cfg.alpha)
     micro = OracleMicrostructure(feed)
