@@ -165,10 +165,11 @@ class BacktestConfig(ConfigStruct):
     tax_bps: NonNegFloat = 0.0
     prob_fill_on_limit: Fraction = 0.5
     latency_ms: NonNegFloat = 5.0
-    # On bar data an order lives this many bars before its cancel (no intra-bar quotes exist;
-    # NautilusTrader delivers commands to the venue at the next data event, so 2 bars give an
-    # order one full bar at the venue).
-    bar_order_ttl_bars: PosInt = 2
+    # On bar data an order lives this many bars at the venue before its cancel arrives (no
+    # intra-bar quotes exist, so the live 200 ms cannot apply): it is accepted 5 ms after the bar
+    # it was decided on (research.arrivals) and sees the next `bar_order_ttl_bars` bars. (It was 2
+    # while NautilusTrader delivered commands only at the next data event, which gave one bar.)
+    bar_order_ttl_bars: PosInt = 1
     # Survival layers whose sensors a backtest observes (L5 only where a book stream exists).
     survival_layers: tuple[str, ...] = ("L5_order_book", "L6_slippage_drift", "L9_drawdown", "RTT_lockdown")
     # Candidate edge = signal_edge_bps x signal strength (a configured scale, not a fitted estimate).

@@ -19,12 +19,25 @@ arrives, against the book of that moment. The alert's callback sets one more, 1 
 engine settles a timestamp's batch when it moves on to the next time event, but the batch of its
 last time event is settled after its loop over time events has ended, so a command sent in
 reaction to that settlement (a re-quote after a rejection, an exit re-sent after a cancel) would
-set its alert too late to be seen and meet the next data event again. Nothing else changes: the
-latency, fill and fee models, and the order of events at one timestamp, are NautilusTrader's.
+set its alert too late to be seen and meet the next data event again.
+
+What stays NautilusTrader's: the latency, fill and fee models, and the order of events at one
+timestamp (a command arriving exactly at a market-data timestamp meets the book after that data,
+as without this actor). Three consequences to know:
+- A settlement iterates every matching engine of the venue, and NautilusTrader's fill model draws
+  ``prob_fill_on_limit`` once per iteration for a limit order resting at the touch: an arrival
+  gives such orders (on any instrument of the venue) one more draw than the next data event alone
+  would. On bar data the agent's orders rest a tick off the last price (not at the touch), so
+  the shipped bars run has no such draw; on quote data it can add one draw per command.
+- Commands whose arrival falls after the last data event are not processed (the engine settles
+  the venues up to the last data timestamp), with or without this actor.
+- A command released late by the RiskEngine's throttler is timed from its ``OrderSubmitted``
+  event (when it left the throttle), not from its creation.
 
 ``research.backtest.build_engine`` adds it to every backtest engine with a nonzero latency.
 Tests: ``tests/research/test_arrivals.py`` (every acceptance, rejection and cancel of the real
-bars run lands exactly at its command's time + latency; without the actor they do not).
+bars run lands exactly at its command's time + latency, except submits within the latency of
+the run's end, which get no answer; without the actor not one does).
 """
 
 from __future__ import annotations

@@ -242,7 +242,8 @@ def run_bar_backtest(
             f"are {data.bar_ns / 60e9:g}-minute bars"
         )
     # Bar data has no intra-bar quotes: an order lives `bar_order_ttl_bars` bars (plus the
-    # round-trip latency) instead of the live 200 ms, or no maker order could ever fill.
+    # round-trip latency) instead of the live 200 ms, or no maker order could ever fill: accepted
+    # 5 ms after its bar (research.arrivals), its cancel arrives 5 ms after the last bar it sees.
     ttl_ms = (bt.bar_order_ttl_bars * interval_ns + 2 * int(bt.latency_ms * NS_PER_MS)) // NS_PER_MS + 1
     agent = DolphinAgent(
         DolphinAgentConfig(
@@ -335,6 +336,8 @@ def build_report(agent: DolphinAgent, bt: BacktestConfig, scenario: str, *, peri
     # Positions still open at the end are in final equity (marked at their last prices) but not in
     # trades, profit factor or win rate (those count closed positions): reported beside them.
     open_end = sum(1 for s in agent._pos.values() if s.position is not None and s.position.is_open)
+    # their PnL at their last prices, with the balance after every fill (one may follow the last point)
+    upnl_end = agent._equity_now() - final if open_end else 0.0
     report = {
         "scenario": scenario,
         "seed": bt.seed,
@@ -351,7 +354,7 @@ def build_report(agent: DolphinAgent, bt: BacktestConfig, scenario: str, *, peri
         "win_rate": len(wins) / len(pnls) if pnls else 0.0,
         "trades": len(pnls),
         "open_positions_end": open_end,
-        "unrealised_pnl_end_usdt": final_eq - final if open_end else 0.0,
+        "unrealised_pnl_end_usdt": upnl_end,
         "ggr_annual": ggr,
         "fill_rate_entry": c.get("orders_filled_entry", 0) / sub_e if sub_e else 0.0,
         "fill_rate_exit": c.get("orders_filled_exit", 0) / sub_x if sub_x else 0.0,
