@@ -40,6 +40,7 @@ from dolphin.execution.agent import DolphinAgent, DolphinAgentConfig  # noqa: E4
 from dolphin.execution.ports import Candidate  # noqa: E402
 from dolphin.research.backtest import (  # noqa: E402
     BACKTEST_AGENT_LOGS,
+    bar_order_ttl_ms,
     build_engine,
     default_ports,
     load_bars,
@@ -283,7 +284,6 @@ def main(argv: list[str] | None = None) -> None:
     default_ports(cfg, data)  # the scanner's vel_div, once (not timed)
     sets = data.sets
     n_bars = sum(len(s.bars) for s in sets)
-    interval_ms = bt.bar_minutes * 60_000
 
     def bar_engine(with_agent: bool, ports_factory=None, engine_options=None):
         e = build_engine(bt, engine_options=engine_options)
@@ -294,7 +294,7 @@ def main(argv: list[str] | None = None) -> None:
         bts = tuple(str(s.bar_type) for s in sets)
         if with_agent:
             e.add_strategy(DolphinAgent(DolphinAgentConfig(instrument_ids=iids, bar_types=bts,
-                                                           order_ttl_ms=2 * interval_ms + 11, **BACKTEST_AGENT_LOGS),
+                                                           order_ttl_ms=bar_order_ttl_ms(bt), **BACKTEST_AGENT_LOGS),
                                         cfg.execution, (ports_factory or (lambda: default_ports(cfg, data)))()))
         else:
             e.add_strategy(EmptyStrategy(list(iids), list(bts), False, False))

@@ -82,7 +82,7 @@ def bar_engine(cfg: DolphinConfig, data, agent_cls=None, ports=None):
     (the composition root's real ports unless ``ports`` is given; ``agent_cls`` a DolphinAgent
     subclass for instrumented runs). Returns (engine, agent), not yet run."""
     from dolphin.execution.agent import DolphinAgent, DolphinAgentConfig
-    from dolphin.research.backtest import BACKTEST_AGENT_LOGS, build_engine, default_ports
+    from dolphin.research.backtest import BACKTEST_AGENT_LOGS, bar_order_ttl_ms, build_engine, default_ports
 
     bt = cfg.execution.backtest
     engine = build_engine(bt)
@@ -92,7 +92,7 @@ def bar_engine(cfg: DolphinConfig, data, agent_cls=None, ports=None):
     agent = (agent_cls or DolphinAgent)(
         DolphinAgentConfig(instrument_ids=tuple(str(s.instrument.id) for s in data.sets),
                            bar_types=tuple(str(s.bar_type) for s in data.sets),
-                           order_ttl_ms=bt.bar_order_ttl_bars * bt.bar_minutes * 60_000 + 11, **BACKTEST_AGENT_LOGS),
+                           order_ttl_ms=bar_order_ttl_ms(bt), **BACKTEST_AGENT_LOGS),
         cfg.execution,
         ports if ports is not None else default_ports(cfg, data),
     )

@@ -7,6 +7,8 @@ re-quotes after every unfilled entry, cancels at every TTL).
 
 from __future__ import annotations
 
+import bisect
+
 import msgspec
 import pytest
 from nautilus_trader.model.events import (
@@ -76,6 +78,18 @@ def test_every_command_meets_the_venue_at_its_time_plus_latency(cfg, bar_sets, m
     # A post-only order one tick off the bar's close arrives 5 ms later, before the next bar:
     # the book is still at that close, so the venue never sees it as a taker.
     assert post_only == 0
+    # An order lives bar_order_ttl_bars bars at the venue: the bars between its acceptance and its
+    # cancel, for every cancelled order (all TTL cancels on this run).
+    bar_ts = sorted({bar.ts_event for s in bar_sets.sets for bar in s.bars})
+    seen = [
+        bisect.bisect_left(bar_ts, can.ts_event) - bisect.bisect_right(bar_ts, acc.ts_event)
+        for o in res.engine.cache.orders()
+        for acc in [next((e for e in o.events if isinstance(e, OrderAccepted)), None)]
+        for can in [next((e for e in o.events if isinstance(e, OrderCanceled)), None)]
+        if acc is not None and can is not None
+    ]
+    assert len(seen) == res.agent.run.counters["cancel_ttl"] >= 20
+    assert set(seen) == {cfg.execution.backtest.bar_order_ttl_bars}
     # The survival controller's RTT sensor reads the measured submit -> ack time: the model's 5 ms.
     assert res.agent.ports.risk.rtt_measured_max_ms == pytest.approx(cfg.execution.backtest.latency_ms)
     actors = [a for a in res.engine.trader.actors() if isinstance(a, CommandArrivals)]

@@ -32,7 +32,7 @@ from dolphin.research.hell import HellFillModel
 from dolphin.research.trade_records import buffer_trade_records
 
 __all__ = [
-    "BacktestResult", "BarData", "bar_interval_ns_checked", "build_engine", "config_hash", "load_bars",
+    "BacktestResult", "BarData", "bar_interval_ns_checked", "bar_order_ttl_ms", "build_engine", "config_hash", "load_bars",
     "run_bar_backtest",
 ]
 
@@ -92,6 +92,16 @@ def bar_interval_ns_checked(bt: BacktestConfig) -> int:
             f"{data_ns / 60e9:g} (or choose a bars data set of {bt.bar_minutes}-minute bars)"
         )
     return data_ns
+
+
+def bar_order_ttl_ms(bt: BacktestConfig, interval_ns: int | None = None) -> int:
+    """The agent's order TTL on bar data (ms). Bars have no intra-bar quotes: an order lives
+    ``bar_order_ttl_bars`` bars (plus the round-trip latency) instead of the live 200 ms, or no
+    maker order could ever fill: accepted one latency after its bar (research.arrivals), its
+    cancel arrives one latency after the last bar it sees."""
+    if interval_ns is None:
+        interval_ns = bar_interval_ns_checked(bt)
+    return (bt.bar_order_ttl_bars * interval_ns + 2 * int(bt.latency_ms * NS_PER_MS)) // NS_PER_MS + 1
 
 
 def load_bars(cfg: DolphinConfig, *, max_bars: int | None = None) -> BarData:
@@ -241,10 +251,7 @@ def run_bar_backtest(
             f"config key 'execution.backtest.bar_minutes' = {bt.bar_minutes} is not allowed: the bars given "
             f"are {data.bar_ns / 60e9:g}-minute bars"
         )
-    # Bar data has no intra-bar quotes: an order lives `bar_order_ttl_bars` bars (plus the
-    # round-trip latency) instead of the live 200 ms, or no maker order could ever fill: accepted
-    # 5 ms after its bar (research.arrivals), its cancel arrives 5 ms after the last bar it sees.
-    ttl_ms = (bt.bar_order_ttl_bars * interval_ns + 2 * int(bt.latency_ms * NS_PER_MS)) // NS_PER_MS + 1
+    ttl_ms = bar_order_ttl_ms(bt, interval_ns)
     agent = DolphinAgent(
         DolphinAgentConfig(
             instrument_ids=tuple(str(s.instrument.id) for s in sets),
