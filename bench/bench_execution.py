@@ -429,8 +429,11 @@ def main(argv: list[str] | None = None) -> None:
         "work without orders: bars_no_orders agent - empty (guard, survival tick once per timestamp, "
         "equity/drawdown, signal slot check)",
         "order churn checked: each of the agent's re-quotes on bars follows a new bar (none re-sends an identical "
-        "order without new data); post-only rejections come from bar data (priced at bar t's close, reaching the "
-        "venue at bar t+1), not decidable before submitting",
+        "order without new data)",
+        "every engine here (both runs of every pair and the replay) delivers each command at its time + the "
+        "LatencyModel's latency (research.arrivals; NautilusTrader alone would process it at the next data event, "
+        "after that bar moved the book): the bars run has no post-only rejections, and each arrival is a time event "
+        "at which the engine settles the venue (NautilusTrader's work, in the floor)",
         "goal from issue 7: the agent costs at most 30 % of the empty run's throughput (ratio >= 0.70)",
     ])
     print(path)
