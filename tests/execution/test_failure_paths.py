@@ -446,3 +446,30 @@ def test_an_order_the_risk_engine_denies_is_not_counted_as_submitted_and_gets_no
     assert c.get("submitted_entry", 0) + c.get("submitted_exit", 0) == len(passed)
     assert not {o.client_order_id.value for o in denied} & set(timers)  # no timer fired for a denied order
     assert not res.agent._alerts and not res.agent._orders
+
+
+def test_an_order_without_acknowledgement_reads_as_rtt_and_locks_down_before_any_ack():
+    """A stalled venue (here: 1 s of latency, longer than the 200 ms TTL) acknowledges nothing, so
+    the RTT sensor used to get no reading until the first late acknowledgement: no lockdown while
+    orders went unanswered. At the TTL an unacknowledged order's age is read as its RTT (a lower
+    bound), and the survival controller's RTT lockdown caps the posture at TURTLE before any
+    acknowledgement arrives. Real survival controller (composition root) and real L1 data."""
+    from nautilus_trader.model.events import OrderAccepted
+
+    from dolphin.runtime.wiring import build_tick_ports
+
+    cfg = cfg_with(backtest={"latency_ms": 1000.0})
+    ttl_ns = cfg.execution.placer.cancel_after_ms * 1_000_000
+    ports = build_tick_ports(cfg, EveryNBars(n=20, start=5)).ports
+    res = run_tick_backtest(cfg, ports, ticks=l2_ticks())
+    events = list(res.agent.run.events)
+    orders = res.engine.cache.orders()
+    first_submit = min(e.ts_event for o in orders for e in o.events if isinstance(e, OrderSubmitted))
+    first_ack = min(e.ts_event for o in orders for e in o.events if isinstance(e, OrderAccepted))
+    unacked = [e for e in events if e["kind"] == "rtt_unacknowledged"]
+    assert res.agent.run.counters["rtt_unacknowledged"] == len(unacked) >= 1
+    assert unacked[0]["ts_ns"] == first_submit + ttl_ns and unacked[0]["age_ms"] == pytest.approx(200.0)
+    turtle = [e["ts_ns"] for e in events if e["kind"] == "posture" and e["new"] == "TURTLE" and e["ts_ns"] > first_submit]
+    assert turtle and turtle[0] < first_ack  # locked down while the venue had answered nothing
+    rtt = [layer for layer in ports.risk.controller.layers if type(layer).__name__ == "RttLockdownLayer"]
+    assert len(rtt) == 1 and rtt[0].locked

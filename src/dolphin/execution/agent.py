@@ -719,6 +719,15 @@ class DolphinAgent(Strategy):
         order = self.cache.order(self._coid(key))
         if order is None or order.is_closed or order.is_pending_cancel:
             return
+        if order.status == OrderStatus.SUBMITTED and self._sensors is not None:
+            # No acknowledgement after a whole TTL: a dead or stalled venue would otherwise send
+            # the RTT sensor no reading at all (and never lock down). The order's age is a lower
+            # bound on its round trip: read it now. (Backtests acknowledge after the latency
+            # model's 5 ms, well inside any TTL: no such reading there.)
+            age_ms = (event.ts_event - ctx.submit_ts_ns) / NS_PER_MS
+            self._sensors.on_order_rtt(event.ts_event, age_ms)
+            self.run.count("rtt_unacknowledged")
+            self._event(event.ts_event, "rtt_unacknowledged", order=key, age_ms=age_ms)
         ctx.cancel_reason = "ttl"
         self.governor.record_cancel(event.ts_event, key)
         self.cancel_order(order)
