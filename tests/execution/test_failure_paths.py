@@ -473,3 +473,45 @@ def test_an_order_without_acknowledgement_reads_as_rtt_and_locks_down_before_any
     assert turtle and turtle[0] < first_ack  # locked down while the venue had answered nothing
     rtt = [layer for layer in ports.risk.controller.layers if type(layer).__name__ == "RttLockdownLayer"]
     assert len(rtt) == 1 and rtt[0].locked
+
+
+class _RttRecorder:
+    """RiskSensors that records the order RTT readings (the other readings are not under test)."""
+
+    def __init__(self) -> None:
+        self.rtt: list[tuple[int, float]] = []
+
+    def on_equity(self, ts_ns, equity): ...
+
+    def on_fill(self, ts_ns, side, expected_px, realised_px): ...
+
+    def on_order_rtt(self, ts_ns, rtt_ms):
+        self.rtt.append((ts_ns, rtt_ms))
+
+    def on_book_update(self, ts_ns): ...
+
+
+@pytest.mark.parametrize("latency_ms", [5.0, 1000.0])
+def test_market_orders_read_their_round_trip_and_unanswered_ones_are_read_at_the_ttl(latency_ms):
+    """NautilusTrader fills a market order without an acceptance, so its round trip was never read
+    (only acceptances were); nor was one that stays unanswered. Now the first answer is read, and a
+    market order unanswered a TTL after its submission is read at its age. Taker entries in APEX
+    (maker attempts exhausted), real L1 data."""
+    from nautilus_trader.model.enums import OrderType as OT
+
+    cfg = cfg_with(backtest={"latency_ms": latency_ms}, placer={"max_requotes": 0, "allow_taker_in_apex": True})
+    ttl_ms = cfg.execution.placer.cancel_after_ms
+    rec = _RttRecorder()
+    ports = AgentPorts(risk=FixedRiskView(Posture.APEX), signals=EveryNBars(n=20, start=5, edge_bps=60.0),
+                       nev=SimpleNevModel(), kill=MemoryKillFlag(),
+                       micro=FixedMicrostructure(fixed_wobi=None, fixed_confidence=0.0), sensors=rec)
+    res = run_tick_backtest(cfg, ports, ticks=l2_ticks())
+    market = [o for o in res.engine.cache.orders() if o.order_type == OT.MARKET]
+    assert len(market) >= 3
+    for o in market:
+        sub = next(e for e in o.events if isinstance(e, OrderSubmitted)).ts_event
+        fill = next(e for e in o.events if isinstance(e, OrderFilled)).ts_event  # no acceptance first
+        assert any(t == fill and v == pytest.approx((fill - sub) / 1e6) for t, v in rec.rtt)  # its round trip
+        late = fill - sub > ttl_ms * 1_000_000
+        assert ((sub + ttl_ms * 1_000_000, float(ttl_ms)) in rec.rtt) == late  # read at the TTL when unanswered
+    assert (res.agent.run.counters.get("rtt_unacknowledged", 0) > 0) == (latency_ms > ttl_ms)

@@ -92,6 +92,7 @@ class _OrderCtx:
     submit_ts_ns: int = 0
     expected_px: float = 0.0  # limit price, or the touch at submit for a market order
     side: int = 0
+    answered: bool = False  # the venue's first answer (accepted, filled, rejected) was read as RTT
 
 
 @dataclass
@@ -707,7 +708,31 @@ class DolphinAgent(Strategy):
             # event's time and nothing changes.
             now = self.clock.timestamp_ns()
             self.clock.set_time_alert_ns(name, (now if now > ts_ns else ts_ns) + self._ttl_ns, self._on_ttl)
+        elif self._sensors is not None:
+            # A market order has no TTL; one still unacknowledged a TTL after its submission is
+            # read as an RTT of its age all the same (see _on_ttl).
+            now = self.clock.timestamp_ns()
+            self.clock.set_time_alert_ns(
+                f"ack-{key}", (now if now > ts_ns else ts_ns) + self._ttl_ns, self._on_ack_deadline
+            )
         return True
+
+    def _read_unacknowledged(self, key: str, ctx: _OrderCtx, ts_ns: int) -> None:
+        """An order the venue has not acknowledged a whole TTL after its submission: a dead or
+        stalled venue would otherwise send the RTT sensor no reading at all (and never lock
+        down). Its age is a lower bound on its round trip: read it now. (Backtests acknowledge
+        after the latency model's 5 ms, well inside any TTL: no such reading there.)"""
+        age_ms = (ts_ns - ctx.submit_ts_ns) / NS_PER_MS
+        self._sensors.on_order_rtt(ts_ns, age_ms)  # type: ignore[union-attr]
+        self.run.count("rtt_unacknowledged")
+        self._event(ts_ns, "rtt_unacknowledged", order=key, age_ms=age_ms)
+
+    def _on_ack_deadline(self, event: Event) -> None:
+        key = event.name[4:]
+        ctx = self._orders.get(key)
+        order = self.cache.order(self._coid(key)) if ctx is not None else None
+        if order is not None and order.status == OrderStatus.SUBMITTED:
+            self._read_unacknowledged(key, ctx, event.ts_event)  # type: ignore[arg-type]
 
     def _on_ttl(self, event: Event) -> None:
         name = event.name
@@ -720,14 +745,7 @@ class DolphinAgent(Strategy):
         if order is None or order.is_closed or order.is_pending_cancel:
             return
         if order.status == OrderStatus.SUBMITTED and self._sensors is not None:
-            # No acknowledgement after a whole TTL: a dead or stalled venue would otherwise send
-            # the RTT sensor no reading at all (and never lock down). The order's age is a lower
-            # bound on its round trip: read it now. (Backtests acknowledge after the latency
-            # model's 5 ms, well inside any TTL: no such reading there.)
-            age_ms = (event.ts_event - ctx.submit_ts_ns) / NS_PER_MS
-            self._sensors.on_order_rtt(event.ts_event, age_ms)
-            self.run.count("rtt_unacknowledged")
-            self._event(event.ts_event, "rtt_unacknowledged", order=key, age_ms=age_ms)
+            self._read_unacknowledged(key, ctx, event.ts_event)
         ctx.cancel_reason = "ttl"
         self.governor.record_cancel(event.ts_event, key)
         self.cancel_order(order)
@@ -862,6 +880,7 @@ class DolphinAgent(Strategy):
 
     def on_order_filled(self, event) -> None:
         key = event.client_order_id.value
+        self._read_rtt(event)  # a market order is filled without an acceptance
         self._h.capital = None
         self.governor.record_fill(event.ts_event, key)  # counts the order once (first fill)
         self.run.count("fills")
@@ -885,12 +904,17 @@ class DolphinAgent(Strategy):
         if order is not None and order.is_closed:
             self._drop(key)
 
-    def on_order_accepted(self, event) -> None:
-        # Order round trip: our submit -> the venue's acknowledgement (LatencyModel in backtests).
+    def _read_rtt(self, event) -> None:
+        """Order round trip: our submit -> the venue's first answer (its acceptance; for a market
+        order that the venue fills at once, the fill; or its rejection). LatencyModel in backtests."""
         if self._sensors is not None:
             ctx = self._orders.get(event.client_order_id.value)
-            if ctx is not None:
+            if ctx is not None and not ctx.answered:
+                ctx.answered = True
                 self._sensors.on_order_rtt(event.ts_event, (event.ts_event - ctx.submit_ts_ns) / NS_PER_MS)
+
+    def on_order_accepted(self, event) -> None:
+        self._read_rtt(event)
 
     def on_order_canceled(self, event) -> None:
         key = event.client_order_id.value
@@ -969,6 +993,7 @@ class DolphinAgent(Strategy):
         self._event(event.ts_event, what, order=key, reason=str(getattr(event, "reason", "")))
 
     def on_order_rejected(self, event) -> None:
+        self._read_rtt(event)
         ctx = self._orders.get(event.client_order_id.value)
         self._closed_without_cancel(event, "rejected")
         if "POST_ONLY" in str(event.reason).upper():
