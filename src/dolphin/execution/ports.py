@@ -97,8 +97,9 @@ class RiskSensors(Protocol):
     """Readings the agent feeds the survival controller, stamped with event time (ns).
 
     `on_equity`: equity after each bar (drawdown); `on_fill`: expected vs realised fill price
-    (slippage drift; side +1 buy, -1 sell); `on_order_rtt`: submit -> venue acknowledgement in
-    ms; `on_book_update`: one book/quote update arrived (book age and jitter).
+    (slippage drift; side +1 buy, -1 sell); `on_order_rtt`: submit -> the venue's first answer
+    (acceptance, fill or rejection) in ms, or the age of an order still unanswered a TTL after its
+    submission; `on_book_update`: one book/quote update arrived (book age and jitter).
     """
 
     def on_equity(self, ts_ns: int, equity: float) -> None: ...

@@ -8,7 +8,8 @@
   it and ``tick()`` runs once per ``survival.tick_ms`` of that time. Readings come from the run:
   book age / update jitter (L5, where a book stream exists), slippage drift (L6, realised vs
   expected fill prices), drawdown (L9, the agent's equity curve) and the order round-trip time
-  (RTT lockdown, submit -> venue acknowledgement as the LatencyModel delays it).
+  (RTT lockdown, submit -> the venue's first answer as the LatencyModel delays it, or an order's
+  age when it is still unanswered a TTL after its submission).
 - :class:`AlphaNevModel`: ``dolphin.alpha.nev.nev_breakdown`` with ``cfg.alpha.nev``.
 - :class:`OracleBarSignals`: ``dolphin.alpha.signals.entry_signals`` (vel_div rule, volatility
   gate, responsiveness) over the aligned bar panel; vel_div comes from the scanner
