@@ -110,7 +110,7 @@ def test_drawdown_from_the_portfolio_drives_the_capital_layer(cfg):
     )  # fmt: skip
     tight = msgspec.structs.replace(cfg, survival=msgspec.structs.replace(cfg.survival, layers=layers))
     data = load_bars(load_config(environ={}, overrides={"execution": {"backtest": {"symbols": ["BTCUSDT"]}}}), max_bars=1500)
-    risk = SurvivalRiskView(backtest_survival_config(tight, book=False), rtt_model_ms=5.0)
+    risk = SurvivalRiskView(backtest_survival_config(tight, book=False))
     ports = AgentPorts(risk=risk, signals=EveryNBars(n=3, side=-1, edge_bps=40.0), nev=AlphaNevModel(cfg.alpha.nev),
                        kill=MemoryKillFlag(), sensors=risk)  # fmt: skip
     res = run_bar_backtest(cfg, data=data, ports=ports)

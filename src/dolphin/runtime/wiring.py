@@ -106,13 +106,11 @@ def backtest_survival_config(cfg: DolphinConfig, *, book: bool, leverage_overrid
 class SurvivalRiskView:
     """RiskView over the real SurvivalController, driven by NautilusTrader event time."""
 
-    def __init__(self, cfg: SurvivalConfig, *, jitter_alpha: float = 0.05, rtt_model_ms: float | None = None) -> None:
-        """``rtt_model_ms``: a fixed round trip fed on every order acknowledgement instead of the
-        measured submit -> ack time (None: the measured one). Backtests measure it too: their
+    def __init__(self, cfg: SurvivalConfig, *, jitter_alpha: float = 0.05) -> None:
+        """The order RTT fed to the controller is the measured one, in backtests as live: their
         engines deliver each command at its time + the LatencyModel's latency
         (``research.arrivals``), so the measured round trip is the model's."""
         self.cfg = cfg
-        self.rtt_model_ms = rtt_model_ms
         self.rtt_measured_max_ms = 0.0
         self._tick_ns = int(cfg.tick_ms) * 1_000_000
         self._last_tick_ns = 0
@@ -208,7 +206,7 @@ class SurvivalRiskView:
     def on_order_rtt(self, ts_ns: int, rtt_ms: float) -> None:
         if rtt_ms > self.rtt_measured_max_ms:
             self.rtt_measured_max_ms = rtt_ms
-        self._observe("order_rtt_ms", ts_ns, rtt_ms if self.rtt_model_ms is None else self.rtt_model_ms)
+        self._observe("order_rtt_ms", ts_ns, rtt_ms)
 
     def on_book_update(self, ts_ns: int) -> None:
         # Jitter sees every update; the readings go out at most once per book_reading_step_ns
