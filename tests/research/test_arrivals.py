@@ -21,19 +21,8 @@ from nautilus_trader.model.events import (
 )
 
 import dolphin.research.backtest as backtest_mod
-from dolphin.core.config import load_config
 from dolphin.research.arrivals import CommandArrivals
-from dolphin.research.backtest import build_engine, load_bars, run_bar_backtest
-
-
-@pytest.fixture(scope="module")
-def cfg():
-    return load_config(environ={})
-
-
-@pytest.fixture(scope="module")
-def bar_sets(cfg):
-    return load_bars(cfg)
+from dolphin.research.backtest import build_engine, run_bar_backtest
 
 
 def _arrival_lags(result) -> tuple[list[int], list[int], int, list[int]]:

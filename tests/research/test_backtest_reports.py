@@ -18,20 +18,10 @@ from nautilus_trader.model.events import OrderFilled
 from dolphin.cli import main
 from dolphin.core.config import load_config
 from dolphin.execution.live_gate import check_live_allowed
-from dolphin.research.backtest import config_hash, load_bars, run_bar_backtest
+from dolphin.research.backtest import config_hash, run_bar_backtest
 from dolphin.research.knee import knee_index, run_knee
 from dolphin.research.report import render_table, report_json, write_report
 from dolphin.research.trade_records import BufferedAnalyzer
-
-
-@pytest.fixture(scope="module")
-def cfg():
-    return load_config(environ={})
-
-
-@pytest.fixture(scope="module")
-def bar_sets(cfg):
-    return load_bars(cfg)
 
 
 def test_report_is_reproducible_bit_for_bit_with_a_fixed_seed(cfg, bar_sets):

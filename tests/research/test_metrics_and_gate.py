@@ -26,11 +26,6 @@ MIN5 = 300_000_000_000
 PPY = NS_PER_YEAR / MIN5
 
 
-@pytest.fixture(scope="module")
-def cfg():
-    return load_config(environ={})
-
-
 def _agent(equity, trades):
     run = NS(counters={}, equity=[(i * MIN5, e) for i, e in enumerate(equity)], trades=trades,
              traded_notional_usdt=1e6, fees_usdt=200.0)  # fmt: skip
