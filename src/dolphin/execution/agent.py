@@ -702,20 +702,20 @@ class DolphinAgent(Strategy):
             name = f"ttl-{key}"
             ctx.ttl_alert = name
             self._alerts.add(name)
-            # The order rests its full TTL from submission: on a live clock the event that led to
-            # it (ts_ns: exchange time, or a delayed event loop) can lie well before now, and a TTL
-            # counted from the event would cancel it early (or at once). In a backtest now == the
-            # event's time and nothing changes.
-            now = self.clock.timestamp_ns()
-            self.clock.set_time_alert_ns(name, (now if now > ts_ns else ts_ns) + self._ttl_ns, self._on_ttl)
+            self.clock.set_time_alert_ns(name, self._ttl_due(ts_ns), self._on_ttl)
         elif self._sensors is not None:
             # A market order has no TTL; one still unacknowledged a TTL after its submission is
             # read as an RTT of its age all the same (see _on_ttl).
-            now = self.clock.timestamp_ns()
-            self.clock.set_time_alert_ns(
-                f"ack-{key}", (now if now > ts_ns else ts_ns) + self._ttl_ns, self._on_ack_deadline
-            )
+            self.clock.set_time_alert_ns(f"ack-{key}", self._ttl_due(ts_ns), self._on_ack_deadline)
         return True
+
+    def _ttl_due(self, ts_ns: int) -> int:
+        """One TTL after a submission. The order rests its full TTL from submission: on a live
+        clock the event that led to it (ts_ns: exchange time, or a delayed event loop) can lie well
+        before now, and a TTL counted from the event would cancel it early (or at once). In a
+        backtest now == the event's time and nothing changes."""
+        now = self.clock.timestamp_ns()
+        return (now if now > ts_ns else ts_ns) + self._ttl_ns
 
     def _read_unacknowledged(self, key: str, ctx: _OrderCtx, ts_ns: int) -> None:
         """An order the venue has not acknowledged a whole TTL after its submission: a dead or
