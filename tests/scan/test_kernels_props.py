@@ -791,24 +791,25 @@ def _bar_returns_reference(closes, mask, prev_close, prev_ok, returns):
     """The scanner's per-bar bookkeeping as numpy expressions (what bar_returns compiles)."""
     finite_pos = np.isfinite(closes) & (closes > 0.0)
     ok = mask & finite_pos
-    valid = ok & prev_ok
+    both = ok & prev_ok
+    with np.errstate(over="ignore", under="ignore", divide="ignore"):
+        raw = returns if returns is not None else np.log(closes / prev_close)
+    valid = both & np.isfinite(raw)
     r = np.zeros(closes.size)
-    if returns is not None:
-        valid &= np.isfinite(returns)
-        r[valid] = returns[valid]
-    else:
-        r[valid] = np.log(closes[valid] / prev_close[valid])
+    r[valid] = raw[valid]
     counts = (int(np.count_nonzero(mask & ~finite_pos)), int(np.count_nonzero(~mask)),
               int(np.count_nonzero(prev_ok & ~ok)), int(np.count_nonzero(ok & ~prev_ok)),
-              int(np.count_nonzero(ok)), int(np.count_nonzero(valid)))
+              int(np.count_nonzero(ok)), int(np.count_nonzero(valid)), int(np.count_nonzero(both & ~valid)))
     return ok, valid, r, np.where(ok, closes, prev_close), counts
 
 
 @given(st.integers(0, 10_000), st.integers(1, 60), st.booleans())
 def test_bar_returns_equals_the_numpy_bookkeeping(seed: int, n: int, with_returns: bool) -> None:
     """Generated bars with NaN, zero, negative and infinite closes, masked bars, gaps starting and
-    ending, and (scale-out path) given returns with non-finite entries: the compiled pass equals
-    the numpy expressions it replaces, counts included."""
+    ending, positive closes whose ratio to the previous one over- or underflows (subnormal and
+    huge prices: the return is not finite, masked and counted), and (scale-out path) given
+    returns with non-finite entries: the compiled pass equals the numpy expressions it replaces,
+    counts included."""
     rng = np.random.default_rng(seed)
     closes = rng.uniform(0.5, 200.0, n)
     bad = rng.random(n)
@@ -816,8 +817,11 @@ def test_bar_returns_equals_the_numpy_bookkeeping(seed: int, n: int, with_return
     closes[(bad >= 0.05) & (bad < 0.08)] = 0.0
     closes[(bad >= 0.08) & (bad < 0.1)] = -1.0
     closes[(bad >= 0.1) & (bad < 0.12)] = np.inf
+    closes[(bad >= 0.12) & (bad < 0.14)] = 1e-310
+    closes[(bad >= 0.14) & (bad < 0.16)] = 1e308
     mask = rng.random(n) > 0.1
     prev_close = rng.uniform(0.5, 200.0, n)
+    prev_close[rng.random(n) < 0.05] = 1e-310
     prev_ok = rng.random(n) > 0.15
     returns = rng.standard_normal(n) * 0.01 if with_returns else None
     if returns is not None:

@@ -76,14 +76,15 @@ def log_returns(closes: np.ndarray, mask: np.ndarray) -> tuple[np.ndarray, np.nd
 def bar_returns(
     closes: np.ndarray, mask: np.ndarray, prev_close: np.ndarray, prev_ok: np.ndarray, returns: np.ndarray,
     use_returns: bool, ok: np.ndarray, valid: np.ndarray, r: np.ndarray,
-) -> tuple[int, int, int, int, int, int]:
+) -> tuple[int, int, int, int, int, int, int]:
     """One bar in, in one pass (the scanner's per-bar bookkeeping, compiled):
-    ok = mask & finite & positive close; valid = ok & prev_ok (& finite ``returns`` when given);
+    ok = mask & finite & positive close; valid = ok & prev_ok & a finite return;
     r = log(close / prev_close) on valid (or ``returns`` when ``use_returns``), 0 elsewhere;
     prev_close <- close where ok. Returns (bad prices: real bars with a NaN / non-positive close,
-    missing bars, gap starts, gap ends, ok count, valid count)."""
+    missing bars, gap starts, gap ends, ok count, valid count, non-finite returns between two
+    real bars: a price ratio that over- or underflows, or a worker's non-finite return)."""
     n = closes.shape[0]
-    n_bad = n_missing = n_start = n_end = n_ok = n_valid = 0
+    n_bad = n_missing = n_start = n_end = n_ok = n_valid = n_nonfinite = 0
     for j in range(n):
         x = closes[j]
         fin = np.isfinite(x) and x > 0.0
@@ -101,13 +102,11 @@ def bar_returns(
         v = o and po
         val = 0.0
         if v:
-            if use_returns:
-                if np.isfinite(returns[j]):
-                    val = returns[j]
-                else:
-                    v = False
-            else:
-                val = math.log(x / prev_close[j])
+            val = returns[j] if use_returns else math.log(x / prev_close[j])
+            if not np.isfinite(val):
+                v = False
+                val = 0.0
+                n_nonfinite += 1
         ok[j] = o
         valid[j] = v
         r[j] = val
@@ -115,7 +114,7 @@ def bar_returns(
         n_valid += v
         if o:
             prev_close[j] = x
-    return n_bad, n_missing, n_start, n_end, n_ok, n_valid
+    return n_bad, n_missing, n_start, n_end, n_ok, n_valid, n_nonfinite
 
 
 def window_sums(ret: np.ndarray, valid: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:

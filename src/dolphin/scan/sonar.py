@@ -21,6 +21,7 @@ import math
 from dataclasses import dataclass, field
 from typing import Iterator, Sequence
 
+import msgspec
 import numpy as np
 
 from dolphin.scan import kernels as K
@@ -37,6 +38,17 @@ __all__ = ["ScanCounters", "Sonar", "scan_matrix"]
 _P_PRODUCT_MIN_W_FRAC = 0.3
 
 log = logging.getLogger(__name__)
+
+
+def _as_ns(name: str, value: object) -> int:
+    """An integer nanosecond timestamp (ValueError naming the argument otherwise, e.g. NaN)."""
+    try:
+        ns = int(value)  # type: ignore[call-overload]
+    except (TypeError, ValueError, OverflowError):
+        raise ValueError(f"{name} must be an integer nanosecond timestamp, got {value!r}") from None
+    if ns != value:
+        raise ValueError(f"{name} must be an integer nanosecond timestamp, got {value!r}")
+    return ns
 
 _DRIFT_TOL_REL = 1e-9
 # The sliding cross-product P is not compensated (that would double its rank-2 update, the
@@ -154,6 +166,7 @@ class Sonar:
         self._win = {w: _Window(w, n_assets, cfg.velocity_lag_bars, k, not cfg.full_spectrum) for k, w in enumerate(self.windows)}
         self._bar = -1
         self._last_ts_ns: int | None = None
+        self._last_record: ScanRecord | None = None
         self.counters = ScanCounters()
         jitter = np.random.default_rng(0x5EED).standard_normal(n_assets)  # fixed: results are reproducible
         self._jitter = jitter / np.linalg.norm(jitter)
@@ -182,38 +195,62 @@ class Sonar:
         workers, ``dolphin scan --workers K``); a return is used only where both bars are real
         here too, and a non-finite one counts as missing.
         """
+        # -- the arguments first: a call that raises changes nothing (no bar, no row, no counter)
         closes = np.asarray(closes, dtype=np.float64)
         if closes.shape != (self.n_assets,):
             raise ValueError(f"closes has shape {closes.shape}, expected ({self.n_assets},)")
         mask = np.isfinite(closes) if mask is None else np.asarray(mask, dtype=np.bool_)
         if mask.shape != (self.n_assets,):
             raise ValueError(f"mask has shape {mask.shape}, expected ({self.n_assets},)")
-        cfg = self.cfg
-        c = self.counters
-        self._bar += 1
-        c.bars += 1
-        bar = self._bar
-        checks: list[InputCheck] = []
-
-        # -- checksum (before touching the data: an unverified bar still updates the state,
-        #    because the state must follow the feed, but it vetoes this scan)
-        if crossed_boundary:
-            chk = check_checksum("bar.checksum", True, checksum, bar_checksum(ts_ns, closes, mask))
-            if not chk.ok:
-                c.checksum_failures += 1
-            checks.append(chk)
-
-        # -- returns of this bar (one compiled pass: K.bar_returns)
         use_returns = returns is not None
         if use_returns:
             returns = np.asarray(returns, dtype=np.float64)
             if returns.shape != (self.n_assets,):
                 raise ValueError(f"returns has shape {returns.shape}, expected ({self.n_assets},)")
+        ts_ns = _as_ns("ts_ns", ts_ns)
+        if now_ns is not None:
+            now_ns = _as_ns("now_ns", now_ns)
+        extra_inputs = tuple(extra_inputs)
+        for x in extra_inputs:
+            if not isinstance(x, InputCheck):
+                raise TypeError(f"extra_inputs holds {type(x).__name__!r}, expected InputCheck")
+        cfg = self.cfg
+        c = self.counters
+        checks: list[InputCheck] = []
+
+        # -- checksum (before touching the data). A bar that fails it is not trusted: it enters the
+        #    window masked whole (a gap: no return into or out of it is used by any later scan)
+        #    and this scan is VETO.
+        corrupt = False
+        if crossed_boundary:
+            chk = check_checksum("bar.checksum", True, checksum, bar_checksum(ts_ns, closes, mask))
+            if not chk.ok:
+                c.checksum_failures += 1
+                corrupt = True
+            checks.append(chk)
+
+        # -- order: a bar at or before the last one (a repeat, a late bar) changes nothing; the
+        #    record repeats the last scan's features, VETO with `bar.order`
+        if self._last_ts_ns is not None and ts_ns <= self._last_ts_ns:
+            c.count("out_of_order_bars")
+            log.warning("bar at %d not after the last one (%d): ignored (state unchanged), scan VETO", ts_ns,
+                        self._last_ts_ns)
+            checks.append(InputCheck("bar.order", False, f"non-increasing timestamp {ts_ns} <= {self._last_ts_ns}"))
+            return self._ignored(ts_ns, now_ns, closes, mask, checks, extra_inputs)
+
+        self._bar += 1
+        c.bars += 1
+        bar = self._bar
+        if corrupt:
+            log.warning("bar %d at %d: checksum failed, masked whole (its returns are not used)", bar, ts_ns)
+            mask = np.zeros(self.n_assets, dtype=np.bool_)
+
+        # -- returns of this bar (one compiled pass: K.bar_returns)
         prev_ok = self._prev_ok
         ok = self._ok_spare  # double buffer: prev_ok is read while ok is written
         valid = self._valid_work
         r = self._r_work
-        n_bad, n_missing, n_start, n_end, n_ok, n_valid = K.bar_returns(
+        n_bad, n_missing, n_start, n_end, n_ok, n_valid, n_nonfinite = K.bar_returns(
             closes, mask, self._prev_close, prev_ok, returns if use_returns else self._r_work, use_returns, ok,
             valid, r,
         )
@@ -221,6 +258,10 @@ class Sonar:
         if n_bad:
             c.bad_prices += n_bad
             log.info("bar %d: %d real bars with NaN/non-positive close masked", bar, n_bad)
+        if n_nonfinite:
+            c.count("nonfinite_returns", n_nonfinite)
+            log.warning("bar %d: %d non-finite returns between real bars masked (price ratio out of range, or a "
+                        "worker's return)", bar, n_nonfinite)
         c.missing_bars += n_missing
         if bar > 0:
             if n_start:
@@ -247,29 +288,20 @@ class Sonar:
 
         # -- zero-trust gate
         if now_ns is not None:
-            fresh = check_fresh("bar.fresh", int(now_ns) - int(ts_ns), cfg.gate.bar_deadband_ns)
-            if not fresh.ok:
-                c.stale_inputs += 1
-            checks.append(fresh)
-        if self._last_ts_ns is not None and ts_ns <= self._last_ts_ns:
-            checks.append(InputCheck("bar.order", False, f"non-increasing timestamp {ts_ns} <= {self._last_ts_ns}"))
-            c.count("out_of_order_bars")
-        self._last_ts_ns = int(ts_ns) if self._last_ts_ns is None else max(self._last_ts_ns, int(ts_ns))
-        checks.append(
-            check_complete("bar.complete", n_ok, self.n_assets, cfg.gate.min_bar_completeness)
-        )
-        if bar > 0:
-            checks.append(
-                check_complete(
-                    "bar.returns", n_valid, self.n_assets, cfg.gate.min_bar_completeness
-                )
-            )
+            checks.append(self._fresh(ts_ns, now_ns))
+        self._last_ts_ns = ts_ns
+        if not corrupt:  # (a corrupt bar's completeness is not information: bar.checksum says it)
+            checks.append(check_complete("bar.complete", n_ok, self.n_assets, cfg.gate.min_bar_completeness))
+            if bar > 0:
+                checks.append(check_complete("bar.returns", n_valid, self.n_assets, cfg.gate.min_bar_completeness))
         for f in feats:
             checks.append(
                 check_complete(f"window{f.window}.complete", f.n_assets, self.n_assets, cfg.gate.min_window_completeness)
             )
         checks.extend(extra_inputs)
         gate = evaluate_gate(checks)
+        for name in gate.failed_names:
+            c.count(f"failed_input.{name}")
 
         # -- regime rule (config.RegimeConfig)
         reasons: list[str] = []
@@ -290,8 +322,8 @@ class Sonar:
             c.vetoes += 1
         else:
             c.attacks += 1
-        return ScanRecord(
-            ts_ns=int(ts_ns),
+        self._last_record = record = ScanRecord(
+            ts_ns=ts_ns,
             bar_index=bar,
             windows=tuple(feats),
             vel_div=float(vel_div),
@@ -303,6 +335,43 @@ class Sonar:
             n_real_bars=n_ok,
             n_missing_bars=n_missing,
             n_bad_prices=n_bad,
+        )
+        return record
+
+    def _fresh(self, ts_ns: int, now_ns: int) -> InputCheck:
+        fresh = check_fresh("bar.fresh", now_ns - ts_ns, self.cfg.gate.bar_deadband_ns)
+        if not fresh.ok:
+            self.counters.stale_inputs += 1
+        return fresh
+
+    def _ignored(
+        self, ts_ns: int, now_ns: int | None, closes: np.ndarray, mask: np.ndarray, checks: list[InputCheck],
+        extra_inputs: tuple[InputCheck, ...],
+    ) -> ScanRecord:
+        """The record of a bar that is not after the last one: the state is untouched, so it
+        repeats the last scan's features (and bar index), VETO, naming every failed input; its
+        data-quality counts are this bar's."""
+        c = self.counters
+        if now_ns is not None:
+            checks.append(self._fresh(ts_ns, now_ns))
+        checks.extend(extra_inputs)
+        gate = evaluate_gate(checks)
+        for name in gate.failed_names:
+            c.count(f"failed_input.{name}")
+        c.vetoes += 1
+        last = self._last_record
+        assert last is not None  # set with _last_ts_ns
+        with np.errstate(invalid="ignore"):
+            fin = np.isfinite(closes) & (closes > 0.0)
+        return msgspec.structs.replace(
+            last,
+            ts_ns=ts_ns,
+            regime=VETO,
+            veto_reasons=("gate",) + tuple(r for r in last.veto_reasons if r != "gate"),
+            failed_inputs=gate.failed_names,
+            n_real_bars=int(np.count_nonzero(mask & fin)),
+            n_missing_bars=int(self.n_assets - np.count_nonzero(mask)),
+            n_bad_prices=int(np.count_nonzero(mask & ~fin)),
         )
 
     def window_view(self, w: int) -> tuple[np.ndarray, np.ndarray]:
