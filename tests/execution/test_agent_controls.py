@@ -108,6 +108,7 @@ def test_kill_flag_stops_submission_and_cancels_everything(tmp_path):
     ticks = l2_ticks()
     t_kill = ticks.quotes[0].ts_event + 45_000 * MS
     flag = FileKillFlag(tmp_path / "kill.flag")
+    flag.clear()  # armed
     cfg = cfg_with(placer={"cancel_after_ms": 10_000, "max_working_orders_per_instrument": 3, "stand_back_ticks": 5000})
     ports = _resting_ports(FixedRiskView(Posture.STALKER), kill=flag)
     res = run_tick_backtest(cfg, ports, ticks=ticks, extra_strategies=[_RaiseKillAt(flag, t_kill)])

@@ -42,6 +42,7 @@ def _after_max_age() -> None:
 
 def test_file_kill_flag_sees_replaced_deleted_and_recreated_files(tmp_path):
     p = tmp_path / "kill.flag"
+    FileKillFlag(p).clear()  # armed (an explicit act: making a flag object never writes)
     agent = FileKillFlag(p)
     assert not agent.is_raised()
     tmp = tmp_path / "kill.flag.tmp"
@@ -52,7 +53,10 @@ def test_file_kill_flag_sees_replaced_deleted_and_recreated_files(tmp_path):
     p.unlink()  # deleted: fail-safe raised
     _after_max_age()
     assert agent.is_raised() and agent.counters["missing"] == 1
-    cockpit = FileKillFlag(p)  # recreated cleared ...
+    cockpit = FileKillFlag(p)  # another process's flag: reads, does not recreate ...
+    _after_max_age()
+    assert agent.is_raised() and cockpit.is_raised_now() and not p.exists()
+    cockpit.clear()  # ... re-armed explicitly
     _after_max_age()
     assert not agent.is_raised()
     cockpit.raise_()  # ... then raised through the new file
@@ -68,13 +72,14 @@ def test_file_kill_flag_unreadable_reads_raised_instead_of_raising(tmp_path):
     import shutil
 
     p = tmp_path / "kill.flag"
+    FileKillFlag(p).clear()
     agent = FileKillFlag(p)
     assert not agent.is_raised_now()
     p.unlink()
     p.mkdir()  # os.open(dir, O_RDONLY) succeeds on Linux; pread then fails (EISDIR)
     assert agent.is_raised_now() and agent.is_raised() and agent.counters["unreadable"] == 1
     shutil.rmtree(p)
-    FileKillFlag(p)  # recreated cleared
+    FileKillFlag(p).clear()  # re-armed
     assert not agent.is_raised_now()
     replacement = tmp_path / "op.tmp"
     replacement.write_bytes(b"\x01")
@@ -83,8 +88,9 @@ def test_file_kill_flag_unreadable_reads_raised_instead_of_raising(tmp_path):
     assert agent.is_raised_now() and agent.counters["reopened"] >= 2
     shutil.rmtree(tmp_path / "gone", ignore_errors=True)
     flag = FileKillFlag(tmp_path / "gone" / "k.flag")
+    flag.clear()  # creates the folder and the file
     shutil.rmtree(tmp_path / "gone")  # the directory itself removed: reads raised, raise_ recreates
-    assert flag.is_raised_now() and flag.counters["missing"] == 1
+    assert flag.is_raised_now() and flag.counters["missing"] == 2  # (missing when made, and now)
     flag.raise_()
     assert flag.is_raised_now()
 
@@ -94,6 +100,7 @@ def test_file_kill_flag_truncated_reads_raised_instead_of_sigbus(tmp_path):
         "import time, sys\n"
         "from dolphin.execution.ports import FileKillFlag\n"
         "f = FileKillFlag(sys.argv[1])\n"
+        "f.clear()\n"
         "assert not f.is_raised()\n"
         "open(sys.argv[1], 'w').close()\n"  # `: > kill.flag` truncates the file
         "time.sleep(0.003)\n"
@@ -103,6 +110,42 @@ def test_file_kill_flag_truncated_reads_raised_instead_of_sigbus(tmp_path):
                          env={**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)}, timeout=120)
     assert out.returncode == 0, f"reader died (rc {out.returncode}): {out.stderr[-400:]}"
     assert out.stdout.split() == ["True", "True", "1"]
+
+
+def test_making_a_kill_flag_never_clears_or_creates_the_file(tmp_path):
+    """Found in review: the constructor wrote a cleared byte into an empty file and created a
+    missing one cleared, so any process starting on the path (`dolphin backtest`, `paper`) cleared
+    a kill that running agents read as raised (an operator's `: > kill.flag` or `rm kill.flag`)."""
+    p = tmp_path / "kill.flag"
+    running = FileKillFlag(p)
+    running.clear()
+    assert not running.is_raised_now()
+    p.write_bytes(b"")  # `: > kill.flag`: raised
+    assert running.is_raised_now() and running.state == "short"
+    FileKillFlag(p)  # another process starts on the same path
+    assert running.is_raised_now() and p.read_bytes() == b""
+    p.unlink()  # `rm kill.flag`: raised
+    assert running.is_raised_now() and running.state == "missing"
+    late = FileKillFlag(p)
+    assert not p.exists() and running.is_raised_now() and late.is_raised_now() and late.state == "missing"
+    late.clear()  # only an explicit clear arms it again
+    assert not running.is_raised_now() and p.read_bytes() == b"\x00"
+    running.close()
+    late.close()
+
+
+def test_kill_command_reads_raises_and_arms_the_configured_flag(tmp_path, capsys):
+    from dolphin.cli import main
+
+    path = tmp_path / "run" / "kill.flag"
+    conf = tmp_path / "c.toml"
+    conf.write_text(f'[execution]\nkill_flag_path = "{path}"\n')
+    assert main(["-c", str(conf), "kill"]) == 1  # missing: raised
+    assert "RAISED (missing: counts as raised)" in capsys.readouterr().out and not path.exists()
+    assert main(["-c", str(conf), "kill", "clear"]) == 0 and path.read_bytes() == b"\x00"
+    assert f"kill flag {path}: clear" in capsys.readouterr().out
+    assert main(["-c", str(conf), "kill", "raise"]) == 1 and path.read_bytes() == b"\x01"
+    assert main(["-c", str(conf), "kill", "status"]) == 1 and "RAISED" in capsys.readouterr().out
 
 
 class _ReplaceKillFileAt(Strategy):
@@ -127,6 +170,7 @@ def test_kill_file_replaced_during_a_run_stops_and_cancels_everything(tmp_path):
     t_kill = ticks.quotes[0].ts_event + 45_000 * MS
     path = tmp_path / "kill.flag"
     flag = FileKillFlag(path)
+    flag.clear()
     cfg = cfg_with(placer={"cancel_after_ms": 10_000, "max_working_orders_per_instrument": 3, "stand_back_ticks": 5000})
     res = run_tick_backtest(cfg, _resting_ports(FixedRiskView(Posture.STALKER), flag), ticks=ticks,
                             extra_strategies=[_ReplaceKillFileAt(path, t_kill)])  # fmt: skip

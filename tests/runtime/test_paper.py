@@ -30,6 +30,7 @@ MAX_BARS = 1100  # traded bars loaded (the first Oracle candidates are past bar 
 
 
 def _cfg(tmp_path: Path, **paper):
+    FileKillFlag(tmp_path / "kill.flag").clear()  # armed: paper refuses to start on a missing flag
     cfg = load_config(environ={})
     sv, ex, sc = cfg.survival, cfg.execution, cfg.scan
     # These tests check the paper node's mechanics on a short replay whose one tradeable
@@ -262,6 +263,11 @@ def test_dolphin_paper_command_prints_the_config_hash_and_writes_the_summary(tmp
         f'[execution.backtest]\nreports_dir = "{tmp_path / "reports"}"\n'
         "[paper]\nspeed = 3000.0\nskip_bars = 3900\n"
     )
+    # A missing kill flag counts as raised: paper refuses, naming the command that arms it.
+    assert main(["-c", str(toml), "paper", "--max-seconds", "2"]) == 2
+    assert "dolphin kill clear" in capsys.readouterr().err
+    assert main(["-c", str(toml), "kill", "clear"]) == 0
+    capsys.readouterr()
     assert main(["-c", str(toml), "paper", "--max-seconds", "2"]) == 0
     out = capsys.readouterr().out
     h = config_hash(load_config(toml, environ={}))

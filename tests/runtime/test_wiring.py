@@ -22,6 +22,7 @@ from dolphin.execution.feeds import TickSet
 from dolphin.execution.ports import Candidate, FileKillFlag, MemoryKillFlag, Posture
 from dolphin.research.backtest import load_bars, load_l1, run_bar_backtest, run_tick_backtest
 from dolphin.runtime.wiring import (
+    KillFlagNotArmed,
     AlphaNevModel,
     OracleBarSignals,
     ScanUnavailable,
@@ -167,6 +168,11 @@ def test_real_nev_rejects_negative_nev_orders_in_a_backtest(cfg, l1):
 
 def test_kill_flag_is_the_configured_file(cfg, tmp_path):
     c = load_config(environ={}, overrides={"execution": {"kill_flag_path": str(tmp_path / "run" / "kill.flag")}})
+    # Paper / live refuse a missing flag (it counts as raised), naming the command that arms it.
+    with pytest.raises(KillFlagNotArmed, match="dolphin kill clear"):
+        kill_flag_for(c, live=True)
+    assert not (tmp_path / "run").exists()  # nothing created behind the operator's back
+    FileKillFlag(tmp_path / "run" / "kill.flag").clear()
     flag = kill_flag_for(c, live=True)
     assert isinstance(flag, FileKillFlag) and flag.path == tmp_path / "run" / "kill.flag"
     other = FileKillFlag(tmp_path / "run" / "kill.flag")  # another process's view of the same byte
@@ -255,6 +261,7 @@ def test_scan_vel_div_is_the_scanners_or_says_why_not(cfg):
 
 def test_live_ports_run_every_layer_and_fail_safe_without_their_sensors(tmp_path):
     c = load_config(environ={}, overrides={"execution": {"kill_flag_path": str(tmp_path / "kill.flag")}})
+    FileKillFlag(tmp_path / "kill.flag").clear()
     w = build_live_ports(c)
     assert isinstance(w.ports.kill, FileKillFlag) and w.signal_status.startswith("none")
     risk = w.ports.risk

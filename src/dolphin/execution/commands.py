@@ -1,4 +1,5 @@
-"""`dolphin live`: start live trading only behind the HELL test control."""
+"""`dolphin live`: start live trading only behind the HELL test control; `dolphin kill`: the
+global kill flag (status, raise, clear)."""
 
 from __future__ import annotations
 
@@ -37,6 +38,31 @@ def _live(cfg: DolphinConfig, args: argparse.Namespace) -> int:
     return 4
 
 
+def _kill(cfg: DolphinConfig, args: argparse.Namespace) -> int:
+    from dolphin.execution.ports import FileKillFlag
+    from dolphin.runtime.wiring import kill_flag_path
+
+    path = kill_flag_path(cfg)
+    flag = FileKillFlag(path)  # (making it reads only; only raise_ / clear write)
+    try:
+        if args.action == "raise":
+            flag.raise_()
+        elif args.action == "clear":
+            flag.clear()
+        raised = flag.is_raised_now()
+        state = flag.state
+    finally:
+        flag.close()
+    detail = "" if state == "ok" else f" ({state}: counts as raised)"
+    print(f"kill flag {path}: {'RAISED' if raised else 'clear'}{detail}")
+    return 1 if raised else 0
+
+
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("live", help="start live trading (refused without a passing HELL report)")
     p.set_defaults(func=_live)
+    k = sub.add_parser("kill", help="the global kill flag: status (exit 1 when raised), raise, clear (arm)")
+    k.add_argument("action", nargs="?", default="status", choices=("status", "raise", "clear"),
+                   help="status (default), raise (every agent cancels and stops submitting), clear (arm: "
+                        "creates the file cleared when it is missing)")
+    k.set_defaults(func=_kill)

@@ -164,8 +164,13 @@ class MemoryKillFlag:
 class FileKillFlag:
     """A kill flag over byte 0 of a small file (shared between processes).
 
-    Any non-zero byte means raised. A missing file is created cleared when the flag is made.
-    One byte is written atomically (``pwrite``), so readers never see a torn value.
+    Any non-zero byte means raised. Making the object never writes: it reads the file as it is
+    (a missing or empty one reads raised), so a process starting up can never clear a kill that
+    other processes read as raised by truncating or deleting the file (found in review,
+    2026-12-06: the constructor used to create a missing file, and fill an empty one, cleared).
+    Only :meth:`clear` / :meth:`raise_` write (creating the file and its folder when missing):
+    arming the flag is an explicit act (``dolphin kill clear``). One byte is written atomically
+    (``pwrite``), so readers never see a torn value.
 
     Fail-safe reading (decision 0007): the file is read with ``pread`` on a kept read-only
     descriptor, so a truncated file reads short instead of faulting (a memory map of it died with
@@ -185,21 +190,17 @@ class FileKillFlag:
         self.path = Path(path)
         self.max_age_ns = int(max_age_ms * 1_000_000)
         self.counters: dict[str, int] = {"reads": 0, "reopened": 0, "missing": 0, "short": 0, "unreadable": 0}
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        wfd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
-        try:
-            if os.fstat(wfd).st_size < 1:
-                os.pwrite(wfd, b"\x00", 0)
-        finally:
-            os.close(wfd)
-        fd = os.open(self.path, os.O_RDONLY)
-        self._fd: int | None = fd
-        st = os.fstat(fd)
-        self._ino = (st.st_dev, st.st_ino)
+        self._fd: int | None = None  # opened by the first read (_current_fd), if the file exists
+        self._ino: tuple[int, int] | None = None
         self._state = "ok"  # "ok" | "missing" | "short" | "unreadable": the last read's outcome (episodes)
         self._raised = True
         self._fresh_until = 0
         self.is_raised_now()
+
+    @property
+    def state(self) -> str:
+        """The last read's outcome: "ok", or why it counts as raised ("missing", "short", "unreadable")."""
+        return self._state
 
     def _set_state(self, state: str) -> None:
         if state != self._state:
@@ -223,8 +224,9 @@ class FileKillFlag:
                 os.close(self._fd)
             self._fd = fd
             st = os.fstat(fd)
+            if self._ino is not None:  # (the first open is not a re-open)
+                self.counters["reopened"] += 1
             self._ino = (st.st_dev, st.st_ino)
-            self.counters["reopened"] += 1
         return self._fd
 
     def is_raised_now(self) -> bool:

@@ -40,7 +40,7 @@ from dolphin.alpha.config import AlphaConfig, NevConfig
 from dolphin.alpha.features import UpdateClock
 from dolphin.alpha.nev import nev_breakdown
 from dolphin.alpha.signals import SignalReason, entry_signals, vol_threshold_static
-from dolphin.core.config import DolphinConfig
+from dolphin.core.config import ConfigError, DolphinConfig
 from dolphin.core.paths import repo_root
 from dolphin.execution.agent import AgentPorts
 from dolphin.execution.oracle_book import OracleBookFeed, OracleBookSignals, OracleMicrostructure
@@ -441,9 +441,25 @@ def ensure_catalog(cfg: DolphinConfig):
     return catalog, written, nautilus_dir
 
 
+def kill_flag_path(cfg: DolphinConfig) -> Path:
+    """The kill flag file of this config (`execution.kill_flag_path`, relative to the repo)."""
+    return _resolve(cfg.execution.kill_flag_path)
+
+
+class KillFlagNotArmed(ConfigError):
+    """Paper or live found no kill flag file: a missing flag counts as raised, and only an
+    explicit act arms it (nothing creates it cleared behind an operator who deleted it)."""
+
+
 def kill_flag_for(cfg: DolphinConfig, *, live: bool) -> KillFlag:
-    """The global kill flag: the shared file in paper/live; in a backtest too when it exists."""
-    path = _resolve(cfg.execution.kill_flag_path)
+    """The global kill flag: the shared file in paper/live (which refuse to start while it is
+    missing: :class:`KillFlagNotArmed`); in a backtest too when it exists. Never written here."""
+    path = kill_flag_path(cfg)
+    if live and not path.exists():
+        raise KillFlagNotArmed(
+            f"the kill flag {path} does not exist, and a missing flag counts as raised: arm it with "
+            f"`dolphin kill clear` (execution.kill_flag_path)"
+        )
     if live or path.is_file():
         return FileKillFlag(path)
     return MemoryKillFlag()
