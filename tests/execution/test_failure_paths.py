@@ -308,6 +308,28 @@ def test_a_downgrade_to_turtle_cancels_working_entries_in_the_same_cycle():
     assert res.agent.run.counters["cancel_posture"] == cancelled[0]["cancelled"]
 
 
+def test_a_downgrade_to_stalker_cancels_entries_sized_in_apex():
+    """Found in review: entries sized in APEX (leverage ceiling 6x) kept resting after a downgrade
+    to STALKER (2x) and could fill there, opening up to 3x what STALKER allows. Now every
+    downgrade cancels the working entries in the same cycle; entries after it are STALKER-sized."""
+    ticks = l2_ticks()
+    t0 = ticks.quotes[0].ts_event
+    t_down = t0 + 20_000 * MS
+    risk = FixedRiskView(Posture.APEX, schedule=((t_down, Posture.STALKER),))
+    cfg = cfg_with(placer={"cancel_after_ms": 60_000, "stand_back_ticks": 5000})  # entries rest, unfilled
+    res = run_tick_backtest(cfg, _resting_ports(risk), ticks=ticks)
+    ev = res.agent.run.events
+    seen = next(e["ts_ns"] for e in ev if e["kind"] == "posture" and e["new"] == "STALKER")
+    cancelled = [e for e in ev if e["kind"] == "entries_cancelled"]
+    assert cancelled and cancelled[0]["ts_ns"] == seen and cancelled[0]["posture"] == "STALKER"
+    entries = [o for o in res.engine.cache.orders() if not o.is_reduce_only]
+    before = [o for o in entries if o.ts_init < seen]
+    assert before and all(o.is_closed for o in before)
+    assert all(o.filled_qty.as_double() == 0.0 or o.ts_last < seen for o in before)  # none filled in STALKER
+    assert all(o.ts_last <= seen + 10 * MS for o in before if o.is_canceled)  # cancelled at the downgrade
+    assert res.agent.run.counters["cancel_posture"] == cancelled[0]["cancelled"] >= 1
+
+
 def test_post_only_prices_stay_clear_of_a_crossed_quote_and_off_zero():
     """A crossed quote (bid > ask, a live-feed transient): a buy rests below both prices, a sell
     above both (before: a buy joined at or above the real ask); a price <= 0 is never placed."""

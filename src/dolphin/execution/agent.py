@@ -281,8 +281,10 @@ class DolphinAgent(Strategy):
         if posture != self._posture:
             self._event(ts_ns, "posture", old=self._posture.name, new=posture.name)
             old, self._posture = self._posture, posture
-            if old in ENTRY_POSTURES and posture == Posture.TURTLE:
-                # TURTLE is exit-only: an entry order still working would open a position there.
+            if old in ENTRY_POSTURES and posture < old and posture != Posture.HIBERNATE:
+                # A downgrade: an entry still working was sized for the looser posture (APEX's
+                # leverage ceiling in STALKER) or would open a position in exit-only TURTLE.
+                # (HIBERNATE cancels everything just below.)
                 n = self._cancel_working(ts_ns, "posture", "entry")
                 if n:
                     self.run.count("cancel_posture", n)
