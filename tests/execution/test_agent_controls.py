@@ -222,6 +222,35 @@ def test_an_entry_filled_during_hibernate_gets_the_market_deadline():
     assert not res.engine.cache.positions_open()
 
 
+@pytest.mark.parametrize("rule", ["market", "passive_then_market"])
+def test_hibernate_sends_the_flatten_when_its_cancel_took_a_resting_exit(rule):
+    """Found in review: a passive exit resting at HIBERNATE (here a max-hold exit, 3 s TTL) was
+    cancelled by the cancel-all, and the flatten could not go out while it worked; on the cancel
+    nothing was re-sent, so the flatten waited for the next bar (up to a bar late; with "market"
+    no deadline exists at all). Now it goes out at the cancel's acknowledgement."""
+    t0 = l2_ticks().quotes[0].ts_event
+    cfg = cfg_with(
+        placer={"cancel_after_ms": 3_000, "max_working_orders_per_instrument": 1},
+        exits={"hibernate_flatten": rule, "hibernate_market_after_ms": 1_500, "max_hold_bars": 3,
+               "take_profit_bps": 5_000.0, "stop_loss_bps": 5_000.0},
+    )
+    ports = AgentPorts(
+        risk=FixedRiskView(Posture.STALKER, schedule=((t0 + 12_500 * MS, Posture.HIBERNATE),)),
+        signals=EveryNBars(n=2), nev=SimpleNevModel(), kill=MemoryKillFlag(),
+        micro=FixedMicrostructure(fixed_confidence=0.5),
+    )
+    res = run_tick_backtest(cfg, ports, ticks=l2_ticks())
+    hib = next(e["ts_ns"] for e in res.agent.run.events if e["kind"] == "hibernate")
+    taken = [o for o in res.engine.cache.orders() if o.is_reduce_only and o.ts_init < hib and o.is_canceled
+             and o.ts_last > hib]
+    assert len(taken) == 1, "scenario: one passive exit rests when HIBERNATE starts"
+    ack = taken[0].ts_last
+    after = sorted((o for o in res.engine.cache.orders() if o.ts_init >= hib), key=lambda o: o.ts_init)
+    assert after and after[0].is_reduce_only and after[0].ts_init == ack  # at the cancel's acknowledgement
+    assert after[0].is_post_only == (rule == "passive_then_market")
+    assert not res.engine.cache.positions_open()
+
+
 def test_hibernate_flatten_none_leaves_a_position_opened_during_hibernate():
     # hibernate_flatten = "none": HIBERNATE cancels orders but flattens nothing, also not a position
     # whose entry filled while its cancel was on the way (before the fix that one was flattened).

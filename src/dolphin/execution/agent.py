@@ -926,7 +926,13 @@ class DolphinAgent(Strategy):
             return
         ts = event.ts_event
         if ctx.kind == "exit":
-            if ctx.cancel_reason in ("ttl", "flatten_timeout", "stop") and ctx.instrument_id in self._pos:
+            if ctx.instrument_id in self._pos and (
+                ctx.cancel_reason in ("ttl", "flatten_timeout", "stop")
+                # HIBERNATE's cancel-all took a resting exit: its flatten could not go out while
+                # that exit worked (one exit per instrument); it goes out now, not at the next bar
+                or (ctx.cancel_reason == "hibernate" and self._hibernating
+                    and self.exec_cfg.exits.hibernate_flatten != "none")
+            ):
                 self._send_exit(ctx.instrument_id, ts)
             return
         if ctx.cancel_reason == "ttl":
