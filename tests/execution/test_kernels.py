@@ -80,6 +80,27 @@ def test_governor_denial_is_an_event_with_a_reason():
     assert gov.try_submit(1_001 * MS, "d", entry=False) is None  # the window rolled
 
 
+def test_a_cancel_past_the_otr_limit_is_counted_forced():
+    """Found in review: fills that age out of the OTR window shrink its limit under the reserved
+    cancels; the cancels then sent push the ratio over max_otr (always sent: safety first) but
+    were not counted in `forced_over_budget` (only the rate windows were checked)."""
+    gov = OtrGovernor(OtrLimits(rate_windows=(RateWindow(window_ms=1_000, max_messages=1_000),), max_otr=10.0,
+                                otr_window_ms=60_000))
+    for k in ("f1", "f2"):
+        assert gov.try_submit(0, k, entry=False) is None
+        gov.record_fill(0, k)
+        gov.release(k)
+    keys = [f"r{i}" for i in range(9)]
+    for k in keys:
+        assert gov.try_submit(30_000 * MS, k, entry=False) is None
+    assert gov.counters.forced_over_budget == 0
+    for k in keys:  # both fills have left the window: limit 10 x max(1, 0) = 10
+        gov.record_cancel(61_000 * MS, k)
+    assert gov.otr_now(61_000 * MS) == 18.0 and gov.counters.max_otr_seen == 18.0
+    assert gov.counters.forced_over_budget == 8  # the 11th..18th message in the window
+    assert gov.counters.cancels == 9
+
+
 def test_entries_leave_budget_for_exits():
     gov = OtrGovernor(OtrLimits(rate_windows=(RateWindow(window_ms=1_000, max_messages=10),), max_otr=100.0,
                                 entry_budget_frac=0.6))
@@ -143,7 +164,9 @@ def test_config_rules_name_key_value_and_rule():
 def test_file_kill_flag_is_shared_between_handles(tmp_path):
     a = FileKillFlag(tmp_path / "k.flag")
     b = FileKillFlag(tmp_path / "k.flag")
-    assert not a.is_raised() and not b.is_raised()
+    assert a.is_raised() and b.is_raised()  # no file yet: raised (making a flag never writes)
+    a.clear()  # armed
+    assert not a.is_raised_now() and not b.is_raised_now()
     a.raise_()
     assert b.is_raised_now()  # what the agent reads before a submit: the file, now
     b.clear()

@@ -167,15 +167,18 @@ class OtrGovernor:
     def record_cancel(self, ts_ns: int, order_key: str) -> None:
         """A cancel is always sent; it spends the reservation its submit made."""
         self._prune(ts_ns)
-        if order_key in self._reserved:
-            self._reserved.discard(order_key)
-        else:
-            self.counters.forced_over_budget += 1
-        # Count against the tightest limit to report forced overruns honestly.
+        # Forced over budget (counted once per cancel): no reservation to spend, or the cancel takes
+        # a rate window or the OTR window past its limit (fills that aged out of the OTR window
+        # shrink that limit under the reserved cancels: the module docstring's caveat).
+        over = order_key not in self._reserved
+        self._reserved.discard(order_key)
         for _, max_msgs, q in self._rate:
             if len(q) + 1 > max_msgs:
-                self.counters.forced_over_budget += 1
-                break
+                over = True
+        if len(self._otr_msgs) + 1 > self.limits.max_otr * max(1, len(self._fills)):
+            over = True
+        if over:
+            self.counters.forced_over_budget += 1
         self._record_message(ts_ns)
         self.counters.cancels += 1
 
