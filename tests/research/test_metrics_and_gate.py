@@ -57,6 +57,15 @@ def test_ggr_is_minus_inf_and_ruin_once_equity_went_non_positive_anywhere(cfg):
     assert r["sharpe"] == 0.0  # a single return (-120 %) has no dispersion
 
 
+def test_a_ruined_run_reports_its_equity_at_ruin_not_after(cfg):
+    """Found in review: 1e5 -> -1 -> 2e5 reported ROI +100 % and final equity 2e5 beside ruin:
+    nothing after the account died is a return of it (decision 0001-research)."""
+    bt = cfg.execution.backtest
+    r = build_report(_agent([1e5, 5e4, -1.0, 2e5], [_trade(1e4)]), bt, "hell", periods_per_year=PPY)
+    assert r["ruin"] is True and r["final_equity"] == -1.0
+    assert r["roi"] == pytest.approx(-1.0 - 1e-5) and r["max_drawdown"] == pytest.approx(1.0 + 1e-5)
+
+
 def test_nan_final_equity_is_ruin_not_a_zero_growth_rate(cfg):
     bt = cfg.execution.backtest
     r = build_report(_agent([1e5, 1.01e5, math.nan], [_trade(10.0)]), bt, "hell", periods_per_year=PPY)
@@ -227,6 +236,25 @@ def test_gate_refuses_a_hell_run_that_shows_nothing(cfg, tmp_path, change, why):
     g = _gate(cfg, tmp_path, doc)
     assert not g.allowed
     assert why in g.reason and "dolphin backtest --scenario hell" in g.reason
+
+
+@pytest.mark.parametrize("key, value", [("hell_entry_fill_frac", 1.0), ("hell_exit_fill_frac", 0.36),
+                                        ("ruin_drawdown_frac", 1.0)])
+def test_gate_refuses_a_configuration_whose_hell_is_milder_than_the_issue_s(tmp_path, key, value):
+    """Found in review: with both HELL fractions at 1.0 the "HELL" run was the nominal one and the
+    gate passed it. A configuration may be harsher than 48 % / 35 % fills and a 50 % ruin line, never
+    milder; a report whose recorded fractions are not the configuration's is refused too."""
+    milder = load_config(environ={}, overrides={"execution": {"backtest": {key: value}}})
+    h, _ = hell_report_path(milder, tmp_path)
+    g = _gate(milder, tmp_path, _good_hell(h))
+    assert not g.allowed and key in g.reason and "dolphin backtest --scenario hell" in g.reason
+    harsher = load_config(environ={}, overrides={"execution": {"backtest": {"hell_entry_fill_frac": 0.3}}})
+    h, _ = hell_report_path(harsher, tmp_path)
+    assert _gate(harsher, tmp_path, _good_hell(h)).allowed
+    doc = _good_hell(h)
+    doc["runs"][1]["hell_fill_draws"] = {"entry_frac": 0.48, "exit_frac": 0.35}
+    g = _gate(harsher, tmp_path, doc)
+    assert not g.allowed and "fill fractions" in g.reason
 
 
 @pytest.mark.parametrize("raw", ["[1, 2]", '"hell"', "null", '{"runs": 3}', '{"runs": [1]}'])

@@ -1,14 +1,17 @@
 """NautilusTrader data for backtests, read from dolphin's Parquet catalog.
 
 The catalog (``dolphin.data.catalog.Catalog``) is the only source: streams are exported with
-``dolphin.data.nautilus.export_stream`` into a NautilusTrader ``ParquetDataCatalog`` (once; a
-re-ingest that wrote rows re-exports) and read back as NautilusTrader objects. The instrument
+``dolphin.data.nautilus.export_stream`` into a NautilusTrader ``ParquetDataCatalog`` (again
+whenever the stream's fingerprint in the catalog changed: ``ensure_exported``) and read back as NautilusTrader objects. The instrument
 is the exporter's (``instrument_for``: precisions from the data) with the backtest's fees (the
 STT-style tax folded into both fees, as the venue charges it on every fill).
 """
 
 from __future__ import annotations
 
+import hashlib
+import logging
+import os
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -18,7 +21,10 @@ from nautilus_trader.model.instruments import CryptoPerpetual
 from dolphin.data.catalog import Catalog
 from dolphin.execution.instruments import make_usdm_perp
 
-__all__ = ["BarSet", "DepthSet", "TickSet", "catalog_bar_set", "catalog_depth", "catalog_ticks", "ensure_exported"]
+log = logging.getLogger(__name__)
+
+__all__ = ["BarSet", "DepthSet", "TickSet", "catalog_bar_set", "catalog_depth", "catalog_ticks", "ensure_exported",
+           "stream_fingerprint"]
 
 
 @dataclass
@@ -48,8 +54,21 @@ class DepthSet:
     chain_breaks: int
 
 
+def stream_fingerprint(catalog: Catalog, dataset: str, venue: str, symbol: str) -> str:
+    """SHA-256 (16 hex digits) over one catalog stream's day files, names and bytes: it changes
+    whenever an ingest adds, replaces or merges rows."""
+    h = hashlib.sha256()
+    for f in catalog.files(dataset, venue, symbol):
+        h.update(f.name.encode())
+        h.update(b"\0")
+        h.update(f.read_bytes())
+    return h.hexdigest()[:16]
+
+
 def ensure_exported(catalog: Catalog, nautilus_dir: Path, dataset: str, venue: str, symbol: str, *, force: bool = False):
-    """Export one catalog stream to the NautilusTrader catalog unless it is there already."""
+    """Export one catalog stream to the NautilusTrader catalog unless the export there is of the
+    stream as it is now (its fingerprint is kept beside the export: new rows ingested since are
+    exported again instead of being silently ignored, found in review 2026-12-06)."""
     from dolphin.data.nautilus import bar_type_for, export_stream, instrument_for
 
     sub = {"trades": "trade_tick", "quotes": "quote_tick", "depth": "order_book_deltas"}.get(dataset, "bar")
@@ -57,8 +76,17 @@ def ensure_exported(catalog: Catalog, nautilus_dir: Path, dataset: str, venue: s
         ident = str(bar_type_for(instrument_for(venue, symbol, 1, 1).id, dataset))
     else:
         ident = str(instrument_for(venue, symbol, 1, 1).id)
-    if force or not (nautilus_dir / "data" / sub / ident).is_dir():
+    fp = stream_fingerprint(catalog, dataset, venue, symbol)
+    marker = nautilus_dir / "dolphin_exports" / f"{dataset}__{venue}__{symbol}.sha256"
+    current = marker.read_text().strip() if marker.is_file() else None
+    if force or current != fp or not (nautilus_dir / "data" / sub / ident).is_dir():
+        if current is not None and current != fp:
+            log.info("%s/%s/%s changed in the catalog since its export: exported again", dataset, venue, symbol)
         export_stream(catalog, nautilus_dir, dataset, venue, symbol)
+        marker.parent.mkdir(parents=True, exist_ok=True)
+        tmp = marker.with_suffix(".tmp")
+        tmp.write_text(fp + "\n")
+        os.replace(tmp, marker)  # written after the export: a crash in between exports again
 
 
 def _instrument(nc, symbol: str, venue: str, *, maker_fee_bps: float, taker_fee_bps: float, tax_bps: float):

@@ -37,6 +37,26 @@ def hell_report_path(cfg: DolphinConfig, reports_dir: Path | None = None) -> tup
     return h, base / "hell" / f"{h}.json"
 
 
+# What a HELL run must at least impose to count as evidence (the definition: 48 % entry and
+# 35 % exit fills; ruin at the shipped 50 % drawdown). A configuration may be harsher, never milder:
+# with the fractions at 1.0 the "HELL" run was the nominal one and still opened the gate (review,
+# 2026-12-06).
+HELL_ENTRY_FILL_MAX = 0.48
+HELL_EXIT_FILL_MAX = 0.35
+RUIN_DRAWDOWN_MAX = 0.5
+
+
+def _hell_settings_problems(cfg: DolphinConfig) -> list[str]:
+    bt = cfg.execution.backtest
+    problems = []
+    for key, value, limit in (("hell_entry_fill_frac", bt.hell_entry_fill_frac, HELL_ENTRY_FILL_MAX),
+                              ("hell_exit_fill_frac", bt.hell_exit_fill_frac, HELL_EXIT_FILL_MAX),
+                              ("ruin_drawdown_frac", bt.ruin_drawdown_frac, RUIN_DRAWDOWN_MAX)):
+        if not value <= limit:
+            problems.append(f"execution.backtest.{key} = {value:g} is milder than HELL's {limit:g}")
+    return problems
+
+
 def _finite_number(x: Any) -> bool:
     return isinstance(x, (int, float)) and not isinstance(x, bool) and math.isfinite(x)
 
@@ -70,6 +90,10 @@ def _hell_problems(hell: dict[str, Any]) -> list[str]:
 def check_live_allowed(cfg: DolphinConfig, reports_dir: Path | None = None, config_path: str | None = None) -> GateResult:
     h, path = hell_report_path(cfg, reports_dir)
     cmd = "dolphin " + (f"-c {config_path} " if config_path else "") + "backtest --scenario hell"
+    settings = _hell_settings_problems(cfg)
+    if settings:
+        return GateResult(False, h, path, f"configuration {h} does not run a HELL test: {'; '.join(settings)}; "
+                                          f"set them no higher and run `{cmd}`")
     if not path.is_file():
         return GateResult(False, h, path, f"no HELL report for configuration {h}: missing {path}; run `{cmd}`")
     try:
@@ -91,6 +115,13 @@ def check_live_allowed(cfg: DolphinConfig, reports_dir: Path | None = None, conf
             f"change the configuration and run `{cmd}`",
         )
     problems = _hell_problems(hell)
+    draws = hell.get("hell_fill_draws")
+    bt = cfg.execution.backtest
+    if isinstance(draws, dict) and (draws.get("entry_frac"), draws.get("exit_frac")) != (
+        bt.hell_entry_fill_frac, bt.hell_exit_fill_frac,
+    ):
+        problems.append(f"its fill fractions {draws.get('entry_frac')!r} / {draws.get('exit_frac')!r} are not this "
+                        f"configuration's")
     if problems:
         return GateResult(
             False, h, path,

@@ -285,6 +285,15 @@ def _run_agent(
     report = build_report(agent, bt, scenario, periods_per_year=periods_per_year)
     if signals is not None:
         report["signals"] = signals
+    if isinstance(fill_model, HellFillModel):
+        # What HELL did: one draw per limit order (market orders are not drawn), so the report's
+        # fill rates (which count market exits too) can be checked against the fractions.
+        fm = fill_model
+        report["hell_fill_draws"] = {
+            "entry_frac": fm.entry_fill_frac, "exit_frac": fm.exit_fill_frac,
+            "entry_allowed": fm.allowed_entry, "entry_denied": fm.denied_entry,
+            "exit_allowed": fm.allowed_exit, "exit_denied": fm.denied_exit,
+        }  # fmt: skip
     from dolphin.runtime.wiring import ports_summary
 
     report.update(ports_summary(agent.ports))
@@ -311,11 +320,12 @@ def build_report(agent: DolphinAgent, bt: BacktestConfig, scenario: str, *, peri
     start = bt.starting_usdt
     eq = [e for _, e in run.equity] or [start]
     final = agent._capital()  # realised balance at the end (open positions valued in the curve)
-    final_eq = eq[-1]
     # The account is dead from the first equity <= 0 (or a non-finite one): nothing after it is a
-    # return of this account, and the run is a ruin whatever the curve does afterwards.
+    # return of this account, and the run is a ruin whatever the curve does afterwards; its final
+    # equity, ROI and drawdown are those at death.
     dead_at = next((i for i, e in enumerate(eq) if not (math.isfinite(e) and e > 0)), None)
     alive = eq if dead_at is None else eq[: dead_at + 1]
+    final_eq = alive[-1]
     rets = [alive[i] / alive[i - 1] - 1.0 for i in range(1, len(alive)) if math.isfinite(alive[i])]
     n = len(rets)
     mean = sum(rets) / n if n else 0.0
@@ -339,7 +349,7 @@ def build_report(agent: DolphinAgent, bt: BacktestConfig, scenario: str, *, peri
     exits: dict[str, int] = {}
     for t in run.trades:
         exits[t["exit_reason"]] = exits.get(t["exit_reason"], 0) + 1
-    dd = _max_drawdown(eq)
+    dd = _max_drawdown(alive)
     # Positions still open at the end are in final equity (marked at their last prices) but not in
     # trades, profit factor or win rate (those count closed positions): reported beside them.
     open_end = sum(1 for s in agent._pos.values() if s.position is not None and s.position.is_open)
