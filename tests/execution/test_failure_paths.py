@@ -330,6 +330,27 @@ def test_a_downgrade_to_stalker_cancels_entries_sized_in_apex():
     assert res.agent.run.counters["cancel_posture"] == cancelled[0]["cancelled"] >= 1
 
 
+def test_an_entry_never_exceeds_the_sizers_notional():
+    """Found in review: the quantity was rounded to the nearest lot, so an entry could exceed the
+    sizer's notional (and the venue cap) by up to half a lot. Now it is rounded down. Real L1
+    capture, sells (each rests at or above the ask, above the mid it was sized on), a notional
+    that is not a whole number of lots: every entry sent before the first fill (same capital)
+    stays within the notional at its own price."""
+    risk = FixedRiskView(Posture.STALKER, base_fraction=0.00333)  # 100k x 0.00333 x 2 = 666 USDT
+    cfg = cfg_with(placer={"cancel_after_ms": 500})
+    res = run_tick_backtest(cfg, resting_ports(risk, None, signals=EveryNBars(n=1, side=-1)), ticks=l2_ticks(20_000))
+    orders = sorted((o for o in res.engine.cache.orders() if not o.is_reduce_only), key=lambda o: o.ts_init)
+    fills = [o.ts_last for o in orders if o.filled_qty.as_double() > 0]
+    first_fill = min(fills) if fills else float("inf")
+    early = [o for o in orders if o.ts_init < first_fill and o.price is not None]
+    assert len(early) >= 3
+    notional = risk.size_notional(cfg.execution.backtest.starting_usdt, Posture.STALKER, 1.0)
+    lots = [notional / o.price.as_double() / 0.001 for o in early]
+    assert any(x % 1 >= 0.5 for x in lots)  # nearest-lot rounding would round these up
+    for o in early:
+        assert o.quantity.as_double() * o.price.as_double() <= notional * (1 + 1e-9), (o, notional)
+
+
 def test_post_only_prices_stay_clear_of_a_crossed_quote_and_off_zero():
     """A crossed quote (bid > ask, a live-feed transient): a buy rests below both prices, a sell
     above both (before: a buy joined at or above the real ask); a price <= 0 is never placed."""

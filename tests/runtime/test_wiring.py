@@ -141,6 +141,37 @@ def test_drawdown_from_the_portfolio_drives_the_capital_layer(cfg):
     assert any(t < t_down for t in entries)
 
 
+def test_a_drawdown_reading_acts_on_decisions_at_its_own_time(cfg):
+    """Found in review: in the agent's order (posture read, then the bar's drawdown reading, then
+    the entry sized), the reading was stored but not evaluated until the next tick, a bar later:
+    an entry was sized on the R_total from before it (up to 3.8x the STALKER allowance, or a full
+    APEX entry where the controller was already in HIBERNATE one tick later). Now the reading
+    acts at once: sizing at the same time equals sizing just after it."""
+    minute = 60 * NS
+    t0 = 1_700_000_000 * NS
+
+    def view() -> SurvivalRiskView:
+        rv = SurvivalRiskView(backtest_survival_config(cfg, book=False))
+        rv.posture(t0)
+        for k in range(1, 40):  # equity flat at 100k: past the initial posture's upgrade dwell
+            rv.on_equity(t0 + k * minute, 100_000.0)
+        return rv
+
+    t = t0 + 45 * minute
+    calm = view()
+    assert calm.posture(t) == Posture.APEX
+    before = calm.size_notional(100_000.0, Posture.APEX, calm.r_total(t))
+    for equity in (85_000.0, 70_000.0):  # a 15 % and a 30 % drawdown on this bar
+        rv = view()
+        p = rv.posture(t)  # the guard's read, before the bar's equity point
+        assert p == Posture.APEX
+        rv.on_equity(t, equity)
+        now = (rv.posture(t), rv.size_notional(equity, rv.posture(t), rv.r_total(t)))
+        later = (rv.posture(t + 1), rv.size_notional(equity, rv.posture(t + 1), rv.r_total(t + 1)))
+        assert now == later, (equity, now, later)
+        assert now[0] != Posture.APEX and now[1] < before * equity / 100_000.0
+
+
 @pytest.mark.parametrize("tax_bps", [0.0, 3.0])
 def test_alpha_nev_model_is_the_oracle_breakdown(cfg, tax_bps):
     nev_cfg = msgspec.structs.replace(cfg.alpha.nev, fees=msgspec.structs.replace(cfg.alpha.nev.fees, tax_bps=tax_bps, tax_side="both"))

@@ -639,7 +639,9 @@ class DolphinAgent(Strategy):
         pcfg = self.exec_cfg.placer
         side = OrderSide.BUY if cand.side > 0 else OrderSide.SELL
         try:
-            qty = inst.make_qty(lots * inc if lots else notional / mid)
+            # rounded down to whole lots: never past the sizer's notional (review 2026-12-06: the
+            # nearest lot could exceed it, and the venue cap, by half a lot)
+            qty = inst.make_qty(lots * inc if lots else notional / mid, round_down=True)
         except ValueError:  # NautilusTrader refuses a size that rounds to zero (or overflows)
             qty = None
         if qty is None or qty.as_double() <= 0.0:

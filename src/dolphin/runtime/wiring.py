@@ -184,6 +184,14 @@ class SurvivalRiskView:
             return
         ctl.observe_idx(idx, value)
         self.readings[name] = self.readings.get(name, 0) + 1
+        # The reading acts at once: R_total and the posture that every later decision at this same
+        # time reads (the sizing of an entry on the bar whose drawdown this is) include it. At the
+        # same time nothing loosens (recovery needs time; a lower target is taken at once), and a
+        # reading that changes nothing keeps the controller quiet, so this tick is then skipped.
+        # (Found in review 2026-12-06: an entry was sized on the R_total from before its own bar's
+        # drawdown reading, up to 3.8x the STALKER allowance, or a full APEX entry where the
+        # controller, one tick later, was in HIBERNATE.)
+        ctl.tick()
 
     def on_equity(self, ts_ns: int, equity: float) -> None:
         if equity > self._peak:
