@@ -166,10 +166,12 @@ def test_a_drawdown_reading_acts_on_decisions_at_its_own_time(cfg):
         p = rv.posture(t)  # the guard's read, before the bar's equity point
         assert p == Posture.APEX
         rv.on_equity(t, equity)
-        now = (rv.posture(t), rv.size_notional(equity, rv.posture(t), rv.r_total(t)))
-        later = (rv.posture(t + 1), rv.size_notional(equity, rv.posture(t + 1), rv.r_total(t + 1)))
+        r = rv.r_total(t)  # the agent's order at an entry: R_total (settles readings), posture, size
+        now = (r, rv.posture(t), rv.size_notional(equity, rv.posture(t), r))
+        r1 = rv.r_total(t + 1)
+        later = (r1, rv.posture(t + 1), rv.size_notional(equity, rv.posture(t + 1), r1))
         assert now == later, (equity, now, later)
-        assert now[0] != Posture.APEX and now[1] < before * equity / 100_000.0
+        assert now[1] != Posture.APEX and now[2] < before * equity / 100_000.0
 
 
 @pytest.mark.parametrize("tax_bps", [0.0, 3.0])

@@ -614,8 +614,16 @@ class DolphinAgent(Strategy):
             self._event(ts_ns, "entry_price_invalid", instrument=key, bid=bid, ask=ask)
             return
         spread_bps = (ask - bid) / mid * 1e4 if ask > bid else 0.0
+        r_total = self.ports.risk.r_total(ts_ns)  # (the survival view evaluates readings first)
+        posture = self.ports.risk.posture(ts_ns)
+        if posture is not self._posture:
+            # A reading since the last guard changed the posture (e.g. this bar's drawdown): the
+            # guard acts on it now (a downgrade cancels working entries), and the entry follows it.
+            self._guard_posture(ts_ns, posture)
+            if self._posture not in ENTRY_POSTURES or self._hibernating:
+                self.run.count("entry_blocked_posture")
+                return
         posture = self._posture
-        r_total = self.ports.risk.r_total(ts_ns)
         notional = self.ports.risk.size_notional(self._capital(), posture, r_total)
         if not math.isfinite(notional):  # a broken risk view must not stop the engine
             self.run.count("entry_size_invalid")
