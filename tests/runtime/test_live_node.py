@@ -88,13 +88,20 @@ def test_dolphin_live_after_a_passing_gate_refuses_naming_the_missing_key(tmp_pa
     monkeypatch.chdir(tmp_path)
     for var in ("DOLPHIN_BINANCE_API_KEY", "DOLPHIN_BINANCE_API_SECRET"):
         monkeypatch.delenv(var, raising=False)
-    cfg = load_config()
+    toml = tmp_path / "live.toml"
+    toml.write_text(f'[execution]\nkill_flag_path = "{tmp_path / "run" / "kill.flag"}"\n')
+    cfg = load_config(toml, environ={})
     h, path = hell_report_path(cfg)
     path.parent.mkdir(parents=True)
     hell = {"scenario": "hell", "ruin": False, "final_equity": 98_000.0, "max_drawdown": 0.03, "signals": "oracle",
             "trades": 9}  # what the gate requires of a HELL run (decision 0001-research)
     path.write_text(json.dumps({"config_hash": h, "runs": [hell]}))
-    assert main(["live"]) == 4
+    # Past the gate, a missing kill flag (it counts as raised) is refused first, naming the fix.
+    assert main(["-c", str(toml), "live"]) == 2
+    assert "dolphin kill clear" in capsys.readouterr().err
+    assert main(["-c", str(toml), "kill", "clear"]) == 0
+    capsys.readouterr()
+    assert main(["-c", str(toml), "live"]) == 4
     err = capsys.readouterr()
     assert "passed (no ruin)" in err.out
     assert "refused: Binance credentials missing: set DOLPHIN_BINANCE_API_KEY and DOLPHIN_BINANCE_API_SECRET" in err.err
