@@ -65,10 +65,13 @@ def stream_fingerprint(catalog: Catalog, dataset: str, venue: str, symbol: str) 
     return h.hexdigest()[:16]
 
 
-def ensure_exported(catalog: Catalog, nautilus_dir: Path, dataset: str, venue: str, symbol: str, *, force: bool = False):
+def ensure_exported(
+    catalog: Catalog, nautilus_dir: Path, dataset: str, venue: str, symbol: str, *, force: bool = False
+) -> int:
     """Export one catalog stream to the NautilusTrader catalog unless the export there is of the
     stream as it is now (its fingerprint is kept beside the export: new rows ingested since are
-    exported again instead of being silently ignored, found in review 2026-12-06)."""
+    exported again instead of being silently ignored, found in review 2026-12-06). Returns the
+    number of data objects written (0: the export was current)."""
     from dolphin.data.nautilus import bar_type_for, export_stream, instrument_for
 
     sub = {"trades": "trade_tick", "quotes": "quote_tick", "depth": "order_book_deltas"}.get(dataset, "bar")
@@ -82,11 +85,13 @@ def ensure_exported(catalog: Catalog, nautilus_dir: Path, dataset: str, venue: s
     if force or current != fp or not (nautilus_dir / "data" / sub / ident).is_dir():
         if current is not None and current != fp:
             log.info("%s/%s/%s changed in the catalog since its export: exported again", dataset, venue, symbol)
-        export_stream(catalog, nautilus_dir, dataset, venue, symbol)
+        n = export_stream(catalog, nautilus_dir, dataset, venue, symbol)[1]
         marker.parent.mkdir(parents=True, exist_ok=True)
         tmp = marker.with_suffix(".tmp")
         tmp.write_text(fp + "\n")
         os.replace(tmp, marker)  # written after the export: a crash in between exports again
+        return n
+    return 0
 
 
 def _instrument(nc, symbol: str, venue: str, *, maker_fee_bps: float, taker_fee_bps: float, tax_bps: float):

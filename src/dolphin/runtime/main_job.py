@@ -53,16 +53,18 @@ def run_main_job(cfg: DolphinConfig, console: Console, *, out_dir: Path | None =
     png = plot_catalog(catalog, reports_dir / "catalog.png")
     console.print(f"overview plot: {png}")
     console.rule("3/5 NautilusTrader catalog (bars of the perpetuals)")
-    from dolphin.data.nautilus import export_stream
+    from dolphin.execution.feeds import ensure_exported
 
     nautilus_dir = _resolve(cfg.execution.backtest.nautilus_dir)
     venue = "BINANCE_USDM"
-    changed = sum(r.rows_written for r in reports)
-    if changed or not (nautilus_dir / "data" / "bar").is_dir():
-        n_objs = 0
-        for ds in [d for d in catalog.datasets() if d.startswith("bars_")]:
-            for sym in catalog.symbols(ds, venue):
-                n_objs += export_stream(catalog, nautilus_dir, ds, venue, sym)[1]
+    # Each stream is exported when its catalog files changed since its export (the backtest's own
+    # check: it then finds every export current and exports nothing again).
+    n_objs = sum(
+        ensure_exported(catalog, nautilus_dir, ds, venue, sym)
+        for ds in catalog.datasets() if ds.startswith("bars_")
+        for sym in catalog.symbols(ds, venue)
+    )
+    if n_objs:
         console.print(f"wrote {n_objs:,} bars to the NautilusTrader catalog at {nautilus_dir}")
     else:
         console.print(f"NautilusTrader catalog at {nautilus_dir} is up to date (nothing new ingested)")

@@ -452,11 +452,8 @@ def ensure_catalog(cfg: DolphinConfig):
         failed = [r.error for r in reports if r.error]
         if failed:
             raise RuntimeError(f"ingest of the shipped sample failed: {failed[:3]}")
+        # (exports of streams this ingest changed are redone by feeds.ensure_exported: fingerprints)
         written = sum(r.rows_written for r in reports)
-        if written and nautilus_dir.is_dir():
-            import shutil
-
-            shutil.rmtree(nautilus_dir / "data", ignore_errors=True)  # stale exports
         nautilus_dir.mkdir(parents=True, exist_ok=True)
         marker.write_text("sample ingested\n")
     return catalog, written, nautilus_dir
