@@ -26,7 +26,15 @@ import numpy as np
 
 from dolphin.scan import kernels as K
 from dolphin.scan.config import ScanConfig
-from dolphin.scan.gate import InputCheck, bar_checksum, check_checksum, check_complete, check_fresh, evaluate_gate
+from dolphin.scan.gate import (
+    GateResult,
+    InputCheck,
+    bar_checksum,
+    check_checksum,
+    check_complete,
+    check_fresh,
+    evaluate_gate,
+)
 from dolphin.scan.record import ATTACK, VETO, ScanRecord, WindowFeatures
 
 __all__ = ["ScanCounters", "Sonar", "scan_matrix"]
@@ -39,6 +47,16 @@ _P_PRODUCT_MIN_W_FRAC = 0.3
 
 log = logging.getLogger(__name__)
 
+_DRIFT_TOL_REL = 1e-9
+# The sliding cross-product P is not compensated (that would double its rank-2 update, the
+# signal path's largest memory stream); a window re-anchors at once when P's rounding since its
+# last re-anchor could exceed this times sqrt(q_i q_j) (K.slide_sums): 1000x below the 1e-9 goal.
+# In normal flow that bound grows ~2u per bar (the scheduled re-anchor every resum_every_bars = 256
+# comes first; at 1e-13 the bound's worst case tripped it ~every 60 bars per window on the
+# benchmark's real data, at 1e-12 never in 1500 bars); a bad print leaving the window trips it
+# (decision 0003, "Sliding sums").
+_MAX_CROSS_DRIFT = 1e-12
+
 
 def _as_ns(name: str, value: object) -> int:
     """An integer nanosecond timestamp (ValueError naming the argument otherwise, e.g. NaN)."""
@@ -49,16 +67,6 @@ def _as_ns(name: str, value: object) -> int:
     if ns != value:
         raise ValueError(f"{name} must be an integer nanosecond timestamp, got {value!r}")
     return ns
-
-_DRIFT_TOL_REL = 1e-9
-# The sliding cross-product P is not compensated (that would double its rank-2 update, the
-# signal path's largest memory stream); a window re-anchors at once when P's rounding since its
-# last re-anchor could exceed this times sqrt(q_i q_j) (K.slide_sums): 1000x below the 1e-9 goal.
-# In normal flow that bound grows ~2u per bar (the scheduled re-anchor every resum_every_bars = 256
-# comes first; at 1e-13 the bound's worst case tripped it ~every 60 bars per window on the
-# benchmark's real data, at 1e-12 never in 1500 bars); a bad print leaving the window trips it
-# (decision 0003, "Sliding sums").
-_MAX_CROSS_DRIFT = 1e-12
 
 
 @dataclass
@@ -298,10 +306,7 @@ class Sonar:
             checks.append(
                 check_complete(f"window{f.window}.complete", f.n_assets, self.n_assets, cfg.gate.min_window_completeness)
             )
-        checks.extend(extra_inputs)
-        gate = evaluate_gate(checks)
-        for name in gate.failed_names:
-            c.count(f"failed_input.{name}")
+        gate = self._gate(checks, extra_inputs)
 
         # -- regime rule (config.RegimeConfig)
         reasons: list[str] = []
@@ -338,6 +343,15 @@ class Sonar:
         )
         return record
 
+    def _gate(self, checks: list[InputCheck], extra_inputs: tuple[InputCheck, ...]) -> GateResult:
+        """The verdict on this scan's inputs, the caller's extra inputs last; each failed input
+        counted by name."""
+        checks.extend(extra_inputs)
+        gate = evaluate_gate(checks)
+        for name in gate.failed_names:
+            self.counters.count(f"failed_input.{name}")
+        return gate
+
     def _fresh(self, ts_ns: int, now_ns: int) -> InputCheck:
         fresh = check_fresh("bar.fresh", now_ns - ts_ns, self.cfg.gate.bar_deadband_ns)
         if not fresh.ok:
@@ -354,10 +368,7 @@ class Sonar:
         c = self.counters
         if now_ns is not None:
             checks.append(self._fresh(ts_ns, now_ns))
-        checks.extend(extra_inputs)
-        gate = evaluate_gate(checks)
-        for name in gate.failed_names:
-            c.count(f"failed_input.{name}")
+        gate = self._gate(checks, extra_inputs)
         c.vetoes += 1
         last = self._last_record
         assert last is not None  # set with _last_ts_ns
