@@ -286,21 +286,27 @@ def test_a_kill_cancel_after_an_exhausted_ttl_budget_is_retried_until_it_lands(m
     assert any(ts >= t_kill for _, ts in kinds)  # the kill's cancel was refused too, then retried
 
 
+def _downgrade_run(start: Posture, to: Posture):
+    """Real L1 with entries resting unfilled (60 s TTL, stood back) under ``start`` and the posture
+    ``to`` from 20 s in: the run, when the agent saw the downgrade, its `entries_cancelled` events
+    and the entry orders."""
+    ticks = l2_ticks()
+    t_down = ticks.quotes[0].ts_event + 20_000 * MS
+    risk = FixedRiskView(start, schedule=((t_down, to),))
+    cfg = cfg_with(placer={"cancel_after_ms": 60_000, "stand_back_ticks": 5000})
+    res = run_tick_backtest(cfg, _resting_ports(risk), ticks=ticks)
+    ev = res.agent.run.events
+    seen = next(e["ts_ns"] for e in ev if e["kind"] == "posture" and e["new"] == to.name)
+    cancelled = [e for e in ev if e["kind"] == "entries_cancelled"]
+    return res, seen, cancelled, [o for o in res.engine.cache.orders() if not o.is_reduce_only]
+
+
 def test_a_downgrade_to_turtle_cancels_working_entries_in_the_same_cycle():
     """TURTLE is exit-only: entry orders still resting from STALKER are cancelled when the agent
     sees the downgrade, and none fills or is submitted afterwards (before: they rested until their
     TTL and could open a position in TURTLE)."""
-    ticks = l2_ticks()
-    t0 = ticks.quotes[0].ts_event
-    t_turtle = t0 + 20_000 * MS
-    risk = FixedRiskView(Posture.STALKER, schedule=((t_turtle, Posture.TURTLE),))
-    cfg = cfg_with(placer={"cancel_after_ms": 60_000, "stand_back_ticks": 5000})  # entries rest, unfilled
-    res = run_tick_backtest(cfg, _resting_ports(risk), ticks=ticks)
-    ev = res.agent.run.events
-    seen = next(e["ts_ns"] for e in ev if e["kind"] == "posture" and e["new"] == "TURTLE")
-    cancelled = [e for e in ev if e["kind"] == "entries_cancelled"]
+    res, seen, cancelled, entries = _downgrade_run(Posture.STALKER, Posture.TURTLE)
     assert cancelled and cancelled[0]["ts_ns"] == seen and cancelled[0]["cancelled"] >= 1
-    entries = [o for o in res.engine.cache.orders() if not o.is_reduce_only]
     assert entries and all(o.is_closed for o in entries)
     assert not any(o.ts_init >= seen for o in entries)  # nothing submitted in TURTLE
     fills = [e for e in res.engine.cache.orders() if not e.is_reduce_only and e.filled_qty.as_double() > 0]
@@ -311,18 +317,9 @@ def test_a_downgrade_to_turtle_cancels_working_entries_in_the_same_cycle():
 def test_a_downgrade_to_stalker_cancels_entries_sized_in_apex():
     """Found in review: entries sized in APEX (leverage ceiling 6x) kept resting after a downgrade
     to STALKER (2x) and could fill there, opening up to 3x what STALKER allows. Now every
-    downgrade cancels the working entries in the same cycle; entries after it are STALKER-sized."""
-    ticks = l2_ticks()
-    t0 = ticks.quotes[0].ts_event
-    t_down = t0 + 20_000 * MS
-    risk = FixedRiskView(Posture.APEX, schedule=((t_down, Posture.STALKER),))
-    cfg = cfg_with(placer={"cancel_after_ms": 60_000, "stand_back_ticks": 5000})  # entries rest, unfilled
-    res = run_tick_backtest(cfg, _resting_ports(risk), ticks=ticks)
-    ev = res.agent.run.events
-    seen = next(e["ts_ns"] for e in ev if e["kind"] == "posture" and e["new"] == "STALKER")
-    cancelled = [e for e in ev if e["kind"] == "entries_cancelled"]
+    downgrade cancels the working entries in the same cycle."""
+    res, seen, cancelled, entries = _downgrade_run(Posture.APEX, Posture.STALKER)
     assert cancelled and cancelled[0]["ts_ns"] == seen and cancelled[0]["posture"] == "STALKER"
-    entries = [o for o in res.engine.cache.orders() if not o.is_reduce_only]
     before = [o for o in entries if o.ts_init < seen]
     assert before and all(o.is_closed for o in before)
     assert all(o.filled_qty.as_double() == 0.0 or o.ts_last < seen for o in before)  # none filled in STALKER
