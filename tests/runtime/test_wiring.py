@@ -174,6 +174,29 @@ def test_a_drawdown_reading_acts_on_decisions_at_its_own_time(cfg):
         assert now[1] != Posture.APEX and now[2] < before * equity / 100_000.0
 
 
+def test_the_survival_view_bounds_the_account_by_the_posture_ceiling(cfg):
+    """gross_notional is the real controller's capital x R_total x ceiling: base_fraction of it is
+    one entry; nothing once the posture forbids entries (review 2026-12-06)."""
+    minute = 60 * NS
+    t0 = 1_700_000_000 * NS
+    sc = backtest_survival_config(cfg, book=False)
+    rv = SurvivalRiskView(sc)
+    assert rv.gross_notional(100_000.0, Posture.STALKER, 1.0) == 0.0  # no controller yet: nothing
+    rv.posture(t0)
+    for k in range(1, 40):
+        rv.on_equity(t0 + k * minute, 100_000.0)
+    t = t0 + 45 * minute
+    assert rv.posture(t) == Posture.APEX
+    r = rv.r_total(t)
+    gross = rv.gross_notional(100_000.0, Posture.APEX, r)
+    assert gross == pytest.approx(100_000.0 * r * sc.posture.apex_leverage)
+    assert rv.size_notional(100_000.0, Posture.APEX, r) == pytest.approx(sc.sizer.base_fraction * gross)
+    rv.on_equity(t + minute, 60_000.0)  # a 40 % drawdown
+    r = rv.r_total(t + minute)
+    assert rv.posture(t + minute) in (Posture.TURTLE, Posture.HIBERNATE)
+    assert rv.gross_notional(60_000.0, rv.posture(t + minute), r) == 0.0
+
+
 @pytest.mark.parametrize("tax_bps", [0.0, 3.0])
 def test_alpha_nev_model_is_the_oracle_breakdown(cfg, tax_bps):
     nev_cfg = msgspec.structs.replace(cfg.alpha.nev, fees=msgspec.structs.replace(cfg.alpha.nev.fees, tax_bps=tax_bps, tax_side="both"))

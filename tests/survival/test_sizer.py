@@ -39,6 +39,25 @@ def test_venue_bounds() -> None:
     assert sz.size_entry(1.0) == 0.0 and sz.last_denial == Denial.BELOW_VENUE_MIN
 
 
+def test_gross_allowance_is_the_posture_ceiling_on_the_whole_account() -> None:
+    """All positions together may hold capital x R_total x ceiling (at most the venue's leverage);
+    one entry gets base_fraction of it; nothing where an entry is denied, without an event."""
+    sz, ctl, clock = _sizer()
+    assert ctl.posture == APEX and sz.gross_allowance(10_000.0) == 10_000.0 * 1.0 * 6.0
+    assert sz.size_entry(10_000.0) == 0.10 * sz.gross_allowance(10_000.0)
+    run_healthy(ctl, clock, 1, drawdown_frac=0.15)
+    assert ctl.posture == STALKER and math.isclose(sz.gross_allowance(10_000.0), 10_000.0 * ctl.r_total * 2.0)
+    capped, _, _ = _sizer(SizerConfig(venue_max_leverage=3.0))
+    assert capped.gross_allowance(1_000.0) == 3_000.0
+    for bad in (0.0, -1.0, math.nan, math.inf):
+        assert sz.gross_allowance(bad) == 0.0
+    denials = sz.denials
+    run_healthy(ctl, clock, 1, drawdown_frac=0.25)
+    assert ctl.posture == TURTLE and sz.gross_allowance(10_000.0) == 0.0
+    ctl.kill("test kill")
+    assert sz.gross_allowance(10_000.0) == 0.0 and sz.denials == denials
+
+
 def test_every_denial_is_an_event_with_a_reason_never_an_exception() -> None:
     sz, ctl, clock = _sizer()
     for bad in (0.0, -5.0, float("nan")):
@@ -94,6 +113,7 @@ def test_a_non_finite_or_negative_exposure_is_denied(exposure: float) -> None:
     ctl.exposure = exposure  # e.g. a NaN multiplier that reached R_total
     assert sz.size_entry(10_000.0, taker=True) == 0.0 and sz.last_denial == Denial.BAD_EXPOSURE
     assert "exposure" in ctl.log.of_kind("denial")[-1].reason
+    assert sz.gross_allowance(10_000.0) == 0.0  # nor does the account get an allowance
 
 
 _odd = st.sampled_from([math.nan, math.inf, -math.inf, -1.0, 0.0, 1e300])

@@ -517,19 +517,29 @@ class DolphinAgent(Strategy):
     def _working(self, key: str) -> int:
         return sum(1 for c in self._orders.values() if c.instrument_id == key)
 
-    def _entry_exposure(self, key: str, mid: float) -> float:
-        """Notional (at `mid`) of the open position on `key` plus the unfilled part of its
-        working entry orders (0.0 when there is neither)."""
-        used = 0.0
-        state = self._pos.get(key)
-        if state is not None and state.position is not None and state.position.is_open:
-            used += abs(state.position.quantity.as_double()) * mid
+    def _exposures(self, key: str, mid: float) -> tuple[float, float]:
+        """(instrument, gross): the notional of the open position on `key` plus the unfilled part
+        of its working entry orders, at `mid`; and the same over every instrument, each at its
+        own price (`key` at `mid`)."""
+        used = gross = 0.0
+        for state in self._held:
+            pos = state.position
+            if pos is not None and pos.is_open:
+                k = state.key
+                n = abs(pos.quantity.as_double()) * (mid if k == key else self._px(k))
+                gross += n
+                if k == key:
+                    used += n
         for k, c in self._orders.items():
-            if c.kind == "entry" and c.instrument_id == key:
+            if c.kind == "entry":
                 order = self.cache.order(self._coid(k))
                 if order is not None and not order.is_closed:
-                    used += order.leaves_qty.as_double() * mid
-        return used
+                    ik = c.instrument_id
+                    n = order.leaves_qty.as_double() * (mid if ik == key else self._px(ik))
+                    gross += n
+                    if ik == key:
+                        used += n
+        return used, gross
 
     def _wobi(self, key: str) -> float | None:
         if self.ports.micro is not None:
@@ -624,7 +634,8 @@ class DolphinAgent(Strategy):
                 self.run.count("entry_blocked_posture")
                 return
         posture = self._posture
-        notional = self.ports.risk.size_notional(self._capital(), posture, r_total)
+        capital = self._capital()
+        notional = self.ports.risk.size_notional(capital, posture, r_total)
         if not math.isfinite(notional):  # a broken risk view must not stop the engine
             self.run.count("entry_size_invalid")
             self._event(ts_ns, "entry_size_invalid", instrument=key, notional=notional)
@@ -634,15 +645,27 @@ class DolphinAgent(Strategy):
             return
         # The sizer's notional is the instrument's whole allowance: what is held and what entry
         # orders still work on it (several may, max_working_orders_per_instrument) comes off it.
-        used = self._entry_exposure(key, mid)
+        # The posture's leverage ceiling bounds the account too: what all instruments hold and
+        # work comes off the gross allowance (review 2026-12-06: N instruments reached N x the
+        # posture's leverage).
+        used, gross = self._exposures(key, mid)
+        room = notional - used
+        gross_room = self.ports.risk.gross_notional(capital, posture, r_total) - gross
+        capped = not gross_room >= room  # (a NaN allowance caps: nothing is entered)
+        if capped:
+            room = gross_room
         lots = 0.0
-        if used > 0.0:
-            # whole lots of what is left, rounded down (never past the sizer's notional)
+        if used > 0.0 or capped:
+            # whole lots of what is left, rounded down (never past either allowance)
             inc = inst.size_increment.as_double()
-            lots = math.floor((notional - used) / mid / inc + 1e-9)
+            lots = math.floor(room / mid / inc + 1e-9) if room > 0.0 else 0
             if lots <= 0:
-                self.run.count("entry_skipped_no_headroom")
+                self.run.count("entry_skipped_gross_cap" if capped else "entry_skipped_no_headroom")
+                if capped:
+                    self._event(ts_ns, "entry_skipped_gross_cap", instrument=key, gross=gross, gross_room=gross_room)
                 return
+            if capped:
+                self.run.count("entry_capped_gross")
         nev_maker = self.ports.nev.nev_bps(cand, taker=False, spread_bps=spread_bps)
         pcfg = self.exec_cfg.placer
         side = OrderSide.BUY if cand.side > 0 else OrderSide.SELL

@@ -91,6 +91,11 @@ class RiskView(Protocol):
 
     def size_notional(self, capital: float, posture: Posture, r_total: float) -> float: ...
 
+    def gross_notional(self, capital: float, posture: Posture, r_total: float) -> float:
+        """What all positions and working entries together may hold (the posture's leverage
+        ceiling applies to the account, ``size_notional`` to one instrument)."""
+        ...
+
 
 @runtime_checkable
 class RiskSensors(Protocol):
@@ -315,6 +320,9 @@ class FixedRiskView:
     def size_notional(self, capital: float, posture: Posture, r_total: float) -> float:
         raw = capital * self.base_fraction * r_total * self.leverage_ceiling.get(posture, 0.0)
         return max(0.0, min(raw, self.max_notional))
+
+    def gross_notional(self, capital: float, posture: Posture, r_total: float) -> float:
+        return max(0.0, capital * r_total * self.leverage_ceiling.get(posture, 0.0))
 
 
 @dataclass(frozen=True)

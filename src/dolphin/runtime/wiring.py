@@ -196,6 +196,12 @@ class SurvivalRiskView:
             return 0.0
         return self.sizer.size_entry(capital)
 
+    def gross_notional(self, capital: float, posture: Posture, r_total: float) -> float:
+        # (read right after size_notional: the same settled controller)
+        if self.sizer is None:
+            return 0.0
+        return self.sizer.gross_allowance(capital)
+
     # ---- sensors (RiskSensors)
     def _observe(self, name: str, ts_ns: int, value: float) -> None:
         ctl = self.advance(ts_ns)

@@ -1,7 +1,10 @@
 """AlphaBetSizer and the order gate: the hot path between a signal and an order.
 
 notional = capital x base_fraction x R_total x posture leverage ceiling, bounded by the venue
-(maximum notional, maximum leverage, minimum notional). The controller keeps
+(maximum notional, maximum leverage, minimum notional). The same ceiling bounds the account:
+``gross_allowance`` = capital x R_total x posture leverage ceiling (at most the venue's maximum
+leverage) is what all positions and working entries together may hold, so N instruments cannot
+reach N times the posture's leverage (found in review 2026-12-06). The controller keeps
 ``exposure = R_total x ceiling`` current, so a sizing call is a handful of float operations.
 A denial returns 0.0 and writes an event with the reason; it never raises. Capital must be a
 finite positive number (at most ``MAX_CAPITAL``) and the exposure a finite non-negative one: anything else is denied, so
@@ -86,6 +89,19 @@ class AlphaBetSizer:
         if n < self._min:
             return self._deny(Denial.BELOW_VENUE_MIN, n)
         return n
+
+    def gross_allowance(self, capital: float) -> float:
+        """Gross notional all positions and working entries together may hold: capital x R_total x
+        posture leverage ceiling, at most capital x the venue's maximum leverage; 0.0 where an
+        entry would be denied (posture, kill, capital, exposure). Not an event: ``size_entry``
+        reports the denial."""
+        c = self._ctl
+        if gate_verdict(c.posture, c.killed, _ENTRY, False) or not 0.0 < capital <= MAX_CAPITAL:
+            return 0.0
+        e = c.exposure
+        if not 0.0 <= e < _INF:
+            return 0.0
+        return capital * min(e, self._max_lev)
 
     def check(self, kind: OrderKind, taker: bool = False) -> bool:
         """The order gate: may this order go out now? A refusal is an event."""
