@@ -65,3 +65,47 @@ def test_all_instruments_together_stay_within_the_posture_ceiling(bars, base_fra
     skipped = [e for e in res.agent.run.events if e["kind"] == "entry_skipped_gross_cap"]
     # a skip means less than one lot was left (a BTCUSDT lot, 0.001 BTC, is ~30 USDT here)
     assert all(e["gross_room"] < 100.0 for e in skipped)
+
+
+class _RecordingRisk(FixedRiskView):
+    """FixedRiskView that records, at every sizing call, the capital the agent passed and the
+    account as NautilusTrader holds it then (balance; open positions at their last bar's close)."""
+
+    def __init__(self, *a, **kw) -> None:
+        super().__init__(*a, **kw)
+        self.engine = None
+        self.calls: list[tuple[float, float, float]] = []
+
+    def size_notional(self, capital, posture, r_total):
+        from nautilus_trader.model.currencies import USDT
+        from nautilus_trader.model.identifiers import Venue
+
+        cache = self.engine.cache
+        balance = self.engine.portfolio.account(Venue("BINANCE")).balance_total(USDT).as_double()
+        upnl = 0.0
+        for pos in cache.positions_open():
+            bar = next(b for b in (cache.bar(bt) for bt in cache.bar_types(instrument_id=pos.instrument_id)) if b)
+            upnl += pos.unrealized_pnl(bar.close).as_double()
+        self.calls.append((capital, balance, upnl))
+        return super().size_notional(capital, posture, r_total)
+
+
+def test_entries_are_sized_on_the_balance_less_the_open_positions_unrealised_loss(bars):
+    """Review 2026-12-06: entries were sized on the account balance while open positions had
+    already lost part of it. Now: balance + min(0, net unrealised PnL), never the gain."""
+    from ._support import bar_engine
+
+    cfg = cfg_with(exits={**HOLD, "max_hold_bars": 30, "favourable_max_hold_bars": 30, "contradict_exit_bars": 30},
+                   placer={"cancel_after_ms": 60_000})
+    risk = _RecordingRisk(Posture.STALKER, base_fraction=0.3, max_notional=1e9)
+    ports = AgentPorts(risk=risk, signals=EveryNBars(n=1, side=-1), nev=SimpleNevModel(), kill=MemoryKillFlag(),
+                       micro=FixedMicrostructure(fixed_confidence=0.5))
+    engine, _ = bar_engine(cfg, bars, ports=ports)
+    risk.engine = engine
+    engine.run()
+    losing = [c for c in risk.calls if c[2] < 0.0]
+    gaining = [c for c in risk.calls if c[2] > 0.0]
+    assert len(losing) >= 5 and gaining  # the data gives both cases
+    for capital, balance, upnl in risk.calls:
+        assert capital == pytest.approx(balance + min(0.0, upnl), rel=1e-12, abs=1e-6)
+    engine.dispose()

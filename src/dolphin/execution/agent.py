@@ -572,6 +572,26 @@ class DolphinAgent(Strategy):
         self._h.capital = bal.as_double() if bal is not None else 0.0
         return self._h.capital
 
+    def _sizing_capital(self) -> float:
+        """The capital entries are sized on: the account balance, less the held positions' net
+        unrealised loss at their latest prices (a loss not yet realised is not capital; a gain
+        counts once realised). Review 2026-12-06: the balance alone sized new entries on money
+        the open positions had already lost."""
+        cap = self._capital()
+        held = self._held
+        if not held:
+            return cap
+        h = self._h
+        upnl = 0.0
+        for state in held:
+            pos = state.position
+            if pos.is_open:
+                key = state.key
+                px = self._px(key) if (key in self._quotes or key in self._books) else h.last_px.get(key)
+                if px is not None:
+                    upnl += pos.unrealized_pnl(state.instrument.make_price(px)).as_double()
+        return cap + upnl if upnl < 0.0 else cap
+
     def _record_equity(self, ts_ns: int) -> None:
         h = self._h
         if ts_ns <= h.last_eq_ts:
@@ -634,7 +654,7 @@ class DolphinAgent(Strategy):
                 self.run.count("entry_blocked_posture")
                 return
         posture = self._posture
-        capital = self._capital()
+        capital = self._sizing_capital()
         notional = self.ports.risk.size_notional(capital, posture, r_total)
         if not math.isfinite(notional):  # a broken risk view must not stop the engine
             self.run.count("entry_size_invalid")
