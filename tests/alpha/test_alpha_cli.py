@@ -27,3 +27,15 @@ def test_book_replay_reports_corruption(shared_data: Path, tmp_path: Path, capsy
     assert main(["alpha", "book-replay", "--skip-bad-lines", str(bad)]) == 3
     out = capsys.readouterr().out
     assert "gaps=1" in out and "bad lines 1" in out
+
+
+def test_book_replay_fails_when_no_book_was_built(shared_data: Path, tmp_path: Path, capsys) -> None:
+    """The real capture without its first 100 diffs: the snapshot is older than the stream, no book
+    is ever built. Review 2026-12-06: that exited 0 like a clean replay."""
+    spot = next(p for p in l2_files(shared_data) if "_spot_" in p.name)
+    lines = read_lines(spot)
+    drop = set(diff_line_indices(lines)[:100])
+    cut = write_lines(tmp_path / "cut.gz", [ln for i, ln in enumerate(lines) if i not in drop])
+    assert main(["alpha", "book-replay", str(cut)]) == 3
+    out = capsys.readouterr().out.replace("\n", " ")
+    assert "syncs=0" in out and "no book was built" in out and "snapshots_too_old=" in out

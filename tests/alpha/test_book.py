@@ -28,6 +28,7 @@ from dolphin.alpha.book import (
     TickDiff,
     replay_into_builder,
 )
+from dolphin.alpha.ticks import TickGrid
 from dolphin.data.binance_capture import BookTicker, CaptureReader, DepthDiff, DepthSnapshot, iter_capture
 
 
@@ -594,3 +595,31 @@ def test_finer_price_on_a_real_capture_refines_the_grid_and_resyncs_to_the_refer
     # resync with a plain bad diff differs from the intact book at level ~440 of the spot capture).
     for mine, theirs in ((builder.book.bid_levels(200), ref.book.bid_levels(200)), (builder.book.ask_levels(200), ref.book.ask_levels(200))):
         assert np.array_equal(mine[0], theirs[0] * scale) and np.array_equal(mine[1], theirs[1])
+
+
+def test_an_unusable_snapshot_is_refused_and_the_buffered_diffs_are_kept() -> None:
+    """Inferred grid (the default). A snapshot with no levels (a halted or new symbol, a truncated
+    answer) or with a price finer than a tick grid holds is a counted BAD_DIFF; the diffs buffered
+    before it stay and sync with the next good snapshot. Review 2026-12-06: the ValueError escaped
+    on_message after the buffer had been cleared."""
+    b = BookBuilder()
+    for u in (10, 11, 12):
+        assert b.on_message(_dd(u, u, bids=[("100.0", str(u))])) == BookResult.BUFFERED
+    assert b.on_message(_snap(10, bids=(), asks=())) == BookResult.BAD_DIFF
+    assert b.on_message(_snap(10, bids=[("100.0000000000001", "1")])) == BookResult.BAD_DIFF
+    assert b.counters.bad_diffs == 2 and b.buffered == 3 and b.grid is None and not b.is_synced
+    assert b.on_message(_snap(10)) == BookResult.SYNCED
+    assert b.book.last_update_id == 12 and b.book.best_bid_qty == 12.0
+
+
+@pytest.mark.parametrize("qty", [float("inf"), float("nan"), -1.0])
+def test_a_snapshot_with_a_non_finite_or_negative_quantity_is_refused(qty: float) -> None:
+    """Like a diff with one (review 2026-12-06: an infinite bid loaded, and WOBI read the NaN as -1,
+    a maximal ask-heavy book)."""
+    b = BookBuilder(grid=TickGrid(1, 1))
+    assert b.on_message(_dd(10, 10)) == BookResult.BUFFERED
+    bid = (np.array([1000], dtype=np.int64), np.array([qty]))
+    ask = (np.array([1001], dtype=np.int64), np.array([1.0]))
+    assert b.on_snapshot(BookSnapshot(10, *bid, *ask)) == BookResult.BAD_DIFF
+    assert b.counters.bad_diffs == 1 and not b.is_synced and b.buffered == 1
+    assert b.on_snapshot(BookSnapshot(10, bid[0], np.array([2.0]), *ask)) == BookResult.SYNCED

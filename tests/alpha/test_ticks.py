@@ -119,3 +119,27 @@ def test_the_slow_path_for_long_levels_is_as_strict_as_the_fast_one(bad) -> None
         parse_levels([("100.10", "0.1234567890123456789012"), bad], g)
     ticks, qty = parse_levels([("100.10", "0.1234567890123456789012"), ("100.20", "2")], g)
     assert ticks.tolist() == [10010, 10020] and qty.tolist() == [0.1234567890123456789012, 2.0]
+
+
+def test_a_price_past_int64_ticks_is_refused_not_wrapped() -> None:
+    """On an 8-decimal grid a 12-digit price passed the 17-digit check and wrapped int64 (a negative
+    tick, silently); a longer one raised OverflowError (review 2026-12-06). The largest price that
+    fits is exact; one unit more is refused (OffGridPriceError / RawDepthError), on both parsers."""
+    from dolphin.alpha.rawdepth import RawDepthError, depth_diff_from_bytes
+
+    g = TickGrid(8, 1)
+    top = (2**63 - 1) // 10**8  # 92233720368 whole units: 9223372036800000000 ticks
+    assert parse_levels(((str(top), "1"),), g)[0].tolist() == [top * 10**8]
+    for p in (str(top + 1), "100000000000", "99999999999999999999"):
+        with pytest.raises(OffGridPriceError, match="too large"):
+            parse_levels(((p, "1"),), g)
+        with pytest.raises(RawDepthError):
+            depth_diff_from_bytes(b'{"U":1,"u":2,"b":[["%s","1"]],"a":[]}' % p.encode(), g)
+    # the raw-bytes parser has no exact slow path: it stops at 17 digits (here 10**17 ticks)
+    ok = depth_diff_from_bytes(b'{"U":1,"u":2,"b":[["999999999.99999999","1"]],"a":[]}', g)
+    assert ok.bid_ticks.tolist() == [10**17 - 1]
+
+
+def test_a_quantity_past_float64_is_refused() -> None:
+    with pytest.raises(OffGridPriceError, match="beyond float64"):
+        parse_levels((("100.1", "9" * 400),), TickGrid(1, 1))

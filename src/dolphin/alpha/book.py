@@ -513,9 +513,17 @@ class BookBuilder:
                 return BookResult.SNAPSHOT_IGNORED
             if self.grid is None:
                 lid = msg.last_update_id
+                try:
+                    grid = infer_tick_grid(p for p, _ in msg.bids + msg.asks)
+                except ValueError:
+                    # No prices (an empty book: a halted or new symbol, a truncated answer), or
+                    # finer than a tick grid holds: refused and counted like any unusable
+                    # snapshot; the buffered diffs stay for the next one (review 2026-12-06: the
+                    # error escaped and the buffer was already cleared).
+                    self.counters.bad_diffs += 1
+                    return BookResult.BAD_DIFF
                 raw = list(self._buffer)
                 self._buffer.clear()
-                grid = infer_tick_grid(p for p, _ in msg.bids + msg.asks)
                 # The buffered diffs may show finer prices than a thin snapshot: the grid fits both.
                 need = max(
                     (decimals_of(p) for m in raw if m.final_update_id >= lid for p, _ in m.bids + m.asks),
@@ -551,6 +559,11 @@ class BookBuilder:
         if self.state == SyncState.SYNCED:
             self.counters.snapshots_ignored += 1
             return BookResult.SNAPSHOT_IGNORED
+        if not (_valid_qty(snap.bid_qty) and _valid_qty(snap.ask_qty)):
+            # NaN, negative or infinite quantity: refused like a diff with one (review 2026-12-06:
+            # a snapshot loaded an infinite level and WOBI read the NaN as -1)
+            self.counters.bad_diffs += 1
+            return BookResult.BAD_DIFF
         if snap.grid is not None and self.grid is not None and snap.grid != self.grid:
             regridded = self._regrid(snap)
             if regridded is None:

@@ -62,4 +62,8 @@ def _book_replay(cfg: DolphinConfig, args: argparse.Namespace) -> int:
             f"({f.spread_bps:.2f} bps) microprice={f.microprice_ticks:.2f} ticks depth_decay={f.micro.depth_decay_ratio:.3f} "
             f"jitter={f.micro.update_jitter_ns / 1e6:.1f} ms"
         )
+    if c.syncs == 0:  # (review 2026-12-06: a capture that never built a book exited 0)
+        console.print("[red]no book was built:[/red] no snapshot synced with the diff stream "
+                      f"(snapshots too old: {c.snapshots_too_old}, bad: {c.bad_diffs})")
+        return 3
     return 0 if c.failures == 0 else 3

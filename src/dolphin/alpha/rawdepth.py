@@ -141,6 +141,8 @@ def _levels_at(
             return ticks, qty, E_BAD_LEVELS
         if frac < 0:
             frac = 0
+        if digits + decimals - frac > 18:  # scaled, it could pass int64 (review 2026-12-06: it wrapped)
+            return ticks, qty, E_OFF_GRID
         for _ in range(frac, decimals):
             units *= 10
         if units == 0:  # a price must be > 0

@@ -139,6 +139,7 @@ def infer_tick_grid(prices: Iterable[str]) -> TickGrid:
 
 _POW10 = np.array([10.0**k for k in range(23)], dtype=np.float64)
 
+_TICKS_MAX = 2**63  # a tick count must fit int64
 PARSE_OK = 0
 PARSE_OFF_GRID = 1
 PARSE_BAD_CHAR = 2
@@ -190,6 +191,8 @@ def _parse_levels(
             return ticks, qty, PARSE_BAD_CHAR, lvl
         if frac < 0:
             frac = 0
+        if digits + decimals - frac > 18:  # scaled, it could pass int64 (review 2026-12-06: it wrapped)
+            return ticks, qty, PARSE_TOO_LONG, lvl
         for _ in range(frac, decimals):
             units *= 10
         if units == 0:  # a price must be > 0 (no sign is accepted, so units >= 0)
@@ -252,10 +255,15 @@ def parse_levels(levels: Sequence[tuple[str, str]], grid: TickGrid) -> tuple[np.
         for lvl, (p, q) in enumerate(levels):
             if not (_DECIMAL.fullmatch(p) and _DECIMAL.fullmatch(q)):
                 raise OffGridPriceError(f"level {lvl} {levels[lvl]!r} is malformed ({grid!r})")
-        ticks = np.array([grid.price_to_ticks(p) for p, _ in levels], dtype=np.int64)
+        exact = [grid.price_to_ticks(p) for p, _ in levels]
+        for lvl, t in enumerate(exact):
+            if not 0 < t < _TICKS_MAX:
+                raise OffGridPriceError(f"level {lvl} {levels[lvl]!r} is not > 0 or too large for int64 ticks ({grid!r})")
+        ticks = np.array(exact, dtype=np.int64)
         qty = np.array([float(q) for _, q in levels], dtype=np.float64)
-        if np.any(ticks <= 0):
-            raise OffGridPriceError(f"a price in {list(levels)[:3]}... is not > 0")
+        if not np.all(np.isfinite(qty)):  # a run of digits past float64's range
+            lvl = int(np.argmin(np.isfinite(qty)))
+            raise OffGridPriceError(f"level {lvl} {levels[lvl]!r} has a quantity beyond float64 ({grid!r})")
         return ticks, qty
     if status != PARSE_OK:
         what = {PARSE_OFF_GRID: "off the tick grid", PARSE_NON_POSITIVE: "not > 0"}.get(status, "malformed")
