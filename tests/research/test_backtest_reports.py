@@ -114,14 +114,43 @@ def test_live_refuses_without_hell_report_and_names_the_command(cfg, tmp_path, m
 
 
 def test_cli_hell_run_writes_the_report_the_live_gate_accepts(tmp_path, monkeypatch):
+    """On a copy of the catalog's 5-minute bars: the HELL run's report opens the gate, until the
+    data it was made on changes (review 2026-12-06: a report on one state of the catalog still
+    opened the gate after new bars were ingested)."""
+    import shutil
+
+    from dolphin.data.catalog import Catalog
+    from dolphin.runtime.wiring import catalog_lock, catalog_path, ensure_catalog
+
+    base = load_config(environ={})
+    with catalog_lock(base):
+        ensure_catalog(base)
+        shutil.copytree(catalog_path(base) / "bars_5m", tmp_path / "cat" / "bars_5m")
+    (tmp_path / "nt").mkdir()
+    (tmp_path / "nt" / ".sample_ingested").write_text("copied\n")  # (the copy is the catalog)
+    env = {"DOLPHIN__DATA__CATALOG_DIR": str(tmp_path / "cat"),
+           "DOLPHIN__EXECUTION__BACKTEST__NAUTILUS_DIR": str(tmp_path / "nt")}  # fmt: skip
+    for k, v in env.items():
+        monkeypatch.setenv(k, v)
     monkeypatch.chdir(tmp_path)
     assert main(["live"]) == 3  # refused: no HELL report yet
     assert main(["backtest", "--scenario", "hell", "--symbols", "BTCUSDT"]) == 0
-    cfg = load_config(environ={}, overrides={"execution": {"backtest": {"symbols": ["BTCUSDT"]}}})
+    cfg = load_config(environ=env, overrides={"execution": {"backtest": {"symbols": ["BTCUSDT"]}}})
     h = config_hash(cfg)
     doc = json.loads((tmp_path / "var/reports/hell" / f"{h}.json").read_text())
     assert [r["scenario"] for r in doc["runs"]] == ["nominal", "hell"]
     assert (tmp_path / f"var/reports/hell-{h}.png").is_file()
+    gate = check_live_allowed(cfg, reports_dir=tmp_path / "var/reports")
+    assert gate.allowed, gate.reason
+    # One more bar of ETHUSDT (in the scan universe, not traded) reaches the catalog.
+    cat = Catalog(tmp_path / "cat")
+    stored = cat.read("bars_5m", "BINANCE_USDM", "ETHUSDT")
+    last = stored.slice(stored.num_rows - 1)
+    nxt = last.set_column(last.schema.get_field_index("ts_ns"), "ts_ns",
+                          [[last["ts_ns"][0].as_py() + 300 * 10**9]])  # fmt: skip
+    assert cat.write("bars_5m", "BINANCE_USDM", "ETHUSDT", nxt).rows_written == 1
+    gate = check_live_allowed(cfg, reports_dir=tmp_path / "var/reports")
+    assert not gate.allowed and "other data" in gate.reason and "dolphin backtest --scenario hell" in gate.reason
 
 
 def test_knee_index_marks_the_peak():

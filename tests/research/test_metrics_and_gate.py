@@ -192,8 +192,11 @@ def test_the_scan_universe_may_not_repeat_a_symbol():
 # --------------------------------------------------------------------------- live gate
 
 
-def _good_hell(h):
-    return {"config_hash": h, "runs": [
+def _good_hell(h, cfg=None):
+    from dolphin.execution.live_gate import hell_data_fingerprint
+
+    fp = hell_data_fingerprint(cfg if cfg is not None else load_config(environ={}))
+    return {"config_hash": h, "data_fingerprint": fp, "runs": [
         {"scenario": "nominal", "ruin": False, "final_equity": 99_000.0, "max_drawdown": 0.02, "signals": "oracle",
          "trades": 12},
         {"scenario": "hell", "ruin": False, "final_equity": 98_000.0, "max_drawdown": 0.03, "signals": "oracle",
@@ -246,12 +249,12 @@ def test_gate_refuses_a_configuration_whose_hell_is_milder_than_the_issue_s(tmp_
     milder; a report whose recorded fractions are not the configuration's is refused too."""
     milder = load_config(environ={}, overrides={"execution": {"backtest": {key: value}}})
     h, _ = hell_report_path(milder, tmp_path)
-    g = _gate(milder, tmp_path, _good_hell(h))
+    g = _gate(milder, tmp_path, _good_hell(h, milder))
     assert not g.allowed and key in g.reason and "dolphin backtest --scenario hell" in g.reason
     harsher = load_config(environ={}, overrides={"execution": {"backtest": {"hell_entry_fill_frac": 0.3}}})
     h, _ = hell_report_path(harsher, tmp_path)
-    assert _gate(harsher, tmp_path, _good_hell(h)).allowed
-    doc = _good_hell(h)
+    assert _gate(harsher, tmp_path, _good_hell(h, harsher)).allowed
+    doc = _good_hell(h, harsher)
     doc["runs"][1]["hell_fill_draws"] = {"entry_frac": 0.48, "exit_frac": 0.35}
     g = _gate(harsher, tmp_path, doc)
     assert not g.allowed and "fill fractions" in g.reason
@@ -261,6 +264,18 @@ def test_gate_refuses_a_configuration_whose_hell_is_milder_than_the_issue_s(tmp_
 def test_gate_refuses_a_document_that_is_not_a_report_without_crashing(cfg, tmp_path, raw):
     g = _gate(cfg, tmp_path, None, raw=raw)
     assert not g.allowed and "dolphin backtest --scenario hell" in g.reason
+
+
+@pytest.mark.parametrize("fp, why", [(None, "records no data fingerprint"), ("0" * 16, "made on other data")])
+def test_gate_refuses_a_report_made_on_other_data(cfg, tmp_path, fp, why):
+    h, _ = hell_report_path(cfg, tmp_path)
+    doc = _good_hell(h, cfg)
+    if fp is None:
+        del doc["data_fingerprint"]
+    else:
+        doc["data_fingerprint"] = fp
+    g = _gate(cfg, tmp_path, doc)
+    assert not g.allowed and why in g.reason and "dolphin backtest --scenario hell" in g.reason
 
 
 def test_gate_refuses_two_hell_runs(cfg, tmp_path):

@@ -5,7 +5,9 @@ HELL run writes ``<reports_dir>/hell/<hash>.json``; live trading reads it before
 A refusal is data (a :class:`GateResult` naming the report and the command that makes it).
 The report passes only as a JSON object of this hash with exactly one HELL run that has
 ``"ruin": false``, a finite final equity > 0, a finite max drawdown, signals (not "none: ...")
-and at least one trade (decision docs/decisions/0001-research-hell-gate-and-metrics.md).
+and at least one trade, made on the catalog data as it is now (``data_fingerprint``: a report
+on data since re-ingested or extended is no evidence for it) (decision
+docs/decisions/0001-research-hell-gate-and-metrics.md).
 """
 
 from __future__ import annotations
@@ -18,7 +20,7 @@ from typing import Any
 
 from dolphin.core.config import DolphinConfig
 
-__all__ = ["GateResult", "check_live_allowed", "hell_report_path"]
+__all__ = ["GateResult", "check_live_allowed", "hell_data_fingerprint", "hell_report_path"]
 
 
 @dataclass(frozen=True)
@@ -35,6 +37,28 @@ def hell_report_path(cfg: DolphinConfig, reports_dir: Path | None = None) -> tup
     h = config_hash(cfg)
     base = Path(reports_dir) if reports_dir is not None else Path(cfg.execution.backtest.reports_dir)
     return h, base / "hell" / f"{h}.json"
+
+
+def hell_data_fingerprint(cfg: DolphinConfig) -> str:
+    """SHA-256 (16 hex digits) over the catalog streams a bar HELL run reads: the bar dataset
+    ``execution.backtest.bars`` at ``execution.backtest.venue``, for the scan universe (every
+    symbol the dataset holds when ``scan_universe`` is empty), each stream by name and bytes
+    (``feeds.stream_fingerprint``). Reads only: nothing is ingested or exported."""
+    import hashlib
+
+    from dolphin.data.catalog import Catalog
+    from dolphin.execution.feeds import stream_fingerprint
+    from dolphin.runtime.wiring import catalog_path
+
+    bt = cfg.execution.backtest
+    catalog = Catalog(catalog_path(cfg))
+    stored = set(catalog.symbols(bt.bars, bt.venue)) if bt.bars in catalog.datasets() else set()
+    universe = sorted(set(bt.scan_universe) | set(bt.symbols)) if bt.scan_universe else sorted(stored | set(bt.symbols))
+    h = hashlib.sha256(f"{bt.bars}\0{bt.venue}\0".encode())
+    for sym in universe:
+        fp = stream_fingerprint(catalog, bt.bars, bt.venue, sym) if sym in stored else "missing"
+        h.update(f"{sym}\0{fp}\0".encode())
+    return h.hexdigest()[:16]
 
 
 # What a HELL run must at least impose to count as evidence (the issue's definition: 48 % entry and
@@ -128,4 +152,11 @@ def check_live_allowed(cfg: DolphinConfig, reports_dir: Path | None = None, conf
             f"HELL report {path} does not pass: {'; '.join(problems)}; fix the cause (configuration, "
             f"scanner) and run `{cmd}`",
         )
+    made_on = doc.get("data_fingerprint")
+    now = hell_data_fingerprint(cfg)
+    if made_on != now:
+        why = ("records no data fingerprint" if made_on is None else
+               f"was made on other data (fingerprint {made_on!r}; the catalog's {bt.bars} now {now!r}: "
+               f"ingested, extended or replaced since)")
+        return GateResult(False, h, path, f"HELL report {path} {why}; run `{cmd}` on the data as it is now")
     return GateResult(True, h, path, f"HELL report {path} passed (no ruin)")

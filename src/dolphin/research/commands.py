@@ -78,7 +78,18 @@ def _backtest(cfg: DolphinConfig, args: argparse.Namespace) -> int:
                 results.append(res)
                 progress.advance(task)
         else:
+            from dolphin.execution.live_gate import hell_data_fingerprint
+
+            data_fp = None
+            if args.scenario == "hell":
+                from dolphin.runtime.wiring import catalog_lock, ensure_catalog
+
+                with catalog_lock(cfg):  # (the shipped sample first, as load_bars would)
+                    ensure_catalog(cfg)
+                data_fp = hell_data_fingerprint(cfg)  # the data before and after it was read
             data = load_bars(cfg)
+            if data_fp is not None and hell_data_fingerprint(cfg) != data_fp:
+                data_fp = "changed while read"
             progress.advance(task)
             for sc in scenarios:
                 results.append(run_bar_backtest(cfg, scenario=sc, data=data))
@@ -119,7 +130,11 @@ def _backtest(cfg: DolphinConfig, args: argparse.Namespace) -> int:
         gate.parent.mkdir(parents=True, exist_ok=True)
         from dolphin.research.report import report_json
 
-        gate.write_text(report_json({"config_hash": h, "runs": reports}) + "\n")
+        if hell_data_fingerprint(cfg) != data_fp:  # an ingest during the run: the data is not what ran
+            print("dolphin: the catalog's bars changed during the HELL run; no gate report written, run it again",
+                  file=sys.stderr)  # fmt: skip
+            return 1
+        gate.write_text(report_json({"config_hash": h, "data_fingerprint": data_fp, "runs": reports}) + "\n")
         paths["gate"] = gate
     for kind, p in paths.items():
         print(f"{kind}: {p}")

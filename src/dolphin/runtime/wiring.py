@@ -449,7 +449,7 @@ def ensure_catalog(cfg: DolphinConfig):
     from dolphin.data.catalog import Catalog
     from dolphin.data.sample import ensure_sample
 
-    catalog = Catalog(_resolve(cfg.data.catalog_dir), row_group_size=cfg.data.row_group_size)
+    catalog = Catalog(catalog_path(cfg), row_group_size=cfg.data.row_group_size)
     nautilus_dir = _resolve(cfg.execution.backtest.nautilus_dir)
     marker = nautilus_dir / ".sample_ingested"
     written = 0
@@ -463,6 +463,11 @@ def ensure_catalog(cfg: DolphinConfig):
         nautilus_dir.mkdir(parents=True, exist_ok=True)
         marker.write_text("sample ingested\n")
     return catalog, written, nautilus_dir
+
+
+def catalog_path(cfg: DolphinConfig) -> Path:
+    """The catalog folder of this config (`data.catalog_dir`, relative to the repo)."""
+    return _resolve(cfg.data.catalog_dir)
 
 
 def kill_flag_path(cfg: DolphinConfig) -> Path:
