@@ -11,7 +11,7 @@ from pathlib import Path
 
 import msgspec
 import pytest
-from _survival_support import HEARTBEATS, feed_healthy, make, only, run_healthy
+from _survival_support import HEALTHY, HEARTBEATS, feed_healthy, make, only, run_healthy
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -147,13 +147,39 @@ def test_esoteric_factors_are_mild() -> None:
 def test_drawdown_and_slippage_and_acb() -> None:
     ctl, clock, _ = make()
     run_healthy(ctl, clock, 2, drawdown_frac=0.21, slippage_drift_bps=12.0)
-    assert math.isclose(ctl.damped[8], capital_sigmoid_mult(0.20, 20.0, 0.2))
+    assert math.isclose(ctl.damped[8], capital_sigmoid_mult(0.21, 20.0, 0.2))  # the model at 21 % (not shifted)
     assert math.isclose(ctl.damped[5], 1.0 - 0.7 * 0.5)
     assert "drawdown 21.0%" in ctl.layers[8].explain(0) and "12.0 bps" in ctl.layers[5].explain(0)
     ctl.observe("acb_dvol_prev", 60.0)
     ctl.observe("acb_dvol", 95.0)  # DVOL stressed and jumped: 2 signals -> 45 % cut
     run_healthy(ctl, clock, 1)
     assert math.isclose(ctl.damped[9], 0.55) and "cut 45%" in ctl.layers[9].explain(0)
+
+
+@settings(max_examples=80)
+@given(st.floats(min_value=0.0, max_value=1.0), st.sampled_from([0.0, 0.01, 0.05]))
+def test_property_drawdown_layer_is_the_model_beyond_its_deadband(dd: float, deadband: float) -> None:
+    """L9 is 1 up to its deadband, then 1/(1+exp(k(DD - DD_mid))) (normalised at DD = 0) at the
+    drawdown itself. It subtracted the deadband first: the curve moved right by it, midpoint 21 %,
+    R_total higher than the model at every drawdown past the deadband (2026-12-06)."""
+    spec = LayerSpec(name="L9", path=B + "DrawdownLayer", deadbands={"drawdown_frac": deadband})
+    ctl, clock, _ = make(only(spec), dwell_s=0.0)
+    ctl.observe("drawdown_frac", dd)
+    ctl.tick()
+    model = (1.0 + math.exp(-20.0 * 0.2)) / (1.0 + math.exp(20.0 * (dd - 0.2)))
+    expected = 1.0 if dd <= deadband else min(1.0, model)
+    assert math.isclose(ctl.layers[0].target(0), expected, rel_tol=1e-12) and math.isclose(ctl.r_total, expected)
+
+
+def test_drawdown_posture_boundaries_are_the_models() -> None:
+    """The shipped L9 (k = 20, midpoint 20 %, deadband 1 %): at 20 % the multiplier is the model's
+    0.509 (TURTLE), not 0.56 (STALKER); 12 % is STALKER, 27.5 % HIBERNATE."""
+    for dd, posture in ((0.005, APEX), (0.05, APEX), (0.12, STALKER), (0.20, TURTLE), (0.275, HIBERNATE)):
+        ctl, clock, _ = make(only(*(s for s in SurvivalConfig().layers if s.name == "L9_drawdown")), dwell_s=0.0)
+        ctl.observe("drawdown_frac", dd)
+        ctl.tick()
+        assert ctl.posture == posture, (dd, ctl.posture, ctl.r_total)
+    assert math.isclose(ctl.layers[0].target(0), (1.0 + math.exp(-4.0)) / (1.0 + math.exp(1.5)))
 
 
 def test_rtt_lockdown_blocks_entries_until_calm_for_the_hold_time() -> None:
@@ -287,6 +313,90 @@ def test_grid_quorum_loss_kills_on_observe_and_on_tick() -> None:
     ctl2.board.set(ctl2.sensor_index("ledger_ok"), 0.0, clock2.now_ns())
     ctl2.tick()
     assert ctl2.killed and ctl2.posture == HIBERNATE and "heartbeat age" in ctl2.kill_reason
+
+
+def _l1_l2() -> SurvivalConfig:
+    return only(*(s for s in SurvivalConfig().layers if s.name in ("L1_grid_quorum", "L2_ledger_integrity")))
+
+
+def _feed_invariants(ctl: SurvivalController) -> None:
+    for name in ("grid_members", "grid_heartbeat", "ledger_ok"):
+        ctl.observe(name, HEALTHY[name])
+
+
+def test_every_invariant_violated_while_latched_is_a_kill_source_once() -> None:
+    """Once latched, a violation of another invariant never reached kill(): it was not a kill source
+    and wrote no kill event, so a re-arm keyed on the sources could clear it unseen (2026-12-06)."""
+    ctl, clock, _ = make(_l1_l2())
+    _feed_invariants(ctl)
+    ctl.tick()
+    ctl.kill("operator drill", source="operator")
+    clock.advance_s(1.0)
+    ctl.observe("ledger_ok", 0.0)  # observe(): a new source while latched
+    assert ctl.kill_sources == ["operator", "L2_ledger_integrity"] and ctl.kill_repeats == 1
+    kill = ctl.log.of_kind("kill")[-1]
+    assert kill.subject == "L2_ledger_integrity" and "CHECKSUM" in kill.reason and kill.old == "latched by operator"
+    clock.advance_s(30.0)  # the grid heartbeat is stale now: found by tick()
+    for _ in range(5):  # and only once: the violations persist, nothing is counted again
+        ctl.observe("ledger_ok", 0.0)
+        ctl.tick()
+        clock.advance_s(1.0)
+    assert ctl.kill_sources == ["operator", "L2_ledger_integrity", "L1_grid_quorum"] and ctl.kill_repeats == 2
+    assert [k.subject for k in ctl.log.of_kind("kill")] == ctl.kill_sources
+    assert ctl.posture == HIBERNATE and ctl.r_total == 0.0
+    ctl2, clock2, _ = make(_l1_l2())
+    clock2.advance_s(400.0)  # both stale at the first tick: both are sources, one event each
+    ctl2.tick()
+    assert ctl2.kill_sources == ["L1_grid_quorum", "L2_ledger_integrity"] and len(ctl2.log.of_kind("kill")) == 2
+
+
+_inv_op = st.one_of(
+    st.tuples(st.just("advance"), st.sampled_from([0.5, 5.0, 20.0, 400.0])),
+    st.tuples(st.just("observe"), st.sampled_from([("ledger_ok", 0.0), ("ledger_ok", 1.0), ("grid_members", 0.0),
+                                                   ("grid_members", 3.0), ("grid_heartbeat", 0.0)])),
+    st.just(("tick",)), st.just(("rearm",)), st.just(("kill",)),
+)  # fmt: skip
+
+
+@settings(max_examples=80)
+@given(st.lists(_inv_op, max_size=40))
+def test_property_while_latched_every_violated_invariant_is_a_kill_source(ops: list) -> None:
+    """After a tick every violated invariant, after a reading every violated invariant reading it,
+    is among ``kill_sources``; each source is written as one kill event; a violation that persists
+    is never counted again (``kill_repeats`` counts only the kills from a new source while latched)."""
+    ctl, clock, _ = make(_l1_l2())
+    _feed_invariants(ctl)
+    ctl.tick()
+    latched_kills: list[str] = []  # the kill events' subjects since the last rearm
+    repeats = 0  # kill() calls while latched: the operator's, and one per new invariant source
+    for op in ops:
+        checked: tuple = ()
+        n = len(ctl.log.events)
+        if op[0] == "advance":
+            clock.advance_s(op[1])
+        elif op[0] == "observe":
+            ctl.observe(*op[1])
+            checked = tuple(lay for lay in ctl.layers if ctl.sensor_index(op[1][0]) in lay.sensor_idx)
+            repeats += sum(1 for e in ctl.log.events[n:] if e.kind == "kill" and e.old)
+        elif op[0] == "tick":
+            ctl.tick()
+            checked = tuple(ctl.layers)
+            repeats += sum(1 for e in ctl.log.events[n:] if e.kind == "kill" and e.old)
+        elif op[0] == "rearm":
+            if ctl.rearm("operator"):
+                latched_kills = []
+        else:
+            repeats += ctl.killed
+            ctl.kill("operator", source="operator")
+        latched_kills += [e.subject for e in ctl.log.events[n:] if e.kind == "kill"]
+        now = clock.now_ns()
+        for layer in checked:
+            if not layer.target(now) > 0.0:
+                assert ctl.killed and layer.name in ctl.kill_sources, (layer.name, ctl.kill_sources)
+        assert latched_kills == ctl.kill_sources  # one event per source, in order, none repeated
+        assert ctl.kill_repeats == repeats  # a violation that persists is not counted at every tick
+        if ctl.killed:
+            assert ctl.posture == HIBERNATE and ctl.r_total == 0.0
 
 
 def test_rearm_needs_a_kill_and_healthy_invariants() -> None:
@@ -584,7 +694,7 @@ def _dd_for(mult: float) -> float:
     lo, hi = 0.0, 1.0
     for _ in range(80):
         mid = (lo + hi) / 2
-        if capital_sigmoid_mult(mid - 0.01, 20.0, 0.2) > mult:
+        if capital_sigmoid_mult(mid, 20.0, 0.2, 0.01) > mult:
             lo = mid
         else:
             hi = mid

@@ -69,3 +69,28 @@ def test_a_kill_from_another_source_is_never_cleared_by_the_bridge() -> None:
     clock.advance_s(1.0)
     bridge.update(_q(QuorumState.OK, 2))
     assert ctl.killed and bridge.rearms == 0
+
+
+def test_a_ledger_fault_raised_during_a_grid_kill_blocks_the_bridges_rearm() -> None:
+    """grid lost -> ledger bad -> ledger ok -> grid back: the ledger's violation while the grid kill
+    was latched was neither a kill source nor a kill event, so the bridge re-armed over it with no
+    trace of the fault (2026-12-06). Also when the ledger's fault is found by a tick (stale)."""
+    for fault in ("checksum", "stale"):
+        ctl, bridge, clock = _setup(_L1, _L2)
+        ctl.observe("ledger_ok", 1.0)
+        clock.advance_s(1.0)
+        bridge.update(_q(QuorumState.LOST, 0))
+        if fault == "checksum":
+            clock.advance_s(1.0)
+            ctl.observe("ledger_ok", 0.0)
+        else:
+            clock.advance_s(301.0)  # no ledger verification for over 300 s
+            ctl.tick()
+        assert ctl.kill_sources == ["L1_grid_quorum", "L2_ledger_integrity"]
+        assert [k.subject for k in ctl.log.of_kind("kill")] == ctl.kill_sources
+        clock.advance_s(1.0)
+        ctl.observe("ledger_ok", 1.0)
+        ctl.tick()
+        bridge.update(_q(QuorumState.OK, 2))
+        assert ctl.killed and ctl.posture == HIBERNATE and bridge.rearms == 0, fault
+        assert ctl.rearm("operator: ledger checked") and not ctl.killed

@@ -5,10 +5,11 @@ never a healthy reading, a NaN carried forward, or a hang."""
 from __future__ import annotations
 
 import math
+import re
 
 import msgspec
 import pytest
-from _survival_support import make, only
+from _survival_support import feed_healthy, make, only
 from hypothesis import given
 from hypothesis import strategies as st
 
@@ -173,6 +174,64 @@ def test_valid_readings_are_unchanged() -> None:
     assert _after("ACB_v6", "acb_funding_lag5d_frac", -0.00005)[0] == pytest.approx(1.0 - 0.075)
 
 
+_NO_NUMBER = [None, "high", b"?", object(), [1.0], 1j, 10**400]  # float() raises TypeError / ValueError / OverflowError
+_READERS = [(n, s) for n, s, _ in _GARBAGE] + [("RTT_lockdown", "order_rtt_ms"), ("L4_scan_heartbeat", "scan_heartbeat")]
+
+
+def _float_or_none(value: object) -> float | None:
+    try:
+        return float(value)  # type: ignore[arg-type]
+    except (TypeError, ValueError, OverflowError):
+        return None
+
+
+@given(st.sampled_from(_READERS), st.one_of(st.none(), st.text(max_size=8), st.binary(max_size=4), st.integers(),
+                                           st.booleans(), st.sampled_from(_NO_NUMBER)))  # fmt: skip
+def test_property_a_reading_that_is_no_number_is_converted_or_unknown(case: tuple, value: object) -> None:
+    """A reading that is not a float: one float() converts reads exactly as that float; any other
+    (None, text, an object, an int too large for a float) is stored as NaN, counted as invalid and
+    reads as the worst case. None was stored as it was with ok=True; the range check raised
+    TypeError and every later tick raised inside the layer (fail-open, 2026-12-06)."""
+    name, sensor = case
+    t, killed, ctl = _after(name, sensor, value)
+    i = ctl.sensor_index(sensor)
+    as_float = _float_or_none(value)
+    assert type(ctl.board.values[i]) is float
+    if as_float is None:
+        assert math.isnan(ctl.board.values[i]) and not ctl.board.ok[i] and ctl.board.invalid[i] == 1
+        assert (t, killed) == _after(name, sensor, math.nan)[:2]
+    else:
+        ref_t, ref_killed, ref = _after(name, sensor, as_float)
+        assert (t, killed) == (ref_t, ref_killed) and ctl.board.invalid[i] == ref.board.invalid[i]
+    ctl._clock.advance_s(1.0)
+    ctl.tick()  # the controller keeps working
+
+
+def test_a_none_reading_lowers_r_total_and_leaves_the_kill_path_working() -> None:
+    """The review's case: drawdown None at APEX wedged the controller (every tick raised, APEX and
+    full size held while every feed went stale). Now L9 reads it as unknown (0) and stale
+    invariants still kill; a None heartbeat is counted and still arrived."""
+    ctl, clock, _ = make(initial="APEX", dwell_s=0.0)
+    feed_healthy(ctl)
+    ctl.tick()
+    assert ctl.posture_name == "APEX"
+    ctl.observe("drawdown_frac", None)  # type: ignore[arg-type]
+    i = ctl.sensor_index("drawdown_frac")
+    assert math.isnan(ctl.board.values[i]) and not ctl.board.ok[i] and ctl.board.invalid[i] == 1
+    assert "1 invalid readings" in ctl.layers[8].explain(clock.now_ns())
+    clock.advance_s(1.0)
+    ctl.tick()
+    assert ctl.damped[8] == 0.0 and ctl.r_total == 0.0 and ctl.posture == HIBERNATE and not ctl.killed
+    ctl.observe("scan_heartbeat", None)  # type: ignore[arg-type]
+    j = ctl.sensor_index("scan_heartbeat")
+    assert ctl.board.invalid[j] == 1 and ctl.board.ts_ns[j] == clock.now_ns()
+    clock.advance_s(600.0)  # no feed at all: the stale invariants kill
+    ctl.tick()
+    assert ctl.killed and ctl.posture == HIBERNATE
+    ctl.observe("order_rtt_ms", None)  # type: ignore[arg-type]  # a sample-hungry layer sees NaN, not None
+    assert ctl.layers[-1].invalid_samples == 1
+
+
 # ------------------------------------------------------------------ config that switches protection off
 
 
@@ -303,3 +362,120 @@ def test_an_invalid_fill_hold_ends_by_time_as_well_as_by_fills() -> None:
     assert v.on_fill(1, 100.0, 100.01, ts_ns=61 * 10**9) == pytest.approx(0.2 * 1.0)
     with pytest.raises(ValueError, match="hold_s"):
         SlippageTracker(hold_s=float("inf"))
+
+
+# ------------------------------------------------------------------ a controller with no layers
+
+
+def test_a_config_with_no_layers_is_rejected_naming_the_key() -> None:
+    """layers = () passed validate(); the controller then crashed (min() of no layers) once it was
+    stable: 3 s in with a 1 s dwell, 182 s into a backtest with execution.backtest.survival_layers = []."""
+    with pytest.raises(ConfigError, match=r"config key 'survival.layers' = \(\) is not allowed: at least one layer"):
+        SurvivalConfig(layers=()).validate()
+    with pytest.raises(ConfigError, match="survival.layers"):
+        SurvivalController(SurvivalConfig(layers=()), ManualClock(0))
+
+
+def test_the_backtest_wiring_with_no_layers_fails_at_once_with_a_config_error() -> None:
+    from dolphin.core.config import DolphinConfig, load_config
+    from dolphin.runtime.wiring import backtest_survival_config
+
+    # at load time: none, or an unknown one
+    for layers, why in (([], "at least one survival layer"), (["L9_drawdown", "L99"], "not among survival.layers")):
+        with pytest.raises(ConfigError, match=f"execution.backtest.survival_layers.*{why}"):
+            load_config(environ={}, overrides={"execution": {"backtest": {"survival_layers": layers}}})
+    # built in code, and a bar run (no book) left with L5 alone: when the run is wired, not minutes in
+    cfg = DolphinConfig()
+    for layers in ((), ("L5_order_book",)):
+        bt = msgspec.structs.replace(cfg.execution.backtest, survival_layers=layers)
+        c = msgspec.structs.replace(cfg, execution=msgspec.structs.replace(cfg.execution, backtest=bt))
+        with pytest.raises(ConfigError, match="execution.backtest.survival_layers"):
+            backtest_survival_config(c, book=False)
+    bt = msgspec.structs.replace(cfg.execution.backtest, survival_layers=("L5_order_book",))
+    c = msgspec.structs.replace(cfg, execution=msgspec.structs.replace(cfg.execution, backtest=bt))
+    assert [s.name for s in backtest_survival_config(c, book=True).layers] == ["L5_order_book"]
+
+
+def test_a_controller_with_no_layers_never_crashes_on_the_quiet_check(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The quiet-tick check is safe even where validate() is bypassed: min() has a default."""
+    monkeypatch.setattr(SurvivalConfig, "validate", lambda self: None)
+    clock = ManualClock(0)
+    ctl = SurvivalController(SurvivalConfig(layers=(), posture=PostureConfig(min_upgrade_dwell_s=1.0)), clock)
+    for _ in range(6):
+        clock.advance_s(1.0)
+        ctl.tick()
+    assert ctl.posture_name == "APEX" and ctl.r_total == 1.0
+
+
+# ------------------------------------------------------------------ declared bounds of configs built in code
+
+
+def _bounded_fields(struct: type) -> list[tuple[str, str, object]]:
+    """(field, bound, a value just outside it) for every numeric field of ``struct`` with a
+    declared bound (from msgspec's own view of the type: no field is missed)."""
+    out = []
+    for f in msgspec.inspect.type_info(struct).fields:
+        t = f.type.value_type if isinstance(f.type, msgspec.inspect.DictType) else f.type
+        if not isinstance(t, (msgspec.inspect.FloatType, msgspec.inspect.IntType)):
+            continue
+        step = 1 if isinstance(t, msgspec.inspect.IntType) else 1e-9
+        for bound, bad in (("ge", lambda b: b - 1.0 * step), ("gt", lambda b: b), ("le", lambda b: b + step),
+                           ("lt", lambda b: b)):  # fmt: skip
+            b = getattr(t, bound)
+            if b is not None:
+                value = bad(b)
+                out.append((f.name, bound, {"x": value} if isinstance(f.type, msgspec.inspect.DictType) else value))
+    return out
+
+
+_SPEC = LayerSpec(name="dd", path=B + "DrawdownLayer")
+_OUT_OF_BOUNDS = (
+    [(f"survival.layers[0].{n}", b, SurvivalConfig(layers=(msgspec.structs.replace(_SPEC, **{n: v}),)))
+     for n, b, v in _bounded_fields(LayerSpec)]
+    + [(f"survival.posture.{n}", b, SurvivalConfig(posture=msgspec.structs.replace(PostureConfig(), **{n: v})))
+       for n, b, v in _bounded_fields(PostureConfig)]
+    + [(f"survival.sizer.{n}", b, SurvivalConfig(sizer=msgspec.structs.replace(SizerConfig(), **{n: v})))
+       for n, b, v in _bounded_fields(SizerConfig)]
+    + [(f"survival.{n}", b, msgspec.structs.replace(SurvivalConfig(), **{n: v})) for n, b, v in _bounded_fields(SurvivalConfig)]
+)  # fmt: skip
+
+
+def test_every_bounded_field_is_covered() -> None:
+    keys = {k for k, _, _ in _OUT_OF_BOUNDS}
+    for key in ("survival.layers[0].sensitivity", "survival.layers[0].floor", "survival.layers[0].deadbands",
+                "survival.layers[0].decay_per_s", "survival.layers[0].recovery_per_min", "survival.posture.apex_leverage",
+                "survival.posture.turtle_down", "survival.sizer.base_fraction", "survival.tick_ms",
+                "survival.layer_event_step"):  # fmt: skip
+        assert key in keys, key
+
+
+@pytest.mark.parametrize(("key", "bound", "cfg"), _OUT_OF_BOUNDS, ids=[f"{k}-{b}" for k, b, _ in _OUT_OF_BOUNDS])
+def test_a_config_built_in_code_outside_a_declared_bound_is_rejected(key: str, bound: str, cfg: SurvivalConfig) -> None:
+    """The bounds (Fraction, PosFloat, NonNegFloat, Leverage, ...) were checked only when TOML was
+    decoded: sensitivity -1, floor 1.5, decay -0.1 or base_fraction 4 built in code switched a
+    protection off and passed validate() (2026-12-06)."""
+    with pytest.raises(ConfigError, match=rf"config key '{re.escape(key)}' = .* is not allowed: Expected"):
+        cfg.validate()
+    with pytest.raises(ConfigError, match=re.escape(key)):
+        SurvivalController(cfg, ManualClock(0))
+
+
+def test_the_reviews_code_built_configs_are_rejected_and_valid_ones_unchanged() -> None:
+    cases = [
+        (only(LayerSpec(name="L9", path=B + "DrawdownLayer", sensitivity=-1.0)), "'survival.layers[0].sensitivity' = -1.0"),
+        (only(LayerSpec(name="L6", path=B + "SlippageDriftLayer", floor=1.5)), "'survival.layers[0].floor' = 1.5"),
+        (only(LayerSpec(name="L4", path=B + "ScanHeartbeatLayer", decay_per_s=-0.1)), "'survival.layers[0].decay_per_s' = -0.1"),
+        (SurvivalConfig(sizer=SizerConfig(base_fraction=4.0)), "'survival.sizer.base_fraction' = 4.0"),
+        (SurvivalConfig(posture=PostureConfig(apex_leverage=126.0)), "'survival.posture.apex_leverage' = 126.0"),
+        (SurvivalConfig(posture=PostureConfig(initial="BOLD")), "'survival.posture.initial' = 'BOLD'"),  # type: ignore[arg-type]
+        (SurvivalConfig(posture=PostureConfig(apex_leverage=True)), "'survival.posture.apex_leverage' = True"),
+    ]  # fmt: skip
+    for cfg, msg in cases:
+        with pytest.raises(ConfigError, match=re.escape(msg)):
+            cfg.validate()
+    with pytest.raises(ConfigError, match=r"config key 'survival' is not allowed: .*unsupported"):
+        SurvivalConfig(tick_ms=object()).validate()  # type: ignore[arg-type]
+    with pytest.raises(ConfigError, match=re.escape("'survival.posture.turtle_up' = 1.5")):
+        PostureConfig(turtle_up=1.5).validate()  # the posture alone too
+    SurvivalConfig().validate()  # the shipped config, and whole numbers where floats are declared
+    SurvivalConfig(posture=PostureConfig(apex_leverage=6, stalker_leverage=2)).validate()

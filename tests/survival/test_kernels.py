@@ -62,3 +62,23 @@ def test_capital_sigmoid_shape() -> None:
     assert math.isclose(capital_sigmoid_mult(0.2, 20.0, 0.2), raw(0.2) / raw(0.0))
     assert capital_sigmoid_mult(float("nan"), 20.0, 0.2) == 0.0
     assert capital_sigmoid_mult(1e9, 20.0, 0.2) == 0.0
+
+
+def _model(dd: float, k: float, mid: float) -> float:
+    """The DESIGN's 1/(1+exp(k(DD - DD_mid))), normalised at DD = 0 (written out, not the kernel)."""
+    return (1.0 / (1.0 + math.exp(k * (dd - mid)))) / (1.0 / (1.0 + math.exp(-k * mid)))
+
+
+@given(frac, st.floats(min_value=0.0, max_value=0.5), st.floats(min_value=0.1, max_value=100.0),
+       st.floats(min_value=0.01, max_value=0.9))  # fmt: skip
+def test_capital_sigmoid_deadband_is_flat_then_the_unshifted_model(dd: float, db: float, k: float, mid: float) -> None:
+    """1 while DD <= deadband, else the model at DD itself: the deadband never moves the midpoint."""
+    m = capital_sigmoid_mult(dd, k, mid, db)
+    if dd <= db:
+        assert m == 1.0
+    else:
+        assert m == capital_sigmoid_mult(dd, k, mid)
+        assert math.isclose(m, min(1.0, _model(dd, k, mid)), rel_tol=1e-9, abs_tol=1e-300)
+    assert capital_sigmoid_mult(float("nan"), k, mid, db) == 0.0
+    assert m >= capital_sigmoid_mult(min(1.0, dd + 0.01), k, mid, db)  # still non-increasing in DD
+

@@ -137,6 +137,16 @@ class DolphinConfig(ConfigStruct):
                     f"config key 'execution.backtest.{key}' = {list(names)!r} is not allowed: "
                     f"{', '.join(dup)} listed more than once"
                 )
+        # The backtest's survival controller runs these layers: at least one, each configured
+        # (an empty set crashed the controller; an unknown name failed only when a backtest began).
+        known = {spec.name for spec in self.survival.layers}
+        unknown = sorted(set(bt.survival_layers) - known)
+        if not bt.survival_layers or unknown:
+            raise ConfigError(
+                f"config key 'execution.backtest.survival_layers' = {list(bt.survival_layers)!r} is not allowed: "
+                + (f"{unknown} are not among survival.layers {sorted(known)}" if unknown else
+                   "a backtest needs at least one survival layer")
+            )
 
 
 # --------------------------------------------------------------------------- secrets

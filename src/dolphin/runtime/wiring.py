@@ -96,7 +96,12 @@ def backtest_survival_config(cfg: DolphinConfig, *, book: bool, leverage_overrid
     layers = tuple(spec for spec in sc.layers if spec.name in names)
     missing = names - {spec.name for spec in layers}
     if missing:
-        raise KeyError(f"execution.backtest.survival_layers names unknown layers {sorted(missing)}")
+        raise ConfigError(f"config key 'execution.backtest.survival_layers' names unknown layers {sorted(missing)}")
+    if not layers:  # e.g. only L5 on bars (no book stream): no world model to size on
+        raise ConfigError(
+            f"config key 'execution.backtest.survival_layers' = {list(cfg.execution.backtest.survival_layers)!r} "
+            "leaves no survival layer for a run without an order book (L5 needs one)"
+        )
     posture = sc.posture
     if leverage_override is not None:
         posture = msgspec.structs.replace(posture, apex_leverage=leverage_override, stalker_leverage=leverage_override)

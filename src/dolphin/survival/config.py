@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import re
 from typing import Annotated, Literal
 
 import msgspec
@@ -12,6 +13,29 @@ from dolphin.core.config import ConfigError, ConfigStruct, Fraction, NonNegFloat
 __all__ = ["LayerSpec", "PostureConfig", "SizerConfig", "SurvivalConfig", "default_layers"]
 
 Leverage = Annotated[float, msgspec.Meta(ge=0.0, le=125.0)]
+_PATH_PART = re.compile(r"\.(\w+)|\[(\d+)\]")
+
+
+def _require_bounds(node: msgspec.Struct, where: str) -> None:
+    """Every field under ``node`` (nested structs too) within its declared type and bounds
+    (``Fraction``, ``PosFloat``, ``Leverage``, ...). msgspec checks them when it decodes a config,
+    not when a struct is built in code, so a round trip through builtins does it here; the
+    ConfigError names the first offending key (``where`` is its dotted prefix) and its value.
+    It belongs in ``dolphin.core.config`` beside ``require_finite`` (another plane's file)."""
+    try:
+        raw = msgspec.to_builtins(node)
+    except TypeError as exc:  # a value of no config type at all (msgspec does not say where)
+        raise ConfigError(f"config key '{where}' is not allowed: {exc}") from None
+    try:
+        msgspec.convert(raw, type(node), strict=True)
+    except msgspec.ValidationError as exc:
+        text, _, at = str(exc).partition(" - at `$")
+        key, value = where, node
+        path = at.rstrip("`").partition("[...]")[0]  # msgspec does not name a dict's key: name the dict
+        for name, index in _PATH_PART.findall(path):
+            value = getattr(value, name) if name else value[int(index)]
+            key += f".{name}" if name else f"[{index}]"
+        raise ConfigError(f"config key '{key}' = {value!r} is not allowed: {text}") from None
 
 
 class LayerSpec(ConfigStruct):
@@ -61,6 +85,7 @@ class PostureConfig(ConfigStruct):
 
     def validate(self) -> None:
         require_finite(self, "survival.posture")
+        _require_bounds(self, "survival.posture")
         names = ("apex_down", "apex_up", "stalker_down", "stalker_up", "turtle_down", "turtle_up")
         for name in names:
             v = getattr(self, name)
@@ -139,11 +164,16 @@ class SurvivalConfig(ConfigStruct):
     layers: tuple[LayerSpec, ...] = msgspec.field(default_factory=default_layers)
 
     def validate(self) -> None:
+        require_finite(self, "survival")
+        _require_bounds(self, "survival")  # also for configs built in code (2026-12-06)
         self.posture.validate()
-        require_finite(self.sizer, "survival.sizer")
+        if not self.layers:
+            raise ConfigError(
+                "config key 'survival.layers' = () is not allowed: at least one layer (a controller with no layers "
+                "has no world model; a backtest keeps only the layers named in execution.backtest.survival_layers)"
+            )
         seen: set[str] = set()
         for i, spec in enumerate(self.layers):
-            require_finite(spec, f"survival.layers[{i}]")
             if spec.name in seen:
                 raise ConfigError(f"config key 'survival.layers[{i}].name' = {spec.name!r} is not allowed: duplicate layer name")
             seen.add(spec.name)

@@ -8,7 +8,9 @@ the layers' posture caps and a minimum upgrade dwell. An invariant violation lat
 path: R_total = 0 and HIBERNATE in the same call, until an explicit ``rearm`` with every
 invariant healthy again. An invariant is violated when its target is not > 0 (0, negative or
 NaN): the same test in ``tick``, ``observe`` and ``rearm``. The distinct sources of the kill are
-kept (``kill_sources``); a kill from a new source while latched is an event too.
+kept (``kill_sources``); a kill from a new source while latched is an event too, also an invariant
+found violated while latched (every violated one, once per source: a violation that persists is not
+counted again at every tick).
 
 A reading that tightens the posture cap steps the posture machine at once, but that step may
 only tighten: it sees the R_total of the last tick, so it never upgrades (dwell_ok is False).
@@ -147,7 +149,7 @@ class SurvivalController:
         now = self._clock.now_ns()
         quiet = self._quiet_until_ns
         self._quiet_until_ns = QUIET_NEVER
-        self.board.set(i, value, now)
+        value = self.board.set(i, value, now)  # a float (NaN when the reading has none)
         if quiet != QUIET_NEVER and self._reading_changes_nothing(i, now):
             self._quiet_until_ns = quiet
         for k, layer in self._samples[i]:
@@ -159,7 +161,7 @@ class SurvivalController:
                     self.cap = lc
                     self._step(now, CAUSE_CAP)
         for layer in self._invariants[i]:
-            if not self.killed and _violated(layer.target(now)):
+            if (not self.killed or layer.name not in self.kill_sources) and _violated(layer.target(now)):
                 self.kill(layer.explain(now), source=layer.name)
 
     def _reading_changes_nothing(self, i: int, now: int) -> bool:
@@ -186,7 +188,7 @@ class SurvivalController:
         self._last_eval_ns = now
         cats = [1.0] * 6
         cap = APEX
-        violated: Layer | None = None
+        violated: list[Layer] = []  # every violated invariant: each is a kill source
         settled = True  # every damped multiplier at its target
         for k, layer in enumerate(self.layers):
             t = self._targets[k] = layer.target(now)
@@ -196,8 +198,8 @@ class SurvivalController:
                 t = 1.0
             if self._undamped[k]:
                 d = t
-                if t == 0.0 and violated is None:
-                    violated = layer
+                if t == 0.0:
+                    violated.append(layer)
             else:
                 d = self.damped[k]
                 d = t if t < d else min(t, d + self._rate_per_ns[k] * dt_ns)
@@ -217,8 +219,9 @@ class SurvivalController:
                     Event(ts_ns=now, kind="layer", subject=layer.name, old=f"{rep:.4f}", new=f"{d:.4f}",
                           reason=layer.explain(now), r_total=self.r_total, value=d)
                 )
-        if violated is not None and not self.killed:
-            self.kill(violated.explain(now), source=violated.name)
+        for layer in violated:  # the first latches; the others while latched are new sources or nothing
+            if not self.killed or layer.name not in self.kill_sources:
+                self.kill(layer.explain(now), source=layer.name)
         if self.killed:
             cats[Category.INVARIANT] = 0.0
         self.category_mult = cats
@@ -229,7 +232,7 @@ class SurvivalController:
         quiet = QUIET_NEVER
         if settled and self._stable and not self.killed:
             self._layer_quiet = [layer.quiet_until_ns(now) for layer in self.layers]
-            quiet = min(self._layer_quiet)
+            quiet = min(self._layer_quiet, default=QUIET_NEVER)  # (validate() rejects a config with no layers)
         self._quiet_until_ns = quiet
 
     def _note_cap(self, k: int, layer: Layer, cap: int, now: int) -> None:
@@ -276,7 +279,8 @@ class SurvivalController:
 
     def kill(self, reason: str, *, source: str = "kill_switch") -> None:
         """Latch the kill: R_total = 0 and HIBERNATE now. Later calls are counted; one from a
-        source not yet among ``kill_sources`` is recorded there and written as an event."""
+        source not yet among ``kill_sources`` is recorded there and written as an event. The
+        controller calls it for an invariant violated while latched only when its source is new."""
         if self.killed:
             self.kill_repeats += 1
             if source not in self.kill_sources:

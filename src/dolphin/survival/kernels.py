@@ -55,15 +55,19 @@ def impulse_mult(since_shock_s: float, depth: float, recover_s: float) -> float:
     return depth + (1.0 - depth) * (since_shock_s / recover_s)
 
 
-def capital_sigmoid_mult(drawdown_frac: float, steepness: float, midpoint_frac: float) -> float:
+def capital_sigmoid_mult(
+    drawdown_frac: float, steepness: float, midpoint_frac: float, deadband_frac: float = 0.0
+) -> float:
     """Category 5: 1/(1+exp(k(DD - DD_mid))), normalised so that no drawdown gives exactly 1.
 
     Normalising by its value at DD = 0 keeps a healthy book at full exposure (the raw sigmoid
     is 0.98 at DD = 0 with k = 20, mid = 0.2); the shape and the midpoint are unchanged.
+    ``deadband_frac``: 1 while DD <= deadband, the same curve at DD beyond it (not shifted: the
+    midpoint stays ``midpoint_frac``). NaN (an unknown drawdown) is the worst case, 0.
     """
     if drawdown_frac != drawdown_frac:
         return 0.0
-    if drawdown_frac <= 0.0:
+    if drawdown_frac <= deadband_frac or drawdown_frac <= 0.0:
         return 1.0
     z = steepness * (drawdown_frac - midpoint_frac)
     z0 = -steepness * midpoint_frac

@@ -101,18 +101,33 @@ class SensorBoard:
             self.ok[i] = self.ok[i] and reading_ok(self.values[i], valid)
         return i
 
-    def set(self, i: int, value: float, now_ns: int) -> None:
+    def set(self, i: int, value: float, now_ns: int) -> float:
+        """Record a reading received at ``now_ns``; returns the float stored.
+
+        A value that is not a float is converted first, before any state changes; one that has no
+        float value (None, a string that is no number, an object) is stored as NaN and counted as an
+        invalid reading for every sensor (a heartbeat too: it still arrived). It had been stored as
+        it was, with ``ok`` unchanged, and the range check raised TypeError, so every later tick
+        raised inside the layer and nothing could lower R_total (found in review 2026-12-06).
+        """
+        ok = True
+        if type(value) is not float:
+            try:
+                value = float(value)
+            except (TypeError, ValueError, OverflowError):
+                value = math.nan
+                ok = False
         self.values[i] = value
         self.ts_ns[i] = now_ns
-        checks = self.checks[i]
-        if checks:
-            ok = True
-            for valid in checks:
+        if ok:
+            for valid in self.checks[i]:
                 if not reading_ok(value, valid):
                     ok = False
-                    self.invalid[i] += 1
                     break
-            self.ok[i] = ok
+        if not ok:
+            self.invalid[i] += 1
+        self.ok[i] = ok
+        return value
 
     def staleness_s(self, i: int, now_ns: int) -> float:
         return (now_ns - self.ts_ns[i]) / NS_PER_S

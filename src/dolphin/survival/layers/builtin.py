@@ -482,8 +482,10 @@ class DrawdownLayer(Layer):
     SENSORS = (SensorRole("drawdown_frac", 0.0, 0.01, valid=Valid(0.0, 1.0)),)
 
     def target(self, now_ns: int) -> float:
-        dd = self.reading(0) * self.spec.sensitivity - self.deadband[0]  # NaN (invalid): 0
-        return capital_sigmoid_mult(dd, self.options.steepness, self.options.midpoint_frac)
+        # A real deadband: 1 up to it, then the model at the drawdown itself. Subtracting the
+        # deadband had shifted the curve (midpoint 21 %, not 20 %; found in review 2026-12-06).
+        dd = self.reading(0) * self.spec.sensitivity  # NaN (invalid): 0
+        return capital_sigmoid_mult(dd, self.options.steepness, self.options.midpoint_frac, self.deadband[0])
 
     def quiet_until_ns(self, now_ns: int) -> int:
         return QUIET_FOREVER  # a function of the reading only
