@@ -86,6 +86,67 @@ def test_bars_from_real_trades(shared_data: Path, tmp_path: Path) -> None:
     assert pc.sum(bars.column("volume")).as_py() == pc.sum(trades.column("quantity")).as_py()
 
 
+
+def _data_bars(catalog_root: Path) -> int:
+    """``dolphin data bars --venue BINANCE_SPOT --bar 5s --symbol BTCUSDT --catalog <root>``."""
+    import argparse
+
+    from dolphin.core.config import DolphinConfig
+    from dolphin.data.commands import _cmd_bars
+
+    args = argparse.Namespace(catalog=str(catalog_root), venue="BINANCE_SPOT", bar="5s", symbol=["BTCUSDT"])
+    return _cmd_bars(DolphinConfig(), args)
+
+
+def _real_trades_split_inside_a_bar(sample_data: Path) -> tuple[pa.Table, pa.Table]:
+    """The real spot capture's trades (2024-08-08, about 70 bars of 5 s) cut in two inside one bar,
+    as when a capture is ingested in pieces: the second part changes that bar."""
+    from dolphin.data.capture_ingest import parse_capture
+    from dolphin.data.validate import validate_table
+
+    parsed = parse_capture(sample_data / "l2_binance_2024-08-08" / "binance_spot_btcusdt_20240808.gz")["trades"]
+    trades, _ = validate_table(parsed.tables["BTCUSDT"], "trades", parsed.rejects)
+    assert len(parsed.rejects) == 0
+    trades = trades.drop_columns(["_line"])
+    bucket = trades.column("ts_ns").to_numpy() // 5_000_000_000
+    cut = next(i for i in range(trades.num_rows // 2, trades.num_rows) if bucket[i] == bucket[i - 1])
+    return trades.slice(0, cut), trades.slice(cut)
+
+
+def test_data_bars_rebuilds_the_bars_that_later_trades_change(sample_data: Path, tmp_path: Path, capsys) -> None:
+    """Found in review 2026-12-06: a bar rebuilt from more trades conflicted with the stored one
+    and was dropped in silence (exit 0), so the stored bars disagreed with the stored trades."""
+    first, second = _real_trades_split_inside_a_bar(sample_data)
+    cat = Catalog(tmp_path / "c", fsync=False)
+    cat.write("trades", "BINANCE_SPOT", "BTCUSDT", first)
+    assert _data_bars(cat.root) == 0
+    before = cat.read("bars_5s", "BINANCE_SPOT", "BTCUSDT")
+    cat.write("trades", "BINANCE_SPOT", "BTCUSDT", second)
+    assert _data_bars(cat.root) == 0
+    assert "1 rebuilt" in capsys.readouterr().out
+    stored = cat.read("bars_5s", "BINANCE_SPOT", "BTCUSDT")
+    assert stored.equals(bars_from_trades(cat.read("trades", "BINANCE_SPOT", "BTCUSDT"), "5s"))
+    assert stored.num_rows == bars_from_trades(second, "5s").num_rows + before.num_rows - 1
+    assert int(pc.sum(stored.column("trade_count")).as_py()) == first.num_rows + second.num_rows
+
+
+def test_data_bars_never_replaces_bars_from_another_source(sample_data: Path, tmp_path: Path, capsys) -> None:
+    """Venue klines carry a quote volume; a bar built from trades does not. A stored kline that
+    differs from the trades' bar is kept, counted, and the command fails (exit 1)."""
+    first, second = _real_trades_split_inside_a_bar(sample_data)
+    cat = Catalog(tmp_path / "c", fsync=False)
+    klines = bars_from_trades(first, "5s")
+    qv = klines.schema.get_field_index("quote_volume")
+    klines = klines.set_column(qv, klines.schema.field(qv), klines.column("volume"))  # GENERATED: a quote volume, as klines have
+    cat.write("bars_5s", "BINANCE_SPOT", "BTCUSDT", klines)
+    cat.write("trades", "BINANCE_SPOT", "BTCUSDT", pa.concat_tables([first, second]))
+    assert _data_bars(cat.root) == 1
+    out = capsys.readouterr().out.replace("\n", " ")
+    assert f"{klines.num_rows} stored bars_5s bars from another source" in out  # each differs (its quote volume at least)
+    stored = cat.read("bars_5s", "BINANCE_SPOT", "BTCUSDT")
+    assert stored.filter(pc.is_valid(stored.column("quote_volume"))).equals(klines)  # every kline kept as it was
+    assert stored.num_rows == bars_from_trades(cat.read("trades", "BINANCE_SPOT", "BTCUSDT"), "5s").num_rows
+
 def test_bar_window_ring(perp_catalog: Catalog) -> None:
     b = align_bars(perp_catalog, "BINANCE_USDM", ["ETHUSDT", "ALGOUSDT"], START, START + DAY, "5m")
     w = BarWindow(b.symbols, capacity=50)

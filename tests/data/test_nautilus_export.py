@@ -151,3 +151,62 @@ def test_a_stream_ingested_further_is_exported_again(perp_catalog: Catalog, tmp_
     assert stream_fingerprint(cat, "bars_5m", "BINANCE_USDM", "ETHUSDT") != fp
     ensure_exported(cat, nt, "bars_5m", "BINANCE_USDM", "ETHUSDT")
     assert exported() == full.num_rows
+
+
+def _run_engine(inst, *streams) -> None:
+    """A NautilusTrader backtest over the streams (it checks every tick's precision against the instrument's)."""
+    from nautilus_trader.backtest.engine import BacktestEngine, BacktestEngineConfig
+    from nautilus_trader.config import LoggingConfig
+    from nautilus_trader.model.currencies import USDT
+    from nautilus_trader.model.enums import AccountType, BookType, OmsType
+    from nautilus_trader.model.identifiers import Venue
+    from nautilus_trader.model.objects import Money
+
+    engine = BacktestEngine(BacktestEngineConfig(logging=LoggingConfig(bypass_logging=True)))
+    engine.add_venue(Venue("BINANCE"), oms_type=OmsType.NETTING, account_type=AccountType.MARGIN,
+                     starting_balances=[Money(10_000, USDT)], base_currency=USDT, book_type=BookType.L2_MBP)  # fmt: skip
+    engine.add_instrument(inst)
+    for data in streams:
+        engine.add_data(data)
+    try:
+        engine.run()
+    finally:
+        engine.dispose()
+
+
+def test_one_precision_per_instrument_whatever_was_exported_before(shared_data: Path, tmp_path: Path) -> None:
+    """Found in review 2026-12-06: the precision was taken per exported stream but written as the
+    instrument's, so exporting a second stream of an instrument (the USDT-M capture's trades need
+    1 price decimal, the Tardis book 2) broke NautilusTrader backtests of the first. Now the
+    instrument's precision is the most any stored stream needs, and a stream exported earlier at
+    another precision is exported again with the instrument."""
+    from nautilus_trader.model.enums import BookAction
+
+    cat = Catalog(tmp_path / "c", fsync=False)
+    nt = tmp_path / "nt"
+    rep = ingest_file(cat, shared_data / "fixtures_nautilus" / "btcusdt-depth-snap.csv", quarantine_dir=tmp_path / "q",
+                      venue="BINANCE_USDM")  # fmt: skip
+    assert rep.ok and rep.rows_written == 100
+    inst, _ = export_stream(cat, nt, "depth", "BINANCE_USDM", "BTCUSDT")
+    assert (inst.price_precision, inst.size_precision) == (1, 3)  # 20377.00 / 1.770: all the depth needs
+    trades = rebased_nautilus_fixture(shared_data, "binance_btcusdt_trades_2021-01-08.csv", tmp_path / "fixed")
+    assert ingest_file(cat, trades, quarantine_dir=tmp_path / "q", venue="BINANCE_USDM").rows_written == 2001
+    inst, n = export_stream(cat, nt, "trades", "BINANCE_USDM", "BTCUSDT")
+    assert (inst.price_precision, inst.size_precision) == (2, 6) and n == 2001  # 39432.48 / 0.000263
+
+    nc = nautilus_catalog(nt)
+    assert [(i.price_precision, i.size_precision) for i in nc.instruments()] == [(2, 6)]
+    ticks = nc.trade_ticks(instrument_ids=[str(inst.id)])
+    deltas = nc.order_book_deltas(instrument_ids=[str(inst.id)])
+    assert len(ticks) == 2001 and len(deltas) == 101
+    assert {(t.price.precision, t.size.precision) for t in ticks} == {(2, 6)}
+    levels = [d.order for d in deltas if d.action != BookAction.CLEAR]
+    assert {(o.price.precision, o.size.precision) for o in levels} == {(2, 6)}
+    ours = cat.read("depth", "BINANCE_USDM", "BTCUSDT")
+    assert sorted(Decimal(str(o.price)) for o in levels) == sorted(ours.column("price").to_pylist())
+    _run_engine(inst, ticks, deltas)
+
+    # Exported again in the other order, the result is the same instrument and the same ticks.
+    inst2, _ = export_stream(cat, nt, "depth", "BINANCE_USDM", "BTCUSDT")
+    assert (inst2.price_precision, inst2.size_precision) == (2, 6)
+    assert len(nautilus_catalog(nt).trade_ticks(instrument_ids=[str(inst.id)])) == 2001

@@ -19,7 +19,7 @@ from dolphin.data.catalog import Catalog
 from dolphin.data.errors import CatalogError
 from dolphin.data.schema import bar_interval_ns
 
-__all__ = ["AlignedBars", "align_bars", "bars_from_trades"]
+__all__ = ["AlignedBars", "align_bars", "bars_from_trades", "built_from_trades"]
 
 _FIELDS = ("open", "high", "low", "close", "volume")
 
@@ -206,4 +206,14 @@ def bars_from_trades(trades: pa.Table, bar: str = "5s") -> pa.Table:
             pa.nulls(len(starts), dec), g.column("bucket_count").cast(pa.int64()), g.column("taker_sum").cast(dec),
         ],
         schema=BARS,
+    )  # fmt: skip
+
+
+def built_from_trades(bars: pa.Table) -> np.ndarray:
+    """Mask of the bars that look built by :func:`bars_from_trades` (a trade count, no quote
+    volume): recomputable from stored trades. Venue klines carry a quote volume, converted OHLCV
+    files no trade count; those are never taken for trade-built bars."""
+    return np.asarray(
+        pc.and_(pc.is_null(bars.column("quote_volume")), pc.is_valid(bars.column("trade_count")))
+        .to_numpy(zero_copy_only=False), dtype=bool,
     )  # fmt: skip

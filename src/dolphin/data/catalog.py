@@ -18,7 +18,7 @@ import os
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Iterator
+from typing import Callable, Iterator
 
 import numpy as np
 import pyarrow as pa
@@ -49,10 +49,11 @@ class PartitionInfo:
 
 @dataclass
 class WriteResult:
-    rows_written: int = 0
+    rows_written: int = 0  # new keys
     rows_already_present: int = 0
-    conflict_rows: list[int] = field(default_factory=list)  # indices into the input table
+    conflict_rows: list[int] = field(default_factory=list)  # indices into the input table (not stored)
     partitions: list[Path] = field(default_factory=list)
+    rows_replaced: int = 0  # stored rows replaced by the input's (only with ``replace_if``)
 
 
 def _day(ts_ns: np.ndarray) -> np.ndarray:
@@ -87,8 +88,18 @@ class Catalog:
         return SCHEMAS[dataset_kind(dataset)]
 
     # ----------------------------------------------------------------- write
-    def write(self, dataset: str, venue: str, symbol: str, table: pa.Table) -> WriteResult:
-        """Merge ``table`` (catalog schema; an extra ``_line`` column is ignored) into the store."""
+    def write(
+        self, dataset: str, venue: str, symbol: str, table: pa.Table, *,
+        replace_if: Callable[[pa.Table], np.ndarray] | None = None,
+    ) -> WriteResult:  # fmt: skip
+        """Merge ``table`` (catalog schema; an extra ``_line`` column is ignored) into the store.
+
+        A row whose key is stored with other values is a conflict: the stored row wins, and the
+        row's index is returned in ``conflict_rows``. With ``replace_if`` (given the stored rows in
+        conflict, it returns a mask of those that may be replaced) such a stored row is replaced by
+        the new one instead (``rows_replaced``); each day file is rewritten in one atomic rename.
+        Only for data that is recomputed from other stored data (bars built from stored trades).
+        """
         schema = self.schema(dataset)
         base = self._dir(dataset, venue, symbol)
         data = table.drop_columns([c for c in table.column_names if c not in schema.names])
@@ -105,7 +116,7 @@ class Catalog:
         days = _day(ts)
         keys = key_columns(dataset_kind(dataset))
         try:
-            self._write_days(data, days, keys, schema, dataset, base, result)
+            self._write_days(data, days, keys, schema, dataset, base, result, replace_if)
         finally:
             if result.partitions and self.fsync:
                 _fsync_dir(base)
@@ -116,26 +127,41 @@ class Catalog:
 
     def _write_days(
         self, data: pa.Table, days: np.ndarray, keys: tuple[str, ...], schema: pa.Schema, dataset: str, base: Path,
-        result: WriteResult,
+        result: WriteResult, replace_if: Callable[[pa.Table], np.ndarray] | None = None,
     ) -> None:  # fmt: skip
         for day in np.unique(days):
             idx = np.flatnonzero(days == day)
             part = data.take(pa.array(idx))
             path = base / f"{_date_str(int(day))}.parquet"
+            n_replaced = 0
             if path.exists():
                 old = _read_partition(path, schema)
-                part, present, conflicts = _merge_new(old, part, keys)
+                new, present, conflicts, old_conflicts = _merge_new(old, part, keys)
                 result.rows_already_present += present
-                result.conflict_rows.extend(int(idx[j]) for j in conflicts)
-                if part.num_rows == 0:
+                conflicts_a = np.asarray(conflicts, dtype=np.int64)
+                old_conflicts_a = np.asarray(old_conflicts, dtype=np.int64)
+                replace = np.zeros(len(conflicts_a), dtype=bool)
+                if replace_if is not None and len(conflicts_a):
+                    replace = np.asarray(replace_if(old.take(pa.array(old_conflicts_a))), dtype=bool)
+                result.conflict_rows.extend(int(idx[j]) for j in conflicts_a[~replace])
+                n_new = new.num_rows
+                if replace.any():  # the stored rows out, the new ones in: one file, one rename
+                    drop = np.zeros(old.num_rows, dtype=bool)
+                    drop[old_conflicts_a[replace]] = True
+                    old = old.filter(pa.array(~drop))
+                    new = pa.concat_tables([new, part.take(pa.array(conflicts_a[replace]))])
+                    n_replaced = int(replace.sum())
+                if new.num_rows == 0:
                     continue
-                merged = pa.concat_tables([old, part])
+                merged = pa.concat_tables([old, new])
             else:
                 merged = part
+                n_new = part.num_rows
             order = pc.sort_indices(merged, sort_keys=_sort_keys(dataset_kind(dataset)))
             merged = merged.take(order)
             self._atomic_write(merged, path)
-            result.rows_written += part.num_rows
+            result.rows_written += n_new
+            result.rows_replaced += n_replaced
             result.partitions.append(path)
 
     def _atomic_write(self, table: pa.Table, path: Path) -> None:
@@ -326,8 +352,11 @@ def _rows_equal(a: pa.Table, b: pa.Table) -> np.ndarray:
     return eq
 
 
-def _merge_new(old: pa.Table, new: pa.Table, keys: tuple[str, ...]) -> tuple[pa.Table, int, list[int]]:
-    """Split ``new`` into rows to add, the count already present, and conflicting row indices."""
+def _merge_new(
+    old: pa.Table, new: pa.Table, keys: tuple[str, ...]
+) -> tuple[pa.Table, int, list[int], list[int]]:
+    """Split ``new`` into rows to add, the count already present, the conflicting row indices, and
+    the indices of the stored rows they conflict with (same order)."""
     if len(keys) == 1 and pa.types.is_integer(new.schema.field(keys[0]).type):
         old_k = old.column(keys[0]).to_numpy()
         new_k = new.column(keys[0]).to_numpy()
@@ -347,8 +376,9 @@ def _merge_new(old: pa.Table, new: pa.Table, keys: tuple[str, ...]) -> tuple[pa.
         hits = np.array([j for j, k in enumerate(new_keys) if k in old_index], dtype=np.int64)
         old_idx = np.array([old_index[new_keys[j]] for j in hits], dtype=np.int64)
     if not len(hits):
-        return new, 0, []
+        return new, 0, [], []
     same = _rows_equal(new.take(pa.array(hits)), old.take(pa.array(old_idx)))
     drop = np.zeros(new.num_rows, dtype=bool)
     drop[hits] = True
-    return new.filter(pa.array(~drop)), int(same.sum()), [int(j) for j in hits[~same]]
+    conflicts, stored = [int(j) for j in hits[~same]], [int(i) for i in old_idx[~same]]
+    return new.filter(pa.array(~drop)), int(same.sum()), conflicts, stored

@@ -207,7 +207,11 @@ def _cmd_export(cfg: DolphinConfig, args: argparse.Namespace) -> int:
 
 
 def _cmd_bars(cfg: DolphinConfig, args: argparse.Namespace) -> int:
-    from dolphin.data.align import bars_from_trades
+    """Bars from all stored trades. A stored bar built from trades that differs from its rebuild
+    (trades for its interval were stored since) is replaced: it is recomputable, and the stored
+    trades are its source. A differing stored bar from another source (venue klines, converted
+    OHLCV) is kept, counted, and makes the command fail (exit 1): nothing is overwritten silently."""
+    from dolphin.data.align import bars_from_trades, built_from_trades
 
     console = Console(width=console_width())
     cat = _catalog(cfg, args)
@@ -216,13 +220,20 @@ def _cmd_bars(cfg: DolphinConfig, args: argparse.Namespace) -> int:
         console.print(f"[red]no trades stored for venue {args.venue}: ingest trades or a capture first")
         return 1
     dataset = f"bars_{args.bar}"
+    kept_conflicts = 0
     for sym in symbols:
         trades = cat.read("trades", args.venue, sym)
         bars = bars_from_trades(trades, args.bar)
-        res = cat.write(dataset, args.venue, sym, bars)
+        res = cat.write(dataset, args.venue, sym, bars, replace_if=built_from_trades)
         console.print(f"{sym}: {trades.num_rows:,} trades -> {bars.num_rows:,} {dataset} bars "
-                      f"({res.rows_written:,} new, {res.rows_already_present:,} already stored)")  # fmt: skip
-    return 0
+                      f"({res.rows_written:,} new, {res.rows_already_present:,} already stored, "
+                      f"{res.rows_replaced:,} rebuilt with trades stored since)")  # fmt: skip
+        if res.conflict_rows:
+            kept_conflicts += len(res.conflict_rows)
+            console.print(f"[red]{sym}: {len(res.conflict_rows):,} stored {dataset} bars from another source "
+                          "(not built from trades) differ from the bars the stored trades give; kept, not "
+                          "replaced")  # fmt: skip
+    return 1 if kept_conflicts else 0
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -253,7 +264,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     common(q)
     q.set_defaults(func=_cmd_inspect)
 
-    q = dsub.add_parser("bars", help="build bars (e.g. 5s) from stored trades; only bars with trades are written")
+    q = dsub.add_parser("bars", help="build bars (e.g. 5s) from stored trades; only bars with trades are "
+                                     "written, bars built earlier are rebuilt when trades were stored since")
     q.add_argument("--venue", required=True)
     q.add_argument("--bar", default="5s", help="bar size, e.g. 5s, 1m")
     q.add_argument("--symbol", action="append", help="symbol (repeatable; default: all with trades)")

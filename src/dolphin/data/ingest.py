@@ -110,14 +110,20 @@ def _dataset_for(parsed: ParsedFile, path: Path, table: pa.Table) -> tuple[str, 
 def _validate_parsed(
     parsed: ParsedFile, path: Path, gap_tolerance_bars: float
 ) -> dict[str, tuple[str, pa.Table, list[Gap], int | None]]:
-    out = {}
+    by_symbol: dict[str, list[pa.Table]] = {}
     for sym, table in parsed.tables.items():
         if sym:
             symbol = sym
+        elif parsed.fmt.symbol_column:  # parse rejects rows without a symbol: never the file name's
+            raise DataFormatError(str(path), f"rows without a {parsed.fmt.symbol_column} reached validation")
         elif parsed.fmt.kind == "series":  # a factor series is named after its file
             symbol = re.sub(r"[^A-Z0-9_]", "_", path.name.split(".")[0].upper())
         else:
             symbol = symbol_from_name(path)
+        by_symbol.setdefault(symbol, []).append(table)
+    out = {}
+    for symbol, tables in by_symbol.items():  # tables that resolve to one symbol are validated as one
+        table = tables[0] if len(tables) == 1 else pa.concat_tables(tables).sort_by("_line")  # file order
         dataset, bar_ns = _dataset_for(parsed, path, table)
         accepted, gaps = validate_table(
             table, parsed.fmt.kind, parsed.rejects, bar_ns=bar_ns, gap_tolerance_bars=gap_tolerance_bars,

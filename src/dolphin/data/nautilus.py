@@ -9,12 +9,17 @@ Mapping:
   * trades -> ``TradeTick`` (aggressor SELLER when the buyer was the maker);
     quotes -> ``QuoteTick``; depth -> ``OrderBookDelta`` (a snapshot is CLEAR + ADDs with
     F_SNAPSHOT; a diff level with quantity 0 is DELETE, else UPDATE; F_LAST ends each message).
-  * Price/size precision per instrument: the fewest decimals that represent every stored value
-    exactly (checked on the decimals, so nothing is rounded).
+  * Price/size precision: one per instrument, the fewest decimals that represent every value of
+    every stream stored for it (bars, trades, quotes, depth; checked on the decimals, so nothing is
+    rounded). NautilusTrader requires each tick's and bar's precision to equal its instrument's,
+    so a stream exported earlier at another precision (a stream needing more decimals was stored
+    since) is exported again with the instrument.
 """
 
 from __future__ import annotations
 
+import json
+import os
 import shutil
 from decimal import Decimal
 from pathlib import Path
@@ -23,11 +28,14 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from dolphin.data.catalog import Catalog
+from dolphin.data.catalog import Catalog, _read_partition
 from dolphin.data.errors import CatalogError
 from dolphin.data.schema import bar_interval_ns
 
-__all__ = ["bar_type_for", "decimals_needed", "depth_in_sync_order", "export_stream", "instrument_for", "nautilus_catalog"]
+__all__ = [
+    "bar_type_for", "decimals_needed", "depth_in_sync_order", "export_stream", "instrument_for",
+    "instrument_precisions", "nautilus_catalog",
+]  # fmt: skip
 
 _QUOTES = ("USDT", "USDC", "FDUSD", "BUSD", "USD", "BTC", "ETH", "BNB")
 
@@ -117,15 +125,88 @@ def _f(col: pa.ChunkedArray) -> np.ndarray:
     return pc.cast(col, pa.float64()).to_numpy()
 
 
+_NT_SUB = {"trades": "trade_tick", "quotes": "quote_tick", "depth": "order_book_deltas"}  # else "bar"
+
+
+def _price_size_columns(dataset: str) -> tuple[tuple[str, ...], tuple[str, ...]]:
+    if dataset.startswith("bars_"):
+        return ("open", "high", "low", "close"), ("volume",)
+    if dataset == "quotes":
+        return ("bid", "ask"), ("bid_size", "ask_size")
+    return ("price",), ("quantity",)
+
+
 def _precisions(dataset: str, table: pa.Table) -> tuple[int, int]:
     def need(cols: tuple[str, ...]) -> int:
         return max(decimals_needed(table.column(c), rel_tol=EXPORT_REL_TOL) for c in cols)
 
-    if dataset.startswith("bars_"):
-        return need(("open", "high", "low", "close")), need(("volume",))
-    if dataset == "quotes":
-        return need(("bid", "ask")), need(("bid_size", "ask_size"))
-    return need(("price",)), need(("quantity",))
+    price_cols, size_cols = _price_size_columns(dataset)
+    return need(price_cols), need(size_cols)
+
+
+def _exportable(dataset: str) -> bool:
+    if dataset in _NT_SUB:
+        return True
+    if not dataset.startswith("bars_"):
+        return False
+    try:
+        bar_interval_ns(dataset)
+    except ValueError:
+        return False
+    return True
+
+
+def _stored_streams(catalog: Catalog, venue: str, symbol: str) -> list[str]:
+    """The datasets stored for ``venue``/``symbol`` that have a NautilusTrader data type."""
+    return [d for d in catalog.datasets() if _exportable(d) and symbol in catalog.symbols(d, venue)]
+
+
+def instrument_precisions(
+    catalog: Catalog, venue: str, symbol: str, *, cache_dir: str | Path | None = None
+) -> tuple[int, int]:
+    """(price, size) precision of the instrument: the most decimals any stream stored for it needs.
+
+    One instrument has one precision in NautilusTrader, whatever stream is exported first or last:
+    a price precision taken per stream (the 2024-08-08 USDT-M capture's trades need 1 decimal, the
+    Tardis book of the same instrument 2) made the other stream's ticks fail the engine's check.
+    With ``cache_dir`` the precision of each day file is kept there (keyed by its size, time and
+    inode; the catalog replaces a file by rename, never in place), so an export does not read
+    every stored stream of the instrument again.
+    """
+    cache_path = Path(cache_dir) / f"precisions__{venue}__{symbol}.json" if cache_dir is not None else None
+    cache: dict[str, list[int]] = {}
+    if cache_path is not None and cache_path.is_file():
+        try:
+            cache = {k: list(v) for k, v in json.loads(cache_path.read_text()).items()}
+        except (OSError, ValueError, TypeError, AttributeError):
+            cache = {}  # unreadable: recomputed
+    fresh: dict[str, list[int]] = {}
+    pp = sp = 0
+    for dataset in _stored_streams(catalog, venue, symbol):
+        schema = catalog.schema(dataset)
+        price_cols, size_cols = _price_size_columns(dataset)
+        for f in catalog.files(dataset, venue, symbol):
+            st = f.stat()
+            key, sig = f"{dataset}/{f.name}", [st.st_size, st.st_mtime_ns, st.st_ino]
+            hit = cache.get(key)
+            if hit is not None and len(hit) == 5 and hit[:3] == sig:
+                fp, fs = hit[3], hit[4]
+            else:
+                try:
+                    fp, fs = _precisions(dataset, _read_partition(f, schema).select(price_cols + size_cols))
+                except CatalogError as exc:
+                    raise CatalogError(f"{dataset}/{venue}/{symbol} ({f.name}): {exc}") from None
+            fresh[key] = sig + [fp, fs]
+            pp, sp = max(pp, fp), max(sp, fs)
+    if cache_path is not None and fresh != cache:
+        tmp = cache_path.with_name(f".{cache_path.name}.tmp-{os.getpid()}")
+        try:
+            cache_path.parent.mkdir(parents=True, exist_ok=True)
+            tmp.write_text(json.dumps(fresh, sort_keys=True))
+            os.replace(tmp, cache_path)
+        except OSError:  # a cache only: the next export computes again
+            tmp.unlink(missing_ok=True)
+    return pp, sp
 
 
 def _to_objects(dataset: str, table: pa.Table, inst) -> list:
@@ -220,25 +301,84 @@ def export_stream(
 ):  # fmt: skip
     """Write one catalog stream (and its instrument) into a NautilusTrader catalog.
 
-    Returns (instrument, number of data objects written).
+    The instrument's precision is :func:`instrument_precisions` (all streams stored for it). Other
+    streams of the instrument already in the NautilusTrader catalog at another precision are
+    exported again, whole, at the instrument's; one that the catalog does not hold (so cannot be
+    exported again) raises :class:`CatalogError` naming it, before anything is written.
+
+    Returns (instrument, number of data objects written for this stream).
     """
     table = catalog.read(dataset, venue, symbol, start_ns, end_ns)
     if table.num_rows == 0:
         raise CatalogError(f"nothing stored for {dataset}/{venue}/{symbol} in the range")
-    pp, sp = _precisions(dataset, table)
+    nautilus_dir = Path(nautilus_dir)
+    pp, sp = instrument_precisions(catalog, venue, symbol, cache_dir=nautilus_dir / "dolphin_exports")
     inst = instrument_for(venue, symbol, pp, sp, int(table.column("ts_ns")[0].as_py()))
+    again = _streams_to_export_again(catalog, nautilus_dir, inst, dataset, venue, symbol)
     objs = _to_objects(dataset, table, inst)
     nc = nautilus_catalog(nautilus_dir)
     # Replace, never append: NautilusTrader skips a file whose interval exists already, so a
     # stale export would silently survive a re-ingest.
-    ident = str(bar_type_for(inst.id, dataset)) if dataset.startswith("bars_") else str(inst.id)
-    sub = {"trades": "trade_tick", "quotes": "quote_tick", "depth": "order_book_deltas"}.get(dataset, "bar")
-    for folder in (Path(nautilus_dir) / "data" / sub / ident, Path(nautilus_dir) / "data" / _inst_folder(inst) / str(inst.id)):
+    inst_dir = nautilus_dir / "data" / _inst_folder(inst) / str(inst.id)
+    for folder in (_stream_folder(nautilus_dir, dataset, inst.id), inst_dir):
         if folder.is_dir():
             shutil.rmtree(folder)
     nc.write_data([inst])
     nc.write_data(objs)
+    for other in again:
+        other_objs = _to_objects(other, catalog.read(other, venue, symbol), inst)
+        shutil.rmtree(_stream_folder(nautilus_dir, other, inst.id))
+        nc.write_data(other_objs)
     return inst, len(objs)
+
+
+def _stream_folder(nautilus_dir: Path, dataset: str, instrument_id) -> Path:
+    ident = str(bar_type_for(instrument_id, dataset)) if dataset.startswith("bars_") else str(instrument_id)
+    return nautilus_dir / "data" / _NT_SUB.get(dataset, "bar") / ident
+
+
+def _exported_precision(folder: Path) -> tuple[int, int] | None:
+    """(price, size) precision written in the folder's Parquet metadata; None when the files
+    disagree or do not say."""
+    import pyarrow.parquet as pq
+
+    seen = set()
+    for f in sorted(folder.glob("*.parquet")):
+        md = pq.read_schema(f).metadata or {}
+        try:
+            seen.add((int(md[b"price_precision"]), int(md[b"size_precision"])))
+        except (KeyError, ValueError):
+            return None
+    return seen.pop() if len(seen) == 1 else None
+
+
+def _streams_to_export_again(
+    catalog: Catalog, nautilus_dir: Path, inst, dataset: str, venue: str, symbol: str
+) -> list[str]:
+    """The other streams of ``inst`` in the NautilusTrader catalog at another precision than its."""
+    want = (inst.price_precision, inst.size_precision)
+    stored = {_stream_folder(nautilus_dir, d, inst.id): d for d in _stored_streams(catalog, venue, symbol)}
+    this = _stream_folder(nautilus_dir, dataset, inst.id)
+    data = nautilus_dir / "data"
+    folders = [data / sub / str(inst.id) for sub in _NT_SUB.values()]
+    folders += sorted((data / "bar").glob(f"{inst.id}-*"))
+    out = []
+    for folder in folders:
+        if folder == this or not folder.is_dir():
+            continue
+        have = _exported_precision(folder)
+        if have == want:
+            continue
+        if folder in stored:
+            out.append(stored[folder])
+        elif have is not None:
+            raise CatalogError(
+                f"{folder} holds {inst.id} at price/size precision {have[0]}/{have[1]}, but the instrument "
+                f"needs {want[0]}/{want[1]} (the most any stream stored for {venue}/{symbol} in {catalog.root} "
+                "needs), and that catalog has no stream to export it again from: remove the folder or export "
+                "into another NautilusTrader catalog"
+            )
+    return out
 
 
 def _inst_folder(inst) -> str:

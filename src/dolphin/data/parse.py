@@ -206,6 +206,22 @@ def _int_ok(col: pa.Array) -> np.ndarray:
     return np.asarray(pc.fill_null(pc.and_(ok, fits), False).to_numpy(zero_copy_only=False), dtype=bool)
 
 
+def _strip_plus(col: pa.Array) -> pa.Array:
+    """``"+2"`` -> ``"2"`` (Arrow's integer cast refuses a leading plus sign)."""
+    return pc.replace_substring_regex(col, r"^\+", "")
+
+
+def _fits_scaled(ints: np.ndarray, mult: int) -> np.ndarray:
+    """Mask of the values whose product with ``mult`` stays within int64."""
+    bound = np.iinfo(np.int64).max // mult
+    return (ints <= bound) & (ints >= -bound)
+
+
+def _symbols(col: pa.Array) -> pa.Array:
+    """Vectorised :func:`dolphin.data.formats.normalise_symbol`: ASCII letters and digits, upper case."""
+    return pc.utf8_upper(pc.replace_substring_regex(col, r"[^A-Za-z0-9]", ""))
+
+
 def _hash_id(value: str) -> int:
     """A stable 63-bit integer for a non-numeric trade id (e.g. a UUID)."""
     import hashlib
@@ -228,7 +244,8 @@ def _to_decimal(col: pa.Array, ok: np.ndarray, scale: int | None) -> tuple[pa.Ar
 
     Returns (array with nulls where not ok, in-range mask, number of values rounded). Values
     with more than 18 decimals are float artefacts of converted sources (Binance publishes at
-    most 8): they are rounded half-even to 18 decimals and counted, never rejected.
+    most 8): they are rounded half-even to 18 decimals and counted, never rejected. Only a value
+    of 1e20 or more (after rounding) is out of range, and only that value is rejected.
     """
     masked = pc.if_else(pa.array(ok), col, pa.scalar(None, pa.string()))
     in_range = np.ones(len(col), dtype=bool)
@@ -241,23 +258,50 @@ def _to_decimal(col: pa.Array, ok: np.ndarray, scale: int | None) -> tuple[pa.Ar
             dec = pc.cast(pc.round(wide, ndigits=18, round_mode="half_to_even"), DECIMAL)
             rounded = int(pc.sum(pc.not_equal(pc.cast(dec, pa.decimal128(38, 24)), wide)).as_py() or 0)
         except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
-            dec, in_range, rounded = _to_decimal_slow(masked.to_pylist())
+            dec, in_range, rounded = _to_decimal_mixed(masked, ok)
     if scale:
-        # Percent -> fraction: exact up to the 18th decimal, rounded half-even beyond (counted).
-        from decimal import ROUND_HALF_EVEN, Decimal
-
-        q = Decimal("1e-18")
-        vals = dec.to_pylist()
-        scaled = [None if v is None else (v / scale).quantize(q, rounding=ROUND_HALF_EVEN) for v in vals]
-        rounded += sum(1 for v, w in zip(vals, scaled) if v is not None and w * scale != v)
-        dec = pa.array(scaled, DECIMAL)
+        dec, scaled_ok, n_rounded = _scale_down(dec, scale)
+        in_range &= scaled_ok
+        rounded += n_rounded
     return dec, in_range, rounded
 
 
-def _to_decimal_slow(values: list[str | None]) -> tuple[pa.Array, np.ndarray, int]:
-    from decimal import ROUND_HALF_EVEN, Decimal, InvalidOperation
+# Plain decimals that decimal128(38, 18) holds as written (<= 20 integer digits, <= 18 decimals):
+# Arrow casts these; only the others (exponents, more digits) need Python's Decimal.
+_PLAIN_DEC_RE = r"^[+-]?(\d{1,20}(\.\d{0,18})?|\.\d{1,18})$"
+# Python's default context has 28 significant digits: quantizing 1e10 or more to 18 places
+# overflows it. 60 digits hold every decimal128(38, 18) value (and 1e20 rounded up) exactly.
+_DEC_CONTEXT_PREC = 60
+_DEC_LIMIT = 10**20  # decimal128(38, 18) holds |value| < 1e20
 
-    q, limit = Decimal("1e-18"), Decimal("1e20")
+
+def _to_decimal_mixed(masked: pa.Array, ok: np.ndarray) -> tuple[pa.Array, np.ndarray, int]:
+    """Arrow for the plain values, Python's Decimal for the rest, each value judged alone."""
+    n = len(masked)
+    plain = np.asarray(pc.fill_null(pc.match_substring_regex(masked, _PLAIN_DEC_RE), False)
+                       .to_numpy(zero_copy_only=False), dtype=bool)  # fmt: skip
+    try:
+        fast = pc.cast(pc.if_else(pa.array(plain), masked, pa.scalar(None, pa.string())), DECIMAL)
+    except (pa.ArrowInvalid, pa.ArrowNotImplementedError):  # pragma: no cover - the regex admits castable text
+        plain[:] = False
+        fast = pa.nulls(n, DECIMAL)
+    slow_idx = np.flatnonzero(ok & ~plain)
+    in_range = np.ones(n, dtype=bool)
+    if not len(slow_idx):
+        return fast, in_range, 0
+    vals, slow_ok, rounded = _to_decimal_slow(masked.take(pa.array(slow_idx)).to_pylist())
+    in_range[slow_idx] = slow_ok
+    where = np.zeros(n, dtype=bool)
+    where[slow_idx] = True
+    return pc.replace_with_mask(fast, pa.array(where), vals), in_range, rounded
+
+
+def _to_decimal_slow(values: list[str | None]) -> tuple[pa.Array, np.ndarray, int]:
+    """Each value rounded half-even to 18 decimals; a value of 1e20 or more is out of range (False)."""
+    from decimal import ROUND_HALF_EVEN, Context, Decimal, InvalidOperation
+
+    ctx = Context(prec=_DEC_CONTEXT_PREC, rounding=ROUND_HALF_EVEN)
+    q, limit = Decimal("1e-18"), Decimal(_DEC_LIMIT)
     in_range = np.ones(len(values), dtype=bool)
     out: list[Decimal | None] = []
     rounded = 0
@@ -269,13 +313,43 @@ def _to_decimal_slow(values: list[str | None]) -> tuple[pa.Array, np.ndarray, in
             d = Decimal(v)
             if abs(d) >= limit:
                 raise InvalidOperation
-            r = d.quantize(q, rounding=ROUND_HALF_EVEN)
+            r = d.quantize(q, context=ctx)
+            if abs(r) >= limit:  # 99999999999999999999.9999999999999999995 rounds up to 1e20
+                raise InvalidOperation
             rounded += r != d
             out.append(r)
         except InvalidOperation:
             in_range[i] = False
             out.append(None)
     return pa.array(out, DECIMAL), in_range, rounded
+
+
+def _scale_down(dec: pa.Array, scale: int) -> tuple[pa.Array, np.ndarray, int]:
+    """Percent -> fraction: ``value / scale``, exact to the 18th decimal, rounded half-even beyond
+    (counted); judged per value (a value that does not fit is False in the mask, never an exception)."""
+    from decimal import ROUND_HALF_EVEN, Context, Decimal, InvalidOperation
+
+    ctx = Context(prec=_DEC_CONTEXT_PREC, rounding=ROUND_HALF_EVEN)
+    q, limit = Decimal("1e-18"), Decimal(_DEC_LIMIT)
+    vals = dec.to_pylist()
+    ok = np.ones(len(vals), dtype=bool)
+    out: list[Decimal | None] = []
+    rounded = 0
+    for i, v in enumerate(vals):
+        if v is None:
+            out.append(None)
+            continue
+        try:
+            w = ctx.divide(v, scale).quantize(q, context=ctx)
+            if abs(w) >= limit:
+                raise InvalidOperation
+        except InvalidOperation:
+            ok[i] = False
+            out.append(None)
+            continue
+        rounded += ctx.multiply(w, scale) != v
+        out.append(w)
+    return pa.array(out, DECIMAL), ok, rounded
 
 
 def _ts_scale(values: np.ndarray, unit: str) -> tuple[int, str]:
@@ -337,10 +411,9 @@ def _finish(
     out = out.append_column("_line", pa.array(line_of_row, pa.int64())).filter(pa.array(keep))
     tables: dict[str | None, pa.Table]
     if fmt.symbol_column:
-        from dolphin.data.formats import normalise_symbol
-
-        sym_col = table.column(fmt.symbol_column).filter(pa.array(keep)).to_pylist()
-        syms = np.array([normalise_symbol(s) for s in sym_col], dtype=object)
+        # Rows without a symbol were rejected in _convert: every kept row has a non-empty one.
+        syms = _symbols(table.column(fmt.symbol_column).combine_chunks().filter(pa.array(keep)))
+        syms = np.asarray(syms.to_numpy(zero_copy_only=False), dtype=object)
         tables = {}
         for s in sorted(set(syms)):
             tables[s] = out.filter(pa.array(syms == s))
@@ -476,6 +549,14 @@ def _convert(
         rejects.add(line_of_row[idx], "empty_line", [None] * len(idx), [""] * len(idx))
         keep[idx] = False
 
+    if fmt.symbol_column and fmt.symbol_column in table.column_names:
+        # A row names its own symbol: one with none (empty, or only punctuation) is rejected here,
+        # never filed under the file name's symbol (that would merge it into another symbol's rows).
+        sym_col = table.column(fmt.symbol_column).combine_chunks()
+        no_symbol = pc.equal(pc.utf8_length(_symbols(sym_col)), 0).to_numpy(zero_copy_only=False)
+        reject(np.asarray(no_symbol, dtype=bool), "unparseable",
+               lambda i: f"{fmt.symbol_column}={sym_col[int(i)].as_py()!r}: empty symbol")  # fmt: skip
+
     for fld in schema:
         src = fmt.fields.get(fld.name)
         if src is None or src not in table.column_names:
@@ -503,10 +584,13 @@ def _convert(
                 ok, _ = _classify(col, "int")
                 none = pc.equal(pc.utf8_length(pc.utf8_trim_whitespace(col)), 0).to_numpy(zero_copy_only=False)
                 reject(~ok & ~none, "unparseable", value)
-                vals = pc.cast(pc.if_else(pa.array(ok), col, pa.scalar(None, pa.string())), pa.int64())
+                text = pc.if_else(pa.array(ok), _strip_plus(col), pa.scalar(None, pa.string()))
+                vals = pc.cast(text, pa.int64())
                 arrays[fld.name] = pc.if_else(pc.less(vals, 0), pa.scalar(None, pa.int64()), vals)
                 continue
             fast = _try_cast(col, pa.int64())
+            if fast is None:  # Arrow's cast refuses "+2", which the integer rule (and Python) accept
+                fast = _try_cast(_strip_plus(col), pa.int64())
             if fast is None and fld.name in fmt.hashed_ids:
                 fast = pa.array([_hash_id(v) for v in col.to_pylist()], pa.int64())
             if fast is not None:
@@ -515,16 +599,15 @@ def _convert(
                 ok, _ = _classify(col, "int")
                 reason = "unparseable_timestamp" if fld.name == "ts_ns" else "unparseable"
                 reject(~ok, reason, value)
-                ints = pc.cast(pc.if_else(pa.array(ok & keep), col, pa.scalar("0")), pa.int64()).to_numpy()
-            if fld.name == "local_ts_ns":
+                text = pc.if_else(pa.array(ok & keep), _strip_plus(col), pa.scalar("0"))
+                ints = pc.cast(text, pa.int64()).to_numpy()
+            if fld.name in ("ts_ns", "local_ts_ns"):
+                if fld.name == "ts_ns":
+                    ts_mult, ts_unit = _ts_scale(ints[keep], fmt.ts_unit)
+                # (local_ts_ns follows ts_ns in the schema and shares its unit.) A value whose
+                # nanoseconds overflow int64 would wrap around to an arbitrary date: rejected.
+                reject(~_fits_scaled(ints, ts_mult), "unparseable_timestamp", value)
                 ints = np.where(keep, ints, 0) * ts_mult
-            if fld.name == "ts_ns":
-                mult, ts_unit = _ts_scale(ints[keep], fmt.ts_unit)
-                ts_mult = mult
-                with np.errstate(over="ignore"):
-                    too_big = np.abs(ints) > (np.iinfo(np.int64).max // mult)
-                reject(too_big, "unparseable_timestamp", value)
-                ints = np.where(keep, ints, 0) * mult
             arrays[fld.name] = pa.array(ints, pa.int64())
         elif fld.type == pa.bool_():
             low = pc.utf8_lower(pc.utf8_trim_whitespace(col))

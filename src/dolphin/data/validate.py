@@ -6,7 +6,8 @@ Reason codes (parse stage, :mod:`dolphin.data.parse` and :mod:`dolphin.data.capt
 Reason codes (this module, applied in this order, first failing rule wins):
   ``implausible_timestamp``  ``ts_ns`` before :data:`MIN_PLAUSIBLE_TS_NS` (2009-01-01, before any
                           crypto market: catches sentinels, negative values and seconds read as
-                          milliseconds) or more than :data:`MAX_FUTURE_NS` (1 day) after now
+                          milliseconds) or more than :data:`MAX_FUTURE_NS` (1 day) after now;
+                          the same bounds for a recorded receive time ``local_ts_ns``
   ``non_positive_price``  a price field <= 0
   ``negative_volume``     a size/volume field < 0
   ``inconsistent_ohlc``   high below open/close/low, or low above open/close
@@ -134,6 +135,12 @@ def validate_table(
     latest = (time.time_ns() if now_ns is None else now_ns) + MAX_FUTURE_NS
     reject((ts < MIN_PLAUSIBLE_TS_NS) | (ts > latest), "implausible_timestamp",
            lambda i: f"ts_ns={ts[i]} ({np.datetime64(int(ts[i]), 'ns')}) outside 2009-01-01 .. now + 1 day")  # fmt: skip
+    if "local_ts_ns" in table.column_names and table.column("local_ts_ns").null_count < n:
+        # The receive time where one is recorded (null: none) obeys the same bounds.
+        local = _np(pc.fill_null(table.column("local_ts_ns"), MIN_PLAUSIBLE_TS_NS)).astype(np.int64)
+        reject((local < MIN_PLAUSIBLE_TS_NS) | (local > latest), "implausible_timestamp",
+               lambda i: f"local_ts_ns={local[i]} ({np.datetime64(int(local[i]), 'ns')}) outside 2009-01-01 .. "
+                         "now + 1 day")  # fmt: skip
 
     for name in PRICE_FIELDS[kind]:
         reject(_bool(pc.less_equal(table.column(name), 0)), "non_positive_price", val(name))
@@ -230,7 +237,7 @@ def _duplicates(table: pa.Table, kind: str, keep: np.ndarray, reject) -> None:
         return
     keys = key_columns(kind)
     sub = table.take(pa.array(idx))
-    cols = [_np(pc.cast(sub.column(k), pa.string()) if pa.types.is_decimal(sub.schema.field(k).type) else sub.column(k)) for k in keys]
+    cols = _key_arrays(sub, keys)
     if len(cols) == 1:
         karr = cols[0]
         _, first = np.unique(karr, return_index=True)
@@ -255,6 +262,26 @@ def _duplicates(table: pa.Table, kind: str, keep: np.ndarray, reject) -> None:
     key_text = lambda i: "key " + ",".join(f"{k}={table.column(k)[i].as_py()}" for k in keys)  # noqa: E731
     reject(same, "duplicate", key_text)
     reject(conflict, "duplicate_conflict", key_text)
+
+
+def _key_arrays(sub: pa.Table, keys: tuple[str, ...]) -> list[np.ndarray]:
+    """NumPy arrays whose rows compare equal exactly when the keys do, nulls included.
+
+    A nullable column (quotes' ``update_id``) becomes two arrays: is-null and the values with nulls
+    filled. Converting it directly gives NaN, and NaN != NaN would make every null key unique.
+    Decimals are compared by their text (fixed 18 decimals, so equal values have equal text).
+    """
+    out: list[np.ndarray] = []
+    for k in keys:
+        col = sub.column(k)
+        if pa.types.is_decimal(col.type):
+            col = pc.cast(col, pa.string())
+        if col.null_count:
+            out.append(_np(pc.is_null(col)))
+            fill = "" if pa.types.is_string(col.type) else (False if pa.types.is_boolean(col.type) else 0)
+            col = pc.fill_null(col, pa.scalar(fill, col.type))
+        out.append(_np(col))
+    return out
 
 
 def _depth_chain_gaps(table: pa.Table) -> list[Gap]:
