@@ -10,6 +10,7 @@ from __future__ import annotations
 import threading
 import time
 import uuid
+from pathlib import Path
 from typing import Callable, Iterator
 
 import pytest
@@ -321,3 +322,111 @@ def test_closed_grid_is_unavailable(views: Views) -> None:
     assert g.quorum().state is QuorumState.LOST
     with pytest.raises(GridUnavailableError):
         g.map(name()).put("k", 1)
+
+
+# ---- values are validated on write, alike on every backend (2026-12-06 review)
+# Before: HealthRecord(value=None) was stored by the embedded backends and then every read of the
+# map raised a bare msgspec.ValidationError (the sink's tick died); Hazelcast refused it but
+# stored value=True as 1.0 and a numpy int64 timestamp; an int of 2**63 was stored by one
+# backend only.
+def _refused_values() -> list[object]:
+    import numpy as np
+
+    return [
+        HealthRecord("L2", "feed", 2, None, False, "no reading"),  # type: ignore[arg-type]
+        HealthRecord("L1", "s", 1, True, True),  # a bool where a float is declared
+        HealthRecord("L1", "s", 2**63, 1.0, True),  # beyond int64
+        HealthRecord("L1", "s", 2**64, 1.0, True),  # beyond what msgpack encodes
+        FeatureRecord("BTC", np.int64(1_700_000_000_000_000_000), 5, (0.1,)),  # type: ignore[arg-type]
+        FeatureRecord("BTC", 1, 5, (0.1, None)),  # type: ignore[arg-type]
+        FeatureRecord("BTC", 1, 5, (0.1, True)),
+        EnvelopeRecord(1, 1, 0.5, None),  # type: ignore[arg-type]
+        2**63,
+        2**64,
+        -(2**63) - 1,
+        np.float64(0.5),  # numpy scalars are converted by the caller (float(x))
+        "\ud800",  # not UTF-8
+        HealthRecord("L1", "\ud800", 1, 1.0, True),
+    ]
+
+
+REFUSED = _refused_values()
+
+
+@pytest.mark.parametrize("bad", REFUSED, ids=[f"{type(v).__name__}-{i}" for i, v in enumerate(REFUSED)])
+def test_a_value_the_grid_cannot_read_back_is_refused_on_write_everywhere(views: Views, bad: object) -> None:
+    m = views.grid.map(name())
+    good = HealthRecord("L1", "ok", 1, 1.0, True)
+    m.put("k", good)
+    for write in (
+        lambda: m.put("k", bad),
+        lambda: m.put("new", bad),
+        lambda: m.put_all({"a": 1.0, "new": bad}),
+        lambda: m.put_if_absent("new", bad),
+        lambda: m.replace_if_same("k", good, bad),
+        lambda: views.grid.topic(name()).publish(bad),
+    ):
+        with pytest.raises(GridValueError):
+            write()  # type: ignore[no-untyped-call]
+    # nothing was stored: every read of the map still works
+    assert m.get("k") == good and m.get("new") is None
+    assert m.entries() == {"k": good} and m.get_all(["k", "new"]) == {"k": good}
+
+
+def test_values_are_normalised_alike(views: Views) -> None:
+    """An int where a float is declared and a list where a tuple is are stored as the declared
+    type (as Hazelcast's Compact does), so compare-and-set agrees on every backend."""
+    m = views.grid.map(name())
+    m.put("h", HealthRecord("L1", "s", 1, 1, True))  # type: ignore[arg-type]
+    got = m.get("h")
+    assert got == HealthRecord("L1", "s", 1, 1.0, True)
+    assert type(got.value) is float  # type: ignore[union-attr]
+    h1, h2, h3 = (HealthRecord("L1", "s", n, float(n), True) for n in (1, 2, 3))
+    assert m.replace_if_same("h", h1, HealthRecord("L1", "s", 2, 2, True))  # type: ignore[arg-type]
+    assert m.replace_if_same("h", h2, h3)
+    m.put("f", FeatureRecord("BTC", 1, 5, [0.1, 2], 0.0, 1, 2.5))  # type: ignore[arg-type]
+    got = m.get("f")
+    assert got == FeatureRecord("BTC", 1, 5, (0.1, 2.0), 0.0, 1.0, 2.5)
+    assert type(got.log_returns) is tuple  # type: ignore[union-attr]
+    assert [type(x) for x in got.log_returns] == [float, float]  # type: ignore[union-attr]
+    m.put_all({"max": 2**63 - 1, "min": -(2**63)})
+    assert m.get_all(["max", "min"]) == {"max": 2**63 - 1, "min": -(2**63)}
+
+
+@pytest.mark.parametrize("kind", ["process", "shm"])
+def test_a_stored_value_that_cannot_be_decoded_reads_as_a_grid_error(
+    kind: str, request: pytest.FixtureRequest, tmp_path: Path
+) -> None:
+    """A value written by an older, unvalidated writer (embedded backends store bytes): reads
+    raise GridValueError, not a bare msgspec error, and the snapshot sink counts the failure."""
+    import msgspec
+
+    from dolphin.grid.protocol import HEALTH_MAP
+    from dolphin.grid.records import _ENCODER
+    from dolphin.grid.sink import GridSnapshotSink
+
+    v = Views(kind, request)
+    try:
+        m = v.grid.map(HEALTH_MAP)
+        m.put("L1/ok", HealthRecord("L1", "ok", 1, 1.0, True))
+        raw = _ENCODER.encode(HealthRecord("L2", "feed", 2, None, False))  # type: ignore[arg-type]
+        if kind == "process":
+            m._data["L2/feed"] = raw  # type: ignore[attr-defined]
+        else:
+            from dolphin.grid import shm as shm_mod
+
+            fk = m._full_key("L2/feed")  # type: ignore[attr-defined]
+            h = shm_mod._hash64(fk)
+            with v.grid._wlock:  # type: ignore[attr-defined]
+                i, _ = m._find_for_write(fk, h)  # type: ignore[attr-defined]
+                v.grid._seg_checked().write_slot(i, shm_mod.LIVE, h, fk, raw)  # type: ignore[attr-defined]
+        for read in (lambda: m.get("L2/feed"), m.entries, lambda: m.get_all(["L1/ok", "L2/feed"])):
+            with pytest.raises(GridValueError, match="cannot be decoded"):
+                read()
+        with pytest.raises(msgspec.ValidationError):
+            msgspec.msgpack.decode(raw, type=HealthRecord)  # (what used to escape)
+        assert m.get("L1/ok") == HealthRecord("L1", "ok", 1, 1.0, True)
+        sink = GridSnapshotSink(v.grid, tmp_path, maps=(HEALTH_MAP,))
+        assert sink.tick() == [] and sink.failures == 1  # counted, the loop goes on
+    finally:
+        v.close()

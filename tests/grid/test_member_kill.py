@@ -4,8 +4,8 @@
   quorum signal says DEGRADED (1 of 2 members);
 - SIGKILL of the last member: the quorum signal says LOST (the survival controller maps
   this invariant violation to HIBERNATE);
-- a member comes back: the client reconnects, re-publishes its own writes (resync), and only
-  then does the signal leave LOST; the data is there again.
+- a member comes back (empty): the client reconnects, finds the cluster's data lost, re-publishes
+  its own writes (resync), and only then does the signal leave LOST; the data is there again.
 """
 
 from __future__ import annotations
@@ -88,7 +88,7 @@ def test_member_kill_loses_nothing_and_whole_grid_loss_is_lost_until_resync(tmp_
         q = grid.wait_quorum(QuorumState.DEGRADED, 90.0)  # 1 of 2 expected members, resynchronised
         assert q.state is QuorumState.DEGRADED and q.client_connected, q
         assert q.last_resync_ns is not None and q.last_resync_ns > t_restart
-        assert grid.resyncs == 1
+        assert grid.resyncs == 1 and grid.data_losses == 1  # the restarted member came back empty
         assert features.size() == 301
         assert features.get_all(list(written)) == written
         assert grid.map(HEALTH_MAP).get("L1/grid") == HealthRecord("L1", "grid", 1, 1.0, True)

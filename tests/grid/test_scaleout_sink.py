@@ -171,3 +171,85 @@ def test_scan_workers_entry_point_with_the_default_config(shared_data: Path) -> 
     with scan_workers(GridConfig(), assets, close, workers=2, window=50) as pool:
         step = pool.step(199)
         np.testing.assert_array_equal(step.returns, log_returns_window(close, 199, 50))
+
+
+def test_a_failed_snapshot_is_retried_at_the_next_tick(tmp_path: Path) -> None:
+    """Before: the next due time moved an interval on before the attempt, so a snapshot that
+    failed (grid briefly unavailable) was next tried a whole interval (an hour) later."""
+    from dolphin.grid.protocol import GridUnavailableError
+
+    grid = InProcessGrid()
+    grid.map(FEATURES_MAP).put("BTC", FeatureRecord("BTC", 1, 1, (0.1,), 0.0, 0.0, 0.0))
+    t0 = 1_700_000_000 * 10**9
+    clock = FakeClock(t0)
+    sink = GridSnapshotSink(grid, tmp_path, interval_s=3600.0, maps=(FEATURES_MAP,), clock_ns=clock)
+    real_map, down = grid.map, [True]
+
+    def flaky_map(name: str):  # type: ignore[no-untyped-def]
+        if down[0]:
+            raise GridUnavailableError("client offline")
+        return real_map(name)
+
+    grid.map = flaky_map  # type: ignore[method-assign]
+    assert sink.tick() == [] and sink.failures == 1
+    clock.t_ns = t0 + 10**9
+    assert sink.tick() == [] and sink.failures == 2  # still down: tried again, counted
+    down[0] = False
+    clock.t_ns = t0 + 2 * 10**9
+    assert len(sink.tick()) == 1 and sink.snapshots == 1  # back: written at the next tick
+    clock.t_ns = t0 + 3 * 10**9
+    assert sink.tick() == []  # a written snapshot moves the due time an interval on
+    clock.t_ns = t0 + 2 * 10**9 + 3600 * 10**9
+    assert len(sink.tick()) == 1 and sink.snapshots == 2
+    assert snapshot_times(tmp_path, FEATURES_MAP) == [t0 + 2 * 10**9, t0 + 2 * 10**9 + 3600 * 10**9]
+
+
+def test_a_worker_that_cannot_open_the_grid_fails_the_pool_at_once() -> None:
+    """Before: the worker's initializer raised, multiprocessing.Pool respawned it forever and
+    the constructor waited forever (pool.apply without a timeout)."""
+    import multiprocessing as mp
+    import threading
+
+    from dolphin.grid.protocol import GridUnavailableError
+
+    cfg = GridConfig(embedded_mode="shm", shm_name=f"dolphin-test-missing-{uuid.uuid4().hex[:10]}")
+    close = np.exp(np.cumsum(np.full((60, 2), 1e-3), axis=0))  # generated
+    before = set(mp.active_children())
+    out: dict[str, object] = {}
+
+    def build() -> None:
+        try:
+            out["pool"] = ScanWorkerPool(cfg, InProcessGrid(), ["A", "B"], close, workers=2, window=10)
+        except Exception as exc:
+            out["error"] = exc
+
+    t = threading.Thread(target=build, daemon=True)
+    t.start()
+    t.join(60)
+    assert not t.is_alive(), "ScanWorkerPool() hangs when a worker cannot open the grid"
+    err = out.get("error")
+    assert isinstance(err, GridUnavailableError) and "could not open the grid" in str(err), out
+    assert "does not exist" in str(err)
+    assert set(mp.active_children()) <= before  # every worker stopped
+    from dolphin.grid.shm import _lock_path
+
+    assert not _lock_path(cfg.shm_name).exists()
+
+
+def test_workers_that_do_not_start_in_time_fail_the_pool() -> None:
+    """Workers that do not answer in time (here: a start timeout shorter than a spawn) are a
+    GridUnavailableError naming the timeout, not a wait without end; the workers are stopped."""
+    import multiprocessing as mp
+
+    from dolphin.grid.protocol import GridUnavailableError
+
+    name = f"dolphin-test-{uuid.uuid4().hex[:10]}"
+    cfg = GridConfig(embedded_mode="shm", shm_name=name, shm_slots=64, shm_slot_bytes=2048)
+    grid = SharedMemoryGrid(name, n_slots=64, slot_bytes=2048)
+    before = set(mp.active_children())
+    try:
+        with pytest.raises(GridUnavailableError, match="did not start"):
+            ScanWorkerPool(cfg, grid, ["A"], np.ones((5, 1)), workers=1, window=2, start_timeout_s=0.0)
+        assert set(mp.active_children()) <= before
+    finally:
+        grid.close(unlink=True)

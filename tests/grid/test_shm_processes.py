@@ -5,6 +5,7 @@ from __future__ import annotations
 import multiprocessing as mp
 import time
 import uuid
+from pathlib import Path
 from typing import Iterator
 
 import pytest
@@ -139,6 +140,9 @@ def test_attach_requires_existing_segment_and_full_table_is_reported() -> None:
     name = f"dolphin-test-{uuid.uuid4().hex[:10]}"
     with pytest.raises(GridUnavailableError, match="does not exist"):
         SharedMemoryGrid(name, create=False)
+    from dolphin.grid import shm as shm_mod
+
+    assert not shm_mod._lock_path(name).exists()  # the failed attach leaves no lock file behind
     g = SharedMemoryGrid(name, n_slots=16, slot_bytes=512, ring_slots=16, ring_msg_bytes=256)
     try:
         m = g.map("m")
@@ -387,3 +391,139 @@ def test_a_dead_writers_slot_read_inside_an_entry_processor_is_repaired_not_a_ha
     assert seg.repaired_slots == 1 and m.get("b") == 2
     m.put("a", 3)
     assert m.get("a") == 3
+
+
+# ---- fork() and closed grids (2026-12-06 review)
+class _Incr:
+    def apply(self, old):  # type: ignore[no-untyped-def]
+        n = (old or 0) + 1
+        return n, n
+
+
+def _increments(grid: SharedMemoryGrid, n: int, go: object) -> None:
+    go.wait(30)  # type: ignore[attr-defined]
+    m = grid.map("C")
+    for _ in range(n):
+        m.execute_on_key("counter", _Incr())
+
+
+def _forked_increments(grid: SharedMemoryGrid, n: int, go: object) -> None:
+    import os
+
+    _increments(grid, n, go)
+    os._exit(0 if grid.repaired_slots == 0 else 3)
+
+
+def test_a_grid_inherited_through_fork_still_excludes_the_parent() -> None:
+    """Before: parent and forked child shared the lock file's open file description, so both
+    "held" the flock at once: increments were lost and slots were seen "left mid-write"."""
+    name = f"dolphin-test-{uuid.uuid4().hex[:10]}"
+    g = SharedMemoryGrid(name, n_slots=64, slot_bytes=512, ring_slots=16, ring_msg_bytes=256)
+    try:
+        g.map("C").put("counter", 0)
+        fork = mp.get_context("fork")
+        go = fork.Event()
+        n = 4000
+        p = fork.Process(target=_forked_increments, args=(g, n, go))
+        p.start()
+        go.set()
+        _increments(g, n, go)
+        p.join(60)
+        assert p.exitcode == 0, p.exitcode  # 3: the child repaired slots (a "dead" writer that was alive)
+        assert g.map("C").get("counter") == 2 * n
+        assert g.repaired_slots == 0
+    finally:
+        g.close(unlink=True)
+        destroy_segment(name)
+
+
+def _forked_subscriber(grid: SharedMemoryGrid, ready: object, done: object) -> None:
+    import os
+
+    got: list[object] = []
+    grid.topic("T").subscribe(got.append)
+    ready.set()  # type: ignore[attr-defined]
+    deadline = time.monotonic() + 20
+    while "from-parent" not in got and time.monotonic() < deadline:
+        time.sleep(0.005)
+    done.set()  # type: ignore[attr-defined]
+    os._exit(0 if "from-parent" in got else 4)
+
+
+def test_a_forked_child_subscribes_with_its_own_poller(seg: SharedMemoryGrid) -> None:
+    """The parent's poller thread does not exist in the child: the child's subscribe starts its own."""
+    got: list[object] = []
+    seg.topic("T").subscribe(got.append)  # the parent polls before the fork
+    fork = mp.get_context("fork")
+    ready, done = fork.Event(), fork.Event()
+    p = fork.Process(target=_forked_subscriber, args=(seg, ready, done))
+    p.start()
+    assert ready.wait(30)
+    while not done.is_set() and p.is_alive():
+        seg.topic("T").publish("from-parent")
+        time.sleep(0.02)
+    p.join(30)
+    assert p.exitcode == 0, p.exitcode
+    assert "from-parent" in got  # the parent's own subscription still works
+
+
+def test_writes_on_a_closed_grid_are_unavailable_and_never_lock_a_reused_descriptor(tmp_path: Path) -> None:
+    """Before: remove / execute_on_key / clear took the write lock before checking the grid was
+    open: EBADF (an OSError), or worse, an flock on whatever file had reused the descriptor."""
+    import fcntl
+    import os
+
+    from dolphin.grid import shm as shm_mod
+    from dolphin.grid.protocol import GridUnavailableError
+
+    name = f"dolphin-test-{uuid.uuid4().hex[:10]}"
+    g = SharedMemoryGrid(name, n_slots=16, slot_bytes=512, ring_slots=16, ring_msg_bytes=256)
+    m = g.map("M")
+    m.put("k", 1)
+    lock_fd = g._wlock._fd
+    g.close(unlink=True)
+    unrelated = tmp_path / "unrelated.lock"
+    fd = os.open(unrelated, os.O_RDWR | os.O_CREAT, 0o600)  # takes the freed descriptor number
+    try:
+        assert fd == lock_fd
+        real_find = shm_mod._ShmMap._find_for_write
+        flocked: list[bool] = []
+
+        def spy(self, fk, h):  # type: ignore[no-untyped-def]
+            probe = os.open(unrelated, os.O_RDWR)
+            try:
+                fcntl.flock(probe, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                fcntl.flock(probe, fcntl.LOCK_UN)
+                flocked.append(False)
+            except BlockingIOError:
+                flocked.append(True)
+            finally:
+                os.close(probe)
+            return real_find(self, fk, h)
+
+        shm_mod._ShmMap._find_for_write = spy  # type: ignore[method-assign]
+        try:
+            for write in (
+                lambda: m.remove("k"),
+                lambda: m.execute_on_key("k", _Incr()),
+                m.clear,
+                lambda: m.put("k", 2),
+                lambda: m.put_all({}),
+                lambda: m.put_if_absent("k", 2),
+                lambda: m.replace_if_same("k", 1, 2),
+                lambda: g.topic("T").publish(1),
+            ):
+                with pytest.raises(GridUnavailableError):
+                    write()
+        finally:
+            shm_mod._ShmMap._find_for_write = real_find  # type: ignore[method-assign]
+        assert flocked == []  # no write path got as far as the lock
+        g.close()  # idempotent
+    finally:
+        os.close(fd)
+    lk = shm_mod._WriteLock(tmp_path / "x.lock")
+    lk.close()
+    lk.close()
+    with pytest.raises(GridUnavailableError, match="closed"):
+        with lk:
+            pass

@@ -25,7 +25,6 @@ from dolphin.grid.protocol import (
     GridUnavailableError,
     QuorumState,
     check_key,
-    check_value,
     get_or_create,
 )
 from dolphin.grid.records import GridValue, decode_value, encode_value
@@ -51,13 +50,13 @@ class _Map(GridMap):
 
     def put(self, key: str, value: GridValue) -> None:
         check_key(key)
-        raw = encode_value(check_value(value))
+        raw = encode_value(value)
         self._grid._check_open()
         with self._lock:
             self._data[key] = raw
 
     def put_all(self, entries: Mapping[str, GridValue]) -> None:
-        encoded = {check_key(k): encode_value(check_value(v)) for k, v in entries.items()}
+        encoded = {check_key(k): encode_value(v) for k, v in entries.items()}
         self._grid._check_open()
         with self._lock:
             self._data.update(encoded)
@@ -71,7 +70,7 @@ class _Map(GridMap):
 
     def put_if_absent(self, key: str, value: GridValue) -> GridValue:
         check_key(key)
-        raw = encode_value(check_value(value))
+        raw = encode_value(value)
         self._grid._check_open()
         with self._lock:
             old = self._data.get(key)
@@ -81,8 +80,8 @@ class _Map(GridMap):
 
     def replace_if_same(self, key: str, expected: GridValue, new: GridValue) -> bool:
         check_key(key)
-        raw_expected = encode_value(check_value(expected))
-        raw_new = encode_value(check_value(new))
+        raw_expected = encode_value(expected)
+        raw_new = encode_value(new)
         self._grid._check_open()
         with self._lock:
             if self._data.get(key) != raw_expected:
@@ -108,7 +107,7 @@ class _Map(GridMap):
             if new is None:
                 self._data.pop(key, None)
             else:
-                self._data[key] = encode_value(check_value(new))
+                self._data[key] = encode_value(new)
         return result
 
     def keys(self) -> list[str]:
@@ -141,7 +140,7 @@ class _Topic(GridTopic):
         self._listeners: dict[str, Callable[[GridValue], None]] = {}
 
     def publish(self, message: GridValue) -> None:
-        raw = encode_value(check_value(message))
+        raw = encode_value(message)
         self._grid._check_open()
         self._grid._dispatch.put((self, raw))
 

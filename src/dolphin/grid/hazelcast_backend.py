@@ -9,9 +9,14 @@
 - Readers (``near_cache_maps``) get a client near cache with invalidation on change and a
   time-to-live: the Python client has no invalidation repair, so a lost invalidation is
   bounded by the TTL. Member-side invalidation batching is off in the shipped config.
-- Health: a lifecycle listener tracks the connection; after a disconnection the client
-  re-publishes what it wrote itself (its write shadow) before reporting OK again, so a grid
-  that lost all its members reads LOST until it is reconnected *and* resynchronised.
+- Health: a lifecycle listener tracks the connection; after a reconnection the client reads
+  LOST until it is resynchronised: it checks whether the cluster kept its data (the data epoch,
+  a marker every client creates with put-if-absent, is still the one it knew) and, only if the
+  data was lost (the whole cluster restarted), re-publishes what it wrote itself (its write
+  shadow) with put-if-absent, never over a value present, and a versioned record
+  (EnvelopeRecord, AcbState) only by compare-and-set over a lower version. A reconnection to a
+  cluster that kept its data re-publishes nothing: the client's old writes would overwrite newer
+  ones, roll versions back and bring removed keys back (the 2026-12-06 review).
 - Community edition has no CP subsystem: compare-and-set is ``IMap.replaceIfSame`` (atomic on
   the owning partition) and read-modify-write is an entry processor.
 """
@@ -22,6 +27,7 @@ import logging
 import threading
 import time
 import typing
+import uuid
 from typing import Any, Callable, Iterable, Mapping, Sequence
 
 import hazelcast
@@ -49,7 +55,7 @@ from dolphin.grid.protocol import (
     check_key,
     check_value,
 )
-from dolphin.grid.records import COMPACT_TYPE_NAMES, GridValue
+from dolphin.grid.records import COMPACT_TYPE_NAMES, AcbState, EnvelopeRecord, GridValue, encode_value
 
 __all__ = ["HazelcastGrid", "RecordCompactSerializer", "compact_serializers"]
 
@@ -114,6 +120,16 @@ def _out(value: Any) -> GridValue:
     return bytes(value) if isinstance(value, bytearray) else value
 
 
+# The cluster's data epoch (HazelcastGrid._claim_epoch): one marker entry in an internal map.
+_EPOCH_MAP = "__dolphin_grid_epoch"
+_EPOCH_KEY = "epoch"
+
+
+def _version_of(value: GridValue) -> int | None:
+    """The version of a versioned record (replaced only by compare-and-set on it), else None."""
+    return value.version if isinstance(value, (EnvelopeRecord, AcbState)) else None
+
+
 class _HzMap(GridMap):
     def __init__(self, name: str, grid: "HazelcastGrid") -> None:
         self.name = name
@@ -127,19 +143,17 @@ class _HzMap(GridMap):
 
     def put(self, key: str, value: GridValue) -> None:
         check_key(key)
-        check_value(value)
+        value = check_value(value)
         with self._grid._errors():
             self._m.set(key, value)
         self._grid._shadow_put(self.name, key, value)
 
     def put_all(self, entries: Mapping[str, GridValue]) -> None:
-        for k, v in entries.items():
-            check_key(k)
-            check_value(v)
+        entries = {check_key(k): check_value(v) for k, v in entries.items()}
         if not entries:
             return
         with self._grid._errors():
-            self._m.put_all(dict(entries))
+            self._m.put_all(entries)
         for k, v in entries.items():
             self._grid._shadow_put(self.name, k, v)
 
@@ -152,7 +166,7 @@ class _HzMap(GridMap):
 
     def put_if_absent(self, key: str, value: GridValue) -> GridValue:
         check_key(key)
-        check_value(value)
+        value = check_value(value)
         with self._grid._errors():
             old = self._m.put_if_absent(key, value)
         if old is None:
@@ -161,8 +175,8 @@ class _HzMap(GridMap):
 
     def replace_if_same(self, key: str, expected: GridValue, new: GridValue) -> bool:
         check_key(key)
-        check_value(expected)
-        check_value(new)
+        expected = check_value(expected)
+        new = check_value(new)
         with self._grid._errors():
             ok = bool(self._m.replace_if_same(key, expected, new))
         if ok:
@@ -171,9 +185,9 @@ class _HzMap(GridMap):
 
     def remove(self, key: str) -> GridValue:
         check_key(key)
+        self._grid._shadow_remove(self.name, key)  # before the member: see HazelcastGrid._republish
         with self._grid._errors():
             old = self._m.remove(key)
-        self._grid._shadow_remove(self.name, key)
         return _out(old)
 
     def execute_on_key(self, key: str, processor: GridProcessor) -> object:
@@ -186,11 +200,12 @@ class _HzMap(GridMap):
                 f"{type(processor).__name__} has no server-side (Java) implementation registered on "
                 "the Hazelcast member; see grid-member/"
             )
+        # The new value is computed on the member, so this client no longer knows the entry: it
+        # leaves the shadow (before the member: see HazelcastGrid._republish) and is not
+        # re-published after a data loss (the next processor run starts from an empty entry).
+        self._grid._shadow_remove(self.name, key)
         with self._grid._errors():
-            result = self._m.execute_on_key(key, processor)
-        # The new value was computed on the member; it is re-read at resync time.
-        self._grid._shadow_processed(self.name, key)
-        return result
+            return self._m.execute_on_key(key, processor)
 
     def keys(self) -> list[str]:
         with self._grid._errors():
@@ -205,9 +220,9 @@ class _HzMap(GridMap):
             return int(self._m.size())
 
     def clear(self) -> None:
+        self._grid._shadow_clear(self.name)  # before the member: see HazelcastGrid._republish
         with self._grid._errors():
             self._m.clear()
-        self._grid._shadow_clear(self.name)
 
 
 class _HzTopic(GridTopic):
@@ -217,7 +232,7 @@ class _HzTopic(GridTopic):
         self._t = grid._client.get_topic(name).blocking()
 
     def publish(self, message: GridValue) -> None:
-        check_value(message)
+        message = check_value(message)
         with self._grid._errors():
             self._t.publish(message)
 
@@ -272,7 +287,11 @@ class HazelcastGrid(Grid):
     invocation_timeout_s:
         How long one operation may block (retrying) while the cluster is unreachable.
     track_writes:
-        Keep a shadow of this client's own writes and re-publish it after a reconnection.
+        Keep a shadow of this client's own writes and re-publish it after a reconnection to a
+        cluster that lost its data (see the module docstring).
+
+    Counters: ``resyncs`` (reconnections resynchronised), ``data_losses`` (of those, the ones
+    that found the cluster's data lost), ``republished`` (entries re-published after a loss).
     """
 
     backend = "hazelcast"
@@ -299,13 +318,15 @@ class HazelcastGrid(Grid):
         self._resync_pending = False
         self._last_resync_ns: int | None = None
         self._shadow: dict[tuple[str, str], GridValue] = {}
-        self._processed: set[tuple[str, str]] = set()
+        self._epoch = ""  # the cluster's data epoch this client knows (see _claim_epoch)
         self._maps: dict[str, _HzMap] = {}
         self._topics: dict[str, _HzTopic] = {}
         self._resync_thread: threading.Thread | None = None
         self.errors = 0
         self.listener_errors = 0
         self.resyncs = 0
+        self.data_losses = 0
+        self.republished = 0
         self.server_processors = {(GRID_FACTORY_ID, ACB_PROCESSOR_CLASS_ID)}
         self._connected_event = threading.Event()
         self._client = hazelcast.HazelcastClient(
@@ -345,7 +366,13 @@ class HazelcastGrid(Grid):
                 f"no Hazelcast member of cluster {cluster_name!r} reachable at {list(members)} "
                 f"within {connect_timeout_s} s (start one with `dolphin grid member start`)"
             )
-        self._warm_compact_schemas()
+        try:
+            self._warm_compact_schemas()
+            with self._errors():
+                self._epoch = self._claim_epoch()
+        except BaseException:
+            self._client.shutdown()
+            raise
 
     def _warm_compact_schemas(self) -> None:
         """Make every record's Compact schema known to this client (and the cluster) up front.
@@ -380,19 +407,26 @@ class HazelcastGrid(Grid):
                 self._connected = False
                 self._ever_disconnected = True
 
+    def _claim_epoch(self) -> str:
+        """The cluster's data epoch: a random marker that the first client to look creates
+        (put-if-absent) and that lives as long as the cluster's data. After a reconnection, a
+        different or missing epoch means the cluster lost its data (it restarted empty)."""
+        epochs = self._client.get_map(_EPOCH_MAP).blocking()
+        mine = uuid.uuid4().hex
+        old = epochs.put_if_absent(_EPOCH_KEY, mine)
+        return mine if old is None else str(old)
+
     def _resync(self) -> None:
-        """Re-publish this client's own writes, then report OK (retry until done or closed)."""
+        """After a reconnection: re-publish this client's own writes if the cluster lost its
+        data, then report OK (retry until done or closed)."""
         while True:
             with self._state_lock:
                 if not self._connected:
                     return  # the next CONNECTED starts a new resync
-                snapshot = dict(self._shadow)
-            by_map: dict[str, dict[str, GridValue]] = {}
-            for (m, k), v in snapshot.items():
-                by_map.setdefault(m, {})[k] = v
             try:
-                for m, entries in by_map.items():
-                    self._client.get_map(m).blocking().put_all(entries)
+                epoch = self._claim_epoch()
+                lost = epoch != self._epoch
+                republished = self._republish() if lost else 0
             except HazelcastError as exc:
                 self.errors += 1
                 log.warning("grid resync failed (%s); retrying", exc)
@@ -401,29 +435,77 @@ class HazelcastGrid(Grid):
                 time.sleep(0.2)
                 continue
             with self._state_lock:
+                self._epoch = epoch
                 self._resync_pending = False
                 self._last_resync_ns = self._clock_ns()
                 self.resyncs += 1
-            log.info("grid resynchronised: %d entries re-published", len(snapshot))
+                self.data_losses += int(lost)
+                self.republished += republished
+            if lost:
+                log.warning("grid reconnected to a cluster that lost its data: %d entries re-published",
+                            republished)  # fmt: skip
+            else:
+                log.info("grid reconnected; the cluster kept its data (nothing re-published)")
             return
+
+    def _republish(self) -> int:
+        """Re-publish the shadow into a cluster that lost its data; the number of entries written.
+
+        Never over a value present (another client may have re-published a newer one first):
+        put-if-absent, and a versioned record by compare-and-set over a lower version only.
+        Removals, clears and processor runs leave the shadow *before* they reach the member, and
+        puts enter it after, so a value this client replaced or removed while the resync ran is
+        taken back (remove-if-same) or never written over (the key is present)."""
+        if not self._track:
+            return 0
+        with self._state_lock:
+            snapshot = list(self._shadow.items())
+        by_map: dict[str, list[tuple[str, GridValue]]] = {}
+        for (m, k), v in snapshot:
+            by_map.setdefault(m, []).append((k, v))
+        written = 0
+        for m, entries in by_map.items():
+            hz = self._client.get_map(m)
+            pending = [(k, v, hz.put_if_absent(k, v)) for k, v in entries]  # pipelined
+            for k, v, fut in pending:
+                present = _out(fut.result())
+                if present is None:
+                    written += 1
+                    if not self._shadow_holds(m, k, v):  # removed or replaced meanwhile
+                        hz.remove_if_same(k, v).result()
+                else:
+                    written += self._republish_version(hz, m, k, v, present)
+        return written
+
+    def _republish_version(self, hz: Any, m: str, k: str, mine: GridValue, present: GridValue) -> int:
+        """Replace ``present`` by ``mine`` only if both are versioned records of one type and
+        ``present`` has the lower version (compare-and-set, retried); 1 if replaced."""
+        version = _version_of(mine)
+        while version is not None and type(present) is type(mine):
+            if _version_of(present) >= version:  # type: ignore[operator]
+                return 0
+            if not self._shadow_holds(m, k, mine):
+                return 0  # this client wrote the key again meanwhile
+            if hz.replace_if_same(k, present, mine).result():
+                return 1
+            present = _out(hz.get(k).result())
+        return 0
+
+    def _shadow_holds(self, m: str, k: str, v: GridValue) -> bool:
+        with self._state_lock:
+            cur = self._shadow.get((m, k))
+        # compared serialized (the grid's equality; a record holding NaN is not == itself)
+        return cur is v or (cur is not None and encode_value(cur) == encode_value(v))
 
     def _shadow_put(self, m: str, k: str, v: GridValue) -> None:
         if self._track:
             with self._state_lock:
                 self._shadow[(m, k)] = v
-                self._processed.discard((m, k))
 
     def _shadow_remove(self, m: str, k: str) -> None:
         if self._track:
             with self._state_lock:
                 self._shadow.pop((m, k), None)
-                self._processed.discard((m, k))
-
-    def _shadow_processed(self, m: str, k: str) -> None:
-        if self._track:
-            with self._state_lock:
-                self._shadow.pop((m, k), None)
-                self._processed.add((m, k))
 
     def _shadow_clear(self, m: str) -> None:
         if self._track:

@@ -9,8 +9,10 @@ Exception tree::
 
 Semantics shared by every backend (checked by ``tests/grid/test_contract.py`` against each):
 
-- Keys are ``str``. Values are :data:`dolphin.grid.records.GridValue`. A value read back is a
-  new object equal to the one written (no aliasing).
+- Keys are ``str``. Values are :data:`dolphin.grid.records.GridValue`, validated on write by
+  every backend alike (:func:`check_value`; a refused value is a GridValueError, never stored).
+  A value read back is a new object equal to the one written (no aliasing); a stored value that
+  cannot be decoded (an older writer's) reads as GridValueError, never a bare decoder error.
 - ``replace_if_same(key, expected, new)`` is atomic: it succeeds only if the current value
   serializes to the same bytes as ``expected``. ``put_if_absent`` is atomic too.
 - ``execute_on_key(key, processor)`` runs ``processor`` atomically on the entry where the data
@@ -108,8 +110,9 @@ class GridQuorum:
     """A snapshot of the grid's health as one client sees it.
 
     ``state`` is LOST while disconnected and after a reconnection until the client has
-    re-published its own state (resync); ``last_resync_ns`` is the monotonic time of the last
-    completed resync (None if never needed).
+    resynchronised (checked that the cluster kept its data, or re-published its own state into a
+    cluster that lost it); ``last_resync_ns`` is the monotonic time of the last completed resync
+    (None if never needed).
     """
 
     backend: str
@@ -211,21 +214,14 @@ class Grid(abc.ABC):
         self.close()
 
 
-_VALUE_TYPES: tuple[type, ...] = ()
+def check_value(value: object) -> GridValue:
+    """``value`` as the grid stores it: validated and normalised, the same on every backend
+    (:func:`dolphin.grid.records.canonical_value`); None is not a value (use ``remove``).
 
+    Raises GridValueError for a value the grid refuses."""
+    from dolphin.grid.records import canonical_value
 
-def check_value(value: object) -> object:
-    """Values are the types of GridValue (None is not a value: use ``remove``)."""
-    global _VALUE_TYPES
-    if not _VALUE_TYPES:
-        from dolphin.grid import records
-
-        _VALUE_TYPES = (bool, int, float, str, bytes, *records.COMPACT_TYPE_NAMES)
-    if value is None or not isinstance(value, _VALUE_TYPES):
-        raise GridValueError(
-            f"grid values are str/int/float/bool/bytes or a dolphin.grid.records record, got {value!r:.80}"
-        )
-    return value
+    return canonical_value(value)
 
 
 def check_key(key: object) -> str:

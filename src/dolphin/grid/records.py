@@ -6,13 +6,19 @@ serialization (``dolphin.grid.hazelcast_backend``), under the Compact type names
 :data:`COMPACT_TYPE_NAMES`. Plain ``str``, ``int``, ``float``, ``bool`` and ``bytes`` values are
 allowed too. Equality (used by compare-and-set) is value equality of the whole record in both
 backends: field by field here, byte by byte of the serialized form in Hazelcast.
+
+Every backend validates a value before storing it (:func:`canonical_value`, the rules above
+``_checked``), so a value the grid accepts reads back on every backend and a refused one is a
+``GridValueError`` on every backend.
 """
 
 from __future__ import annotations
 
+import re
 import struct
+import typing
 import zlib
-from typing import Union
+from typing import Annotated, Union
 
 import msgspec
 
@@ -25,6 +31,7 @@ __all__ = [
     "HealthRecord",
     "PostureRecord",
     "SignalRecord",
+    "canonical_value",
     "decode_value",
     "encode_value",
     "feature_checksum",
@@ -127,7 +134,6 @@ COMPACT_TYPE_NAMES: dict[type, str] = {
 }
 
 
-
 class _Bytes(msgspec.Struct, frozen=True, tag="bytes", array_like=True):
     """Wrapper: msgspec unions allow one str-like type, so bytes travel inside a record."""
 
@@ -142,22 +148,160 @@ _DECODER = msgspec.msgpack.Decoder(
     ]
 )
 
+# ---- validation on write: the same value gets the same answer on every backend
+#
+# A value is exactly a bool, int, float, str or bytes, or a record of exactly one of the classes
+# above (subclasses such as numpy scalars or enums are refused: convert them first). Ints are
+# 64-bit signed everywhere (Hazelcast stores Java longs). A record's fields take their declared
+# types, as msgspec decodes them: an int where a float is declared becomes that float, a list
+# where a tuple is declared becomes the tuple; None, a bool where a number is declared, numpy
+# scalars and out-of-range ints are refused. Before this check a record like
+# HealthRecord(value=None) was stored by the embedded backends and then broke every read of the
+# map; Hazelcast refused some such values and silently converted others.
 
-def encode_value(value: GridValue) -> bytes:
-    """Serialize a grid value (msgpack; records carry their tag)."""
-    if isinstance(value, (bytearray, memoryview)):
-        value = bytes(value)
-    if isinstance(value, bytes):
-        value = _Bytes(value)
+INT64_MIN = -(2**63)
+INT64_MAX = 2**63 - 1
+_Int64 = Annotated[int, msgspec.Meta(ge=INT64_MIN, le=INT64_MAX)]
+_PLAIN_TYPES = (bool, int, float, str, bytes)
+
+
+class _RecordSpec:
+    """How one record class is checked: its exact field types (the fast path) and a decoder of
+    a mirror struct (same tag and layout; ints limited to int64; float tuples kept raw)."""
+
+    def __init__(self, cls: type) -> None:
+        hints = typing.get_type_hints(cls)
+        self.cls = cls
+        self.tag = cls.__struct_config__.tag  # type: ignore[attr-defined]
+        self.fields: tuple[str, ...] = cls.__struct_fields__  # type: ignore[attr-defined]
+        self.types = tuple(typing.get_origin(hints[f]) or hints[f] for f in self.fields)
+        mirror = []
+        for f, t in zip(self.fields, self.types):
+            mirror.append((f, _Int64 if t is int else msgspec.Raw if t is tuple else hints[f]))
+        self.raw_fields = [f for f, t in zip(self.fields, self.types) if t is tuple]
+        self.int_indexes = [i for i, t in enumerate(self.types) if t is int]
+        self._check = msgspec.msgpack.Decoder(
+            msgspec.defstruct(f"_Check{cls.__name__}", mirror, tag=self.tag, array_like=True)
+        )
+
+    def as_given(self, fields: tuple[object, ...], raw: bytes) -> bool:
+        """The record (its ``fields``, encoded as ``raw``) is storable exactly as given: every
+        field of its declared type, ints within int64, float tuples of floats only."""
+        if tuple(map(type, fields)) != self.types:
+            return False
+        for i in self.int_indexes:
+            if not INT64_MIN <= fields[i] <= INT64_MAX:  # type: ignore[operator]
+                return False
+        return not self.raw_fields or self.problem(raw) is None
+
+    def problem(self, raw: bytes) -> str | None:
+        """Why the encoded record ``raw`` is not storable as is (None: it is)."""
+        try:
+            checked = self._check.decode(raw)
+        except msgspec.ValidationError as exc:
+            return self.where(str(exc))
+        for f in self.raw_fields:
+            if not _float64_array(getattr(checked, f)):
+                return f"field {f!r} must hold floats only"
+        return None
+
+    def where(self, msg: str) -> str:
+        # msgspec says "at `$[k]`": element k of the array is field k - 1 (element 0 is the tag)
+        m = re.search(r"\$\[(\d+)\]", msg)
+        if m and 1 <= int(m.group(1)) <= len(self.fields):
+            msg = f"{msg} (field {self.fields[int(m.group(1)) - 1]!r})"
+        return msg
+
+
+def _float64_array(raw: msgspec.Raw) -> bool:
+    """The msgpack array ``raw`` holds float64 elements only. Exact, not a heuristic: a 0xcb
+    marker means its element is 9 bytes long, so the next element starts 9 bytes further on."""
+    b = bytes(raw)
+    if not b:
+        return False
+    head = b[0]
+    if 0x90 <= head <= 0x9F:
+        n, start = head & 0x0F, 1
+    elif head == 0xDC:
+        n, start = int.from_bytes(b[1:3], "big"), 3
+    elif head == 0xDD:
+        n, start = int.from_bytes(b[1:5], "big"), 5
+    else:
+        return False
+    return len(b) == start + 9 * n and b[start::9] == b"\xcb" * n
+
+
+_SPECS: dict[type, _RecordSpec] = {cls: _RecordSpec(cls) for cls in COMPACT_TYPE_NAMES}
+
+
+def _refuse(msg: str) -> Exception:
+    from dolphin.grid.protocol import GridValueError  # protocol imports this module
+
+    return GridValueError(msg)
+
+
+def _checked(value: object) -> tuple[GridValue, bytes]:
+    """(the value as every backend stores it, its msgpack encoding); GridValueError if refused."""
+    t = type(value)
+    if t in _PLAIN_TYPES:
+        if t is int and not INT64_MIN <= value <= INT64_MAX:  # type: ignore[operator]
+            raise _refuse(f"grid ints are 64-bit signed (a Java long), got {value}")
+        try:
+            return value, _ENCODER.encode(_Bytes(value) if t is bytes else value)  # type: ignore[arg-type]
+        except UnicodeEncodeError as exc:  # a lone surrogate
+            raise _refuse(f"grid strings are UTF-8: {exc}") from None
+    spec = _SPECS.get(t)
+    if spec is None:
+        raise _refuse(
+            "grid values are exactly str/int/float/bool/bytes or a dolphin.grid.records record "
+            f"(convert numpy scalars and enums first), got {type(value).__name__} {value!r:.80}"
+        )
+    fields = msgspec.structs.astuple(value)  # type: ignore[arg-type]
     try:
-        return _ENCODER.encode(value)
-    except TypeError as exc:
-        raise TypeError(f"value of type {type(value).__name__} cannot be stored in the grid: {exc}") from None
+        raw = _ENCODER.encode(value)
+        if spec.as_given(fields, raw):
+            return value, raw  # type: ignore[return-value]  # the fast path: stored as given
+    except (TypeError, OverflowError, UnicodeEncodeError):
+        pass  # a numpy scalar, an int beyond 64 bits, a lone surrogate: the slow path says which
+    # normalise (int where a float is declared, list where a tuple is) and validate
+    name = t.__name__
+    try:
+        norm = msgspec.convert([spec.tag, *fields], t)
+        raw = _ENCODER.encode(norm)
+    except msgspec.ValidationError as exc:
+        raise _refuse(f"{name} cannot be stored in the grid: {spec.where(str(exc))}") from None
+    except OverflowError:
+        raise _refuse(f"{name} cannot be stored in the grid: an int field is beyond 64 bits") from None
+    except UnicodeEncodeError as exc:
+        raise _refuse(f"{name} cannot be stored in the grid: its strings must be UTF-8: {exc}") from None
+    problem = spec.problem(raw)
+    if problem is not None:
+        raise _refuse(f"{name} cannot be stored in the grid: {problem}")
+    return norm, raw
+
+
+def canonical_value(value: object) -> GridValue:
+    """``value`` as the grid stores it (validated and normalised; what a read returns).
+
+    Raises ``GridValueError`` for a value the grid refuses (see the rules above)."""
+    return _checked(value)[0]
+
+
+def encode_value(value: object) -> bytes:
+    """Serialize a grid value (msgpack; records carry their tag), validated and normalised as
+    :func:`canonical_value`: equal values encode to equal bytes (compare-and-set compares them).
+
+    Raises ``GridValueError`` for a value the grid refuses."""
+    return _checked(value)[1]
 
 
 def decode_value(data: bytes | memoryview) -> GridValue:
-    """Inverse of :func:`encode_value`."""
-    value = _DECODER.decode(data)
+    """Inverse of :func:`encode_value`; ``GridValueError`` if the bytes are not a grid value
+    (e.g. written by an older, unvalidated writer)."""
+    try:
+        value = _DECODER.decode(data)
+    except msgspec.DecodeError as exc:  # ValidationError included
+        raise _refuse(f"a stored grid value cannot be decoded: {exc}") from None
     return value.data if isinstance(value, _Bytes) else value
 
 

@@ -8,7 +8,9 @@ and writes one :class:`FeatureRecord` per asset into ``DOLPHIN_FEATURES`` with o
 (:func:`read_return_matrix`). The grid must be shared between processes: the shared-memory
 embedded backend or Hazelcast (the in-process backend is refused).
 
-Workers are spawned (not forked), open their grid once, and stay up between bars.
+Workers are spawned (not forked), open their grid once, and stay up between bars. A worker that
+cannot open the grid (or does not start in time) fails the pool's construction with
+GridUnavailableError, every worker stopped.
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import multiprocessing as mp
+import multiprocessing.pool
 import time
 from dataclasses import dataclass
 from typing import Iterator, Sequence
@@ -23,7 +26,7 @@ from typing import Iterator, Sequence
 import numpy as np
 
 from dolphin.grid.config import GridConfig
-from dolphin.grid.protocol import FEATURES_MAP, Grid, GridError
+from dolphin.grid.protocol import FEATURES_MAP, Grid, GridError, GridUnavailableError
 from dolphin.grid.records import FeatureRecord, feature_checksum
 
 log = logging.getLogger(__name__)
@@ -117,14 +120,21 @@ _W: dict[str, object] = {}
 
 
 def _worker_init(cfg_raw: bytes, assets: list[str], close: np.ndarray, book: np.ndarray | None, window: int) -> None:
+    """Open the worker's grid. A failure is kept and reported by :func:`_worker_ping`: an
+    initializer that raises makes multiprocessing.Pool respawn the worker forever (and the
+    coordinator wait forever)."""
+    from multiprocessing.util import Finalize
+
     import msgspec
 
     from dolphin.grid.factory import open_grid
 
-    from multiprocessing.util import Finalize
-
-    cfg = msgspec.msgpack.decode(cfg_raw, type=GridConfig)
-    grid = open_grid(cfg, create=False)
+    try:
+        cfg = msgspec.msgpack.decode(cfg_raw, type=GridConfig)
+        grid = open_grid(cfg, create=False)
+    except Exception as exc:
+        _W["init_error"] = f"{type(exc).__name__}: {exc}"
+        return
     Finalize(None, grid.close, exitpriority=10)  # pool workers skip atexit; this runs on their exit
     _W.update(grid=grid, assets=assets, close=close, book=book, window=window)
 
@@ -141,6 +151,9 @@ def _worker_step(bar: int, ts_ns: int) -> tuple[int, int]:
 def _worker_ping() -> int:
     import os
 
+    error = _W.get("init_error")
+    if error:
+        raise GridUnavailableError(f"scan worker {os.getpid()} could not open the grid: {error}")
     return os.getpid()
 
 
@@ -168,6 +181,10 @@ class ScanWorkerPool:
         Asset names and their close prices, (T, n_assets).
     book:
         Optional (n_assets, 3) order-book slot (WOBI, depth quality, spread bps).
+    start_timeout_s:
+        How long the workers may take to start and open their grid (default: the grid's
+        ``connect_timeout_s`` plus 60 s for spawning); past it, or when a worker cannot open the
+        grid, every worker is stopped and :class:`GridUnavailableError` raised.
     """
 
     def __init__(
@@ -180,6 +197,7 @@ class ScanWorkerPool:
         workers: int,
         window: int = 300,
         book: np.ndarray | None = None,
+        start_timeout_s: float | None = None,
     ) -> None:
         import msgspec
 
@@ -193,16 +211,34 @@ class ScanWorkerPool:
         self.slices = partition_assets(len(assets), workers)
         ctx = mp.get_context("spawn")
         raw = msgspec.msgpack.encode(cfg)
-        self._pools = []
-        for sl in self.slices:
-            pool = ctx.Pool(
-                1,
-                initializer=_worker_init,
-                initargs=(raw, self.assets[sl], np.ascontiguousarray(close[:, sl]), None if book is None else book[sl], window),
-            )
-            self._pools.append(pool)
-        for pool in self._pools:  # wait until every worker has opened its grid
-            pool.apply(_worker_ping)
+        self._pools: list[mp.pool.Pool] = []
+        timeout_s = cfg.connect_timeout_s + 60.0 if start_timeout_s is None else start_timeout_s
+        try:
+            for sl in self.slices:
+                pool = ctx.Pool(
+                    1,
+                    initializer=_worker_init,
+                    initargs=(raw, self.assets[sl], np.ascontiguousarray(close[:, sl]), None if book is None else book[sl], window),
+                )
+                self._pools.append(pool)
+            deadline = time.monotonic() + timeout_s
+            pings = [pool.apply_async(_worker_ping) for pool in self._pools]
+            for i, ping in enumerate(pings):  # wait until every worker has opened its grid
+                try:
+                    ping.get(timeout=max(0.0, deadline - time.monotonic()))
+                except mp.TimeoutError:
+                    raise GridUnavailableError(
+                        f"scan worker {i} of {len(pings)} did not start and open the grid "
+                        f"within {timeout_s:.0f} s"
+                    ) from None
+                except GridError:
+                    raise
+                except Exception as exc:  # anything else the worker raised
+                    msg = f"scan worker {i} of {len(pings)} failed to start: {exc}"
+                    raise GridUnavailableError(msg) from exc
+        except BaseException:
+            self.terminate()
+            raise
 
     @property
     def workers(self) -> int:
@@ -224,6 +260,13 @@ class ScanWorkerPool:
     def close(self) -> None:
         for pool in self._pools:
             pool.close()
+        for pool in self._pools:
+            pool.join()
+
+    def terminate(self) -> None:
+        """Stop every worker now (a failed start)."""
+        for pool in self._pools:
+            pool.terminate()
         for pool in self._pools:
             pool.join()
 

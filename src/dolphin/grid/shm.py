@@ -13,7 +13,9 @@ Readers never lock: every slot is a seqlock (``seq`` odd while a writer is insid
 copies the slot and retries when ``seq`` was odd or changed). Writers (put, compare-and-set,
 put-if-absent, execute-on-key, publish) are serialized by an ``fcntl.flock`` on a lock file
 beside the segment plus a per-process ``threading.Lock`` (flock does not exclude threads
-sharing one descriptor); nothing relies on the GIL. Deleted keys leave tombstones, so a probe
+sharing one descriptor; a process forked with an open grid reopens the lock file, since fork
+shares the descriptor's flock with the parent); nothing relies on the GIL. A closed grid refuses
+every operation with GridUnavailableError. Deleted keys leave tombstones, so a probe
 chain never moves under a reader. Topic subscribers are served by one polling thread per
 process (sleeping ``poll_interval_s`` when idle); a subscriber that falls more than
 ``ring_slots`` messages behind loses the overwritten ones and counts them in ``dropped``.
@@ -33,6 +35,7 @@ import os
 import tempfile
 import threading
 import time
+import weakref
 from multiprocessing import resource_tracker, shared_memory
 from pathlib import Path
 from typing import Callable, Iterable, Iterator, Mapping
@@ -48,7 +51,6 @@ from dolphin.grid.protocol import (
     GridValueError,
     QuorumState,
     check_key,
-    check_value,
     get_or_create,
 )
 from dolphin.grid.records import GridValue, decode_value, encode_value
@@ -142,13 +144,23 @@ def _is_ready(shm: shared_memory.SharedMemory) -> bool:
 
 
 class _WriteLock:
-    """Cross-process (flock) and cross-thread (threading.Lock) writer exclusion."""
+    """Cross-process (flock) and cross-thread (threading.Lock) writer exclusion.
+
+    flock belongs to the open file description, which fork() shares: a parent and its forked
+    child locking the inherited descriptor would both "hold" the lock at once. So the child
+    reopens the lock file (its own open file description) and takes a fresh threading.Lock
+    (the parent's may have been held by a thread that does not exist in the child); see
+    ``_reopen_after_fork``. After :meth:`close` the lock refuses with GridUnavailableError (the
+    descriptor number may already belong to an unrelated file)."""
 
     def __init__(self, path: Path) -> None:
         self._path = path
         self._fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
+        self._pid = os.getpid()
         self._tlock = threading.Lock()
         self.owner: int | None = None  # the thread id holding the lock (readers check it)
+        self._fork_error = ""
+        _LOCKS.add(self)
 
     def acquire_current(self) -> None:
         """Acquire the lock held through the file now at the path.
@@ -169,7 +181,17 @@ class _WriteLock:
             self._fd = os.open(self._path, os.O_RDWR | os.O_CREAT, 0o600)
 
     def __enter__(self) -> None:
+        if self._pid != os.getpid():
+            # forked without the at-fork hook (or its reopen failed): the descriptor is shared
+            # with the parent and would not exclude it
+            raise GridUnavailableError(
+                f"grid lock {self._path} was inherited through fork() and could not be reopened "
+                f"({self._fork_error or 'fork without the at-fork hook'}): open the grid again in the child"
+            )
         self._tlock.acquire()
+        if self._fd < 0:
+            self._tlock.release()
+            raise GridUnavailableError(f"grid lock {self._path} is closed (the grid was closed)")
         try:
             fcntl.flock(self._fd, fcntl.LOCK_EX)
         except BaseException:
@@ -179,7 +201,8 @@ class _WriteLock:
 
     def __exit__(self, *exc: object) -> None:
         self.owner = None
-        fcntl.flock(self._fd, fcntl.LOCK_UN)
+        if self._fd >= 0:  # closed from inside the lock: closing the descriptor released the flock
+            fcntl.flock(self._fd, fcntl.LOCK_UN)
         self._tlock.release()
 
     def held_here(self) -> bool:
@@ -187,7 +210,47 @@ class _WriteLock:
         return self.owner == threading.get_ident()
 
     def close(self) -> None:
-        os.close(self._fd)
+        """Close the descriptor (idempotent). Waits for a writer of this process inside; from
+        inside the lock (an entry processor closing the grid) it closes at once."""
+        if self.held_here():
+            self._close_fd()
+            return
+        with self._tlock:
+            self._close_fd()
+
+    def _close_fd(self) -> None:
+        fd, self._fd = self._fd, -1
+        if fd >= 0:
+            os.close(fd)
+
+    def _reopen_after_fork(self) -> None:
+        """In a forked child (single-threaded at this point): own descriptor, fresh lock."""
+        self._tlock = threading.Lock()
+        self.owner = None
+        if self._fd < 0:
+            self._pid = os.getpid()
+            return
+        inherited, self._fd = self._fd, -1
+        try:
+            os.close(inherited)  # the parent's flock stays: its own descriptor still holds the description
+            self._fd = os.open(self._path, os.O_RDWR | os.O_CREAT, 0o600)
+            self._pid = os.getpid()
+        except OSError as exc:
+            self._fork_error = f"{type(exc).__name__}: {exc}"  # __enter__ refuses (pid differs)
+
+
+_LOCKS: "weakref.WeakSet[_WriteLock]" = weakref.WeakSet()
+_GRIDS: "weakref.WeakSet[SharedMemoryGrid]" = weakref.WeakSet()
+
+
+def _after_fork_in_child() -> None:
+    for lock in list(_LOCKS):
+        lock._reopen_after_fork()
+    for grid in list(_GRIDS):
+        grid._reset_after_fork()
+
+
+os.register_at_fork(after_in_child=_after_fork_in_child)
 
 
 def _spin(spins: int, where: int) -> int:
@@ -371,7 +434,7 @@ class _ShmMap(GridMap):
         return fk
 
     def _encode(self, value: GridValue) -> bytes:
-        raw = encode_value(check_value(value))
+        raw = encode_value(value)
         cap = self._grid._seg_checked().value_cap
         if len(raw) > cap:
             raise GridValueError(
@@ -463,7 +526,7 @@ class _ShmMap(GridMap):
 
     def replace_if_same(self, key: str, expected: GridValue, new: GridValue) -> bool:
         fk = self._full_key(key)
-        raw_expected = encode_value(check_value(expected))
+        raw_expected = encode_value(expected)
         raw_new = self._encode(new)
         h = _hash64(fk)
         with self._grid._wlock:
@@ -476,6 +539,7 @@ class _ShmMap(GridMap):
     def remove(self, key: str) -> GridValue:
         fk = self._full_key(key)
         h = _hash64(fk)
+        self._grid._seg_checked()  # closed: GridUnavailableError before touching the lock
         with self._grid._wlock:
             i, old = self._find_for_write(fk, h)
             if old is None:
@@ -488,10 +552,11 @@ class _ShmMap(GridMap):
             raise GridProcessorError(f"{processor!r} has no apply(old) -> (new, result)")
         fk = self._full_key(key)
         h = _hash64(fk)
+        self._grid._seg_checked()  # closed: GridUnavailableError before touching the lock
         with self._grid._wlock:
-            seg = self._grid._seg_checked()
             i, old = self._find_for_write(fk, h)
             new, result = processor.apply(None if old is None else decode_value(old))
+            seg = self._grid._seg_checked()  # (the processor may have closed the grid)
             if new is None:
                 if old is not None:
                     seg.write_slot(i, TOMBSTONE, h, fk, b"")
@@ -520,6 +585,7 @@ class _ShmMap(GridMap):
         return sum(1 for _ in self._scan())
 
     def clear(self) -> None:
+        self._grid._seg_checked()  # closed: GridUnavailableError before touching the lock
         with self._grid._wlock:
             seg = self._grid._seg_checked()
             for i in range(seg.n_slots):
@@ -538,7 +604,7 @@ class _ShmTopic(GridTopic):
         self._grid = grid
 
     def publish(self, message: GridValue) -> None:
-        raw = encode_value(check_value(message))
+        raw = encode_value(message)
         seg = self._grid._seg_checked()
         if len(raw) > seg.payload_cap:
             raise GridValueError(
@@ -614,6 +680,10 @@ class SharedMemoryGrid(Grid):
                     self.created = True
             if shm is not None:
                 _untrack(shm)
+            else:
+                # no segment: the lock file this attach created goes too (under the lock, as in
+                # close(unlink=True): a concurrent creator reopens the current one)
+                _lock_path(name).unlink(missing_ok=True)
         finally:
             self._wlock.__exit__()
         if shm is None:
@@ -638,6 +708,16 @@ class SharedMemoryGrid(Grid):
         self.listener_errors = 0
         self.poller_failures = 0
         self._poller_error = ""
+        _GRIDS.add(self)
+
+    def _reset_after_fork(self) -> None:
+        """In a forked child: the parent's poller thread does not exist here and its
+        subscriptions are the parent's (their ids carry its pid); the registry lock may have
+        been held by a parent thread. A subscribe in the child starts the child's own poller."""
+        self._lock = threading.Lock()
+        self._subs = {}
+        self._poller = None
+        self._stop = threading.Event()
 
     def _seg_checked(self) -> _Segment:
         seg = self._seg
@@ -765,13 +845,26 @@ class SharedMemoryGrid(Grid):
         poller = self._poller
         if poller is not None and poller is not threading.current_thread():
             poller.join(timeout=5.0)
-        seg, self._seg = self._seg, None
-        shm = seg.shm
-        seg.release()
-        shm.close()
-        if unlink:
-            # both under the lock: an opener waits, then finds both gone (acquire_current)
-            with self._wlock:
-                _unlink(shm)
-                _lock_path(self.name).unlink(missing_ok=True)
+        # Under the write lock: a writer of this process is never cut off mid-write, and the
+        # unlinks below are seen by an opener only together (acquire_current). From inside the
+        # lock (an entry processor closing the grid) it is already held.
+        locked = False
+        if not self._wlock.held_here():
+            try:
+                self._wlock.__enter__()
+                locked = True
+            except GridUnavailableError:  # inherited through fork and not reopened: close anyway
+                pass
+        try:
+            seg, self._seg = self._seg, None
+            if seg is not None:
+                shm = seg.shm
+                seg.release()
+                shm.close()
+                if unlink:
+                    _unlink(shm)
+                    _lock_path(self.name).unlink(missing_ok=True)
+        finally:
+            if locked:
+                self._wlock.__exit__()
         self._wlock.close()

@@ -68,6 +68,7 @@ class GridSnapshotSink:
         self._stop = threading.Event()
         self.snapshots = 0
         self.failures = 0
+        self._failing = 0  # failed attempts since the last snapshot written
         self.skipped_values = 0
 
     def run_once(self) -> list[Path]:
@@ -91,17 +92,27 @@ class GridSnapshotSink:
         return written
 
     def tick(self) -> list[Path]:
-        """Write a snapshot if one is due (the first call always writes)."""
+        """Write a snapshot if one is due (the first call always writes).
+
+        A failed snapshot is counted and tried again at the next tick; only a written one
+        moves the next due time an interval on."""
         now = self._clock_ns()
         if self._next_due_ns is not None and now < self._next_due_ns:
             return []
-        self._next_due_ns = now + self._interval_ns
         try:
-            return self.run_once()
-        except (GridError, OSError) as exc:  # counted; the next tick tries again
+            written = self.run_once()
+        except (GridError, OSError, pa.ArrowException) as exc:  # counted; the next tick tries again
             self.failures += 1
-            log.error("grid snapshot failed: %s", exc)
+            self._failing += 1
+            # the first failure of a run is an error; its retries (every tick) are counted quietly
+            log.log(logging.ERROR if self._failing == 1 else logging.DEBUG,
+                    "grid snapshot failed (retrying at every tick): %s", exc)  # fmt: skip
             return []
+        if self._failing:
+            log.warning("grid snapshot written after %d failed attempts", self._failing)
+            self._failing = 0
+        self._next_due_ns = now + self._interval_ns
+        return written
 
     def run_forever(self, poll_s: float = 1.0) -> None:
         while not self._stop.is_set():
