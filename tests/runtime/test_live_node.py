@@ -83,7 +83,7 @@ def test_dolphin_live_after_a_passing_gate_refuses_naming_the_missing_key(tmp_pa
     import json
 
     from dolphin.cli import main
-    from dolphin.execution.live_gate import hell_report_path
+    from dolphin.execution.live_gate import hell_data_fingerprint, hell_report_path
 
     monkeypatch.chdir(tmp_path)
     for var in ("DOLPHIN_BINANCE_API_KEY", "DOLPHIN_BINANCE_API_SECRET"):
@@ -95,7 +95,7 @@ def test_dolphin_live_after_a_passing_gate_refuses_naming_the_missing_key(tmp_pa
     path.parent.mkdir(parents=True)
     hell = {"scenario": "hell", "ruin": False, "final_equity": 98_000.0, "max_drawdown": 0.03, "signals": "oracle",
             "trades": 9}  # what the gate requires of a HELL run (decision 0001-research)
-    path.write_text(json.dumps({"config_hash": h, "runs": [hell]}))
+    path.write_text(json.dumps({"config_hash": h, "data_fingerprint": hell_data_fingerprint(cfg), "runs": [hell]}))
     # Past the gate, a missing kill flag (it counts as raised) is refused first, naming the fix.
     assert main(["-c", str(toml), "live"]) == 2
     assert "dolphin kill clear" in capsys.readouterr().err
