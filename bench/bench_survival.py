@@ -76,7 +76,7 @@ def naive_layer_targets(state: dict[str, Any], cfg: dict[str, Any], now_ns: int)
             "L6_slippage_drift": gradient_mult(s["slippage_drift_bps"]["v"], 2.0, 20.0, 0.3),
         },
         "ENVIRONMENTAL": {"L7_external_factors": 1.0, "L8_esoteric_factors": 1.0, "ACB_v6": 1.0},
-        "CAPITAL": {"L9_drawdown": capital_sigmoid_mult(s["drawdown_frac"]["v"] - 0.01, 20.0, 0.2)},
+        "CAPITAL": {"L9_drawdown": capital_sigmoid_mult(s["drawdown_frac"]["v"], 20.0, 0.2, 0.01)},
     }  # fmt: skip
 
 
