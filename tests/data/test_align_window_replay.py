@@ -53,12 +53,12 @@ def test_1m_aggregated_to_5m_equals_the_real_5m_bars(perp_catalog: Catalog) -> N
 
     one = Catalog(perp_catalog.root)
     # Force the 1m route by asking for 5m from a catalog view that lacks bars_5m.
-    orig = al._bar_sources
+    orig = al.bar_sources
     try:
-        al._bar_sources = lambda c, v, ns: [(60_000_000_000, "bars_1m")]
+        al.bar_sources = lambda c, v, ns: [(60_000_000_000, "bars_1m")]
         from_1m = align_bars(one, "BINANCE_USDM", ["ETHUSDT"], START, START + 2 * DAY, "5m")
     finally:
-        al._bar_sources = orig
+        al.bar_sources = orig
     both = agg.mask & from_1m.mask
     assert both.sum() > 500
     for f in ("open", "high", "low", "close"):

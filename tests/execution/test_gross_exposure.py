@@ -109,3 +109,29 @@ def test_entries_are_sized_on_the_balance_less_the_open_positions_unrealised_los
     for capital, balance, upnl in risk.calls:
         assert capital == pytest.approx(balance + min(0.0, upnl), rel=1e-12, abs=1e-6)
     engine.dispose()
+
+
+def test_an_entry_trimmed_below_the_venue_minimum_is_not_sent():
+    """A small account (150 USDT) with the composition root's real ports (survival controller and
+    sizer: venue minimum 5 USDT): what is left of the account's room is often a few lots of
+    ADAUSDT, under the minimum order (review 2026-12-06: such orders were sent; Binance rejects
+    them, each costing an OTR slot and a round trip)."""
+    import dataclasses
+
+    from dolphin.core.config import load_config
+    from dolphin.research.backtest import default_ports
+
+    cfg = load_config(environ={}, overrides={
+        "survival": {"sizer": {"base_fraction": 0.9}},
+        "execution": {"backtest": {"starting_usdt": 150.0}, "placer": {"cancel_after_ms": 60_000},
+                      "exits": {**HOLD, "max_hold_bars": 20, "favourable_max_hold_bars": 20, "contradict_exit_bars": 20}},
+    })  # fmt: skip
+    data = load_bars(cfg, max_bars=600)
+    ports = dataclasses.replace(default_ports(cfg, data), signals=EveryNBars(n=1, side=-1))
+    assert ports.risk.min_notional == cfg.survival.sizer.venue_min_notional == 5.0
+    res = run_bar_backtest(cfg, data=data, ports=ports)
+    entries = [o for o in res.engine.cache.orders() if not o.is_reduce_only]
+    assert entries and res.agent.run.counters.get("entry_below_min_notional", 0) > 0
+    for o in entries:
+        px = o.price.as_double() if o.has_price else o.avg_px
+        assert o.quantity.as_double() * px >= 5.0 * (1 - 1e-3), (o.instrument_id, o.quantity, px)

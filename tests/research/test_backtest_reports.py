@@ -125,7 +125,8 @@ def test_cli_hell_run_writes_the_report_the_live_gate_accepts(tmp_path, monkeypa
     base = load_config(environ={})
     with catalog_lock(base):
         ensure_catalog(base)
-        shutil.copytree(catalog_path(base) / "bars_5m", tmp_path / "cat" / "bars_5m")
+        for ds in ("bars_5m", "bars_1m"):  # the scanner's panel takes 1m-only symbols from bars_1m
+            shutil.copytree(catalog_path(base) / ds, tmp_path / "cat" / ds)
     (tmp_path / "nt").mkdir()
     (tmp_path / "nt" / ".sample_ingested").write_text("copied\n")  # (the copy is the catalog)
     env = {"DOLPHIN__DATA__CATALOG_DIR": str(tmp_path / "cat"),
@@ -151,6 +152,38 @@ def test_cli_hell_run_writes_the_report_the_live_gate_accepts(tmp_path, monkeypa
     assert cat.write("bars_5m", "BINANCE_USDM", "ETHUSDT", nxt).rows_written == 1
     gate = check_live_allowed(cfg, reports_dir=tmp_path / "var/reports")
     assert not gate.allowed and "other data" in gate.reason and "dolphin backtest --scenario hell" in gate.reason
+
+
+@pytest.mark.parametrize("dataset, symbol", [("bars_5m", "ETHUSDT"), ("bars_1m", "DASHUSDT")])
+def test_the_hell_data_fingerprint_covers_every_bar_stream_the_run_reads(tmp_path, dataset, symbol):
+    """One more bar in a 5-minute stream, or in a 1-minute stream of a symbol the 5-minute set
+    lacks (the scanner's panel reads it from bars_1m; review 2026-12-06: the fingerprint covered
+    bars_5m only) changes the fingerprint; nothing else does."""
+    import shutil
+
+    from dolphin.data.catalog import Catalog
+    from dolphin.execution.live_gate import hell_data_fingerprint
+    from dolphin.runtime.wiring import catalog_lock, catalog_path, ensure_catalog
+
+    base = load_config(environ={})
+    with catalog_lock(base):
+        ensure_catalog(base)
+        for ds in ("bars_5m", "bars_1m"):
+            shutil.copytree(catalog_path(base) / ds, tmp_path / "cat" / ds)
+    cfg = load_config(environ={"DOLPHIN__DATA__CATALOG_DIR": str(tmp_path / "cat")})
+    cat = Catalog(tmp_path / "cat")
+    assert symbol not in cat.symbols("bars_5m", "BINANCE_USDM") or dataset == "bars_5m"
+    before = hell_data_fingerprint(cfg)
+    assert hell_data_fingerprint(cfg) == before  # stable
+    (tmp_path / "cat" / "bars_5m" / "BINANCE_USDM" / "unrelated.txt").write_text("x")  # not a stream file
+    assert hell_data_fingerprint(cfg) == before
+    stored = cat.read(dataset, "BINANCE_USDM", symbol)
+    last = stored.slice(stored.num_rows - 1)
+    step = 300 if dataset == "bars_5m" else 60
+    nxt = last.set_column(last.schema.get_field_index("ts_ns"), "ts_ns",
+                          [[last["ts_ns"][0].as_py() + step * 10**9]])  # fmt: skip
+    assert cat.write(dataset, "BINANCE_USDM", symbol, nxt).rows_written == 1
+    assert hell_data_fingerprint(cfg) != before
 
 
 def test_knee_index_marks_the_peak():

@@ -19,7 +19,7 @@ from dolphin.data.catalog import Catalog
 from dolphin.data.errors import CatalogError
 from dolphin.data.schema import bar_interval_ns
 
-__all__ = ["AlignedBars", "align_bars", "bars_from_trades", "built_from_trades"]
+__all__ = ["AlignedBars", "align_bars", "bar_sources", "bars_from_trades", "built_from_trades"]
 
 _FIELDS = ("open", "high", "low", "close", "volume")
 
@@ -61,8 +61,9 @@ class AlignedBars:
         return np.where(m, r, np.nan), m
 
 
-def _bar_sources(catalog: Catalog, venue: str, bar_ns: int) -> list[tuple[int, str]]:
-    """Bar datasets of ``venue`` whose size divides ``bar_ns``, coarsest first."""
+def bar_sources(catalog: Catalog, venue: str, bar_ns: int) -> list[tuple[int, str]]:
+    """Bar datasets of ``venue`` whose size divides ``bar_ns``, coarsest first: what
+    :func:`align_bars` may read (``CatalogError`` when there is none)."""
     out = []
     for ds in catalog.datasets():
         if ds.startswith("bars_") and venue in catalog.venues(ds):
@@ -91,7 +92,7 @@ def align_bars(
         raise CatalogError(f"empty range: end_ns {end_ns} <= start_ns {start_ns}")
     start = (start_ns // bar_ns) * bar_ns
     t_count = int(-(-(end_ns - start) // bar_ns))
-    sources = _bar_sources(catalog, venue, bar_ns)
+    sources = bar_sources(catalog, venue, bar_ns)
     stored = {ds: set(catalog.symbols(ds, venue)) for _, ds in sources}
     if symbols is None:
         syms = tuple(sorted({s for _, ds in sources for s in stored[ds]}))

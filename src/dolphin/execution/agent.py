@@ -189,6 +189,8 @@ class DolphinAgent(Strategy):
         self._routes: dict[str, Any] = {}  # topic -> keyed handler (see _keyed)
         self._entry_nev: dict[str, float] = {}
         self._sensors = ports.sensors
+        # the venue's minimum order notional (the risk view's; 0: none)
+        self._min_notional = float(getattr(ports.risk, "min_notional", 0.0))
         # Precomputed per instrument: InstrumentId, Instrument and tick size (filled on first use).
         self._inst_data: dict[str, tuple[InstrumentId, Any, float]] = {}
         # Held positions in NautilusTrader's positions_open order (sorted by position id), so
@@ -697,6 +699,11 @@ class DolphinAgent(Strategy):
             qty = None
         if qty is None or qty.as_double() <= 0.0:
             self.run.count("entry_qty_zero")
+            return
+        if qty.as_double() * mid < self._min_notional:
+            # what is left of an allowance (trimmed by the account's or the instrument's room, or
+            # rounded down to lots) is below the venue's minimum order: the venue would reject it
+            self.run.count("entry_below_min_notional")
             return
         if attempt > pcfg.max_requotes:
             nev_taker = self.ports.nev.nev_bps(cand, taker=True, spread_bps=spread_bps)

@@ -40,24 +40,31 @@ def hell_report_path(cfg: DolphinConfig, reports_dir: Path | None = None) -> tup
 
 
 def hell_data_fingerprint(cfg: DolphinConfig) -> str:
-    """SHA-256 (16 hex digits) over the catalog streams a bar HELL run reads: the bar dataset
-    ``execution.backtest.bars`` at ``execution.backtest.venue``, for the scan universe (every
-    symbol the dataset holds when ``scan_universe`` is empty), each stream by name and bytes
-    (``feeds.stream_fingerprint``). Reads only: nothing is ingested or exported."""
+    """SHA-256 (16 hex digits) over every catalog stream a bar HELL run may read: each bar dataset
+    at ``execution.backtest.venue`` whose bar size divides the run's (``data.align.bar_sources``:
+    the scanner's panel takes a symbol from the coarsest one that holds it, so a finer dataset
+    feeds the signals too), every symbol of it, each stream by name and bytes
+    (``feeds.stream_fingerprint``). Conservative: a change to any such stream changes it. Reads
+    only: nothing is ingested or exported."""
     import hashlib
 
+    from dolphin.data.align import bar_sources
     from dolphin.data.catalog import Catalog
+    from dolphin.data.errors import CatalogError
+    from dolphin.data.schema import bar_interval_ns
     from dolphin.execution.feeds import stream_fingerprint
     from dolphin.runtime.wiring import catalog_path
 
     bt = cfg.execution.backtest
     catalog = Catalog(catalog_path(cfg))
-    stored = set(catalog.symbols(bt.bars, bt.venue)) if bt.bars in catalog.datasets() else set()
-    universe = sorted(set(bt.scan_universe) | set(bt.symbols)) if bt.scan_universe else sorted(stored | set(bt.symbols))
     h = hashlib.sha256(f"{bt.bars}\0{bt.venue}\0".encode())
-    for sym in universe:
-        fp = stream_fingerprint(catalog, bt.bars, bt.venue, sym) if sym in stored else "missing"
-        h.update(f"{sym}\0{fp}\0".encode())
+    try:
+        sources = [ds for _, ds in bar_sources(catalog, bt.venue, bar_interval_ns(bt.bars))]
+    except CatalogError:
+        sources = []  # no bar data: the fingerprint of none
+    for ds in sources:
+        for sym in sorted(catalog.symbols(ds, bt.venue)):
+            h.update(f"{ds}\0{sym}\0{stream_fingerprint(catalog, ds, bt.venue, sym)}\0".encode())
     return h.hexdigest()[:16]
 
 

@@ -96,6 +96,9 @@ class RiskView(Protocol):
         ceiling applies to the account, ``size_notional`` to one instrument)."""
         ...
 
+    # Optional attribute ``min_notional`` (float): the venue's minimum order notional; an entry
+    # trimmed or rounded below it is not sent (absent: 0).
+
 
 @runtime_checkable
 class RiskSensors(Protocol):
@@ -305,6 +308,7 @@ class FixedRiskView:
     base_fraction: float = 0.05
     leverage_ceiling: Mapping[Posture, float] = field(default_factory=lambda: dict(DEFAULT_LEVERAGE_CEILING))
     max_notional: float = 1_000_000.0
+    min_notional: float = 0.0
     schedule: Sequence[tuple[int, Posture]] = ()
 
     def r_total(self, ts_ns: int) -> float:

@@ -201,6 +201,11 @@ class SurvivalRiskView:
             return 0.0
         return self.sizer.size_entry(capital)
 
+    @property
+    def min_notional(self) -> float:
+        """The venue's minimum order notional (``survival.sizer.venue_min_notional``)."""
+        return float(self.cfg.sizer.venue_min_notional)
+
     def gross_notional(self, capital: float, posture: Posture, r_total: float) -> float:
         # (read right after size_notional: the same settled controller)
         if self.sizer is None:
