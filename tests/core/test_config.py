@@ -47,6 +47,16 @@ def test_bad_toml_is_clear(tmp_path) -> None:
         load_config(f, environ={})
 
 
+def test_an_unreadable_config_file_is_a_config_error(tmp_path) -> None:
+    """A directory or a file that is not UTF-8 gave a traceback (review 2026-12-06)."""
+    with pytest.raises(ConfigError, match="cannot be read"):
+        load_config(tmp_path, environ={})
+    f = tmp_path / "latin.toml"
+    f.write_bytes(b"\xff\xfemode = 1\n")
+    with pytest.raises(ConfigError, match="not UTF-8"):
+        load_config(f, environ={})
+
+
 def test_missing_file_is_clear(tmp_path) -> None:
     with pytest.raises(ConfigError, match="not found"):
         load_config(tmp_path / "nope.toml", environ={})

@@ -18,6 +18,7 @@ from pathlib import Path
 
 import msgspec
 import pytest
+from nautilus_trader.model.data import Bar
 
 from dolphin.core.config import load_config
 from dolphin.execution.ports import FileKillFlag
@@ -107,8 +108,9 @@ def _skip_ns(bars, n):
 
 
 def test_the_200ms_cancel_timer_fires_on_the_real_clock(tmp_path, bars):
-    # 2 bars/s: an unfilled maker order meets no new bar within its 200 ms of wall time.
-    cfg = _cfg(tmp_path, skip_bars=914, flatten_wait_ms=500)  # strong candidate at bar 922
+    # 2 bars/s: an unfilled maker order meets no new bar within its 200 ms of wall time (set:
+    # the default on bars is the backtest's one-bar life, see the next test).
+    cfg = _cfg(tmp_path, skip_bars=914, flatten_wait_ms=500, order_ttl_ms=200)  # strong candidate at bar 922
     res = run_paper(cfg, speed=300 * 2, bars=bars, max_seconds=7.0)
     s = res.summary
     assert s["stopped_by"] == "max_seconds"
@@ -124,6 +126,35 @@ def test_the_200ms_cancel_timer_fires_on_the_real_clock(tmp_path, bars):
     assert s["counters"].get("requotes", 0) > 0  # the agent re-quoted after the timer
 
 
+def test_on_bars_an_order_lives_the_backtests_one_bar_by_default(tmp_path, bars):
+    """Default order life on bars: the backtest's (one bar of market time) at the replay's speed,
+    so maker entries can fill on the next bar. Review 2026-12-06: the live 200 ms at 2 bars/s
+    (at x300, a fifth of a bar) cancelled nearly every maker entry before a bar could fill it."""
+    import math as _math
+
+    from dolphin.research.backtest import bar_order_ttl_ms
+    from dolphin.runtime.paper import PAPER_BAR_TTL_SLACK_MS, paper_order_ttl_ms
+
+    cfg = _cfg(tmp_path, skip_bars=914, flatten_wait_ms=500)
+    one_bar = bar_order_ttl_ms(cfg.execution.backtest)
+    assert paper_order_ttl_ms(cfg, "bars", 600.0) == _math.ceil(one_bar / 600.0) + PAPER_BAR_TTL_SLACK_MS
+    assert paper_order_ttl_ms(cfg, "l2", 20.0) == _math.ceil(cfg.execution.placer.cancel_after_ms / 20.0)
+    assert paper_order_ttl_ms(cfg, "l2", None) == cfg.execution.placer.cancel_after_ms
+    assert paper_order_ttl_ms(_cfg(tmp_path, order_ttl_ms=200), "bars", 600.0) == 200
+    res = run_paper(cfg, speed=300 * 2, bars=bars, max_seconds=7.0)
+    s = res.summary
+    assert s["order_ttl_ms"] == paper_order_ttl_ms(cfg, "bars", 600.0) and s["queue_position"] is False
+    entries = _entries(s)
+    maker_fills = [o for o in entries if o["post_only"] and o["status"] == "FILLED"]
+    assert maker_fills, entries
+    # every timed-out entry lived its whole bar, none was cut at the live 200 ms (only a posture
+    # downgrade, e.g. the RTT lockdown on a loaded machine, cancels earlier: counted)
+    lives = [o["cancel_after_ms"] for o in entries if o["cancel_after_ms"] is not None]
+    assert lives and s["counters"].get("cancel_ttl", 0) > 0
+    short = [x for x in lives if x < s["order_ttl_ms"] - 2.0]
+    assert len(short) <= s["counters"].get("cancel_posture", 0), (lives, s["counters"])
+
+
 def test_a_slow_decision_does_not_shorten_the_orders_ttl(tmp_path, bars, monkeypatch):
     # 120 ms of blocking work between the bar and the order (here in the NEV model, as a slow
     # component or a stalled event loop would do): the order must still rest its full 200 ms on
@@ -137,7 +168,7 @@ def test_a_slow_decision_does_not_shorten_the_orders_ttl(tmp_path, bars, monkeyp
         return real(self, candidate, taker=taker, spread_bps=spread_bps)
 
     monkeypatch.setattr(AlphaNevModel, "nev_bps", slow_nev)
-    cfg = _cfg(tmp_path, skip_bars=914, flatten_wait_ms=500)
+    cfg = _cfg(tmp_path, skip_bars=914, flatten_wait_ms=500, order_ttl_ms=200)
     res = run_paper(cfg, speed=300 * 2, bars=bars, max_seconds=7.0)
     s = res.summary
     ttl = s["counters"].get("cancel_ttl", 0)
@@ -194,11 +225,16 @@ def test_malformed_replay_items_are_counted_and_named(tmp_path, bars):
     for i, b in enumerate(ada):
         groups[2 + i][1].append(b)
     groups.insert(5, (groups[0][0], list(groups[0][1])))  # back in time
+    # a bar whose close is above its high, as a decoder without OHLC checks can build it
+    # (review 2026-12-06: rebuilding it raised and ended the whole run)
+    b = groups[7][1][0]
+    groups[7][1][0] = Bar.from_raw(b.bar_type, b.open.raw, b.high.raw, b.low.raw, b.high.raw + b.high.raw // 100,
+                                   b.close.precision, b.volume.raw, b.volume.precision, b.ts_event, b.ts_init)  # fmt: skip
     feed = PaperFeed(real.instruments, groups, "bars with generated defects")
     res = run_paper(cfg, speed=300 * 100, bars=bars, feed=feed)
     s = res.summary
     errs = s["replay"]["errors"]
-    assert errs == {"out_of_order": 1, "unknown_instrument": 3, "unsupported_type": 1}
+    assert errs == {"out_of_order": 1, "unknown_instrument": 3, "unsupported_type": 1, "bar_inconsistent_ohlc": 1}
     msgs = " | ".join(s["replay"]["error_messages"])
     assert "unsupported item str" in msgs and "no instrument ADAUSDT-PERP.BINANCE" in msgs and "went back" in msgs
     assert s["stopped_by"] == "replay_end" and s["replay"]["groups_replayed"] == len(groups) - 1
@@ -245,6 +281,8 @@ def test_the_l2_capture_replays_into_the_node_book(tmp_path):
     res = run_paper(cfg, speed=20.0, max_seconds=4.0)
     s = res.summary
     assert s["data"] == "l2" and s["stopped_by"] == "max_seconds" and s["error"] is None
+    # the L2 backtest's venue model: queue position on (review 2026-12-06: the sandbox had it off)
+    assert s["queue_position"] is True and s["order_ttl_ms"] == 200 // 20
     rp = s["replay"]
     assert rp["errors"] == {} and rp["events_replayed"] > 1000
     assert any(x.startswith("book BTCUSDT-PERP.BINANCE") for x in rp["subscriptions"])
@@ -324,3 +362,64 @@ def test_cli_replay_speed_obeys_the_config_rules(tmp_path, monkeypatch):
     assert main(["paper", "--speed", "0"]) == 2  # was a ZeroDivisionError inside the replay, exit 0
     assert main(["paper", "--speed", "-5"]) == 2
     assert main(["paper", "--max-seconds", "-1"]) == 2
+
+
+def test_the_replay_is_paced_on_the_monotonic_clock():
+    """A step of the system clock (NTP, VM resume) mid-replay: the node's live clock jumps back 2 s
+    after the fifth event. Review 2026-12-06: pacing on it stalled the replay 2 s (or, forward,
+    released a burst); paced on the monotonic clock the gaps stay 0.1 s (x10, one event per data
+    second). The live clock still stamps the events."""
+    import types
+
+    from dolphin.runtime.paper import ReplayDataClient, ReplayStats
+
+    ns = 1_000_000_000
+
+    class SteppedClock:
+        offset = 0
+
+        def timestamp_ns(self):
+            return time.monotonic_ns() + self.offset
+
+    clock = SteppedClock()
+    released: list[float] = []
+
+    def handle(item):
+        released.append(time.monotonic())
+        if len(released) == 5:
+            clock.offset -= 2 * ns
+
+    groups = [(i * ns, [f"ev{i}"]) for i in range(8)]
+    fake = types.SimpleNamespace(feed=PaperFeed([], groups, "generated"), speed=10.0, _clock=clock,
+                                 stats=ReplayStats(groups_total=len(groups)), data_ts={}, done=asyncio.Event(),
+                                 failure=None, _log=types.SimpleNamespace(error=print),
+                                 _restamp=lambda item, ts: item, _handle_data=handle)  # fmt: skip
+    asyncio.run(ReplayDataClient._replay(fake))
+    gaps = [b - a for a, b in zip(released, released[1:])]
+    assert len(released) == len(groups) and fake.stats.finished
+    assert max(gaps) < 0.6, gaps  # (0.1 s each; loose for a loaded machine, far under the 2 s stall)
+    assert len(fake.data_ts) == len(groups)  # every release stamped with the live clock
+
+
+def test_a_paper_run_leaves_no_descriptor_on_the_kill_flag(tmp_path, bars):
+    """Review 2026-12-06: every run left two read descriptors of the kill flag open (its own flag
+    and the backtest ports' one built only for their signals)."""
+    import os
+
+    cfg = _cfg(tmp_path, skip_bars=1000)
+    flag = os.path.realpath(cfg.execution.kill_flag_path)
+
+    def open_on_flag() -> int:
+        n = 0
+        for fd in os.listdir("/proc/self/fd"):
+            try:
+                n += os.path.realpath(f"/proc/self/fd/{fd}") == flag
+            except OSError:
+                pass
+        return n
+
+    before = open_on_flag()
+    for _ in range(2):
+        feed = PaperFeed([s.instrument for s in bars.sets], [], "empty (missing data)")
+        run_paper(cfg, speed=1000.0, bars=bars, feed=feed)
+    assert open_on_flag() == before

@@ -305,6 +305,10 @@ def load_config(
             raise ConfigError(f"config file not found: {p}") from None
         except tomllib.TOMLDecodeError as exc:
             raise ConfigError(f"config file {p} is not valid TOML: {exc}") from None
+        except UnicodeDecodeError as exc:
+            raise ConfigError(f"config file {p} is not UTF-8 text: {exc}") from None
+        except OSError as exc:  # a directory, no permission, an I/O error (review 2026-12-06: a traceback)
+            raise ConfigError(f"config file {p} cannot be read: {exc.strerror or exc}") from None
     raw = _deep_merge(raw, _env_overrides(os.environ if environ is None else environ))
     if overrides:
         raw = _deep_merge(raw, overrides)

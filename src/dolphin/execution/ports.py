@@ -282,9 +282,16 @@ class FileKillFlag:
         self._write(b"\x00")
 
     def close(self) -> None:
+        """Close the read descriptor (a later read opens the file again)."""
         if self._fd is not None:
             os.close(self._fd)
             self._fd = None
+
+    def __del__(self) -> None:  # a flag dropped without close() must not keep its descriptor
+        try:
+            self.close()
+        except (AttributeError, OSError):  # (a half-built instance; an fd closed elsewhere)
+            pass
 
 
 DEFAULT_LEVERAGE_CEILING: Mapping[Posture, float] = {

@@ -18,7 +18,8 @@ class PaperConfig(ConfigStruct):
     (the shipped BTCUSDT L2 capture: depth deltas and trades);
     ``skip_bars``: bars of the data set not replayed at the start (the Oracle's signal panel
     still sees them as history: its rules are trailing); ``order_ttl_ms``: life of an unfilled
-    maker order on the real clock (0 = ``execution.placer.cancel_after_ms``);
+    maker order on the real clock (0 = the backtest's order life in market time divided by the
+    speed-up: ``runtime.paper.paper_order_ttl_ms``);
     ``flatten_wait_ms``: how long the end-of-run flatten may take before positions are closed
     with market orders; ``l2_symbol``: the symbol of the L2 capture.
     """

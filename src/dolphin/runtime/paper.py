@@ -261,13 +261,16 @@ class ReplayDataClient(LiveMarketDataClient):
             groups = self.feed.groups if self.feed is not None else []
             clock = self._clock
             t0_data = groups[0][0] if groups else 0
-            t0_wall = clock.timestamp_ns()
+            # Paced on the monotonic clock (Replay's rule); the live clock only stamps the events
+            # (review 2026-12-06: a step of the system clock stalled the replay or burst it).
+            mono = time.monotonic_ns
+            t0_wall = mono()
             st.first_data_ts_ns = t0_data
             prev_ts = -1
             for ts_data, items in groups:
                 if self.speed is not None:
                     due = t0_wall + int((ts_data - t0_data) / self.speed)
-                    now = clock.timestamp_ns()
+                    now = mono()
                     if due > now:
                         await asyncio.sleep((due - now) / 1e9)
                     else:
@@ -317,7 +320,12 @@ class ReplayDataClient(LiveMarketDataClient):
                 st.error("bar_high_below_low", f"replay: bar {item.bar_type} at {item.ts_event} has high < low; skipped")
                 self._log.error(st.error_messages[-1])
                 return None
-            return Bar(item.bar_type, item.open, item.high, item.low, item.close, item.volume, ts, ts)
+            try:
+                return Bar(item.bar_type, item.open, item.high, item.low, item.close, item.volume, ts, ts)
+            except ValueError as exc:  # open / close outside [low, high] (review 2026-12-06: it ended the run)
+                st.error("bar_inconsistent_ohlc", f"replay: bar {item.bar_type} at {item.ts_event}: {exc}; skipped")
+                self._log.error(st.error_messages[-1])
+                return None
         if isinstance(item, TradeTick):
             return TradeTick(item.instrument_id, item.price, item.size, item.aggressor_side, item.trade_id, ts, ts)
         if isinstance(item, QuoteTick):
@@ -351,9 +359,23 @@ class PaperSandboxClient(SandboxExecutionClient):
     """
 
     fill_model = None  # set by run_paper before build
+    queue_position = False  # set by run_paper before build: True on L2, as the L2 backtest's venue
 
     def __init__(self, *args, **kwargs) -> None:
-        super().__init__(*args, **kwargs)
+        # The stock constructor builds its SimulatedExchange without queue position, a read-only
+        # flag once built: the constructor is given one that has it (review 2026-12-06: paper L2
+        # maker fills ignored the queue ahead, the L2 backtest does not).
+        import functools
+
+        import nautilus_trader.adapters.sandbox.execution as sandbox
+
+        stock = sandbox.SimulatedExchange
+        if PaperSandboxClient.queue_position:
+            sandbox.SimulatedExchange = functools.partial(stock, queue_position=True)
+        try:
+            super().__init__(*args, **kwargs)
+        finally:
+            sandbox.SimulatedExchange = stock
         self._ts_exchange = 0
         if PaperSandboxClient.fill_model is not None:
             self.exchange.set_fill_model(PaperSandboxClient.fill_model)
@@ -472,7 +494,11 @@ def _prepare_bars(cfg: DolphinConfig, bars: Any, skip_bars: int):
     from dolphin.research.backtest import default_ports, load_bars
 
     data = bars if bars is not None else load_bars(cfg)
-    inner = default_ports(cfg, data).signals
+    ports = default_ports(cfg, data)
+    inner = ports.signals
+    close = getattr(ports.kill, "close", None)  # (only the signals are kept: not the backtest's flag)
+    if close is not None:
+        close()
     start_ns = None
     if skip_bars:
         t0 = min(s.bars[0].ts_event for s in data.sets)
@@ -487,6 +513,9 @@ def _prepare_l2(cfg: DolphinConfig, depth: Any, symbol: str):
 
     d = depth if depth is not None else load_depth(cfg, symbol)
     w = build_tick_ports(cfg, book=True)
+    close = getattr(w.ports.kill, "close", None)  # (the signals and the book view are kept, not this flag)
+    if close is not None:
+        close()
     feed = depth_feed(d, label=f"l2 {symbol}")
     iid = str(d.instrument.id)
     return feed, w.ports, w.signal_status, dict(
@@ -570,6 +599,8 @@ def run_paper(
     node: TradingNode | None = None
     try:
         node, client, agent, ports = _build_node(cfg, mode, key, speed, feed, risk, kill, signals_inner, micro, agent_kw)
+        sandbox = node.kernel.exec_engine._clients.get(ClientId("BINANCE"))
+        state["queue_position"] = bool(sandbox is not None and sandbox.exchange.queue_position)
         stop = asyncio.Event()
         if install_signal_handlers:  # Ctrl-C / SIGTERM: our orderly wind-down, not the kernel's stop
             for sig in (signal.SIGINT, signal.SIGTERM):
@@ -579,6 +610,9 @@ def run_paper(
     finally:
         if node is not None:
             node.dispose()
+        close = getattr(kill, "close", None)
+        if close is not None:
+            close()
         for sig in handled:
             try:
                 loop.remove_signal_handler(sig)
@@ -603,6 +637,33 @@ def _on_signal(sig: signal.Signals, state: dict, stop: asyncio.Event) -> None:
     stop.set()
 
 
+def paper_order_ttl_ms(cfg: DolphinConfig, mode: str, speed: float | None) -> int:
+    """Life of an unfilled entry order on the live clock: ``paper.order_ttl_ms`` when set; else
+    the backtest's order life in market time (bars: ``research.backtest.bar_order_ttl_ms``, one
+    bar; L2: ``execution.placer.cancel_after_ms``) divided by the replay's speed-up, at least 1 ms,
+    so an order sees as much market as in the backtest of the same data (review 2026-12-06: at
+    x300 on 5-minute bars the live 200 ms was a fifth of a bar and no maker order could fill).
+    On bars, plus ``PAPER_BAR_TTL_SLACK_MS`` of wall time: the order must outlive the next bar's
+    release, which the event loop may deliver a few ms late (the backtest's bar is never late).
+    Unpaced (``speed`` None): the market-time life."""
+    if cfg.paper.order_ttl_ms:
+        return int(cfg.paper.order_ttl_ms)
+    slack = 0
+    if mode == "bars":
+        from dolphin.research.backtest import bar_order_ttl_ms
+
+        market_ms = bar_order_ttl_ms(cfg.execution.backtest)
+        slack = PAPER_BAR_TTL_SLACK_MS
+    else:
+        market_ms = int(cfg.execution.placer.cancel_after_ms)
+    if speed is None:
+        return market_ms
+    return max(1, math.ceil(market_ms / speed)) + slack
+
+
+PAPER_BAR_TTL_SLACK_MS = 50
+
+
 def _build_node(cfg: DolphinConfig, mode: str, key: str, speed: float | None, feed: PaperFeed, risk: PaperRiskView,
                 kill: Any, signals_inner: Any, micro: Any, agent_kw: dict):  # fmt: skip
     """The TradingNode with the replay and sandbox clients built, the instruments cached and the
@@ -614,6 +675,7 @@ def _build_node(cfg: DolphinConfig, mode: str, key: str, speed: float | None, fe
     node.add_data_client_factory("REPLAY", ReplayDataClientFactory)
     node.add_exec_client_factory("BINANCE", PaperSandboxFactory)
     PaperSandboxClient.fill_model = make_fill_model(ex.backtest, hell=False)
+    PaperSandboxClient.queue_position = mode == "l2"
     try:
         node.build()
     finally:
@@ -633,7 +695,7 @@ def _build_node(cfg: DolphinConfig, mode: str, key: str, speed: float | None, fe
     signals = ReplayTimeSignals(signals_inner, client.data_ts) if mode == "bars" else signals_inner
     ports = AgentPorts(risk=risk, signals=signals, nev=AlphaNevModel(cfg.alpha.nev), kill=kill, micro=micro,
                        sensors=risk)  # fmt: skip
-    ttl_ms = cfg.paper.order_ttl_ms or ex.placer.cancel_after_ms
+    ttl_ms = paper_order_ttl_ms(cfg, mode, speed)
     agent = DolphinAgent(
         DolphinAgentConfig(instrument_ids=tuple(str(i.id) for i in feed.instruments), order_ttl_ms=ttl_ms, **agent_kw),
         ex, ports,
@@ -794,6 +856,9 @@ def build_summary(cfg: DolphinConfig, h: str, mode: str, speed: float | None, ma
         "feed": feed.label,
         "speed": speed,
         "max_seconds": max_seconds,
+        # the entry orders' life on the live clock and the venue's queue model (see paper_order_ttl_ms)
+        "order_ttl_ms": agent.config.order_ttl_ms,
+        "queue_position": bool(state.get("queue_position", False)),
         "stopped_by": state["stopped_by"],
         "error": state["error"],
         "wall_seconds": round(wall_s, 3),
