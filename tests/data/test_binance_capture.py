@@ -126,6 +126,11 @@ def _corrupt_copy(src: Path, dst: Path, line_idx: int, new: bytes) -> Path:
         b'1723161255030314667 {"stream":"btcusdt@kline_1m","data":{}}',  # unknown stream
         b'17231612550303x4667 {"stream":"btcusdt@trade","data":{}}',  # bad timestamp
         b'1723161255030314667 {"stream":"btcusdt@depth@0ms","data":{"U":"x","u":2,"b":[],"a":[]}}',
+        # review 2026-12-06: JSON nested past the decoder's depth raised RecursionError (the whole
+        # file failed, naming no line); a null symbol was stored as symbol "NONE"
+        b"1723161255030314667 " + b"[" * 3000 + b"]" * 3000,
+        b'1723161255030314667 {"stream":"btcusdt@trade","data":{"e":"trade","s":null,"t":1,"p":"1","q":"1",'
+        b'"T":1723161255030,"m":true}}',
     ],
 )
 def test_bad_line_raises_naming_file_and_line(shared_data: Path, tmp_path: Path, bad: bytes) -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pyarrow.parquet as pq
+import pytest
 
 from dolphin.cli import main
 from dolphin.data.catalog import Catalog
@@ -42,6 +43,37 @@ def test_dolphin_scan_bad_inputs_are_clear_errors(sample_data, tmp_path, capsys)
     assert "no bars for venue BINANCE_USDM" in capsys.readouterr().out
     assert main(["scan", "--catalog", str(cat.root), "--start", "yesterday", "--no-progress"]) == 2
     assert "bad time" in capsys.readouterr().out
+    # Review 2026-12-06: epoch numbers were read as years (1715; then 8.7 GiB asked for), an empty
+    # string as NaT; an unknown symbol made a scan of VETO; a venue typo merged the whole shipped
+    # sample into this (non-empty) catalog; --limit 0 crashed or reported an earlier run's file.
+    for bad in ("1688428800", "1688428800000", "", "1999-01-01"):
+        assert main(["scan", "--catalog", str(cat.root), "--start", bad, "--no-progress"]) == 2
+        assert "bad time" in capsys.readouterr().out
+    assert main(["scan", "--catalog", str(cat.root), "--symbol", "BTCUSDT", "--symbol", "NOPEUSDT", "--no-progress"]) == 2
+    assert "['NOPEUSDT']" in capsys.readouterr().out
+    assert main(["scan", "--catalog", str(cat.root), "--venue", "BINANCE_USDMM", "--no-progress"]) == 2
+    assert cat.datasets() == ["bars_5m"] and cat.venues("bars_5m") == ["BINANCE_USDM"]  # nothing ingested
+    for limit in ("0", "-1"):
+        with pytest.raises(SystemExit) as exc:
+            main(["scan", "--catalog", str(cat.root), "--limit", limit, "--no-progress"])
+        assert exc.value.code == 2
+
+
+def test_a_scan_ends_at_the_last_stored_bar_also_when_finer_bars_are_aggregated(sample_data, tmp_path) -> None:
+    """5-minute scan of BTCUSDT (5m) and DASHUSDT (stored at 1m only). Review 2026-12-06: the end
+    was the last 1-minute bar's open + 5 minutes, one scan bar past the data with no real bar."""
+    from dolphin.scan.source import CatalogSource
+
+    cat = Catalog(tmp_path / "catalog")
+    reports = ingest_paths(cat, [sample_data / "binance_usdm_5m_2023-07" / "BTCUSDT.csv.gz",
+                                 sample_data / "binance_usdm_1m_2023-07" / "DASHUSDT.csv.gz"],
+                           quarantine_dir=tmp_path / "q")  # fmt: skip
+    assert all(r.ok for r in reports)
+    bars = CatalogSource(cat, "BINANCE_USDM", "5m").load()
+    assert bars.mask[-1].any()  # the last scan bar holds data
+    last = max(int(cat.read(d, "BINANCE_USDM", s)["ts_ns"][-1].as_py())
+               for d, s in (("bars_5m", "BTCUSDT"), ("bars_1m", "DASHUSDT")))  # fmt: skip
+    assert int(bars.ts_ms[-1]) * 1_000_000 <= last < int(bars.ts_ms[-1]) * 1_000_000 + 300 * 10**9
 
 
 def test_scan_with_workers_through_the_grid_equals_the_in_process_scan(sample_data, tmp_path) -> None:

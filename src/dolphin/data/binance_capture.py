@@ -222,7 +222,9 @@ def _parse(line: bytes, line_no: int, snapshot_symbol: str) -> CaptureMessage:
     if not isinstance(stream, str) or not isinstance(data, dict):
         raise ValueError("bad combined-stream envelope")
     sym, _, kind = stream.partition("@")
-    symbol = str(data.get("s", sym.upper()))
+    symbol = data.get("s", sym.upper())
+    if not isinstance(symbol, str) or not symbol:  # ("s": null was stored as symbol "NONE", review 2026-12-06)
+        raise ValueError(f"symbol {symbol!r} is not a non-empty string")
     if kind.startswith("depth"):
         return DepthDiff(
             line_no=line_no,
@@ -333,7 +335,8 @@ class CaptureReader:
                     continue
                 try:
                     msg = _parse(line, line_no, snapshot_symbol)
-                except (ValueError, KeyError, TypeError, msgspec.DecodeError) as exc:
+                except (ValueError, KeyError, TypeError, RecursionError, msgspec.DecodeError) as exc:
+                    # (RecursionError: JSON nested too deep for the decoder; one line, not the file)
                     err = CaptureFormatError(str(self.path), line_no, f"{type(exc).__name__}: {exc}",
                                              line[:500].decode("utf-8", "replace"))  # fmt: skip
                     if self.on_error == "raise":

@@ -27,22 +27,44 @@ def catalog_source(cfg: DolphinConfig, args: argparse.Namespace) -> BarSource:
     if not root.is_absolute():
         root = repo_root() / root
     catalog = Catalog(root, row_group_size=cfg.data.row_group_size)
-    if not any(args.venue in catalog.venues(d) for d in catalog.datasets() if d.startswith("bars_")):
+    if not catalog.datasets():
+        # Only into an empty catalog: one that holds other data is the user's (review 2026-12-06: a
+        # venue typo, or the default venue on a spot-only catalog, merged the whole sample into it).
         from dolphin.data.sample import ensure_sample
 
-        log.warning("catalog %s holds no %s bars: ingesting the shipped sample first", root, args.venue)
+        log.warning("catalog %s is empty: ingesting the shipped sample first", root)
         qdir = Path(cfg.data.quarantine_dir)
         ensure_sample(catalog, qdir if qdir.is_absolute() else repo_root() / qdir)
     return CatalogSource(catalog, args.venue, args.bar, symbols=args.symbol, start_ns=_ns(args.start), end_ns=_ns(args.end))
 
 
+_EARLIEST = np.datetime64("2009-01-01", "ns")  # before any crypto market data
+
+
 def _ns(text: str | None) -> int | None:
+    """An ISO-8601 UTC time (``2023-07-05``, ``2023-07-05T12:00``) -> ns. Refused: anything else,
+    e.g. epoch seconds (numpy read ``1688428800`` as a year: 1715, then asked for 8.7 GiB), an empty
+    string (NaT), a time before 2009 or more than a day ahead (review 2026-12-06)."""
     if text is None:
         return None
+    bad = ValueError(f"bad time {text!r}: use ISO-8601 UTC such as 2023-07-05 or 2023-07-05T12:00")
+    t = text.strip()
+    if len(t) < 10 or t[4:5] != "-" or t[7:8] != "-":  # YYYY-MM-DD first (not a bare number)
+        raise bad
     try:
-        return int(np.datetime64(text, "ns").astype(np.int64))
+        ts = np.datetime64(t, "ns")
     except ValueError:
-        raise ValueError(f"bad time {text!r}: use ISO-8601 such as 2023-07-05 or 2023-07-05T12:00") from None
+        raise bad from None
+    if np.isnat(ts) or not _EARLIEST <= ts <= np.datetime64("now", "ns") + np.timedelta64(1, "D"):
+        raise ValueError(f"bad time {text!r}: outside 2009-01-01 .. tomorrow (UTC)")
+    return int(ts.astype(np.int64))
+
+
+def _positive_int(text: str) -> int:
+    n = int(text)
+    if n < 1:
+        raise argparse.ArgumentTypeError(f"must be a positive number of bars, got {text}")
+    return n
 
 
 # The data source is a swappable function: (config, args) -> BarSource.
@@ -67,6 +89,8 @@ def run_scan(cfg: DolphinConfig, bars: ScanBars, out_dir: Path, *, limit: int | 
     if signal_only:
         scfg = msgspec.structs.replace(scfg, full_spectrum=False)
     t_len = bars.closes.shape[0] if limit is None else min(limit, bars.closes.shape[0])
+    if t_len < 1:  # nothing would be written, and an earlier run's file would be reported as this one's
+        raise ValueError(f"nothing to scan: {bars.closes.shape[0]} bars" + ("" if limit is None else f", limit {limit}"))
     sonar = Sonar(bars.closes.shape[1], scfg)
     name = bars.name or "bars"
     sink = ParquetSink(out_dir / f"scan_{name}.parquet")
@@ -123,6 +147,8 @@ def run_scan(cfg: DolphinConfig, bars: ScanBars, out_dir: Path, *, limit: int | 
 def _main(cfg: DolphinConfig, args: argparse.Namespace) -> int:
     try:
         bars = SOURCE_FACTORY(cfg, args).load()
+        if bars.closes.shape[0] < 1:
+            raise ValueError("nothing to scan: the source holds no bars in the range")
     except (FileNotFoundError, ValueError, CatalogError) as exc:
         print(f"dolphin scan: {exc}")
         return 2
@@ -140,7 +166,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--start", default=None, help="first bar, ISO-8601 UTC (default: start of the data)")
     p.add_argument("--end", default=None, help="end (exclusive), ISO-8601 UTC (default: end of the data)")
     p.add_argument("--out", default="var/scan", help="output folder (default: var/scan)")
-    p.add_argument("--limit", type=int, default=None, help="scan only the first N bars")
+    p.add_argument("--limit", type=_positive_int, default=None, help="scan only the first N bars (N >= 1)")
     p.add_argument("--signal-only", action="store_true", help="lambda_max/velocities only (no entropy)")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     p.add_argument("--workers", type=int, default=0,

@@ -81,17 +81,28 @@ class CatalogSource:
                     and bar_ns % bar_interval_ns(d) == 0]  # fmt: skip
         if not datasets:
             raise CatalogError(f"no bars for venue {self.venue} at a size dividing {self.bar} in {self.catalog.root}")
-        symbols = list(self.symbols) if self.symbols is not None else sorted(
-            {s for d in datasets for s in self.catalog.symbols(d, self.venue)})  # fmt: skip
+        stored = {d: set(self.catalog.symbols(d, self.venue)) for d in datasets}
+        symbols = list(self.symbols) if self.symbols is not None else sorted(set().union(*stored.values()))
+        unknown = [s for s in symbols if not any(s in held for held in stored.values())]
+        if unknown:  # (they would be rows missing on every bar: a whole scan of VETO, review 2026-12-06)
+            raise CatalogError(f"no {self.venue} bars at a size dividing {self.bar} for {unknown}")
         if self.max_assets is not None:
             symbols = symbols[: self.max_assets]
         start, end = self.start_ns, self.end_ns
         if start is None or end is None:
-            spans = [(p.first_ns, p.last_ns) for p in self.catalog.partitions()
-                     if p.dataset in datasets and p.venue == self.venue and p.symbol in set(symbols)]  # fmt: skip
+            # Each symbol's span in the dataset align_bars reads it from (the coarsest that holds
+            # it); the end is its last bar's close, at that dataset's size (review 2026-12-06: the
+            # last 1-minute bar's open + 5 minutes added an empty bar).
+            source = {}
+            for d in sorted(datasets, key=bar_interval_ns):  # finest first: the coarsest wins
+                for sym in stored[d]:
+                    source[sym] = d
+            wanted = {(source[s], s) for s in symbols}
+            spans = [(p.first_ns, p.last_ns + bar_interval_ns(p.dataset)) for p in self.catalog.partitions()
+                     if p.venue == self.venue and (p.dataset, p.symbol) in wanted]  # fmt: skip
             if not spans:
                 raise CatalogError(f"no stored bars for {symbols[:5]}... on {self.venue}")
             start = min(a for a, _ in spans) if start is None else start
-            end = max(b for _, b in spans) + bar_ns if end is None else end
+            end = max(b for _, b in spans) if end is None else end
         bars = _align.align_bars(self.catalog, self.venue, symbols, start, end, self.bar)
         return from_catalog(bars, name=f"{self.venue}_{self.bar}")
