@@ -261,3 +261,16 @@ def test_hibernate_flatten_none_leaves_a_position_opened_during_hibernate():
     opened = [t for t in res.agent.run.trades if t["ts_open_ns"] >= hib]
     assert opened, "scenario: an entry resting at HIBERNATE fills during it"
     assert all(t["exit_reason"] != "hibernate" for t in res.agent.run.trades)
+
+
+def test_an_l1_hell_run_reports_what_hell_drew():
+    """Review 2026-12-06: the L1 HELL run built its fill model inside the engine and its report had
+    no `hell_fill_draws` (the L2 one had); the draws are the HELL run's own evidence."""
+    cfg = cfg_with(placer={"cancel_after_ms": 3_000, "max_requotes": 50, "max_working_orders_per_instrument": 2})
+    ports = AgentPorts(risk=FixedRiskView(Posture.APEX, base_fraction=0.01), signals=EveryNBars(n=3),
+                       nev=SimpleNevModel(), kill=MemoryKillFlag(),
+                       micro=FixedMicrostructure(fixed_wobi=None, fixed_confidence=1.0))  # fmt: skip
+    res = run_tick_backtest(cfg, ports, ticks=l2_ticks(), scenario="hell")
+    draws = res.report["hell_fill_draws"]
+    assert (draws["entry_frac"], draws["exit_frac"]) == (0.48, 0.35)
+    assert draws["entry_allowed"] + draws["entry_denied"] > 0 and res.fill_model is not None

@@ -473,7 +473,9 @@ def test_config_rejects_an_entry_budget_below_one_submit():
     # the boundary is allowed: 0.5 x 4 messages is exactly one submit
     load_config(environ={}, overrides={"execution": {"otr": {"entry_budget_frac": 0.5, "max_otr": 4.0,
                                                               "rate_windows": [{"window_ms": 1000, "max_messages": 4}]}}})
-    load_config(environ={}, overrides={"execution": {"backtest": {"maker_fee_bps": -2.0}}})  # a rebate is fine
+    # a rebate is fine (the NEV gate's schedule says the same: one fee schedule)
+    load_config(environ={}, overrides={"execution": {"backtest": {"maker_fee_bps": -2.0}},
+                                       "alpha": {"nev": {"fees": {"maker_bps": -2.0}}}})  # fmt: skip
 
 
 # --------------------------------------------------------------------------- 7: non-finite size

@@ -77,6 +77,8 @@ def test_hell_scenario_runs_side_by_side_with_lower_fills(cfg, bar_sets, tmp_pat
     nominal = run_bar_backtest(cfg, data=bar_sets)
     hell = run_bar_backtest(cfg, data=bar_sets, scenario="hell")
     assert hell.report["scenario"] == "hell"
+    # the data that ran, not only the configuration's label (review 2026-12-06)
+    assert hell.report["bar_dataset"] == nominal.report["bar_dataset"] == "BINANCE_USDM/bars_5m"
     assert hell.report["fill_rate_entry"] < nominal.report["fill_rate_entry"]
     assert hell.report["fill_rate_exit"] < nominal.report["fill_rate_exit"]
     fm = hell.fill_model

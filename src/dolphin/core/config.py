@@ -137,6 +137,25 @@ class DolphinConfig(ConfigStruct):
                     f"config key 'execution.backtest.{key}' = {list(names)!r} is not allowed: "
                     f"{', '.join(dup)} listed more than once"
                 )
+        # One fee schedule: the simulated venue's fees (execution.backtest) are the ones the NEV gate
+        # assumes (alpha.nev.fees). The venue charges its tax on every fill, so a taxed backtest
+        # needs the gate's tax on both sides too (review 2026-12-06: a venue-only tax of 10 bps
+        # left the gate's NEV unchanged while every trade paid 20 bps; a sell-side tax in the gate
+        # was charged on both legs by the venue and in the report).
+        fees = self.alpha.nev.fees
+        for key, venue_v, gate_key, gate_v in (("maker_fee_bps", bt.maker_fee_bps, "maker_bps", fees.maker_bps),
+                                               ("taker_fee_bps", bt.taker_fee_bps, "taker_bps", fees.taker_bps),
+                                               ("tax_bps", bt.tax_bps, "tax_bps", fees.tax_bps)):  # fmt: skip
+            if venue_v != gate_v:
+                raise ConfigError(
+                    f"config key 'execution.backtest.{key}' = {venue_v!r} is not allowed: the NEV gate assumes "
+                    f"alpha.nev.fees.{gate_key} = {gate_v!r}; set both to the venue's fee"
+                )
+        if bt.tax_bps > 0 and fees.tax_side != "both":
+            raise ConfigError(
+                f"config key 'alpha.nev.fees.tax_side' = {fees.tax_side!r} is not allowed with a tax "
+                f"(tax_bps = {bt.tax_bps:g}): the simulated venue charges the tax on every fill; set 'both'"
+            )
         # The backtest's survival controller runs these layers: at least one, each configured
         # (an empty set crashed the controller; an unknown name failed only when a backtest began).
         known = {spec.name for spec in self.survival.layers}

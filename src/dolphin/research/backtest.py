@@ -262,8 +262,12 @@ def run_bar_backtest(
         ex,
         ports if ports is not None else default_ports(cfg, data, leverage_override=leverage_override),
     )
-    return _run_agent(engine, agent, bt, scenario, NS_PER_YEAR / interval_ns,
-                      signals=data.signal_status or "given", fill_model=fill_model)  # fmt: skip
+    res = _run_agent(engine, agent, bt, scenario, NS_PER_YEAR / interval_ns,
+                     signals=data.signal_status or "given", fill_model=fill_model)  # fmt: skip
+    # the data that ran (``dataset`` is the configuration's label; review 2026-12-06: a 1-minute
+    # run's report named the 5-minute set)
+    res.report["bar_dataset"] = f"{bt.venue}/{bt.bars}"
+    return res
 
 
 def _run_agent(
@@ -441,7 +445,9 @@ def run_tick_backtest(
     bt = ex.backtest
     if ticks is None:
         ticks = load_l1(cfg)
-    engine = build_engine(bt, hell=(scenario == "hell"), fill_model=fill_model, trades=bool(ticks.trades))
+    if fill_model is None:  # built here so the report can show what HELL drew (review 2026-12-06)
+        fill_model = make_fill_model(bt, hell=(scenario == "hell"))
+    engine = build_engine(bt, fill_model=fill_model, trades=bool(ticks.trades))
     engine.add_instrument(ticks.instrument)
     engine.add_data(ticks.quotes)
     if ticks.trades:
@@ -459,7 +465,8 @@ def run_tick_backtest(
         ex,
         ports,
     )
-    return _run_agent(engine, agent, bt, scenario, NS_PER_YEAR / (bar_seconds * 1e9), extra_strategies=extra_strategies)
+    return _run_agent(engine, agent, bt, scenario, NS_PER_YEAR / (bar_seconds * 1e9), extra_strategies=extra_strategies,
+                      fill_model=fill_model)
 
 
 def run_depth_backtest(

@@ -96,7 +96,7 @@ def _backtest(cfg: DolphinConfig, args: argparse.Namespace) -> int:
                 progress.advance(task)
     reports = [dict(r.report, config_hash=h) for r in results]
     data = {
-        "bars": bt.dataset,
+        "bars": f"{bt.dataset} ({bt.venue}/{bt.bars})",
         "l1": "L2 capture BTCUSDT 2024-08-08 (L1 bookTicker quotes + trades)",
         "l2": "L2 capture BTCUSDT 2024-08-08 (L2 book deltas + trades)",
     }[args.data]
