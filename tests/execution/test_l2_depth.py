@@ -93,3 +93,53 @@ def test_a_first_replayed_diff_that_does_not_bracket_the_snapshot_is_a_chain_bre
     cat.write("trades", "BINANCE_USDM", "BTCUSDT", trades)
     d = catalog_depth(cat, tmp_path / "nt", "BINANCE_USDM", "BTCUSDT", maker_fee_bps=2, taker_fee_bps=5)
     assert d.chain_breaks == 1 and d.diffs_applied > 1_000
+
+
+def test_l5_reads_the_real_books_depth_over_its_recent_normal(depth):
+    """The composition root's real ports on the L2 capture: L5's `book_depth_ratio` is fed from the
+    book the agent trades (review 2026-12-06: it was fed by nothing and stayed at its healthy 1.0).
+    Every reading is the depth within alpha.book.liquidity_band_bps against the exponential
+    reference before it, recomputed here from the recorded readings' own rule."""
+    from dolphin.core.config import load_config
+    from dolphin.runtime.wiring import build_tick_ports
+
+    cfg = load_config(environ={})
+    w = build_tick_ports(cfg, book=True)
+    seen: list[tuple[int, float | None]] = []
+    source = w.risk.depth_source
+
+    def recording():
+        d = source()
+        seen.append((w.risk._depth_obs_ns, d))
+        return d
+
+    w.risk.depth_source = recording
+    res = run_depth_backtest(cfg, w.ports, depth=depth)
+    bd = res.report["survival"]["book_depth"]
+    n = res.report["survival"]["readings"].get("book_depth_ratio", 0)
+    assert bd["readings"] == len([d for _, d in seen if d is not None]) > bd["warmup"] + 100
+    assert n == bd["readings"] - bd["warmup"] and bd["skipped"] == len(seen) - bd["readings"]
+    # the readings are one per second of event time at most, and the depths are real sizes
+    ts = [t for t, _ in seen]
+    assert all(b - a >= 10**9 for a, b in zip(ts, ts[1:]))
+    depths = [d for _, d in seen if d is not None]
+    assert min(depths) > 0 and max(depths) / min(depths) > 1.2  # the book's depth moves
+    # L5 acted on them: its depth factor is below 1 when the last ratio is past the deadband
+    ratios = w.risk.controller.board  # (the controller's board holds the last reading)
+    idx = w.risk.controller.board.index["book_depth_ratio"]
+    assert ratios.values[idx] == pytest.approx(bd["last_ratio"])
+
+
+def test_an_l1_run_has_no_depth_reading():
+    """On quotes alone the touch sizes are no depth (they swing 100x between quotes): L5's depth
+    stays unread there, counted as skipped."""
+    from dolphin.core.config import load_config
+    from dolphin.research.backtest import run_tick_backtest
+    from dolphin.runtime.wiring import build_tick_ports
+
+    cfg = load_config(environ={})
+    w = build_tick_ports(cfg, book=True)
+    res = run_tick_backtest(cfg, w.ports, ticks=l2_ticks())
+    bd = res.report["survival"]["book_depth"]
+    assert bd["readings"] == 0 and bd["skipped"] > 0
+    assert "book_depth_ratio" not in res.report["survival"]["readings"]

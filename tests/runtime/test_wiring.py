@@ -351,3 +351,42 @@ def test_an_invalid_fill_holds_l6_at_its_worst_case_for_a_bounded_time_without_f
     day = late + 24 * 3600 * s
     rv.on_equity(day, 10_000.0)
     assert rv.r_total(day) > 0.9
+
+
+def test_depth_ratio_is_depth_over_its_exponential_reference():
+    from dolphin.runtime.wiring import DepthRatio
+
+    d = DepthRatio(half_life_s=10.0, warmup=3, step_s=1.0)
+    assert [d.update(k * NS, 100.0) for k in range(3)] == [None, None, None]  # warm-up: the reference only
+    assert d.update(3 * NS, 50.0) == pytest.approx(0.5)  # against the reference before it
+    # one half-life later the reference moved half way to the new level
+    ref = d.reference
+    d.update(13 * NS, 20.0)
+    assert d.reference == pytest.approx(ref + 0.5 * (20.0 - ref))
+    for bad in (None, math.nan, -1.0, math.inf):
+        assert d.update(14 * NS, bad) is None
+    assert d.skipped == 4 and d.readings == 5
+
+
+def test_a_thinning_book_lowers_l5_through_the_depth_reading(cfg):
+    """The real controller behind the risk view: the book's depth falls to a quarter of its normal;
+    L5's multiplier falls with it (review 2026-12-06: nothing fed this reading)."""
+    t0 = 1_700_000_000 * NS
+    rv = SurvivalRiskView(backtest_survival_config(cfg, book=True))
+    depth = {"now": 1_000_000.0}
+    rv.depth_source = lambda: depth["now"]
+    rv.posture(t0)
+    t = t0
+    for _ in range(800):  # 40 s of a healthy book: readings every 50 ms, depth every second
+        t += 50_000_000
+        rv.on_book_update(t)
+    rv.r_total(t)
+    l5 = rv.controller.layer_multipliers()["L5_order_book"]
+    assert rv.depth.readings == 40 and rv.readings["book_depth_ratio"] == 40 - rv.depth.warmup
+    depth["now"] = 250_000.0
+    for _ in range(60):
+        t += 50_000_000
+        rv.on_book_update(t)
+    rv.r_total(t + 1)
+    assert rv.readings["book_depth_ratio"] > 0
+    assert rv.controller.layer_multipliers()["L5_order_book"] < l5 - 0.2

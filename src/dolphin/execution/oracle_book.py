@@ -264,6 +264,40 @@ class OracleMicrostructure:
         f = feed.features(i, feed.now_ns())
         return f.wobi if f.synced else None
 
+    def depth_quote(self) -> float | None:
+        """The L2 books' depth in quote (size within ``alpha.book.liquidity_band_bps`` of the mid on
+        both sides, times the mid), read straight from NautilusTrader's book (its cumulative
+        quantity to a price: no level is copied; loading the Oracle's book for it cost the L2
+        backtest 46 % of its throughput); summed over the L2 books that have both sides. None
+        before the feed is bound, while no book has both sides, or on L1 (a quote's touch sizes
+        are no depth: they swing by 100x between quotes). The survival controller's L5 reads it as
+        depth over its recent normal (``runtime.wiring.DepthRatio``)."""
+        from nautilus_trader.model.enums import OrderSide
+        from nautilus_trader.model.objects import Price
+
+        feed = self.feed
+        strategy = feed._strategy
+        if strategy is None:
+            return None
+        b = feed.cfg.book.liquidity_band_bps * 1e-4
+        total, seen = 0.0, False
+        for i, source in enumerate(feed.sources):
+            if source != L2_DEPTH:
+                continue
+            book = strategy.cache.order_book(feed._iids[i])
+            if book is None:
+                continue
+            bb, ba = book.best_bid_price(), book.best_ask_price()
+            if bb is None or ba is None:
+                continue
+            mid = 0.5 * (bb.as_double() + ba.as_double())
+            pp = feed._price_prec[i]
+            qty = (book.get_quantity_for_price(Price(mid * (1.0 + b), pp), OrderSide.BUY)
+                   + book.get_quantity_for_price(Price(mid * (1.0 - b), pp), OrderSide.SELL))  # fmt: skip
+            total += qty * mid
+            seen = True
+        return total if seen else None
+
     def confidence(self, instrument_id: str, side: int = 0) -> float:
         feed = self.feed
         i = feed.asset(instrument_id)

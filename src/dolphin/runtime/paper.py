@@ -589,6 +589,7 @@ def run_paper(
         l2_feed, tick_ports, status, agent_kw = _prepare_l2(cfg, depth, pc.l2_symbol)
         feed = feed if feed is not None else l2_feed
         signals_inner, micro = tick_ports.signals, tick_ports.micro
+        risk.depth_source = micro.depth_quote  # L5's depth reading, as in the L2 backtest
     key = register_feed(feed)
 
     loop = asyncio.new_event_loop()

@@ -31,7 +31,7 @@ import math
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Iterator, Mapping, Sequence
+from typing import Callable, Iterator, Mapping, Sequence
 
 import msgspec
 import numpy as np
@@ -108,6 +108,46 @@ def backtest_survival_config(cfg: DolphinConfig, *, book: bool, leverage_overrid
     return msgspec.structs.replace(sc, layers=layers, posture=posture)
 
 
+class DepthRatio:
+    """L5's ``book_depth_ratio``: the book's depth over its own recent normal.
+
+    Reference: an exponential average of the depth readings in event time (half-life
+    ``half_life_s``); the ratio of a reading is taken against the reference before it. The first
+    ``warmup`` readings only build the reference (no ratio: L5's depth keeps its healthy 1.0). A
+    reading that is not a finite number >= 0 (no synced book) is skipped and counted. One reading
+    per ``step_ns`` of event time at most (the feeder's rule)."""
+
+    def __init__(self, half_life_s: float = 300.0, warmup: int = 30, step_s: float = 1.0) -> None:
+        if not (half_life_s > 0 and warmup >= 1 and step_s > 0):
+            raise ValueError(f"bad DepthRatio({half_life_s}, {warmup}, {step_s})")
+        self.tau_ns = half_life_s * 1e9 / math.log(2.0)
+        self.warmup = int(warmup)
+        self.step_ns = int(step_s * 1e9)
+        self.reference = math.nan
+        self.readings = 0
+        self.skipped = 0
+        self._last_ns = 0
+        self.last_ratio = math.nan
+
+    def update(self, ts_ns: int, depth: float | None) -> float | None:
+        if depth is None or not (0.0 <= depth < math.inf):
+            self.skipped += 1
+            return None
+        ref = self.reference
+        ratio = None
+        if self.readings == 0 or not ref > 0.0:
+            self.reference = depth
+        else:
+            if self.readings >= self.warmup:
+                ratio = depth / ref
+                self.last_ratio = ratio
+            a = 1.0 - math.exp(-max(ts_ns - self._last_ns, 0) / self.tau_ns)
+            self.reference = ref + a * (depth - ref)
+        self._last_ns = ts_ns
+        self.readings += 1
+        return ratio
+
+
 class SurvivalRiskView:
     """RiskView over the real SurvivalController, driven by NautilusTrader event time."""
 
@@ -130,6 +170,11 @@ class SurvivalRiskView:
         self._last_dd = math.nan
         self.book_reading_step_ns = 50_000_000
         self._book_obs_ns = -(2**62)
+        # L5's depth reading: () -> the book's depth (quote, both sides near the touch) or None;
+        # set where a book exists (build_tick_ports, paper L2). None: L5's depth stays unread.
+        self.depth_source: Callable[[], float | None] | None = None
+        self.depth = DepthRatio()
+        self._depth_obs_ns = -(2**62)
         self.readings: dict[str, int] = {}
         self._idx: dict[str, int] = {}
 
@@ -256,6 +301,12 @@ class SurvivalRiskView:
         j = self.book_clock.jitter_ns
         if j == j:  # NaN until two intervals were seen
             self._observe("book_jitter_ms", ts_ns, j / 1e6)
+        src = self.depth_source
+        if src is not None and ts_ns - self._depth_obs_ns >= self.depth.step_ns:
+            self._depth_obs_ns = ts_ns
+            ratio = self.depth.update(ts_ns, src())
+            if ratio is not None:
+                self._observe("book_depth_ratio", ts_ns, ratio)
 
 
 # --------------------------------------------------------------------------- NEV
@@ -567,6 +618,12 @@ def ports_summary(ports: AgentPorts) -> dict:
             "sizer_denials": risk.sizer.denials if risk.sizer is not None else 0,
             "killed": ctl.killed,
         }
+        if risk.depth_source is not None:  # L5's depth over its recent normal (DepthRatio)
+            d = risk.depth
+            out["survival"]["book_depth"] = {
+                "readings": d.readings, "skipped": d.skipped, "warmup": d.warmup,
+                "reference_quote": d.reference, "last_ratio": d.last_ratio,
+            }  # fmt: skip
     if isinstance(ports.nev, AlphaNevModel):
         out["nev_reasons"] = dict(sorted(ports.nev.reasons.items()))
     if isinstance(ports.signals, OracleBarSignals):
@@ -608,6 +665,8 @@ def build_tick_ports(
         signals = OracleBookSignals(feed, cfg.alpha, min_abs_wobi=cfg.execution.exits.wobi_threshold,
                                     order_notional_quote=tick_order_notional_quote(cfg))  # fmt: skip
         status = "oracle_book"
+    if book:  # L5's depth reading from the same book (once the agent bound the feed)
+        risk.depth_source = micro.depth_quote
     ports = AgentPorts(risk=risk, signals=signals, nev=nev, kill=kill or kill_flag_for(cfg, live=False), micro=micro,
                        sensors=risk)  # fmt: skip
     return BarWiring(ports, risk, nev, status)
