@@ -296,8 +296,10 @@ def _to_decimal_mixed(masked: pa.Array, ok: np.ndarray) -> tuple[pa.Array, np.nd
     return pc.replace_with_mask(fast, pa.array(where), vals), in_range, rounded
 
 
-def _to_decimal_slow(values: list[str | None]) -> tuple[pa.Array, np.ndarray, int]:
-    """Each value rounded half-even to 18 decimals; a value of 1e20 or more is out of range (False)."""
+def _round_each(values: list, exact) -> tuple[pa.Array, np.ndarray, int]:
+    """Each non-null value as ``exact(value, ctx)`` (a Decimal), rounded half-even to 18
+    decimals, judged alone: one that is not a number, or is 1e20 or more before or after rounding,
+    is out of range (False in the mask, null). Returns (array, in-range mask, number rounded)."""
     from decimal import ROUND_HALF_EVEN, Context, Decimal, InvalidOperation
 
     ctx = Context(prec=_DEC_CONTEXT_PREC, rounding=ROUND_HALF_EVEN)
@@ -310,7 +312,7 @@ def _to_decimal_slow(values: list[str | None]) -> tuple[pa.Array, np.ndarray, in
             out.append(None)
             continue
         try:
-            d = Decimal(v)
+            d = exact(v, ctx)
             if abs(d) >= limit:
                 raise InvalidOperation
             r = d.quantize(q, context=ctx)
@@ -324,32 +326,17 @@ def _to_decimal_slow(values: list[str | None]) -> tuple[pa.Array, np.ndarray, in
     return pa.array(out, DECIMAL), in_range, rounded
 
 
+def _to_decimal_slow(values: list[str | None]) -> tuple[pa.Array, np.ndarray, int]:
+    """Each value rounded half-even to 18 decimals; a value of 1e20 or more is out of range (False)."""
+    from decimal import Decimal
+
+    return _round_each(values, lambda v, ctx: Decimal(v))
+
+
 def _scale_down(dec: pa.Array, scale: int) -> tuple[pa.Array, np.ndarray, int]:
     """Percent -> fraction: ``value / scale``, exact to the 18th decimal, rounded half-even beyond
     (counted); judged per value (a value that does not fit is False in the mask, never an exception)."""
-    from decimal import ROUND_HALF_EVEN, Context, Decimal, InvalidOperation
-
-    ctx = Context(prec=_DEC_CONTEXT_PREC, rounding=ROUND_HALF_EVEN)
-    q, limit = Decimal("1e-18"), Decimal(_DEC_LIMIT)
-    vals = dec.to_pylist()
-    ok = np.ones(len(vals), dtype=bool)
-    out: list[Decimal | None] = []
-    rounded = 0
-    for i, v in enumerate(vals):
-        if v is None:
-            out.append(None)
-            continue
-        try:
-            w = ctx.divide(v, scale).quantize(q, context=ctx)
-            if abs(w) >= limit:
-                raise InvalidOperation
-        except InvalidOperation:
-            ok[i] = False
-            out.append(None)
-            continue
-        rounded += ctx.multiply(w, scale) != v
-        out.append(w)
-    return pa.array(out, DECIMAL), ok, rounded
+    return _round_each(dec.to_pylist(), lambda v, ctx: ctx.divide(v, scale))
 
 
 def _ts_scale(values: np.ndarray, unit: str) -> tuple[int, str]:
