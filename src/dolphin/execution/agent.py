@@ -580,19 +580,10 @@ class DolphinAgent(Strategy):
         counts once realised). Review 2026-12-06: the balance alone sized new entries on money
         the open positions had already lost."""
         cap = self._capital()
-        held = self._held
-        if not held:
+        if not self._held:
             return cap
-        h = self._h
-        upnl = 0.0
-        for state in held:
-            pos = state.position
-            if pos.is_open:
-                key = state.key
-                px = self._px(key) if (key in self._quotes or key in self._books) else h.last_px.get(key)
-                if px is not None:
-                    upnl += pos.unrealized_pnl(state.instrument.make_price(px)).as_double()
-        return cap + upnl if upnl < 0.0 else cap
+        eq = self._with_upnl(cap, keep=False)
+        return eq if eq < cap else cap
 
     def _record_equity(self, ts_ns: int) -> None:
         h = self._h
@@ -610,25 +601,32 @@ class DolphinAgent(Strategy):
         eq = h.capital
         if eq is None:
             eq = self._capital()
-        held = h.held
-        if held:
-            last_px, quotes, books = h.last_px, self._quotes, self._books
-            for state in held:  # the open positions, in the cache's positions_open order
-                pos = state.position
-                key = state.key
-                if pos.is_open:
-                    if key in quotes or key in books:
-                        px = self._px(key)
-                    elif key in last_px:
-                        px = last_px[key]
-                    else:
-                        state.upnl = None
-                        continue
-                    u = pos.unrealized_pnl(state.instrument.make_price(px)).as_double()
-                    state.upnl = u
-                    eq += u
+        return self._with_upnl(eq, keep=True) if h.held else eq
+
+    def _with_upnl(self, eq: float, *, keep: bool) -> float:
+        """``eq`` plus each held position's unrealised PnL at its latest price (book / quote mid,
+        else the last bar's close; a position with neither adds nothing), added in the cache's
+        positions_open order; ``keep``: each position's is kept (``upnl``: None when not added)
+        for the equity curve's per-bar update."""
+        last_px, quotes, books = self._h.last_px, self._quotes, self._books
+        for state in self._h.held:  # the open positions, in the cache's positions_open order
+            pos = state.position
+            key = state.key
+            if pos.is_open:
+                if key in quotes or key in books:
+                    px = self._px(key)
+                elif key in last_px:
+                    px = last_px[key]
                 else:
-                    state.upnl = None
+                    if keep:
+                        state.upnl = None
+                    continue
+                u = pos.unrealized_pnl(state.instrument.make_price(px)).as_double()
+                if keep:
+                    state.upnl = u
+                eq += u
+            elif keep:
+                state.upnl = None
         return eq
 
     def _event(self, ts_ns: int, kind: str, **detail: Any) -> None:
