@@ -489,6 +489,13 @@ def _resolve(path: str) -> Path:
     return p if p.is_absolute() else repo_root() / p
 
 
+def _close_flag(kill: Any) -> None:
+    """Release a kill flag's descriptor (a FileKillFlag; others hold none)."""
+    close = getattr(kill, "close", None)
+    if close is not None:
+        close()
+
+
 def _prepare_bars(cfg: DolphinConfig, bars: Any, skip_bars: int):
     """Feed + Oracle signals over the bars (``research.backtest.load_bars`` / ``default_ports``)."""
     from dolphin.research.backtest import default_ports, load_bars
@@ -496,9 +503,7 @@ def _prepare_bars(cfg: DolphinConfig, bars: Any, skip_bars: int):
     data = bars if bars is not None else load_bars(cfg)
     ports = default_ports(cfg, data)
     inner = ports.signals
-    close = getattr(ports.kill, "close", None)  # (only the signals are kept: not the backtest's flag)
-    if close is not None:
-        close()
+    _close_flag(ports.kill)  # (only the signals are kept: not the backtest's flag)
     start_ns = None
     if skip_bars:
         t0 = min(s.bars[0].ts_event for s in data.sets)
@@ -513,9 +518,7 @@ def _prepare_l2(cfg: DolphinConfig, depth: Any, symbol: str):
 
     d = depth if depth is not None else load_depth(cfg, symbol)
     w = build_tick_ports(cfg, book=True)
-    close = getattr(w.ports.kill, "close", None)  # (the signals and the book view are kept, not this flag)
-    if close is not None:
-        close()
+    _close_flag(w.ports.kill)  # (the signals and the book view are kept, not this flag)
     feed = depth_feed(d, label=f"l2 {symbol}")
     iid = str(d.instrument.id)
     return feed, w.ports, w.signal_status, dict(
@@ -611,9 +614,7 @@ def run_paper(
     finally:
         if node is not None:
             node.dispose()
-        close = getattr(kill, "close", None)
-        if close is not None:
-            close()
+        _close_flag(kill)
         for sig in handled:
             try:
                 loop.remove_signal_handler(sig)
