@@ -165,6 +165,11 @@ class BacktestConfig(ConfigStruct):
     tax_bps: NonNegFloat = 0.0
     prob_fill_on_limit: Fraction = 0.5
     latency_ms: NonNegFloat = 5.0
+    # Perpetual funding settled on open positions at every funding time of the catalog's
+    # `funding` data (research.funding); a symbol without funding rows uses this grid (hours
+    # from 00:00 UTC) and its settlements are counted missing.
+    funding: bool = True
+    funding_interval_hours: Annotated[int, msgspec.Meta(ge=1, le=24)] = 8
     # On bar data an order lives this many bars at the venue before its cancel arrives (no
     # intra-bar quotes exist, so the live 200 ms cannot apply): it is accepted 5 ms after the bar
     # it was decided on (research.arrivals) and sees the next `bar_order_ttl_bars` bars. (It was 2

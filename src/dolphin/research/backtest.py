@@ -28,15 +28,18 @@ from dolphin.execution.config import BacktestConfig, ExecutionConfig
 from dolphin.execution.feeds import BarSet, TickSet, catalog_bar_set, catalog_ticks
 from dolphin.execution.instruments import BINANCE
 from dolphin.research.arrivals import CommandArrivals
+from dolphin.research.funding import FundingModule, FundingSeries, funding_events, load_funding
 from dolphin.research.hell import HellFillModel
 from dolphin.research.trade_records import buffer_trade_records
 
 __all__ = [
-    "BacktestResult", "BarData", "bar_interval_ns_checked", "bar_order_ttl_ms", "build_engine", "config_hash", "load_bars",
+    "BacktestResult", "BarData", "bar_interval_ns_checked", "bar_order_ttl_ms", "build_engine", "config_hash", "funding_module",
+    "load_bars",
     "run_bar_backtest",
 ]
 
 NS_PER_MS = 1_000_000
+NS_PER_HOUR = 3_600_000_000_000
 NS_PER_YEAR = 365.25 * 86_400 * 1e9
 
 
@@ -47,6 +50,7 @@ class BacktestResult:
     agent: DolphinAgent | None = None
     engine: BacktestEngine | None = None
     fill_model: FillModel | None = None
+    funding: FundingModule | None = None  # the run's funding settlement (None: funding off)
 
 
 def config_hash(cfg: DolphinConfig) -> str:
@@ -69,6 +73,8 @@ class BarData:
     symbols: tuple[str, ...]
     vel_div: Any = None  # the scanner's vel_div per bar, computed once per data set
     signal_status: str = ""
+    # the traded symbols' funding rows around the bars (None: funding off, or not loaded)
+    funding: dict[str, FundingSeries] | None = None
 
 
 def bar_interval_ns_checked(bt: BacktestConfig) -> int:
@@ -137,7 +143,37 @@ def _load_bars(cfg: DolphinConfig, max_bars: int | None) -> BarData:
             f"config keys 'execution.backtest.symbols' / 'btc_symbol': {missing} are not in the scan universe "
             f"{list(aligned.symbols)} of {bt.bars!r}"
         )
-    return BarData(sets, aligned.close, aligned.mask, aligned.ts_ns, bar_ns, tuple(aligned.symbols))
+    funding = (
+        load_funding(catalog, bt.venue, bt.symbols, start, end, bt.funding_interval_hours * NS_PER_HOUR)
+        if bt.funding else None
+    )  # fmt: skip
+    return BarData(sets, aligned.close, aligned.mask, aligned.ts_ns, bar_ns, tuple(aligned.symbols), funding=funding)
+
+
+def funding_module(
+    bt: BacktestConfig, series: dict[str, FundingSeries] | None, instruments: Sequence[Any], start_ns: int,
+    end_ns: int,
+) -> FundingModule | None:
+    """The venue's funding settlement for a run over ``[start_ns, end_ns]`` (None when
+    `execution.backtest.funding` is off). ``series``: the symbols' funding rows (load_funding)."""
+    if not bt.funding:
+        return None
+    if series is None:
+        raise ValueError("funding is on (execution.backtest.funding) but no funding rows were loaded")
+    ids = {str(i.raw_symbol): str(i.id) for i in instruments}
+    return FundingModule(funding_events(series, ids, start_ns, end_ns, bt.funding_interval_hours * NS_PER_HOUR))
+
+
+def _funding_rows(cfg: DolphinConfig, symbols: Sequence[str], start_ns: int, end_ns: int) -> dict[str, FundingSeries] | None:
+    """The symbols' funding rows from the catalog (tick and depth runs; bar runs load them with the bars)."""
+    from dolphin.runtime.wiring import catalog_lock, ensure_catalog
+
+    bt = cfg.execution.backtest
+    if not bt.funding:
+        return None
+    with catalog_lock(cfg):
+        catalog, _written, _nautilus_dir = ensure_catalog(cfg)
+        return load_funding(catalog, bt.venue, symbols, start_ns, end_ns, bt.funding_interval_hours * NS_PER_HOUR)
 
 
 # build_engine bypasses NautilusTrader's logging, so the strategy's per-event / per-command log
@@ -157,6 +193,7 @@ def build_engine(
     book_type: BookType = BookType.L1_MBP,
     engine_options: dict[str, Any] | None = None,
     settle_arrivals: bool = True,
+    funding: FundingModule | None = None,
 ) -> BacktestEngine:
     """A BINANCE venue with fees, fill model, latency; queue position on when trades drive it.
 
@@ -168,6 +205,7 @@ def build_engine(
     Every command reaches the venue at its time + latency (``research.arrivals``: without it
     NautilusTrader processes it only after the next data event has moved the book);
     ``settle_arrivals=False`` keeps NautilusTrader's own timing (tests show the difference).
+    ``funding`` settles perpetual funding on the venue's positions (research.funding).
     """
     engine = BacktestEngine(
         config=BacktestEngineConfig(
@@ -192,6 +230,7 @@ def build_engine(
         queue_position=trades,
         book_type=book_type,
         trade_execution=True,
+        modules=[funding] if funding is not None else None,
     )
     if settle_arrivals and latency.insert_latency_nanos + latency.cancel_latency_nanos > 0:
         engine.add_actor(CommandArrivals(latency))
@@ -241,7 +280,13 @@ def run_bar_backtest(
     data = data if data is not None else load_bars(cfg)
     sets = data.sets
     fill_model = make_fill_model(bt, hell=(scenario == "hell"))
-    engine = build_engine(bt, fill_model=fill_model)
+    if bt.funding and data.funding is None:
+        first = min(s.bars[0].ts_event for s in sets)
+        data.funding = _funding_rows(cfg, [str(s.instrument.raw_symbol) for s in sets], first,
+                                     max(s.bars[-1].ts_event for s in sets))  # fmt: skip
+    funding = funding_module(bt, data.funding, [s.instrument for s in sets], min(s.bars[0].ts_event for s in sets),
+                             max(s.bars[-1].ts_event for s in sets))  # fmt: skip
+    engine = build_engine(bt, fill_model=fill_model, funding=funding)
     for s in sets:
         engine.add_instrument(s.instrument)
         engine.add_data(s.bars)
@@ -263,7 +308,7 @@ def run_bar_backtest(
         ports if ports is not None else default_ports(cfg, data, leverage_override=leverage_override),
     )
     res = _run_agent(engine, agent, bt, scenario, NS_PER_YEAR / interval_ns,
-                     signals=data.signal_status or "given", fill_model=fill_model)  # fmt: skip
+                     signals=data.signal_status or "given", fill_model=fill_model, funding=funding)  # fmt: skip
     # the data that ran (``dataset`` is the configuration's label; review 2026-12-06: a 1-minute
     # run's report named the 5-minute set)
     res.report["bar_dataset"] = f"{bt.venue}/{bt.bars}"
@@ -280,6 +325,7 @@ def _run_agent(
     extra_strategies: Sequence[Any] = (),
     signals: str | None = None,
     fill_model: FillModel | None = None,
+    funding: FundingModule | None = None,
 ) -> BacktestResult:
     """Run the engine with the agent (and any extra strategies); the report with the ports' summary."""
     engine.add_strategy(agent)
@@ -298,10 +344,16 @@ def _run_agent(
             "entry_allowed": fm.allowed_entry, "entry_denied": fm.denied_entry,
             "exit_allowed": fm.allowed_exit, "exit_denied": fm.denied_exit,
         }  # fmt: skip
+    # funding settled on the positions (in the balance, so in ROI, drawdown and GGR; not in the
+    # per-trade PnL, profit factor or win rate, which are NautilusTrader's position PnL)
+    report["funding_model"] = "catalog" if funding is not None else "off"
+    if funding is not None:
+        report.update(funding.summary())
     from dolphin.runtime.wiring import ports_summary
 
     report.update(ports_summary(agent.ports))
-    return BacktestResult(report=report, equity=list(agent.run.equity), agent=agent, engine=engine, fill_model=fill_model)
+    return BacktestResult(report=report, equity=list(agent.run.equity), agent=agent, engine=engine, fill_model=fill_model,
+                          funding=funding)
 
 
 # --------------------------------------------------------------------------- report
@@ -447,7 +499,8 @@ def run_tick_backtest(
         ticks = load_l1(cfg)
     if fill_model is None:  # built here so the report can show what HELL drew (review 2026-12-06)
         fill_model = make_fill_model(bt, hell=(scenario == "hell"))
-    engine = build_engine(bt, fill_model=fill_model, trades=bool(ticks.trades))
+    funding = _tick_funding(cfg, ticks.instrument, ticks.quotes, ticks.trades)
+    engine = build_engine(bt, fill_model=fill_model, trades=bool(ticks.trades), funding=funding)
     engine.add_instrument(ticks.instrument)
     engine.add_data(ticks.quotes)
     if ticks.trades:
@@ -466,7 +519,7 @@ def run_tick_backtest(
         ports,
     )
     return _run_agent(engine, agent, bt, scenario, NS_PER_YEAR / (bar_seconds * 1e9), extra_strategies=extra_strategies,
-                      fill_model=fill_model)
+                      fill_model=fill_model, funding=funding)
 
 
 def run_depth_backtest(
@@ -490,7 +543,8 @@ def run_depth_backtest(
     if depth is None:
         depth = load_depth(cfg)
     fill_model = make_fill_model(bt, hell=(scenario == "hell"))
-    engine = build_engine(bt, fill_model=fill_model, trades=True, book_type=BookType.L2_MBP)
+    funding = _tick_funding(cfg, depth.instrument, depth.deltas, depth.trades)
+    engine = build_engine(bt, fill_model=fill_model, trades=True, book_type=BookType.L2_MBP, funding=funding)
     engine.add_instrument(depth.instrument)
     engine.add_data(depth.deltas)
     engine.add_data(depth.trades)
@@ -507,4 +561,18 @@ def run_depth_backtest(
         ex,
         ports,
     )
-    return _run_agent(engine, agent, bt, scenario, NS_PER_YEAR / (bar_seconds * 1e9), fill_model=fill_model)
+    return _run_agent(engine, agent, bt, scenario, NS_PER_YEAR / (bar_seconds * 1e9), fill_model=fill_model,
+                      funding=funding)
+
+
+def _tick_funding(cfg: DolphinConfig, instrument: Any, *streams: Sequence[Any]) -> FundingModule | None:
+    """The funding settlement of a tick or depth run over its data's time range."""
+    bt = cfg.execution.backtest
+    if not bt.funding:
+        return None
+    stamps = [s[i].ts_event for s in streams if s for i in (0, -1)]
+    if not stamps:
+        return None
+    start, end = min(stamps), max(stamps)
+    rows = _funding_rows(cfg, [str(instrument.raw_symbol)], start, end)
+    return funding_module(bt, rows, [instrument], start, end)

@@ -36,12 +36,16 @@ REPORT_ROWS: list[tuple[str, str, str]] = [
     ("expected_nev_bps", "expected NEV (bps/trade)", "{:+.2f}"),
     ("fees_usdt", "fees paid (USDT)", "{:,.2f}"),
     ("taxes_usdt", "taxes paid (USDT)", "{:,.2f}"),
+    ("funding_usdt", "funding received (USDT)", "{:+,.2f}"),
+    ("funding_missing", "  funding times without a rate", "{:d}"),
     ("post_only_taker_fills", "post-only taker fills", "{:d}"),
     ("ruin", "ruin", "{}"),
 ]
 
 
 def _fmt(fmt: str, value: Any) -> str:
+    if value is None:
+        return "-"  # not in this report (e.g. funding off)
     if isinstance(value, float) and not math.isfinite(value):
         return str(value)
     try:
