@@ -172,16 +172,19 @@ def test_validate_config_rechecks_a_tree_built_in_code() -> None:
 def test_the_simulated_venue_and_the_nev_gate_share_one_fee_schedule() -> None:
     """Review 2026-12-06: execution.backtest's fees and alpha.nev.fees were set apart (a venue-only
     10 bps tax left the gate's NEV unchanged while every trade paid 20 bps), and the venue charged a
-    one-sided tax on both legs."""
+    one-sided tax on both legs (refused then; the venue taxes the gate's side now)."""
     for overrides, key in (
         ({"execution": {"backtest": {"tax_bps": 10.0}}}, "execution.backtest.tax_bps"),
         ({"execution": {"backtest": {"taker_fee_bps": 4.0}}}, "execution.backtest.taker_fee_bps"),
         ({"alpha": {"nev": {"fees": {"maker_bps": 0.0}}}}, "execution.backtest.maker_fee_bps"),
-        ({"execution": {"backtest": {"tax_bps": 3.0}}, "alpha": {"nev": {"fees": {"tax_bps": 3.0}}}},
-         "alpha.nev.fees.tax_side"),
+        ({"execution": {"backtest": {"tax_bps": 3.0, "tax_side": "both"}},
+          "alpha": {"nev": {"fees": {"tax_bps": 3.0, "tax_side": "sell"}}}},
+         "execution.backtest.tax_side"),
     ):
         with pytest.raises(ConfigError, match=key.replace(".", r"\.")):
             load_config(environ={}, overrides=overrides)
-    cfg = load_config(environ={}, overrides={"execution": {"backtest": {"tax_bps": 3.0}},
-                                             "alpha": {"nev": {"fees": {"tax_bps": 3.0, "tax_side": "both"}}}})
-    assert cfg.execution.backtest.tax_bps == cfg.alpha.nev.fees.tax_bps == 3.0
+    for side in ("sell", "buy", "both", "none"):  # the venue taxes by side since 2026-12-06 (execution.fees)
+        cfg = load_config(environ={}, overrides={"execution": {"backtest": {"tax_bps": 3.0, "tax_side": side}},
+                                                 "alpha": {"nev": {"fees": {"tax_bps": 3.0, "tax_side": side}}}})
+        assert cfg.execution.backtest.tax_bps == cfg.alpha.nev.fees.tax_bps == 3.0
+        assert cfg.execution.backtest.tax_side == cfg.alpha.nev.fees.tax_side == side

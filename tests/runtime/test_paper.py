@@ -423,3 +423,39 @@ def test_a_paper_run_leaves_no_descriptor_on_the_kill_flag(tmp_path, bars):
         feed = PaperFeed([s.instrument for s in bars.sets], [], "empty (missing data)")
         run_paper(cfg, speed=1000.0, bars=bars, feed=feed)
     assert open_on_flag() == before
+
+
+def test_the_paper_venue_charges_the_gates_tax_on_its_side_only(tmp_path, bars, monkeypatch):
+    """The sandbox venue gets the backtest's fee model (execution.fees): a sell-side tax is charged
+    on sell fills only, as the NEV gate prices it (the stock sandbox folds nothing and taxes nothing)."""
+    from decimal import Decimal
+
+    from nautilus_trader.model.enums import LiquiditySide, OrderSide
+
+    from dolphin.execution.agent import DolphinAgent
+
+    seen = []  # the node's cache is gone after shutdown: the fills as the agent received them
+    real = DolphinAgent.on_order_filled
+    monkeypatch.setattr(DolphinAgent, "on_order_filled", lambda self, e: (seen.append(e), real(self, e))[1])
+    tax = 3.0
+    base = _cfg(tmp_path, skip_bars=880, flatten_wait_ms=1500)
+    cfg = msgspec.structs.replace(
+        base,
+        alpha=msgspec.structs.replace(base.alpha, nev=msgspec.structs.replace(
+            base.alpha.nev, fees=msgspec.structs.replace(base.alpha.nev.fees, tax_bps=tax, tax_side="sell"))),
+        execution=msgspec.structs.replace(base.execution, backtest=msgspec.structs.replace(
+            base.execution.backtest, tax_bps=tax, tax_side="sell")),
+    )  # fmt: skip
+    res = run_paper(cfg, speed=300 * 50, bars=bars)
+    s = res.summary
+    assert s["fills"] == len(seen) > 0
+    assert {f.order_side for f in seen} == {OrderSide.BUY, OrderSide.SELL}
+    bt = cfg.execution.backtest
+    want = Decimal(0)
+    for fill in seen:
+        notional = Decimal(str(fill.last_qty)) * Decimal(str(fill.last_px))
+        fee = Decimal(str(bt.maker_fee_bps if fill.liquidity_side == LiquiditySide.MAKER else bt.taker_fee_bps)) / 10_000
+        t = Decimal(str(tax)) / 10_000 if fill.order_side == OrderSide.SELL else Decimal(0)
+        assert fill.commission.as_decimal() == pytest.approx(notional * (fee + t), abs=Decimal("2e-8"))
+        want += notional * t
+    assert s["pnl"]["taxes_usdt"] == pytest.approx(float(want), abs=1e-6) and s["pnl"]["taxes_usdt"] > 0

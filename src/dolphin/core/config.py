@@ -138,10 +138,9 @@ class DolphinConfig(ConfigStruct):
                     f"{', '.join(dup)} listed more than once"
                 )
         # One fee schedule: the simulated venue's fees (execution.backtest) are the ones the NEV gate
-        # assumes (alpha.nev.fees). The venue charges its tax on every fill, so a taxed backtest
-        # needs the gate's tax on both sides too (review 2026-12-06: a venue-only tax of 10 bps
-        # left the gate's NEV unchanged while every trade paid 20 bps; a sell-side tax in the gate
-        # was charged on both legs by the venue and in the report).
+        # assumes (alpha.nev.fees), the taxed side included (review 2026-12-06: a venue-only tax of
+        # 10 bps left the gate's NEV unchanged while every trade paid 20 bps; a sell-side tax in the
+        # gate was charged on both legs by the venue. The venue now taxes by side: execution.fees).
         fees = self.alpha.nev.fees
         for key, venue_v, gate_key, gate_v in (("maker_fee_bps", bt.maker_fee_bps, "maker_bps", fees.maker_bps),
                                                ("taker_fee_bps", bt.taker_fee_bps, "taker_bps", fees.taker_bps),
@@ -151,10 +150,11 @@ class DolphinConfig(ConfigStruct):
                     f"config key 'execution.backtest.{key}' = {venue_v!r} is not allowed: the NEV gate assumes "
                     f"alpha.nev.fees.{gate_key} = {gate_v!r}; set both to the venue's fee"
                 )
-        if bt.tax_bps > 0 and fees.tax_side != "both":
+        if bt.tax_bps > 0 and bt.tax_side != fees.tax_side:
             raise ConfigError(
-                f"config key 'alpha.nev.fees.tax_side' = {fees.tax_side!r} is not allowed with a tax "
-                f"(tax_bps = {bt.tax_bps:g}): the simulated venue charges the tax on every fill; set 'both'"
+                f"config key 'execution.backtest.tax_side' = {bt.tax_side!r} is not allowed: the NEV gate "
+                f"taxes alpha.nev.fees.tax_side = {fees.tax_side!r} (tax_bps = {bt.tax_bps:g}); set both to the "
+                "side the venue taxes"
             )
         # The backtest's survival controller runs these layers: at least one, each configured
         # (an empty set crashed the controller; an unknown name failed only when a backtest began).

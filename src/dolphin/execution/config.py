@@ -163,6 +163,8 @@ class BacktestConfig(ConfigStruct):
     maker_fee_bps: float = 2.0
     taker_fee_bps: NonNegFloat = 5.0
     tax_bps: NonNegFloat = 0.0
+    # The side(s) the venue taxes (execution.fees): must be alpha.nev.fees.tax_side when taxed.
+    tax_side: Literal["none", "buy", "sell", "both"] = "sell"
     prob_fill_on_limit: Fraction = 0.5
     latency_ms: NonNegFloat = 5.0
     # Perpetual funding settled on open positions at every funding time of the catalog's

@@ -3,8 +3,8 @@
 The catalog (``dolphin.data.catalog.Catalog``) is the only source: streams are exported with
 ``dolphin.data.nautilus.export_stream`` into a NautilusTrader ``ParquetDataCatalog`` (again
 whenever the stream's fingerprint in the catalog changed: ``ensure_exported``) and read back as NautilusTrader objects. The instrument
-is the exporter's (``instrument_for``: precisions from the data) with the backtest's fees (the
-STT-style tax folded into both fees, as the venue charges it on every fill).
+is the exporter's (``instrument_for``: precisions from the data) with the backtest's maker / taker
+fees (a transaction tax is charged by the venue's fee model on the taxed side: ``execution.fees``).
 """
 
 from __future__ import annotations
@@ -94,7 +94,7 @@ def ensure_exported(
     return 0
 
 
-def _instrument(nc, symbol: str, venue: str, *, maker_fee_bps: float, taker_fee_bps: float, tax_bps: float):
+def _instrument(nc, symbol: str, venue: str, *, maker_fee_bps: float, taker_fee_bps: float):
     from dolphin.data.nautilus import instrument_for
 
     iid = instrument_for(venue, symbol, 1, 1).id
@@ -104,13 +104,13 @@ def _instrument(nc, symbol: str, venue: str, *, maker_fee_bps: float, taker_fee_
     inst = found[-1]
     return make_usdm_perp(
         symbol, inst.price_precision, inst.size_precision,
-        maker_fee_bps=maker_fee_bps, taker_fee_bps=taker_fee_bps, tax_bps=tax_bps,
+        maker_fee_bps=maker_fee_bps, taker_fee_bps=taker_fee_bps,
     )  # fmt: skip
 
 
 def catalog_bar_set(
     catalog: Catalog, nautilus_dir: Path, dataset: str, venue: str, symbol: str, *,
-    maker_fee_bps: float, taker_fee_bps: float, tax_bps: float = 0.0,
+    maker_fee_bps: float, taker_fee_bps: float,
     start_ns: int | None = None, end_ns: int | None = None, max_bars: int | None = None,
 ) -> BarSet:  # fmt: skip
     """Bars of one symbol (stamped at the bar's close, when it is known) from the catalog."""
@@ -118,7 +118,7 @@ def catalog_bar_set(
 
     ensure_exported(catalog, nautilus_dir, dataset, venue, symbol)
     nc = nautilus_catalog(nautilus_dir)
-    inst = _instrument(nc, symbol, venue, maker_fee_bps=maker_fee_bps, taker_fee_bps=taker_fee_bps, tax_bps=tax_bps)
+    inst = _instrument(nc, symbol, venue, maker_fee_bps=maker_fee_bps, taker_fee_bps=taker_fee_bps)
     bar_type = bar_type_for(inst.id, dataset)
     bars = nc.bars(bar_types=[str(bar_type)], start=start_ns, end=end_ns)
     if max_bars is not None:
@@ -130,7 +130,7 @@ def catalog_bar_set(
 
 def catalog_ticks(
     catalog: Catalog, nautilus_dir: Path, venue: str, symbol: str, *,
-    maker_fee_bps: float, taker_fee_bps: float, tax_bps: float = 0.0, max_quotes: int | None = None,
+    maker_fee_bps: float, taker_fee_bps: float, max_quotes: int | None = None,
 ) -> TickSet:  # fmt: skip
     """L1 quotes (bookTicker) and trades of one symbol from the catalog (trades after the last
     kept quote are dropped, so both streams end together)."""
@@ -139,7 +139,7 @@ def catalog_ticks(
     ensure_exported(catalog, nautilus_dir, "quotes", venue, symbol)
     ensure_exported(catalog, nautilus_dir, "trades", venue, symbol)
     nc = nautilus_catalog(nautilus_dir)
-    inst = _instrument(nc, symbol, venue, maker_fee_bps=maker_fee_bps, taker_fee_bps=taker_fee_bps, tax_bps=tax_bps)
+    inst = _instrument(nc, symbol, venue, maker_fee_bps=maker_fee_bps, taker_fee_bps=taker_fee_bps)
     quotes = nc.quote_ticks(instrument_ids=[str(inst.id)])
     if max_quotes is not None:
         quotes = quotes[:max_quotes]
@@ -152,7 +152,7 @@ def catalog_ticks(
 
 def catalog_depth(
     catalog: Catalog, nautilus_dir: Path, venue: str, symbol: str, *,
-    maker_fee_bps: float, taker_fee_bps: float, tax_bps: float = 0.0,
+    maker_fee_bps: float, taker_fee_bps: float,
 ) -> DepthSet:  # fmt: skip
     """The L2 capture as NautilusTrader order-book delta batches (snapshot + diffs in Binance's
     sync order, ``dolphin.data.nautilus.depth_in_sync_order``) plus the trades inside its span."""
@@ -165,7 +165,7 @@ def catalog_depth(
     ensure_exported(catalog, nautilus_dir, "depth", venue, symbol)
     ensure_exported(catalog, nautilus_dir, "trades", venue, symbol)
     nc = nautilus_catalog(nautilus_dir)
-    inst = _instrument(nc, symbol, venue, maker_fee_bps=maker_fee_bps, taker_fee_bps=taker_fee_bps, tax_bps=tax_bps)
+    inst = _instrument(nc, symbol, venue, maker_fee_bps=maker_fee_bps, taker_fee_bps=taker_fee_bps)
     raw = nc.order_book_deltas(instrument_ids=[str(inst.id)])
     if not raw:
         raise FileNotFoundError(f"no depth for {venue}/{symbol} in the catalog")

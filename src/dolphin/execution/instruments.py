@@ -44,12 +44,12 @@ def make_usdm_perp(
     *,
     maker_fee_bps: float,
     taker_fee_bps: float,
-    tax_bps: float = 0.0,
 ) -> CryptoPerpetual:
-    """A linear USDT-settled perpetual; fees include the transaction tax (STT-style)."""
+    """A linear USDT-settled perpetual with the venue's maker / taker fees (a transaction tax is
+    the venue fee model's: execution.fees)."""
     base = symbol[:-4] if symbol.endswith("USDT") else symbol
-    maker = Decimal(str(round((maker_fee_bps + tax_bps) / 1e4, 10)))
-    taker = Decimal(str(round((taker_fee_bps + tax_bps) / 1e4, 10)))
+    maker = Decimal(str(round(maker_fee_bps / 1e4, 10)))
+    taker = Decimal(str(round(taker_fee_bps / 1e4, 10)))
     return CryptoPerpetual(
         instrument_id=instrument_id_for(symbol),
         raw_symbol=Symbol(symbol),

@@ -1,7 +1,8 @@
 """NautilusTrader backtests of the dolphin agent: nominal, HELL, and the leverage knee.
 
 One BacktestEngine per run on real data read from the catalog (bars; L1 quotes and trades and
-L2 depth of the ingested capture), with maker/taker fees (MakerTakerFeeModel), a FillModel with a
+L2 depth of the ingested capture), with maker/taker fees and the tax on its taxed side
+(execution.fees), perpetual funding (research.funding), a FillModel with a
 fixed seed, a LatencyModel and queue position on. Returns a :class:`BacktestResult` whose
 `report` dict holds only deterministic numbers (no wall-clock time), so two runs with the same
 seed give byte-identical JSON.
@@ -16,7 +17,7 @@ from typing import Any, Sequence
 
 import msgspec
 from nautilus_trader.backtest.engine import BacktestEngine
-from nautilus_trader.backtest.models import FillModel, LatencyModel, MakerTakerFeeModel
+from nautilus_trader.backtest.models import FeeModel, FillModel, LatencyModel
 from nautilus_trader.config import BacktestEngineConfig, LoggingConfig
 from nautilus_trader.model.currencies import USDT
 from nautilus_trader.model.enums import AccountType, BookType, OmsType
@@ -25,6 +26,7 @@ from nautilus_trader.model.objects import Money
 from dolphin.core.config import ConfigError, DolphinConfig
 from dolphin.execution.agent import AgentPorts, DolphinAgent, DolphinAgentConfig
 from dolphin.execution.config import BacktestConfig, ExecutionConfig
+from dolphin.execution.fees import taxes_charged, venue_fee_model
 from dolphin.execution.feeds import BarSet, TickSet, catalog_bar_set, catalog_ticks
 from dolphin.execution.instruments import BINANCE
 from dolphin.research.arrivals import CommandArrivals
@@ -128,7 +130,7 @@ def _load_bars(cfg: DolphinConfig, max_bars: int | None) -> BarData:
     catalog, _written, nautilus_dir = ensure_catalog(cfg)
     sets = [
         catalog_bar_set(catalog, nautilus_dir, bt.bars, bt.venue, sym, maker_fee_bps=bt.maker_fee_bps,
-                        taker_fee_bps=bt.taker_fee_bps, tax_bps=bt.tax_bps, max_bars=max_bars)  # fmt: skip
+                        taker_fee_bps=bt.taker_fee_bps, max_bars=max_bars)  # fmt: skip
         for sym in bt.symbols
     ]
     start = min(s.bars[0].ts_event for s in sets) - bar_ns
@@ -194,6 +196,7 @@ def build_engine(
     engine_options: dict[str, Any] | None = None,
     settle_arrivals: bool = True,
     funding: FundingModule | None = None,
+    fee_model: FeeModel | None = None,
 ) -> BacktestEngine:
     """A BINANCE venue with fees, fill model, latency; queue position on when trades drive it.
 
@@ -206,6 +209,8 @@ def build_engine(
     NautilusTrader processes it only after the next data event has moved the book);
     ``settle_arrivals=False`` keeps NautilusTrader's own timing (tests show the difference).
     ``funding`` settles perpetual funding on the venue's positions (research.funding).
+    ``fee_model``: the venue's commission (default ``execution.fees.venue_fee_model`` of ``bt``:
+    maker / taker fee, plus the tax on its taxed side).
     """
     engine = BacktestEngine(
         config=BacktestEngineConfig(
@@ -225,7 +230,7 @@ def build_engine(
         starting_balances=[Money(bt.starting_usdt, USDT)],
         default_leverage=Decimal(20),
         fill_model=fill_model,
-        fee_model=MakerTakerFeeModel(),
+        fee_model=fee_model if fee_model is not None else venue_fee_model(bt.tax_bps, bt.tax_side),
         latency_model=latency,
         queue_position=trades,
         book_type=book_type,
@@ -286,7 +291,8 @@ def run_bar_backtest(
                                      max(s.bars[-1].ts_event for s in sets))  # fmt: skip
     funding = funding_module(bt, data.funding, [s.instrument for s in sets], min(s.bars[0].ts_event for s in sets),
                              max(s.bars[-1].ts_event for s in sets))  # fmt: skip
-    engine = build_engine(bt, fill_model=fill_model, funding=funding)
+    fee_model = venue_fee_model(bt.tax_bps, bt.tax_side)
+    engine = build_engine(bt, fill_model=fill_model, funding=funding, fee_model=fee_model)
     for s in sets:
         engine.add_instrument(s.instrument)
         engine.add_data(s.bars)
@@ -308,7 +314,8 @@ def run_bar_backtest(
         ports if ports is not None else default_ports(cfg, data, leverage_override=leverage_override),
     )
     res = _run_agent(engine, agent, bt, scenario, NS_PER_YEAR / interval_ns,
-                     signals=data.signal_status or "given", fill_model=fill_model, funding=funding)  # fmt: skip
+                     signals=data.signal_status or "given", fill_model=fill_model, funding=funding,
+                     fee_model=fee_model)  # fmt: skip
     # the data that ran (``dataset`` is the configuration's label; review 2026-12-06: a 1-minute
     # run's report named the 5-minute set)
     res.report["bar_dataset"] = f"{bt.venue}/{bt.bars}"
@@ -326,13 +333,14 @@ def _run_agent(
     signals: str | None = None,
     fill_model: FillModel | None = None,
     funding: FundingModule | None = None,
+    fee_model: FeeModel | None = None,
 ) -> BacktestResult:
     """Run the engine with the agent (and any extra strategies); the report with the ports' summary."""
     engine.add_strategy(agent)
     for s in extra_strategies:
         engine.add_strategy(s)
     engine.run()
-    report = build_report(agent, bt, scenario, periods_per_year=periods_per_year)
+    report = build_report(agent, bt, scenario, periods_per_year=periods_per_year, taxes_usdt=taxes_charged(fee_model))
     if signals is not None:
         report["signals"] = signals
     if isinstance(fill_model, HellFillModel):
@@ -369,7 +377,11 @@ def _max_drawdown(values: Sequence[float]) -> float:
     return worst
 
 
-def build_report(agent: DolphinAgent, bt: BacktestConfig, scenario: str, *, periods_per_year: float) -> dict[str, Any]:
+def build_report(
+    agent: DolphinAgent, bt: BacktestConfig, scenario: str, *, periods_per_year: float, taxes_usdt: float = 0.0
+) -> dict[str, Any]:
+    """The run's report; ``taxes_usdt``: the tax the venue's fee model charged (execution.fees),
+    part of the commissions NautilusTrader's fills carry."""
     run = agent.run
     c = run.counters
     gov = agent.governor.counters
@@ -399,7 +411,7 @@ def build_report(agent: DolphinAgent, bt: BacktestConfig, scenario: str, *, peri
     sub_x = c.get("submitted_exit", 0)
     submits = sub_e + sub_x
     msgs = gov.submits + gov.amends + gov.cancels
-    taxes = run.traded_notional_usdt * bt.tax_bps / 1e4
+    taxes = taxes_usdt
     realised = [t["realised_bps"] for t in run.trades]
     expected = [t["expected_nev_bps"] for t in run.trades if not math.isnan(t["expected_nev_bps"])]
     exits: dict[str, int] = {}
@@ -460,7 +472,7 @@ def load_l1(cfg: DolphinConfig, symbol: str = "BTCUSDT", *, max_quotes: int | No
     with catalog_lock(cfg):
         catalog, _written, nautilus_dir = ensure_catalog(cfg)
         return catalog_ticks(catalog, nautilus_dir, bt.venue, symbol, maker_fee_bps=bt.maker_fee_bps,
-                         taker_fee_bps=bt.taker_fee_bps, tax_bps=bt.tax_bps, max_quotes=max_quotes)  # fmt: skip
+                         taker_fee_bps=bt.taker_fee_bps, max_quotes=max_quotes)  # fmt: skip
 
 
 def load_depth(cfg: DolphinConfig, symbol: str = "BTCUSDT"):
@@ -472,7 +484,7 @@ def load_depth(cfg: DolphinConfig, symbol: str = "BTCUSDT"):
     with catalog_lock(cfg):
         catalog, _written, nautilus_dir = ensure_catalog(cfg)
         return catalog_depth(catalog, nautilus_dir, bt.venue, symbol, maker_fee_bps=bt.maker_fee_bps,
-                             taker_fee_bps=bt.taker_fee_bps, tax_bps=bt.tax_bps)  # fmt: skip
+                             taker_fee_bps=bt.taker_fee_bps)  # fmt: skip
 
 
 def run_tick_backtest(
@@ -500,7 +512,8 @@ def run_tick_backtest(
     if fill_model is None:  # built here so the report can show what HELL drew (review 2026-12-06)
         fill_model = make_fill_model(bt, hell=(scenario == "hell"))
     funding = _tick_funding(cfg, ticks.instrument, ticks.quotes, ticks.trades)
-    engine = build_engine(bt, fill_model=fill_model, trades=bool(ticks.trades), funding=funding)
+    fee_model = venue_fee_model(bt.tax_bps, bt.tax_side)
+    engine = build_engine(bt, fill_model=fill_model, trades=bool(ticks.trades), funding=funding, fee_model=fee_model)
     engine.add_instrument(ticks.instrument)
     engine.add_data(ticks.quotes)
     if ticks.trades:
@@ -519,7 +532,7 @@ def run_tick_backtest(
         ports,
     )
     return _run_agent(engine, agent, bt, scenario, NS_PER_YEAR / (bar_seconds * 1e9), extra_strategies=extra_strategies,
-                      fill_model=fill_model, funding=funding)
+                      fill_model=fill_model, funding=funding, fee_model=fee_model)
 
 
 def run_depth_backtest(
@@ -544,7 +557,9 @@ def run_depth_backtest(
         depth = load_depth(cfg)
     fill_model = make_fill_model(bt, hell=(scenario == "hell"))
     funding = _tick_funding(cfg, depth.instrument, depth.deltas, depth.trades)
-    engine = build_engine(bt, fill_model=fill_model, trades=True, book_type=BookType.L2_MBP, funding=funding)
+    fee_model = venue_fee_model(bt.tax_bps, bt.tax_side)
+    engine = build_engine(bt, fill_model=fill_model, trades=True, book_type=BookType.L2_MBP, funding=funding,
+                          fee_model=fee_model)
     engine.add_instrument(depth.instrument)
     engine.add_data(depth.deltas)
     engine.add_data(depth.trades)
@@ -562,7 +577,7 @@ def run_depth_backtest(
         ports,
     )
     return _run_agent(engine, agent, bt, scenario, NS_PER_YEAR / (bar_seconds * 1e9), fill_model=fill_model,
-                      funding=funding)
+                      funding=funding, fee_model=fee_model)
 
 
 def _tick_funding(cfg: DolphinConfig, instrument: Any, *streams: Sequence[Any]) -> FundingModule | None:

@@ -355,23 +355,32 @@ class PaperSandboxClient(SandboxExecutionClient):
     market event, not of the command: a timer the agent sets from such an event (the re-quote's
     200 ms cancel timer) would lie in the past and fire at once. Here the exchange clock is set
     to the live clock before every command and every market event (never back). The exchange
-    also gets the backtest's seeded fill model instead of its default one.
+    also gets the backtest's seeded fill model and its fee model (maker / taker fee plus the tax
+    on the taxed side: execution.fees) instead of the stock ones.
     """
 
     fill_model = None  # set by run_paper before build
+    fee_model = None  # set by run_paper before build
     queue_position = False  # set by run_paper before build: True on L2, as the L2 backtest's venue
 
     def __init__(self, *args, **kwargs) -> None:
-        # The stock constructor builds its SimulatedExchange without queue position, a read-only
-        # flag once built: the constructor is given one that has it (review 2026-12-06: paper L2
-        # maker fills ignored the queue ahead, the L2 backtest does not).
-        import functools
-
+        # The stock constructor builds its SimulatedExchange without queue position and with
+        # NautilusTrader's own fee model, both read-only once built: the constructor is given one
+        # that has ours (review 2026-12-06: paper L2 maker fills ignored the queue ahead, the L2
+        # backtest does not).
         import nautilus_trader.adapters.sandbox.execution as sandbox
 
         stock = sandbox.SimulatedExchange
-        if PaperSandboxClient.queue_position:
-            sandbox.SimulatedExchange = functools.partial(stock, queue_position=True)
+        queue, fees = PaperSandboxClient.queue_position, PaperSandboxClient.fee_model
+
+        def exchange(*a: Any, **kw: Any) -> Any:
+            if queue:
+                kw["queue_position"] = True
+            if fees is not None:
+                kw["fee_model"] = fees
+            return stock(*a, **kw)
+
+        sandbox.SimulatedExchange = exchange
         try:
             super().__init__(*args, **kwargs)
         finally:
@@ -605,6 +614,7 @@ def run_paper(
         node, client, agent, ports = _build_node(cfg, mode, key, speed, feed, risk, kill, signals_inner, micro, agent_kw)
         sandbox = node.kernel.exec_engine._clients.get(ClientId("BINANCE"))
         state["queue_position"] = bool(sandbox is not None and sandbox.exchange.queue_position)
+        state["fee_model"] = sandbox.exchange.fee_model if sandbox is not None else None
         stop = asyncio.Event()
         if install_signal_handlers:  # Ctrl-C / SIGTERM: our orderly wind-down, not the kernel's stop
             for sig in (signal.SIGINT, signal.SIGTERM):
@@ -670,6 +680,7 @@ def _build_node(cfg: DolphinConfig, mode: str, key: str, speed: float | None, fe
                 kill: Any, signals_inner: Any, micro: Any, agent_kw: dict):  # fmt: skip
     """The TradingNode with the replay and sandbox clients built, the instruments cached and the
     agent added (not started)."""
+    from dolphin.execution.fees import venue_fee_model
     from dolphin.research.backtest import make_fill_model
 
     ex = cfg.execution
@@ -677,11 +688,13 @@ def _build_node(cfg: DolphinConfig, mode: str, key: str, speed: float | None, fe
     node.add_data_client_factory("REPLAY", ReplayDataClientFactory)
     node.add_exec_client_factory("BINANCE", PaperSandboxFactory)
     PaperSandboxClient.fill_model = make_fill_model(ex.backtest, hell=False)
+    PaperSandboxClient.fee_model = venue_fee_model(ex.backtest.tax_bps, ex.backtest.tax_side)
     PaperSandboxClient.queue_position = mode == "l2"
     try:
         node.build()
     finally:
         PaperSandboxClient.fill_model = None
+        PaperSandboxClient.fee_model = None
     sandbox: PaperSandboxClient = node.kernel.exec_engine._clients[ClientId("BINANCE")]
     # The sandbox listens to ``data.*.BINANCE.*``; bar topics are ``data.bars.<bar type>``
     # (``...BINANCE-5-MINUTE...``), which that pattern misses: without this its exchange never
@@ -829,6 +842,8 @@ def build_summary(cfg: DolphinConfig, h: str, mode: str, speed: float | None, ma
                   feed: PaperFeed) -> dict[str, Any]:  # fmt: skip
     from nautilus_trader.model.currencies import USDT
 
+    from dolphin.execution.fees import taxes_charged
+
     st = client.stats
     run = agent.run
     c = run.counters
@@ -896,7 +911,8 @@ def build_summary(cfg: DolphinConfig, h: str, mode: str, speed: float | None, ma
             "equity_is_marked": bool(open_left),
             "realised_usdt": sum(pnls),
             "trades": len(pnls),
-            "fees_usdt": run.fees_usdt,
+            "fees_usdt": run.fees_usdt,  # commissions: fees and taxes
+            "taxes_usdt": taxes_charged(state.get("fee_model")),
             "traded_notional_usdt": run.traded_notional_usdt,
         },
         "shutdown": {
