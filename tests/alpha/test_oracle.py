@@ -72,7 +72,8 @@ def test_candidate_on_a_real_book_records_its_nev_reason(usdm: Path) -> None:
 
 def test_alpha_section_loads_and_validates() -> None:
     cfg = load_config(environ={"DOLPHIN__ALPHA__NEV__FEES__TAX_BPS": "10", "DOLPHIN__ALPHA__NEV__FEES__TAX_SIDE": "both",
-                               "DOLPHIN__EXECUTION__BACKTEST__TAX_BPS": "10"})  # (one fee schedule with the venue's)
+                               "DOLPHIN__EXECUTION__BACKTEST__TAX_BPS": "10",
+                               "DOLPHIN__EXECUTION__BACKTEST__TAX_SIDE": "both"})  # (one fee schedule with the venue's)
     assert cfg.alpha.nev.fees.tax_bps == 10.0 and cfg.alpha.nev.fees.tax_side == "both"
     assert cfg.alpha.signal.short_threshold == -0.02 and not cfg.alpha.signal.long_enabled
     assert cfg.alpha.signal.vol_percentile == 60.0 and cfg.alpha.signal.min_responsiveness == 0.45

@@ -148,6 +148,54 @@ def test_kill_command_reads_raises_and_arms_the_configured_flag(tmp_path, capsys
     assert main(["-c", str(conf), "kill", "status"]) == 1 and "RAISED" in capsys.readouterr().out
 
 
+def test_a_kill_path_that_is_not_a_regular_file_reads_raised_without_blocking(tmp_path):
+    """Review 2026-12-06: a FIFO at the path blocked the open (and the event loop) forever; a
+    symlink to /dev/zero read as a cleared flag."""
+    import threading
+
+    p = tmp_path / "kill.flag"
+    FileKillFlag(p).clear()
+    agent = FileKillFlag(p)
+    assert not agent.is_raised_now()
+    p.unlink()
+    os.mkfifo(p)
+    box = {}
+    t = threading.Thread(target=lambda: box.setdefault("raised", (FileKillFlag(p).is_raised_now(),
+                                                                   agent.is_raised_now())), daemon=True)  # fmt: skip
+    t.start()
+    t.join(20)
+    assert not t.is_alive(), "reading a FIFO at the kill path blocked"
+    assert box["raised"] == (True, True) and agent.state == "unreadable"
+    p.unlink()
+    p.symlink_to("/dev/zero")
+    assert agent.is_raised_now() and agent.state == "unreadable"
+    with pytest.raises(OSError):
+        agent.clear()  # never "clears" a device
+    agent.close()
+
+
+def test_kill_raise_that_cannot_write_never_exits_as_raised(tmp_path, capsys):
+    """Review 2026-12-06: exit 1 means "raised", and an uncaught PermissionError also exited 1.
+    A raise that cannot write the byte removes the file (a missing flag reads raised); when that
+    fails too it exits 3 saying KILL NOT RAISED. A clear that cannot write exits 3."""
+    from dolphin.cli import main
+
+    path = tmp_path / "run" / "kill.flag"
+    conf = tmp_path / "c.toml"
+    conf.write_text(f'[execution]\nkill_flag_path = "{path}"\n')
+    path.parent.mkdir()
+    os.mkfifo(path)  # not writable as a flag, removable
+    assert main(["-c", str(conf), "kill", "raise"]) == 1 and not path.exists()
+    out = capsys.readouterr()
+    assert "removed it instead" in out.err and "RAISED (missing" in out.out
+    path.mkdir()
+    (path / "x").write_text("keep")  # a non-empty directory: neither writable nor removable
+    assert main(["-c", str(conf), "kill", "raise"]) == 3
+    assert "KILL NOT RAISED" in capsys.readouterr().err
+    assert main(["-c", str(conf), "kill", "clear"]) == 3
+    assert "NOT CLEARED" in capsys.readouterr().err
+
+
 class _ReplaceKillFileAt(Strategy):
     """Plays an operator writing the kill file atomically (temp + rename) at a simulated time."""
 

@@ -90,3 +90,17 @@ def test_the_venue_and_the_gate_tax_the_same_side():
                                            "alpha": {"nev": {"fees": {"tax_bps": TAX, "tax_side": "sell"}}}})
     cfg = _taxed("buy")
     assert msgspec.structs.asdict(cfg.execution.backtest)["tax_side"] == cfg.alpha.nev.fees.tax_side == "buy"
+
+
+def test_a_reused_fee_model_reports_each_runs_own_taxes(bars, monkeypatch):
+    """Review 2026-12-06: NautilusTrader never resets a fee model, so a model kept across runs
+    (an engine reset, or one model given to two runs) reported the taxes of both."""
+    import dolphin.research.backtest as backtest_mod
+
+    cfg = _taxed("sell")
+    shared = venue_fee_model(TAX, "sell")
+    monkeypatch.setattr(backtest_mod, "venue_fee_model", lambda *a: shared)
+    first = run_bar_backtest(cfg, data=bars).report
+    second = run_bar_backtest(cfg, data=bars).report
+    assert first["taxes_usdt"] > 0 and second["taxes_usdt"] == pytest.approx(first["taxes_usdt"], abs=1e-9)
+    assert shared.taxes_usdt == pytest.approx(2 * first["taxes_usdt"], abs=1e-9)

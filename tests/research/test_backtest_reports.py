@@ -127,12 +127,14 @@ def test_cli_hell_run_writes_the_report_the_live_gate_accepts(tmp_path, monkeypa
     base = load_config(environ={})
     with catalog_lock(base):
         ensure_catalog(base)
-        for ds in ("bars_5m", "bars_1m"):  # the scanner's panel takes 1m-only symbols from bars_1m
+        # the scanner's panel takes 1m-only symbols from bars_1m; the run settles funding
+        for ds in ("bars_5m", "bars_1m", "funding"):
             shutil.copytree(catalog_path(base) / ds, tmp_path / "cat" / ds)
     (tmp_path / "nt").mkdir()
     (tmp_path / "nt" / ".sample_ingested").write_text("copied\n")  # (the copy is the catalog)
     env = {"DOLPHIN__DATA__CATALOG_DIR": str(tmp_path / "cat"),
-           "DOLPHIN__EXECUTION__BACKTEST__NAUTILUS_DIR": str(tmp_path / "nt")}  # fmt: skip
+           "DOLPHIN__EXECUTION__BACKTEST__NAUTILUS_DIR": str(tmp_path / "nt"),
+           "DOLPHIN__EXECUTION__BACKTEST__REPORTS_DIR": str(tmp_path / "var/reports")}  # fmt: skip
     for k, v in env.items():
         monkeypatch.setenv(k, v)
     monkeypatch.chdir(tmp_path)
@@ -156,11 +158,12 @@ def test_cli_hell_run_writes_the_report_the_live_gate_accepts(tmp_path, monkeypa
     assert not gate.allowed and "other data" in gate.reason and "dolphin backtest --scenario hell" in gate.reason
 
 
-@pytest.mark.parametrize("dataset, symbol", [("bars_5m", "ETHUSDT"), ("bars_1m", "DASHUSDT")])
+@pytest.mark.parametrize("dataset, symbol", [("bars_5m", "ETHUSDT"), ("bars_1m", "DASHUSDT"), ("funding", "BTCUSDT")])
 def test_the_hell_data_fingerprint_covers_every_bar_stream_the_run_reads(tmp_path, dataset, symbol):
     """One more bar in a 5-minute stream, or in a 1-minute stream of a symbol the 5-minute set
     lacks (the scanner's panel reads it from bars_1m; review 2026-12-06: the fingerprint covered
-    bars_5m only) changes the fingerprint; nothing else does."""
+    bars_5m only), or one more funding row of a traded symbol (the run settles funding on its
+    positions; review 2026-12-06) changes the fingerprint; nothing else does."""
     import shutil
 
     from dolphin.data.catalog import Catalog
@@ -170,18 +173,18 @@ def test_the_hell_data_fingerprint_covers_every_bar_stream_the_run_reads(tmp_pat
     base = load_config(environ={})
     with catalog_lock(base):
         ensure_catalog(base)
-        for ds in ("bars_5m", "bars_1m"):
+        for ds in ("bars_5m", "bars_1m", "funding"):
             shutil.copytree(catalog_path(base) / ds, tmp_path / "cat" / ds)
     cfg = load_config(environ={"DOLPHIN__DATA__CATALOG_DIR": str(tmp_path / "cat")})
     cat = Catalog(tmp_path / "cat")
-    assert symbol not in cat.symbols("bars_5m", "BINANCE_USDM") or dataset == "bars_5m"
+    assert symbol not in cat.symbols("bars_5m", "BINANCE_USDM") or dataset != "bars_1m"
     before = hell_data_fingerprint(cfg)
     assert hell_data_fingerprint(cfg) == before  # stable
     (tmp_path / "cat" / "bars_5m" / "BINANCE_USDM" / "unrelated.txt").write_text("x")  # not a stream file
     assert hell_data_fingerprint(cfg) == before
     stored = cat.read(dataset, "BINANCE_USDM", symbol)
     last = stored.slice(stored.num_rows - 1)
-    step = 300 if dataset == "bars_5m" else 60
+    step = {"bars_5m": 300, "bars_1m": 60, "funding": 8 * 3600}[dataset]
     nxt = last.set_column(last.schema.get_field_index("ts_ns"), "ts_ns",
                           [[last["ts_ns"][0].as_py() + step * 10**9]])  # fmt: skip
     assert cat.write(dataset, "BINANCE_USDM", symbol, nxt).rows_written == 1
@@ -205,6 +208,7 @@ def test_knee_runs_one_backtest_per_leverage(cfg):
 @pytest.mark.slow
 def test_knee_cli_writes_table_png_and_json(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("DOLPHIN__EXECUTION__BACKTEST__REPORTS_DIR", str(tmp_path / "var/reports"))
     assert main(["knee", "--max-leverage", "3", "--symbols", "BTCUSDT"]) == 0
     doc = json.loads((tmp_path / "var/reports/knee.json").read_text())
     assert [r["leverage"] for r in doc["rows"]] == [1.0, 2.0, 3.0]

@@ -193,10 +193,10 @@ def test_the_scan_universe_may_not_repeat_a_symbol():
 
 
 def _good_hell(h, cfg=None):
-    from dolphin.execution.live_gate import hell_data_fingerprint
+    from dolphin.execution.live_gate import code_fingerprint, hell_data_fingerprint
 
     fp = hell_data_fingerprint(cfg if cfg is not None else load_config(environ={}))
-    return {"config_hash": h, "data_fingerprint": fp, "runs": [
+    return {"config_hash": h, "data_fingerprint": fp, "code_fingerprint": code_fingerprint(), "runs": [
         {"scenario": "nominal", "ruin": False, "final_equity": 99_000.0, "max_drawdown": 0.02, "signals": "oracle",
          "trades": 12},
         {"scenario": "hell", "ruin": False, "final_equity": 98_000.0, "max_drawdown": 0.03, "signals": "oracle",
@@ -276,6 +276,92 @@ def test_gate_refuses_a_report_made_on_other_data(cfg, tmp_path, fp, why):
         doc["data_fingerprint"] = fp
     g = _gate(cfg, tmp_path, doc)
     assert not g.allowed and why in g.reason and "dolphin backtest --scenario hell" in g.reason
+
+
+@pytest.mark.parametrize("fp, why", [(None, "records no code fingerprint"), ("0" * 16, "made by other code")])
+def test_gate_refuses_a_report_made_by_other_code(cfg, tmp_path, fp, why):
+    """Review 2026-12-06: a report of earlier code stayed valid after the code changed."""
+    h, _ = hell_report_path(cfg, tmp_path)
+    doc = _good_hell(h, cfg)
+    if fp is None:
+        del doc["code_fingerprint"]
+    else:
+        doc["code_fingerprint"] = fp
+    g = _gate(cfg, tmp_path, doc)
+    assert not g.allowed and why in g.reason and "dolphin backtest --scenario hell" in g.reason
+
+
+def test_the_code_fingerprint_follows_the_package_sources(tmp_path, monkeypatch):
+    import dolphin
+    from dolphin.execution import live_gate
+
+    before = live_gate.code_fingerprint()
+    assert live_gate.code_fingerprint() == before
+    fake = tmp_path / "dolphin"
+    fake.mkdir()
+    (fake / "__init__.py").write_text("x = 1\n")
+    monkeypatch.setattr(dolphin, "__file__", str(fake / "__init__.py"))
+    one = live_gate.code_fingerprint()
+    (fake / "__init__.py").write_text("x = 2\n")
+    assert one != before and live_gate.code_fingerprint() != one
+
+
+def test_gate_checks_the_drawdown_itself_not_only_the_ruin_flag(cfg, tmp_path):
+    """Review 2026-12-06: an edited report with "ruin": false passed whatever its drawdown said."""
+    h, _ = hell_report_path(cfg, tmp_path)
+    doc = _good_hell(h, cfg)
+    doc["runs"][1]["max_drawdown"] = cfg.execution.backtest.ruin_drawdown_frac
+    g = _gate(cfg, tmp_path, doc)
+    assert not g.allowed and "reaches the ruin threshold" in g.reason
+
+
+def test_gate_refuses_a_catalog_without_bar_data(tmp_path):
+    from dolphin.execution.live_gate import NO_DATA, hell_data_fingerprint
+
+    empty = load_config(environ={"DOLPHIN__DATA__CATALOG_DIR": str(tmp_path / "none")})
+    assert hell_data_fingerprint(empty) == NO_DATA
+    h, _ = hell_report_path(empty, tmp_path)
+    g = _gate(empty, tmp_path, _good_hell(h, empty))  # a report "made" on no data
+    assert not g.allowed and "no bars_5m data" in g.reason
+    assert not (tmp_path / "none").exists()  # the gate only reads
+
+
+def test_gate_names_an_unreadable_catalog_instead_of_raising(tmp_path):
+    import shutil
+
+    from dolphin.runtime.wiring import catalog_lock, catalog_path, ensure_catalog
+
+    base = load_config(environ={})
+    with catalog_lock(base):
+        ensure_catalog(base)
+        shutil.copytree(catalog_path(base) / "bars_5m" / "BINANCE_USDM" / "BTCUSDT", tmp_path / "cat" / "bars_5m"
+                        / "BINANCE_USDM" / "BTCUSDT")  # fmt: skip
+    cfg = load_config(environ={"DOLPHIN__DATA__CATALOG_DIR": str(tmp_path / "cat")})
+    h, _ = hell_report_path(cfg, tmp_path)
+    doc = _good_hell(h, cfg)
+    day = sorted((tmp_path / "cat" / "bars_5m" / "BINANCE_USDM" / "BTCUSDT").iterdir())[0]
+    day.unlink()
+    day.mkdir()  # a directory where a day file was: reading it fails
+    g = _gate(cfg, tmp_path, doc)
+    assert not g.allowed and "cannot be read" in g.reason
+
+
+def test_the_refusal_names_environment_overrides_that_shape_the_hash(cfg, tmp_path):
+    from dolphin.execution.live_gate import check_live_allowed
+
+    g = check_live_allowed(cfg, reports_dir=tmp_path, environ={"DOLPHIN__EXECUTION__BACKTEST__SEED": "7", "HOME": "/"})
+    assert not g.allowed and "DOLPHIN__EXECUTION__BACKTEST__SEED" in g.reason and "HOME" not in g.reason
+
+
+def test_the_reports_dir_is_relative_to_the_repo_like_every_other_path(tmp_path, monkeypatch):
+    """Review 2026-12-06: a relative reports_dir was taken from the current directory, so the gate
+    looked for the report elsewhere when run from another folder."""
+    from dolphin.core.paths import repo_root
+
+    c = load_config(environ={}, overrides={"execution": {"backtest": {"reports_dir": "rl_reports"}}})
+    monkeypatch.chdir(tmp_path)
+    h, path = hell_report_path(c)
+    assert path == repo_root() / "rl_reports" / "hell" / f"{h}.json"
 
 
 def test_gate_refuses_two_hell_runs(cfg, tmp_path):

@@ -40,6 +40,43 @@ def test_an_unreachable_endpoint_is_named_and_no_secret_leaks(cfg):
     assert KEY not in msg and SECRET not in msg
 
 
+def test_a_refusals_traceback_locals_hold_no_credentials(cfg, monkeypatch):
+    """Review 2026-12-06: the node config (plain key and secret) was built before the endpoint
+    check, so the refusal's traceback frames held it (a crash reporter capturing locals)."""
+    import traceback
+
+    monkeypatch.setenv("DOLPHIN_BINANCE_API_KEY", KEY)  # from the environment, as `dolphin live` reads them
+    monkeypatch.setenv("DOLPHIN_BINANCE_API_SECRET", SECRET)
+    with pytest.raises(LiveNodeRefused) as exc:
+        prepare_live_node(cfg, endpoint="https://127.0.0.1:9", timeout_s=1.0)
+    tb = traceback.TracebackException.from_exception(exc.value, capture_locals=True)
+    frames = [f for f in tb.stack if f.filename.endswith("dolphin/runtime/live_node.py")]
+    assert frames and frames[0].name == "prepare_live_node"
+    text = "".join(repr(f.locals) for f in frames)
+    assert "secrets" in text and KEY not in text and SECRET not in text
+
+
+def test_name_resolution_is_bounded_by_the_timeout(monkeypatch):
+    """Review 2026-12-06: the socket timeout did not cover DNS (11 s at a 3 s timeout)."""
+    import socket
+    import threading
+    import time
+
+    release = threading.Event()
+
+    def hanging_resolver(*a, **k):
+        release.wait(30)
+        raise socket.gaierror(-3, "Temporary failure in name resolution")
+
+    monkeypatch.setattr(socket, "getaddrinfo", hanging_resolver)
+    t0 = time.monotonic()
+    why = check_endpoint("https://fapi.example.invalid", timeout_s=0.3)
+    waited = time.monotonic() - t0
+    release.set()
+    assert why is not None and "name resolution took longer than 0.3 s" in why
+    assert waited < 5.0  # bounded by the timeout, not by the resolver (30 s here)
+
+
 def test_the_node_config_uses_the_real_binance_usdm_clients(cfg):
     from nautilus_trader.adapters.binance.common.enums import BinanceAccountType
     from nautilus_trader.adapters.binance.config import BinanceDataClientConfig, BinanceExecClientConfig
@@ -83,19 +120,21 @@ def test_dolphin_live_after_a_passing_gate_refuses_naming_the_missing_key(tmp_pa
     import json
 
     from dolphin.cli import main
-    from dolphin.execution.live_gate import hell_data_fingerprint, hell_report_path
+    from dolphin.execution.live_gate import code_fingerprint, hell_data_fingerprint, hell_report_path
 
     monkeypatch.chdir(tmp_path)
     for var in ("DOLPHIN_BINANCE_API_KEY", "DOLPHIN_BINANCE_API_SECRET"):
         monkeypatch.delenv(var, raising=False)
     toml = tmp_path / "live.toml"
-    toml.write_text(f'[execution]\nkill_flag_path = "{tmp_path / "run" / "kill.flag"}"\n')
+    toml.write_text(f'[execution]\nkill_flag_path = "{tmp_path / "run" / "kill.flag"}"\n'
+                    f'[execution.backtest]\nreports_dir = "{tmp_path / "reports"}"\n')
     cfg = load_config(toml, environ={})
     h, path = hell_report_path(cfg)
     path.parent.mkdir(parents=True)
     hell = {"scenario": "hell", "ruin": False, "final_equity": 98_000.0, "max_drawdown": 0.03, "signals": "oracle",
             "trades": 9}  # what the gate requires of a HELL run (decision 0001-research)
-    path.write_text(json.dumps({"config_hash": h, "data_fingerprint": hell_data_fingerprint(cfg), "runs": [hell]}))
+    path.write_text(json.dumps({"config_hash": h, "data_fingerprint": hell_data_fingerprint(cfg),
+                                "code_fingerprint": code_fingerprint(), "runs": [hell]}))
     # Past the gate, a missing kill flag (it counts as raised) is refused first, naming the fix.
     assert main(["-c", str(toml), "live"]) == 2
     assert "dolphin kill clear" in capsys.readouterr().err

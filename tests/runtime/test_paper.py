@@ -169,6 +169,10 @@ def test_a_slow_decision_does_not_shorten_the_orders_ttl(tmp_path, bars, monkeyp
 
     monkeypatch.setattr(AlphaNevModel, "nev_bps", slow_nev)
     cfg = _cfg(tmp_path, skip_bars=914, flatten_wait_ms=500, order_ttl_ms=200)
+    # Without the kill-poll timer: its guard also applies the RTT lockdown's downgrade (caused by
+    # the stalls) within 100 ms, which cancels the entries by posture before their TTL and leaves
+    # too few TTL cancels to measure. The timer is tested in the kill test below.
+    cfg = msgspec.structs.replace(cfg, execution=msgspec.structs.replace(cfg.execution, kill_poll_ms=0))
     res = run_paper(cfg, speed=300 * 2, bars=bars, max_seconds=7.0)
     s = res.summary
     ttl = s["counters"].get("cancel_ttl", 0)
@@ -459,3 +463,39 @@ def test_the_paper_venue_charges_the_gates_tax_on_its_side_only(tmp_path, bars, 
         assert fill.commission.as_decimal() == pytest.approx(notional * (fee + t), abs=Decimal("2e-8"))
         want += notional * t
     assert s["pnl"]["taxes_usdt"] == pytest.approx(float(want), abs=1e-6) and s["pnl"]["taxes_usdt"] > 0
+    # as in the backtest report: fees exclude the taxes, and together they are the commissions
+    commissions = sum(f.commission.as_double() for f in seen)
+    assert s["pnl"]["fees_usdt"] + s["pnl"]["taxes_usdt"] == pytest.approx(commissions, abs=1e-6)
+
+
+def test_a_raised_kill_acts_within_the_poll_period_without_waiting_for_a_bar(tmp_path, bars):
+    """Review 2026-12-06: the kill flag was read on market data and before submits only, so on
+    5-minute bars a raised flag waited for the next bar, and the working entries could fill at it
+    first. The agent now also reads it on a timer (execution.kill_poll_ms, 100 ms)."""
+    cfg = _cfg(tmp_path, skip_bars=921, flatten_wait_ms=500)
+    assert cfg.execution.kill_poll_ms == 100
+    kill = Path(cfg.execution.kill_flag_path)
+    seen: dict[str, int] = {}
+
+    def on_running(agent, client):
+        async def raise_after_first_entry():
+            while agent.run.counters.get("submitted_entry", 0) == 0:
+                await asyncio.sleep(0.002)
+            seen["kill_ns"] = agent.clock.timestamp_ns()
+            seen["bars"] = len(agent.run.equity)
+            FileKillFlag(kill).raise_()
+
+        asyncio.get_running_loop().create_task(raise_after_first_entry())
+
+    res = run_paper(cfg, speed=60, bars=bars, on_running=on_running, max_seconds=9.0)  # a bar every 5 s
+    s = res.summary
+    assert "kill_ns" in seen, "no entry was submitted"
+    ev = [e for e in res.agent.run.events if e["kind"] == "kill_raised"]
+    assert len(ev) == 1 and ev[0]["cancelled"] >= 1  # the working entries were cancelled ...
+    lag_ns = ev[0]["ts_ns"] - seen["kill_ns"]
+    assert 0 <= lag_ns < 1_000_000_000  # ... within the poll (100 ms; 1 s allows a loaded machine) ...
+    eq_after = [ts for ts, _ in res.agent.run.equity if ts > seen["kill_ns"]]
+    assert not eq_after or ev[0]["ts_ns"] < eq_after[0]  # ... before the next bar could fill them
+    last_bar = max(ts for ts, _ in res.agent.run.equity if ts <= seen["kill_ns"])
+    working = [o for o in _entries(s) if last_bar <= o["ts_init_ns"] <= seen["kill_ns"]]
+    assert working and all(o["status"] == "CANCELED" for o in working), working

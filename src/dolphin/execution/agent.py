@@ -57,6 +57,9 @@ CANCEL_RETRIES = 8
 CRITICAL_CANCELS = frozenset({"kill", "hibernate", "stop", "flatten_timeout"})
 
 
+KILL_POLL_TIMER = "dolphin-kill-poll"
+
+
 class DolphinAgentConfig(StrategyConfig, frozen=True):
     """NautilusTrader-side settings; dolphin's own settings come from ExecutionConfig."""
 
@@ -67,6 +70,10 @@ class DolphinAgentConfig(StrategyConfig, frozen=True):
     subscribe_book: bool = False  # L2 order-book deltas (book kept by the data engine)
     order_ttl_ms: int = 200  # unfilled maker orders are cancelled after this
     venue: str = "BINANCE"
+    # > 0: the kill flag (and the posture) is also read on a clock timer of this period, so a kill
+    # cancels within it without waiting for market data (paper and live: execution.kill_poll_ms);
+    # 0: on market events and before submits only (backtests).
+    kill_poll_ms: int = 0
 
 
 @dataclass
@@ -236,6 +243,13 @@ class DolphinAgent(Strategy):
         if self._signals_at is not None and hasattr(self.ports.signals, "candidate_slots"):
             h.slots = {}
         self._set_calm()
+        if self.config.kill_poll_ms > 0:
+            # (review 2026-12-06: on 5-minute bars a raised flag was read only at the next bar, and
+            # working entries filled in between)
+            self.clock.set_timer_ns(KILL_POLL_TIMER, self.config.kill_poll_ms * NS_PER_MS, 0, 0, self._on_kill_poll)
+
+    def _on_kill_poll(self, event: Event) -> None:
+        self._guard(event.ts_event)
 
     # ------------------------------------------------------------------ guards
 

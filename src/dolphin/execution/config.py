@@ -216,6 +216,11 @@ class ExecutionConfig(ConfigStruct):
     """The execution plane (issue 7)."""
 
     kill_flag_path: str = "var/run/kill.flag"
+    # Paper and live also read the kill flag (and the posture) on a timer of this period, so a kill
+    # acts within it even while no market data arrives (5-minute bars); backtests read the flag on
+    # every market event and before every submit (a timer per 100 ms of simulated time would cost
+    # ~11M events on the sample). 0: no timer.
+    kill_poll_ms: Annotated[int, msgspec.Meta(ge=0, le=60_000)] = 100
     otr: OtrLimits = OtrLimits()
     placer: PlacerConfig = PlacerConfig()
     exits: ExitConfig = ExitConfig()

@@ -5,8 +5,10 @@ HELL run writes ``<reports_dir>/hell/<hash>.json``; live trading reads it before
 A refusal is data (a :class:`GateResult` naming the report and the command that makes it).
 The report passes only as a JSON object of this hash with exactly one HELL run that has
 ``"ruin": false``, a finite final equity > 0, a finite max drawdown, signals (not "none: ...")
-and at least one trade, made on the catalog data as it is now (``data_fingerprint``: a report
-on data since re-ingested or extended is no evidence for it) (decision
+and at least one trade and a max drawdown under ``ruin_drawdown_frac``, made on the catalog data as
+it is now (``data_fingerprint``: a report on data since re-ingested or extended is no evidence for
+it; a catalog without bar data is refused) by the code as it is now (``code_fingerprint``: a report
+of code since changed is no evidence for it) (decision
 docs/decisions/0001-research-hell-gate-and-metrics.md).
 """
 
@@ -14,13 +16,17 @@ from __future__ import annotations
 
 import json
 import math
+import os
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Mapping
 
 from dolphin.core.config import DolphinConfig
+from dolphin.data.errors import DataError
 
-__all__ = ["GateResult", "check_live_allowed", "hell_data_fingerprint", "hell_report_path"]
+__all__ = ["NO_DATA", "GateResult", "check_live_allowed", "code_fingerprint", "hell_data_fingerprint", "hell_report_path"]
+
+NO_DATA = "no-bar-data"  # hell_data_fingerprint of a catalog without bar data at the venue
 
 
 @dataclass(frozen=True)
@@ -34,9 +40,28 @@ class GateResult:
 def hell_report_path(cfg: DolphinConfig, reports_dir: Path | None = None) -> tuple[str, Path]:
     from dolphin.research.backtest import config_hash
 
+    from dolphin.runtime.wiring import reports_path
+
     h = config_hash(cfg)
-    base = Path(reports_dir) if reports_dir is not None else Path(cfg.execution.backtest.reports_dir)
+    base = Path(reports_dir) if reports_dir is not None else reports_path(cfg)
     return h, base / "hell" / f"{h}.json"
+
+
+def code_fingerprint() -> str:
+    """SHA-256 (16 hex digits) over the dolphin package's Python sources (relative path and bytes,
+    in path order): a HELL report certifies the code that made it, and code changed since (a fix,
+    a new rule) is no evidence for live until HELL is run again."""
+    import hashlib
+
+    import dolphin
+
+    root = Path(dolphin.__file__).resolve().parent
+    h = hashlib.sha256()
+    for f in sorted(root.rglob("*.py")):
+        h.update(f.relative_to(root).as_posix().encode() + b"\0")
+        h.update(f.read_bytes())
+        h.update(b"\0")
+    return h.hexdigest()[:16]
 
 
 def hell_data_fingerprint(cfg: DolphinConfig) -> str:
@@ -44,8 +69,10 @@ def hell_data_fingerprint(cfg: DolphinConfig) -> str:
     at ``execution.backtest.venue`` whose bar size divides the run's (``data.align.bar_sources``:
     the scanner's panel takes a symbol from the coarsest one that holds it, so a finer dataset
     feeds the signals too), every symbol of it, each stream by name and bytes
-    (``feeds.stream_fingerprint``). Conservative: a change to any such stream changes it. Reads
-    only: nothing is ingested or exported."""
+    (``feeds.stream_fingerprint``), and with funding on (``execution.backtest.funding``) the traded
+    symbols' funding streams, which the run settles on its positions. Conservative: a change to any
+    such stream changes it. :data:`NO_DATA` when the venue has no bar data (no run could trade on
+    it). Reads only: nothing is ingested or exported."""
     import hashlib
 
     from dolphin.data.align import bar_sources
@@ -61,10 +88,15 @@ def hell_data_fingerprint(cfg: DolphinConfig) -> str:
     try:
         sources = [ds for _, ds in bar_sources(catalog, bt.venue, bar_interval_ns(bt.bars))]
     except CatalogError:
-        sources = []  # no bar data: the fingerprint of none
+        sources = []
+    if not sources:
+        return NO_DATA
     for ds in sources:
         for sym in sorted(catalog.symbols(ds, bt.venue)):
             h.update(f"{ds}\0{sym}\0{stream_fingerprint(catalog, ds, bt.venue, sym)}\0".encode())
+    if bt.funding:  # (review 2026-12-06: funding rows changed the HELL equity under the same fingerprint)
+        for sym in sorted(bt.symbols):
+            h.update(f"funding\0{sym}\0{stream_fingerprint(catalog, 'funding', bt.venue, sym)}\0".encode())
     return h.hexdigest()[:16]
 
 
@@ -92,7 +124,7 @@ def _finite_number(x: Any) -> bool:
     return isinstance(x, (int, float)) and not isinstance(x, bool) and math.isfinite(x)
 
 
-def _hell_problems(hell: dict[str, Any]) -> list[str]:
+def _hell_problems(hell: dict[str, Any], ruin_frac: float) -> list[str]:
     """What disqualifies a HELL run as evidence for live (empty: it passes).
 
     Only an explicit ``"ruin": false`` passes (a missing, null or 0 value does not); the final
@@ -109,6 +141,8 @@ def _hell_problems(hell: dict[str, Any]) -> list[str]:
     dd = hell.get("max_drawdown")
     if not _finite_number(dd):
         problems.append(f"max drawdown {nonfinite.get('max_drawdown', dd)!r} is not a finite number")
+    elif not dd < ruin_frac:  # the report's own ruin flag is not taken on trust (review 2026-12-06)
+        problems.append(f"max drawdown {dd:g} reaches the ruin threshold {ruin_frac:g}")
     signals = hell.get("signals")
     if not isinstance(signals, str) or signals.startswith("none"):
         problems.append(f"signals {signals!r} (the run had no entry signals)")
@@ -118,9 +152,18 @@ def _hell_problems(hell: dict[str, Any]) -> list[str]:
     return problems
 
 
-def check_live_allowed(cfg: DolphinConfig, reports_dir: Path | None = None, config_path: str | None = None) -> GateResult:
+def check_live_allowed(
+    cfg: DolphinConfig, reports_dir: Path | None = None, config_path: str | None = None,
+    environ: Mapping[str, str] | None = None,
+) -> GateResult:
+    """Whether live may start on ``cfg`` (see the module docstring); ``environ`` (default
+    ``os.environ``) only names the ``DOLPHIN__*`` overrides in the command a refusal gives."""
     h, path = hell_report_path(cfg, reports_dir)
+    bt = cfg.execution.backtest
     cmd = "dolphin " + (f"-c {config_path} " if config_path else "") + "backtest --scenario hell"
+    env = sorted(k for k in (environ if environ is not None else os.environ) if k.startswith("DOLPHIN__"))
+    if env:  # the hash includes them: the report must be made with the same overrides set
+        cmd += f" (with the same environment overrides set: {', '.join(env)})"
     settings = _hell_settings_problems(cfg)
     if settings:
         return GateResult(False, h, path, f"configuration {h} does not run a HELL test: {'; '.join(settings)}; "
@@ -145,9 +188,8 @@ def check_live_allowed(cfg: DolphinConfig, reports_dir: Path | None = None, conf
             f"{hell.get('final_equity')}, max drawdown {hell.get('max_drawdown')}); "
             f"change the configuration and run `{cmd}`",
         )
-    problems = _hell_problems(hell)
+    problems = _hell_problems(hell, bt.ruin_drawdown_frac)
     draws = hell.get("hell_fill_draws")
-    bt = cfg.execution.backtest
     if isinstance(draws, dict) and (draws.get("entry_frac"), draws.get("exit_frac")) != (
         bt.hell_entry_fill_frac, bt.hell_exit_fill_frac,
     ):
@@ -159,11 +201,22 @@ def check_live_allowed(cfg: DolphinConfig, reports_dir: Path | None = None, conf
             f"HELL report {path} does not pass: {'; '.join(problems)}; fix the cause (configuration, "
             f"scanner) and run `{cmd}`",
         )
+    try:
+        now = hell_data_fingerprint(cfg)
+    except (OSError, DataError) as exc:  # an unreadable catalog file: refused, named (not a traceback)
+        return GateResult(False, h, path, f"the catalog cannot be read to check the HELL report's data ({exc})")
+    if now == NO_DATA:
+        return GateResult(False, h, path, f"the catalog has no {bt.bars} data at {bt.venue}: no HELL report can vouch "
+                                          f"for it; ingest the data and run `{cmd}`")
     made_on = doc.get("data_fingerprint")
-    now = hell_data_fingerprint(cfg)
     if made_on != now:
         why = ("records no data fingerprint" if made_on is None else
                f"was made on other data (fingerprint {made_on!r}; the catalog's {bt.bars} now {now!r}: "
                f"ingested, extended or replaced since)")
         return GateResult(False, h, path, f"HELL report {path} {why}; run `{cmd}` on the data as it is now")
+    made_by, code = doc.get("code_fingerprint"), code_fingerprint()
+    if made_by != code:
+        why = ("records no code fingerprint" if made_by is None else
+               f"was made by other code (fingerprint {made_by!r}, this code {code!r})")
+        return GateResult(False, h, path, f"HELL report {path} {why}; run `{cmd}` with this code")
     return GateResult(True, h, path, f"HELL report {path} passed (no ruin)")

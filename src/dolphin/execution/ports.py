@@ -14,6 +14,7 @@ mechanics, where a scripted posture isolates the rule under test.
 from __future__ import annotations
 
 import os
+import stat
 from time import monotonic_ns as _monotonic_ns
 from dataclasses import dataclass, field
 from enum import IntEnum
@@ -184,8 +185,8 @@ class FileKillFlag:
     descriptor, so a truncated file reads short instead of faulting (a memory map of it died with
     SIGBUS), and the path is re-checked with ``stat``: a file replaced (temp + rename) or deleted
     and recreated is re-opened (read-only: an operator's replacement owned by another user is
-    still readable). A missing, short (empty) or unreadable file (permissions, a directory, any
-    OS error) counts as RAISED; each is counted in ``counters`` (episodes), as are re-opens.
+    still readable). A missing, short (empty) or unreadable file (permissions, a directory, a FIFO,
+    a device or anything else that is not a regular file, any OS error) counts as RAISED; each is counted in ``counters`` (episodes), as are re-opens.
 
     ``is_raised`` runs on every bar and quote, so it returns the value read at most
     ``max_age_ms`` (wall clock, monotonic) ago; :meth:`is_raised_now` always reads (the agent
@@ -222,16 +223,23 @@ class FileKillFlag:
             st = os.stat(self.path)
         except FileNotFoundError:
             return None
+        if not stat.S_ISREG(st.st_mode):
+            raise OSError(f"not a regular file: {self.path}")
         ino = (st.st_dev, st.st_ino)
         if ino != self._ino or self._fd is None:
             try:
-                fd = os.open(self.path, os.O_RDONLY)
+                # non-blocking: a FIFO put at the path between the stat and the open would block
+                # the open (and with it the event loop) until a writer came (review 2026-12-06)
+                fd = os.open(self.path, os.O_RDONLY | os.O_NONBLOCK)
             except FileNotFoundError:
                 return None
+            st = os.fstat(fd)
+            if not stat.S_ISREG(st.st_mode):
+                os.close(fd)
+                raise OSError(f"not a regular file: {self.path}")
             if self._fd is not None:
                 os.close(self._fd)
             self._fd = fd
-            st = os.fstat(fd)
             if self._ino is not None:  # (the first open is not a re-open)
                 self.counters["reopened"] += 1
             self._ino = (st.st_dev, st.st_ino)
@@ -267,8 +275,10 @@ class FileKillFlag:
 
     def _write(self, value: bytes) -> None:
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        wfd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)  # the file now at the path
+        wfd = os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_NONBLOCK, 0o644)  # the file now at the path
         try:
+            if not stat.S_ISREG(os.fstat(wfd).st_mode):
+                raise OSError(f"not a regular file: {self.path}")
             os.pwrite(wfd, value, 0)
             os.fsync(wfd)
         finally:

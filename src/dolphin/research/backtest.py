@@ -339,8 +339,10 @@ def _run_agent(
     engine.add_strategy(agent)
     for s in extra_strategies:
         engine.add_strategy(s)
+    taxes_before = taxes_charged(fee_model)  # (a fee model is not reset with the engine: this run's share)
     engine.run()
-    report = build_report(agent, bt, scenario, periods_per_year=periods_per_year, taxes_usdt=taxes_charged(fee_model))
+    report = build_report(agent, bt, scenario, periods_per_year=periods_per_year,
+                          taxes_usdt=taxes_charged(fee_model) - taxes_before)  # fmt: skip
     if signals is not None:
         report["signals"] = signals
     if isinstance(fill_model, HellFillModel):

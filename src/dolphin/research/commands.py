@@ -52,7 +52,9 @@ def _backtest(cfg: DolphinConfig, args: argparse.Namespace) -> int:
         return 2
     cfg = _with_overrides(cfg, args)
     bt = cfg.execution.backtest
-    out = Path(args.out or bt.reports_dir)
+    from dolphin.runtime.wiring import reports_path
+
+    out = Path(args.out) if args.out else reports_path(cfg)
     h = config_hash(cfg)
     scenarios = ["nominal", "hell"] if args.scenario == "hell" else ["nominal"]
     results = []
@@ -78,9 +80,10 @@ def _backtest(cfg: DolphinConfig, args: argparse.Namespace) -> int:
                 results.append(res)
                 progress.advance(task)
         else:
-            from dolphin.execution.live_gate import hell_data_fingerprint
+            from dolphin.execution.live_gate import code_fingerprint, hell_data_fingerprint
 
             data_fp = None
+            code_fp = code_fingerprint()  # the code that runs (checked again before the gate report)
             if args.scenario == "hell":
                 from dolphin.runtime.wiring import catalog_lock, ensure_catalog
 
@@ -134,7 +137,12 @@ def _backtest(cfg: DolphinConfig, args: argparse.Namespace) -> int:
             print("dolphin: the catalog's bars changed during the HELL run; no gate report written, run it again",
                   file=sys.stderr)  # fmt: skip
             return 1
-        gate.write_text(report_json({"config_hash": h, "data_fingerprint": data_fp, "runs": reports}) + "\n")
+        if code_fingerprint() != code_fp:
+            print("dolphin: dolphin's code changed during the HELL run; no gate report written, run it again",
+                  file=sys.stderr)  # fmt: skip
+            return 1
+        gate.write_text(report_json({"config_hash": h, "data_fingerprint": data_fp, "code_fingerprint": code_fp,
+                                     "runs": reports}) + "\n")  # fmt: skip
         paths["gate"] = gate
     for kind, p in paths.items():
         print(f"{kind}: {p}")
@@ -167,7 +175,9 @@ def _knee(cfg: DolphinConfig, args: argparse.Namespace) -> int:
     Console().print(table)
     if result["knee_leverage"] is None:
         print("no knee: every leverage ended in ruin (or a non-finite GGR)")
-    paths = write_knee(Path(args.out or cfg.execution.backtest.reports_dir), result)
+    from dolphin.runtime.wiring import reports_path
+
+    paths = write_knee(Path(args.out) if args.out else reports_path(cfg), result)
     for kind, p in paths.items():
         print(f"{kind}: {p}")
     return 0

@@ -2,8 +2,8 @@
 
 NautilusTrader 1.231's simulated venue applies no funding (its own `FundingRateUpdate` is strategy
 data only). :class:`FundingModule` is a NautilusTrader `SimulationModule` (the hook its FX rollover
-module uses): at the first engine step at or after a funding time it pays or charges each open
-position of the instrument ``-signed_qty x mark x rate`` (a positive rate: longs pay shorts, as on
+module uses): at the first engine step after a funding time it pays or charges each position
+held at that time (every fill stamped at or before it) ``-signed_qty x mark x rate`` (a positive rate: longs pay shorts, as on
 Binance) through `SimulatedExchange.adjust_account`, so the account balance, the equity curve,
 the drawdown reading, ROI and GGR carry it. The mark is the venue book's mid at that step (the
 last bar's close on bar data, the touch on ticks).
@@ -11,7 +11,7 @@ last bar's close on bar data, the touch on ticks).
 The funding times and rates come from the catalog's ``funding`` dataset. A funding time the data
 does not hold (a gap in a symbol's series, the run reaching past its last row, or a symbol with no
 funding rows: then the venue's default grid, every ``funding_interval_hours`` from 00:00 UTC) is
-not guessed: a position open then is counted ``funding_missing``, logged and listed in the report.
+not guessed: a position held then is counted ``funding_missing``, logged and listed in the report.
 """
 
 from __future__ import annotations
@@ -58,25 +58,55 @@ class FundingEvent:
 
 def load_funding(catalog, venue: str, symbols: Iterable[str], start_ns: int, end_ns: int,
                  interval_ns: int) -> dict[str, FundingSeries]:  # fmt: skip
-    """Each symbol's funding rows from one interval before ``start_ns`` to one after ``end_ns``
-    (so that the grid around the run can be told from the rows), from the catalog."""
+    """Each symbol's funding rows from ``_CONTEXT`` intervals before ``start_ns`` to as many after
+    ``end_ns`` (the grid around the run is told from the rows near it), from the catalog."""
     out: dict[str, FundingSeries] = {}
+    pad = _CONTEXT * interval_ns
     for sym in symbols:
-        t = catalog.read("funding", venue, sym, start_ns - interval_ns, end_ns + interval_ns + 1)
+        t = catalog.read("funding", venue, sym, start_ns - pad, end_ns + pad + 1)
         ts = t.column("ts_ns").to_numpy().astype(np.int64)
         rate = np.array([float(x) for x in t.column("funding_rate").to_pylist()], dtype=np.float64)
-        ts, first = np.unique(ts, return_index=True)  # the catalog's rows are unique by time already
-        out[sym] = FundingSeries(ts, rate[first])
+        out[sym] = FundingSeries(ts, rate)
     return out
 
 
-def _interval(ts: np.ndarray, default_ns: int) -> int:
-    """A symbol's funding interval: the most common spacing of its rows, the shortest on a tie
-    (a gap in the data is a multiple of it); the default with fewer than two rows."""
-    if ts.size < 2:
-        return default_ns
-    gaps, counts = np.unique(np.diff(ts), return_counts=True)
-    return int(gaps[np.argmax(counts)])  # (argmax: the first, i.e. the shortest, of the most common)
+_CONTEXT = 3  # funding intervals of rows read on each side of a run
+SAME_TIME_NS = 60_000_000_000  # rows closer than this are one funding time (the first row is kept)
+MIN_INTERVAL_NS = 3_600_000_000_000  # no venue funds more often than hourly: a floor for the grid
+
+
+def _normalised(s: FundingSeries) -> tuple[np.ndarray, np.ndarray]:
+    """The rows in time order, rows of one funding time (< ``SAME_TIME_NS`` apart: Binance stamps
+    some at +1 ms) merged to the first; rows with a non-finite time dropped."""
+    ts = np.asarray(s.ts_ns, dtype=np.int64)
+    rate = np.asarray(s.rate, dtype=np.float64)
+    if ts.shape != rate.shape:
+        raise ValueError(f"funding rows: {ts.size} times but {rate.size} rates")
+    order = np.argsort(ts, kind="stable")
+    ts, rate = ts[order], rate[order]
+    if ts.size > 1:
+        keep = np.ones(ts.size, dtype=bool)
+        last = ts[0]
+        for k in range(1, ts.size):
+            if ts[k] - last < SAME_TIME_NS:
+                keep[k] = False
+            else:
+                last = ts[k]
+        ts, rate = ts[keep], rate[keep]
+    return ts, rate
+
+
+def _local_interval(gaps: np.ndarray, k: int, default_ns: int) -> int:
+    """The funding interval around gap ``k`` (between rows k and k + 1; k = -1 before the first row,
+    k = gaps.size after the last): the shortest spacing of the rows within two gaps of it, capped by
+    the default interval (Binance's longest is 8 hours: rows 16 h apart are a missing row, not a
+    16-hour symbol), never below ``MIN_INTERVAL_NS``. Shortest, so that a missing row is never
+    hidden; at a change of interval (Binance moves symbols between 8, 4 and 1 hours) the longer
+    stretch's last two gaps may count times that were not due as missing (counted, never
+    settled at a guessed rate)."""
+    lo, hi = max(0, k - 2), min(gaps.size, k + 3)
+    step = min(int(gaps[lo:hi].min()), default_ns) if hi > lo else default_ns
+    return max(step, MIN_INTERVAL_NS)
 
 
 def funding_events(
@@ -86,28 +116,29 @@ def funding_events(
     """Every funding time in ``[start_ns, end_ns)`` of each symbol, in time order (a funding time
     at the run's last data point has nothing after it to be settled at).
 
-    A row is an event with its rate. The grid between rows (the symbol's own interval: the most
-    common spacing of its rows), before its first row and after its last gives events without a rate
-    where no row is (a gap in the data). A symbol without rows gets the default grid (multiples of
-    ``default_interval_ns`` since the epoch: Binance's 00:00 / 08:00 / 16:00 UTC at 8 hours), all
-    without a rate. ``instrument_ids`` maps symbol -> instrument id string.
+    A row is an event with its rate (rows of one funding time merged: ``_normalised``). Where the
+    rows leave a gap, the symbol's own grid (``_local_interval``: the spacing of the rows around
+    it) gives events without a rate: between rows, before the first and after the last. A symbol
+    without rows gets the default grid (multiples of ``default_interval_ns`` since the epoch:
+    Binance's 00:00 / 08:00 / 16:00 UTC at 8 hours), all without a rate. ``instrument_ids`` maps
+    symbol -> instrument id string.
     """
-    if default_interval_ns <= 0:
-        raise ValueError(f"default_interval_ns must be > 0, got {default_interval_ns}")
+    if default_interval_ns < MIN_INTERVAL_NS:
+        raise ValueError(f"default_interval_ns must be >= {MIN_INTERVAL_NS} (1 h), got {default_interval_ns}")
     events: list[FundingEvent] = []
     for sym, iid in instrument_ids.items():
         s = series.get(sym)
-        if s is None or s.ts_ns.size == 0:
+        ts, rates = _normalised(s) if s is not None else (np.empty(0, dtype=np.int64), np.empty(0))
+        if ts.size == 0:
             step = default_interval_ns
             g = -(-start_ns // step) * step
             while g < end_ns:
                 events.append(FundingEvent(int(g), iid, None))
                 g += step
             continue
-        ts, rates = s.ts_ns, s.rate
-        step = _interval(ts, default_interval_ns)
-        half = step // 2
-        # before the first row, back along the grid
+        gaps = np.diff(ts)
+        # before the first row, back along its grid
+        step = _local_interval(gaps, -1, default_interval_ns)
         g = int(ts[0]) - step
         while g >= start_ns:
             if g < end_ns:
@@ -119,9 +150,10 @@ def funding_events(
                 r = float(rates[k])
                 events.append(FundingEvent(t, iid, r if math.isfinite(r) else None))
             # the grid up to the next row (past the last one: to the end of the run)
+            step = _local_interval(gaps, k, default_interval_ns)
             nxt = int(ts[k + 1]) if k + 1 < ts.size else end_ns + step
             g = t + step
-            while g < nxt - half and g < end_ns:
+            while g < nxt - step // 2 and g < end_ns:
                 if g >= start_ns:
                     events.append(FundingEvent(g, iid, None))
                 g += step

@@ -13,6 +13,8 @@ is not wired, so the agent would trade nothing (``build_live_ports`` has no sign
 from __future__ import annotations
 
 import socket
+import threading
+import time
 from dataclasses import dataclass, field
 from typing import Mapping
 from urllib.parse import urlparse
@@ -68,27 +70,60 @@ def check_endpoint(url: str, timeout_s: float = 3.0) -> str | None:
     """None when a TCP connection to the URL's host and port opens, else why not."""
     u = urlparse(url)
     host, port = u.hostname or url, u.port or (443 if u.scheme in ("https", "wss") else 80)
-    try:
-        with socket.create_connection((host, port), timeout=timeout_s):
-            return None
-    except OSError as exc:
+    deadline = time.monotonic() + timeout_s
+    # Name resolution is not bounded by the socket timeout (review 2026-12-06: a resolver that
+    # never answered took 11 s at a 3 s timeout): resolve in a worker thread and stop waiting at
+    # the deadline (the thread is a daemon; it ends when the resolver gives up).
+    box: dict[str, object] = {}
+
+    def resolve() -> None:
+        try:
+            box["addrs"] = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
+        except OSError as exc:
+            box["error"] = exc
+
+    t = threading.Thread(target=resolve, name="dolphin-endpoint-dns", daemon=True)
+    t.start()
+    t.join(timeout_s)
+    if t.is_alive():
+        return f"endpoint {host}:{port} ({url}) unreachable: name resolution took longer than {timeout_s:g} s"
+    if "error" in box:
+        exc = box["error"]
         return f"endpoint {host}:{port} ({url}) unreachable: {exc.__class__.__name__}: {exc}"
+    last: OSError | None = None
+    for family, kind, proto, _name, addr in box["addrs"]:  # type: ignore[union-attr]
+        left = deadline - time.monotonic()
+        if left <= 0:
+            break
+        try:
+            with socket.socket(family, kind, proto) as sock:
+                sock.settimeout(left)
+                sock.connect(addr)
+                return None
+        except OSError as exc:
+            last = exc
+    if last is None:
+        return f"endpoint {host}:{port} ({url}) unreachable: no address answered within {timeout_s:g} s"
+    return f"endpoint {host}:{port} ({url}) unreachable: {last.__class__.__name__}: {last}"
 
 
 def prepare_live_node(
     cfg: DolphinConfig, environ: Mapping[str, str] | None = None, *, endpoint: str | None = None,
     testnet: bool = False, timeout_s: float = 3.0,
 ) -> LivePlan:  # fmt: skip
-    """Credentials -> node config -> endpoint check; raises :class:`LiveNodeRefused` on the first failure."""
+    """Credentials -> endpoint check -> node config; raises :class:`LiveNodeRefused` on the first failure.
+
+    The node config (which holds the credentials in plain text) is built last, after every check
+    that can refuse, so a refusal's traceback frames never hold it (review 2026-12-06)."""
     secrets = Secrets.from_env(environ)
     missing = [var for name, var in Secrets.ENV_NAMES.items() if not getattr(secrets, name).reveal()]
     if missing:
         raise LiveNodeRefused(f"Binance credentials missing: set {' and '.join(missing)} in the environment")
     from nautilus_trader.adapters.binance.factories import BinanceLiveDataClientFactory, BinanceLiveExecClientFactory
 
-    config = binance_node_config(cfg, secrets, testnet=testnet)
     url = endpoint or binance_http_endpoint(testnet)
     why = check_endpoint(url, timeout_s)
     if why is not None:
         raise LiveNodeRefused(f"Binance USDT-M {why}")
+    config = binance_node_config(cfg, secrets, testnet=testnet)
     return LivePlan(config, url, {"BINANCE": (BinanceLiveDataClientFactory, BinanceLiveExecClientFactory)})

@@ -34,7 +34,9 @@ def run_main_job(cfg: DolphinConfig, console: Console, *, out_dir: Path | None =
     under one folder instead (tests)."""
     catalog = Catalog(_resolve(cfg.data.catalog_dir), row_group_size=cfg.data.row_group_size)
     var = out_dir or _resolve("var")
-    reports_dir = out_dir / "reports" if out_dir is not None else Path(cfg.execution.backtest.reports_dir)
+    from dolphin.runtime.wiring import reports_path
+
+    reports_dir = out_dir / "reports" if out_dir is not None else reports_path(cfg)
     sample = sample_data_dir()
     if not sample.is_dir():
         console.print(f"[red]sample data not found at {sample}")

@@ -41,6 +41,7 @@ import json
 import math
 import os
 import signal
+import threading
 import time
 import uuid
 from dataclasses import dataclass, field
@@ -345,6 +346,13 @@ class ReplayDataClientFactory(LiveDataClientFactory):
 
 
 _CLIENTS: dict[str, ReplayDataClient] = {}
+
+
+# Held while a paper node is built: PaperSandboxClient's settings are class attributes and its
+# constructor patches the sandbox module's SimulatedExchange, so two builds at once (two paper
+# nodes in one process) would get each other's fee model or leave the patch installed (review
+# 2026-12-06).
+_SANDBOX_BUILD = threading.RLock()
 
 
 class PaperSandboxClient(SandboxExecutionClient):
@@ -687,14 +695,16 @@ def _build_node(cfg: DolphinConfig, mode: str, key: str, speed: float | None, fe
     node = TradingNode(config=node_config(cfg, key, speed, book=(mode == "l2")), loop=asyncio.get_event_loop())
     node.add_data_client_factory("REPLAY", ReplayDataClientFactory)
     node.add_exec_client_factory("BINANCE", PaperSandboxFactory)
-    PaperSandboxClient.fill_model = make_fill_model(ex.backtest, hell=False)
-    PaperSandboxClient.fee_model = venue_fee_model(ex.backtest.tax_bps, ex.backtest.tax_side)
-    PaperSandboxClient.queue_position = mode == "l2"
-    try:
-        node.build()
-    finally:
-        PaperSandboxClient.fill_model = None
-        PaperSandboxClient.fee_model = None
+    with _SANDBOX_BUILD:  # the class attributes and the constructor patch are process-wide
+        PaperSandboxClient.fill_model = make_fill_model(ex.backtest, hell=False)
+        PaperSandboxClient.fee_model = venue_fee_model(ex.backtest.tax_bps, ex.backtest.tax_side)
+        PaperSandboxClient.queue_position = mode == "l2"
+        try:
+            node.build()
+        finally:
+            PaperSandboxClient.fill_model = None
+            PaperSandboxClient.fee_model = None
+            PaperSandboxClient.queue_position = False
     sandbox: PaperSandboxClient = node.kernel.exec_engine._clients[ClientId("BINANCE")]
     # The sandbox listens to ``data.*.BINANCE.*``; bar topics are ``data.bars.<bar type>``
     # (``...BINANCE-5-MINUTE...``), which that pattern misses: without this its exchange never
@@ -712,7 +722,8 @@ def _build_node(cfg: DolphinConfig, mode: str, key: str, speed: float | None, fe
                        sensors=risk)  # fmt: skip
     ttl_ms = paper_order_ttl_ms(cfg, mode, speed)
     agent = DolphinAgent(
-        DolphinAgentConfig(instrument_ids=tuple(str(i.id) for i in feed.instruments), order_ttl_ms=ttl_ms, **agent_kw),
+        DolphinAgentConfig(instrument_ids=tuple(str(i.id) for i in feed.instruments), order_ttl_ms=ttl_ms,
+                           kill_poll_ms=ex.kill_poll_ms, **agent_kw),
         ex, ports,
     )  # fmt: skip
     node.trader.add_strategy(agent)
@@ -911,8 +922,8 @@ def build_summary(cfg: DolphinConfig, h: str, mode: str, speed: float | None, ma
             "equity_is_marked": bool(open_left),
             "realised_usdt": sum(pnls),
             "trades": len(pnls),
-            "fees_usdt": run.fees_usdt,  # commissions: fees and taxes
-            "taxes_usdt": taxes_charged(state.get("fee_model")),
+            "fees_usdt": run.fees_usdt - taxes_charged(state.get("fee_model")),  # as the backtest report:
+            "taxes_usdt": taxes_charged(state.get("fee_model")),  # commissions = fees + taxes
             "traded_notional_usdt": run.traded_notional_usdt,
         },
         "shutdown": {

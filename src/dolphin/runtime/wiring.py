@@ -531,6 +531,12 @@ def catalog_path(cfg: DolphinConfig) -> Path:
     return _resolve(cfg.data.catalog_dir)
 
 
+def reports_path(cfg: DolphinConfig) -> Path:
+    """The reports folder of this config (`execution.backtest.reports_dir`, relative to the repo,
+    like every other configured path: the live gate finds the HELL report wherever it is run from)."""
+    return _resolve(cfg.execution.backtest.reports_dir)
+
+
 def kill_flag_path(cfg: DolphinConfig) -> Path:
     """The kill flag file of this config (`execution.kill_flag_path`, relative to the repo)."""
     return _resolve(cfg.execution.kill_flag_path)
