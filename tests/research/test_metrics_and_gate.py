@@ -266,27 +266,18 @@ def test_gate_refuses_a_document_that_is_not_a_report_without_crashing(cfg, tmp_
     assert not g.allowed and "dolphin backtest --scenario hell" in g.reason
 
 
-@pytest.mark.parametrize("fp, why", [(None, "records no data fingerprint"), ("0" * 16, "made on other data")])
-def test_gate_refuses_a_report_made_on_other_data(cfg, tmp_path, fp, why):
+@pytest.mark.parametrize("key, fp, why", [
+    ("data_fingerprint", None, "records no data fingerprint"), ("data_fingerprint", "0" * 16, "made on other data"),
+    # review 2026-12-06: a report of earlier code stayed valid after the code changed
+    ("code_fingerprint", None, "records no code fingerprint"), ("code_fingerprint", "0" * 16, "made by other code"),
+])  # fmt: skip
+def test_gate_refuses_a_report_made_on_other_data_or_by_other_code(cfg, tmp_path, key, fp, why):
     h, _ = hell_report_path(cfg, tmp_path)
     doc = _good_hell(h, cfg)
     if fp is None:
-        del doc["data_fingerprint"]
+        del doc[key]
     else:
-        doc["data_fingerprint"] = fp
-    g = _gate(cfg, tmp_path, doc)
-    assert not g.allowed and why in g.reason and "dolphin backtest --scenario hell" in g.reason
-
-
-@pytest.mark.parametrize("fp, why", [(None, "records no code fingerprint"), ("0" * 16, "made by other code")])
-def test_gate_refuses_a_report_made_by_other_code(cfg, tmp_path, fp, why):
-    """Review 2026-12-06: a report of earlier code stayed valid after the code changed."""
-    h, _ = hell_report_path(cfg, tmp_path)
-    doc = _good_hell(h, cfg)
-    if fp is None:
-        del doc["code_fingerprint"]
-    else:
-        doc["code_fingerprint"] = fp
+        doc[key] = fp
     g = _gate(cfg, tmp_path, doc)
     assert not g.allowed and why in g.reason and "dolphin backtest --scenario hell" in g.reason
 

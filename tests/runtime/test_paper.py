@@ -187,21 +187,27 @@ def test_a_slow_decision_does_not_shorten_the_orders_ttl(tmp_path, bars, monkeyp
     assert len(short) <= s["counters"].get("cancel_posture", 0), (lifetimes, s["counters"])
 
 
-def test_the_kill_flag_file_stops_submission_in_the_live_node(tmp_path, bars):
-    cfg = _cfg(tmp_path, skip_bars=880, flatten_wait_ms=500)
+def _kill_after_first_entry(cfg, seen: dict[str, int]):
+    """An ``on_running`` that raises the configured kill flag (as another process would) as soon as
+    the agent has submitted its first entry, recording the clock then in ``seen["kill_ns"]``."""
     kill = Path(cfg.execution.kill_flag_path)
-    seen: dict[str, int] = {}
 
     def on_running(agent, client):
         async def raise_after_first_entry():
             while agent.run.counters.get("submitted_entry", 0) == 0:
-                await asyncio.sleep(0.005)
+                await asyncio.sleep(0.002)
             seen["kill_ns"] = agent.clock.timestamp_ns()
-            FileKillFlag(kill).raise_()  # as another process would, through the shared mapping
+            FileKillFlag(kill).raise_()
 
         asyncio.get_running_loop().create_task(raise_after_first_entry())
 
-    res = run_paper(cfg, speed=300 * 50, bars=bars, on_running=on_running)
+    return on_running
+
+
+def test_the_kill_flag_file_stops_submission_in_the_live_node(tmp_path, bars):
+    cfg = _cfg(tmp_path, skip_bars=880, flatten_wait_ms=500)
+    seen: dict[str, int] = {}
+    res = run_paper(cfg, speed=300 * 50, bars=bars, on_running=_kill_after_first_entry(cfg, seen))
     s = res.summary
     assert "kill_ns" in seen and s["shutdown"]["kill_raised"]
     assert s["counters"]["kill_raised"] == 1
@@ -474,20 +480,8 @@ def test_a_raised_kill_acts_within_the_poll_period_without_waiting_for_a_bar(tmp
     first. The agent now also reads it on a timer (execution.kill_poll_ms, 100 ms)."""
     cfg = _cfg(tmp_path, skip_bars=921, flatten_wait_ms=500)
     assert cfg.execution.kill_poll_ms == 100
-    kill = Path(cfg.execution.kill_flag_path)
     seen: dict[str, int] = {}
-
-    def on_running(agent, client):
-        async def raise_after_first_entry():
-            while agent.run.counters.get("submitted_entry", 0) == 0:
-                await asyncio.sleep(0.002)
-            seen["kill_ns"] = agent.clock.timestamp_ns()
-            seen["bars"] = len(agent.run.equity)
-            FileKillFlag(kill).raise_()
-
-        asyncio.get_running_loop().create_task(raise_after_first_entry())
-
-    res = run_paper(cfg, speed=60, bars=bars, on_running=on_running, max_seconds=9.0)  # a bar every 5 s
+    res = run_paper(cfg, speed=60, bars=bars, on_running=_kill_after_first_entry(cfg, seen), max_seconds=9.0)  # a bar every 5 s
     s = res.summary
     assert "kill_ns" in seen, "no entry was submitted"
     ev = [e for e in res.agent.run.events if e["kind"] == "kill_raised"]
