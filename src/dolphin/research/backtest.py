@@ -146,7 +146,7 @@ def _load_bars(cfg: DolphinConfig, max_bars: int | None) -> BarData:
             f"{list(aligned.symbols)} of {bt.bars!r}"
         )
     funding = (
-        load_funding(catalog, bt.venue, bt.symbols, start, end, bt.funding_interval_hours * NS_PER_HOUR)
+        load_funding(catalog, bt.venue, bt.symbols, start, end, _funding_interval_ns(bt))
         if bt.funding else None
     )  # fmt: skip
     return BarData(sets, aligned.close, aligned.mask, aligned.ts_ns, bar_ns, tuple(aligned.symbols), funding=funding)
@@ -163,7 +163,7 @@ def funding_module(
     if series is None:
         raise ValueError("funding is on (execution.backtest.funding) but no funding rows were loaded")
     ids = {str(i.raw_symbol): str(i.id) for i in instruments}
-    return FundingModule(funding_events(series, ids, start_ns, end_ns, bt.funding_interval_hours * NS_PER_HOUR))
+    return FundingModule(funding_events(series, ids, start_ns, end_ns, _funding_interval_ns(bt)))
 
 
 def _funding_rows(cfg: DolphinConfig, symbols: Sequence[str], start_ns: int, end_ns: int) -> dict[str, FundingSeries] | None:
@@ -175,7 +175,11 @@ def _funding_rows(cfg: DolphinConfig, symbols: Sequence[str], start_ns: int, end
         return None
     with catalog_lock(cfg):
         catalog, _written, _nautilus_dir = ensure_catalog(cfg)
-        return load_funding(catalog, bt.venue, symbols, start_ns, end_ns, bt.funding_interval_hours * NS_PER_HOUR)
+        return load_funding(catalog, bt.venue, symbols, start_ns, end_ns, _funding_interval_ns(bt))
+
+
+def _funding_interval_ns(bt: BacktestConfig) -> int:
+    return bt.funding_interval_hours * NS_PER_HOUR
 
 
 # build_engine bypasses NautilusTrader's logging, so the strategy's per-event / per-command log
@@ -285,12 +289,10 @@ def run_bar_backtest(
     data = data if data is not None else load_bars(cfg)
     sets = data.sets
     fill_model = make_fill_model(bt, hell=(scenario == "hell"))
+    first, last = min(s.bars[0].ts_event for s in sets), max(s.bars[-1].ts_event for s in sets)
     if bt.funding and data.funding is None:
-        first = min(s.bars[0].ts_event for s in sets)
-        data.funding = _funding_rows(cfg, [str(s.instrument.raw_symbol) for s in sets], first,
-                                     max(s.bars[-1].ts_event for s in sets))  # fmt: skip
-    funding = funding_module(bt, data.funding, [s.instrument for s in sets], min(s.bars[0].ts_event for s in sets),
-                             max(s.bars[-1].ts_event for s in sets))  # fmt: skip
+        data.funding = _funding_rows(cfg, [str(s.instrument.raw_symbol) for s in sets], first, last)
+    funding = funding_module(bt, data.funding, [s.instrument for s in sets], first, last)
     fee_model = venue_fee_model(bt.tax_bps, bt.tax_side)
     engine = build_engine(bt, fill_model=fill_model, funding=funding, fee_model=fee_model)
     for s in sets:
@@ -413,7 +415,6 @@ def build_report(
     sub_x = c.get("submitted_exit", 0)
     submits = sub_e + sub_x
     msgs = gov.submits + gov.amends + gov.cancels
-    taxes = taxes_usdt
     realised = [t["realised_bps"] for t in run.trades]
     expected = [t["expected_nev_bps"] for t in run.trades if not math.isnan(t["expected_nev_bps"])]
     exits: dict[str, int] = {}
@@ -452,8 +453,8 @@ def build_report(
         "otr_denials": gov.denials,
         "realised_nev_bps": sum(realised) / len(realised) if realised else 0.0,
         "expected_nev_bps": sum(expected) / len(expected) if expected else 0.0,
-        "fees_usdt": run.fees_usdt - taxes,
-        "taxes_usdt": taxes,
+        "fees_usdt": run.fees_usdt - taxes_usdt,
+        "taxes_usdt": taxes_usdt,
         "traded_notional_usdt": run.traded_notional_usdt,
         "post_only_taker_fills": c.get("post_only_taker_fills", 0),
         "exits": dict(sorted(exits.items())),

@@ -857,6 +857,7 @@ def build_summary(cfg: DolphinConfig, h: str, mode: str, speed: float | None, ma
 
     st = client.stats
     run = agent.run
+    taxes = taxes_charged(state.get("fee_model"))
     c = run.counters
     gov = agent.governor.counters
     cache = agent.cache
@@ -922,8 +923,8 @@ def build_summary(cfg: DolphinConfig, h: str, mode: str, speed: float | None, ma
             "equity_is_marked": bool(open_left),
             "realised_usdt": sum(pnls),
             "trades": len(pnls),
-            "fees_usdt": run.fees_usdt - taxes_charged(state.get("fee_model")),  # as the backtest report:
-            "taxes_usdt": taxes_charged(state.get("fee_model")),  # commissions = fees + taxes
+            "fees_usdt": run.fees_usdt - taxes,  # as the backtest report: commissions = fees + taxes
+            "taxes_usdt": taxes,
             "traded_notional_usdt": run.traded_notional_usdt,
         },
         "shutdown": {
